@@ -107,9 +107,7 @@ impl ErrorCode {
     pub fn shape_name(self) -> &'static str {
         let json_type = self.json_type();
         let name = json_type.rsplit('#').next().unwrap_or(json_type);
-        name.strip_suffix("Exception")
-            .filter(|_| !matches!(self, ErrorCode::ResourceNotFoundException))
-            .unwrap_or(name)
+        name.strip_suffix("Exception").filter(|_| !matches!(self, ErrorCode::ResourceNotFoundException)).unwrap_or(name)
     }
 
     pub fn sender_fault(self) -> bool {

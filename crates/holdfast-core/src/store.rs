@@ -69,7 +69,9 @@ pub enum CreateQueueOutcome {
 /// What `purge_queue` did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PurgeOutcome {
-    Purged { removed: u64 },
+    Purged {
+        removed: u64,
+    },
     /// The queue was purged less than `cooldown_ms` ago; nothing was removed.
     InProgress,
 }

@@ -1,0 +1,186 @@
+//! CreateQueue, DeleteQueue, GetQueueUrl, ListQueues, GetQueueAttributes, SetQueueAttributes,
+//! PurgeQueue.
+
+use std::collections::BTreeMap;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use holdfast_api::types::*;
+use holdfast_api::{limits, sqs_error, NoOutput, SqsError};
+
+use super::{exists, tags};
+use crate::names;
+use crate::queue_attributes::{self, effective_value, Occasion, ALL_ATTRIBUTES};
+use crate::service::{does_not_exist, internal, RequestContext, Sqs};
+use crate::store::{CreateQueueOutcome, PurgeOutcome};
+
+pub async fn create_queue(
+    sqs: &Sqs,
+    ctx: &RequestContext,
+    req: CreateQueueRequest,
+) -> Result<CreateQueueResponse, SqsError> {
+    let given = req.attributes.unwrap_or_default();
+    let fifo_requested = given.get("FifoQueue").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    names::validate_queue_name(&req.queue_name, fifo_requested)?;
+    let attributes = queue_attributes::validate(&given, Occasion::CreateQueue)?;
+    let tags = req.tags.unwrap_or_default();
+    tags::validate_tags(&tags)?;
+    let now = sqs.now();
+    let cooldown_ms = i64::from(limits::RECREATE_COOLDOWN_SECONDS) * 1000;
+    let outcome =
+        sqs.store.create_queue(&req.queue_name, attributes.clone(), tags, now, cooldown_ms).await.map_err(internal)?;
+    match outcome {
+        CreateQueueOutcome::Created(record) => {
+            tracing::info!(queue = %record.name, "queue created");
+        }
+        CreateQueueOutcome::Exists(record) => {
+            // SQS returns the existing queue only when every attribute given matches it.
+            let conflict = attributes
+                .iter()
+                .find(|(name, value)| effective_value(&record.attributes, name).as_deref() != Some(value.as_str()));
+            if let Some((name, _)) = conflict {
+                return Err(sqs_error!(
+                    QueueNameExists,
+                    "A queue already exists with the same name and a different value for attribute {name}"
+                ));
+            }
+        }
+        CreateQueueOutcome::DeletedRecently => {
+            return Err(sqs_error!(
+                QueueDeletedRecently,
+                "You must wait 60 seconds after deleting a queue before you can create another with the same name."
+            ));
+        }
+    }
+    Ok(CreateQueueResponse { queue_url: Some(sqs.queue_url(ctx, &req.queue_name)) })
+}
+
+pub async fn delete_queue(sqs: &Sqs, req: DeleteQueueRequest) -> Result<NoOutput, SqsError> {
+    let queue = sqs.queue(&req.queue_url).await?;
+    let deleted = sqs.store.delete_queue(queue.record.id, sqs.now()).await.map_err(internal)?;
+    if !deleted {
+        return Err(does_not_exist());
+    }
+    sqs.waiters.queue_deleted(queue.record.id);
+    tracing::info!(queue = %queue.record.name, "queue deleted");
+    Ok(NoOutput)
+}
+
+pub async fn get_queue_url(
+    sqs: &Sqs,
+    ctx: &RequestContext,
+    req: GetQueueUrlRequest,
+) -> Result<GetQueueUrlResponse, SqsError> {
+    if req.queue_owner_aws_account_id.as_deref().is_some_and(|owner| owner != sqs.config.account_id) {
+        return Err(does_not_exist());
+    }
+    let queue = sqs.queue_by_name(&req.queue_name).await?;
+    Ok(GetQueueUrlResponse { queue_url: Some(sqs.queue_url(ctx, &queue.record.name)) })
+}
+
+pub async fn list_queues(
+    sqs: &Sqs,
+    ctx: &RequestContext,
+    req: ListQueuesRequest,
+) -> Result<ListQueuesResponse, SqsError> {
+    let max_results = match req.max_results {
+        Some(n) => {
+            crate::validate::check_range("MaxResults", n, 1, i64::from(limits::LIST_QUEUES_MAX_RESULTS))?;
+            Some(n as usize)
+        }
+        None => None,
+    };
+    let after = req.next_token.as_deref().filter(|t| !t.is_empty()).map(decode_next_token).transpose()?;
+    let prefix = req.queue_name_prefix.unwrap_or_default();
+    let limit = max_results.unwrap_or(limits::LIST_QUEUES_MAX_RESULTS as usize);
+    // One more than asked tells whether another page exists.
+    let mut page = sqs.store.list_queues(&prefix, after.as_deref(), limit + 1).await.map_err(internal)?;
+    let more = page.len() > limit;
+    page.truncate(limit);
+    // Without MaxResults SQS answers up to 1,000 queues and never a NextToken.
+    let next_token = match (more, max_results, page.last()) {
+        (true, Some(_), Some(last)) => Some(URL_SAFE_NO_PAD.encode(last.name.as_bytes())),
+        _ => None,
+    };
+    let urls: Vec<String> = page.iter().map(|q| sqs.queue_url(ctx, &q.name)).collect();
+    Ok(ListQueuesResponse { queue_urls: (!urls.is_empty()).then_some(urls), next_token })
+}
+
+fn decode_next_token(token: &str) -> Result<String, SqsError> {
+    URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or_else(|| sqs_error!(InvalidParameterValue, "Invalid NextToken value."))
+}
+
+pub async fn get_queue_attributes(
+    sqs: &Sqs,
+    req: GetQueueAttributesRequest,
+) -> Result<GetQueueAttributesResponse, SqsError> {
+    let queue = sqs.queue(&req.queue_url).await?;
+    let requested = req.attribute_names.unwrap_or_default();
+    let mut wanted: Vec<&str> = Vec::new();
+    for name in &requested {
+        if name == "All" {
+            wanted.extend_from_slice(ALL_ATTRIBUTES);
+        } else if let Some(known) = ALL_ATTRIBUTES.iter().find(|a| **a == name.as_str()) {
+            wanted.push(known);
+        } else {
+            return Err(sqs_error!(InvalidAttributeName, "Unknown Attribute {name}."));
+        }
+    }
+    wanted.sort_unstable();
+    wanted.dedup();
+    if wanted.is_empty() {
+        return Ok(GetQueueAttributesResponse { attributes: None });
+    }
+
+    let needs_counts = wanted.iter().any(|a| a.starts_with("ApproximateNumberOfMessages"));
+    let counts = if needs_counts {
+        Some(exists(Some(sqs.store.queue_counts(queue.record.id, sqs.now()).await.map_err(internal)?))?)
+    } else {
+        None
+    };
+    let record = &queue.record;
+    let mut attributes = BTreeMap::new();
+    for name in wanted {
+        let value = match name {
+            "ApproximateNumberOfMessages" => counts.map(|c| c.visible.to_string()),
+            "ApproximateNumberOfMessagesNotVisible" => counts.map(|c| c.in_flight.to_string()),
+            "ApproximateNumberOfMessagesDelayed" => counts.map(|c| c.delayed.to_string()),
+            "CreatedTimestamp" => Some((record.created_at / 1000).to_string()),
+            "LastModifiedTimestamp" => Some((record.last_modified_at / 1000).to_string()),
+            "QueueArn" => Some(sqs.queue_arn(&record.name)),
+            settable => effective_value(&record.attributes, settable),
+        };
+        if let Some(value) = value {
+            attributes.insert(name.to_string(), value);
+        }
+    }
+    Ok(GetQueueAttributesResponse { attributes: Some(attributes) })
+}
+
+pub async fn set_queue_attributes(sqs: &Sqs, req: SetQueueAttributesRequest) -> Result<NoOutput, SqsError> {
+    let queue = sqs.queue(&req.queue_url).await?;
+    let attributes = queue_attributes::validate(&req.attributes, Occasion::SetQueueAttributes)?;
+    let updated = sqs.store.set_queue_attributes(queue.record.id, attributes, sqs.now()).await.map_err(internal)?;
+    exists(updated.then_some(NoOutput))
+}
+
+pub async fn purge_queue(sqs: &Sqs, req: PurgeQueueRequest) -> Result<NoOutput, SqsError> {
+    let queue = sqs.queue(&req.queue_url).await?;
+    let cooldown_ms = i64::from(limits::PURGE_COOLDOWN_SECONDS) * 1000;
+    let outcome = sqs.store.purge_queue(queue.record.id, sqs.now(), cooldown_ms).await.map_err(internal)?;
+    match exists(outcome)? {
+        PurgeOutcome::Purged { removed } => {
+            tracing::info!(queue = %queue.record.name, removed, "queue purged");
+            Ok(NoOutput)
+        }
+        PurgeOutcome::InProgress => Err(sqs_error!(
+            PurgeQueueInProgress,
+            "Only one PurgeQueue operation on {} is allowed every 60 seconds.",
+            queue.record.name
+        )),
+    }
+}

@@ -1,0 +1,155 @@
+//! ReceiveMessage, with long polling.
+//!
+//! A receive asks the store once; if that yields nothing and the request may wait, it parks on
+//! the queue's signal (see `crate::waiters`) until a send, an alarm for a message becoming
+//! visible, its deadline, or server shutdown, and then asks again. Nothing polls on a timer.
+
+use std::collections::BTreeMap;
+
+use holdfast_api::types::*;
+use holdfast_api::{limits, SqsError};
+
+use super::exists;
+use crate::message_attributes::{self as attrs, AttributeFilter};
+use crate::receipt;
+use crate::service::{internal, Queue, Sqs};
+use crate::store::{ReceiveParams, StoredMessage};
+use crate::validate::{check_fifo_id, check_range};
+
+/// The message system attributes a receive can ask for (besides `All`).
+const SYSTEM_ATTRIBUTES: &[&str] = &[
+    "SenderId",
+    "SentTimestamp",
+    "ApproximateReceiveCount",
+    "ApproximateFirstReceiveTimestamp",
+    "SequenceNumber",
+    "MessageDeduplicationId",
+    "MessageGroupId",
+    "AWSTraceHeader",
+    "DeadLetterQueueSourceArn",
+];
+
+pub async fn receive_message(sqs: &Sqs, req: ReceiveMessageRequest) -> Result<ReceiveMessageResponse, SqsError> {
+    let queue = sqs.queue(&req.queue_url).await?;
+    let max_messages = match req.max_number_of_messages {
+        Some(n) => {
+            check_range("MaxNumberOfMessages", n, 1, i64::from(limits::MAX_NUMBER_OF_MESSAGES_MAX))?;
+            n as usize
+        }
+        None => limits::MAX_NUMBER_OF_MESSAGES_DEFAULT as usize,
+    };
+    let visibility_timeout = match req.visibility_timeout {
+        Some(v) => {
+            check_range("VisibilityTimeout", v, 0, i64::from(limits::VISIBILITY_TIMEOUT_MAX))?;
+            v
+        }
+        None => i64::from(queue.settings.visibility_timeout),
+    };
+    let wait_seconds = match req.wait_time_seconds {
+        Some(w) => {
+            check_range("WaitTimeSeconds", w, 0, i64::from(limits::WAIT_TIME_SECONDS_MAX))?;
+            w
+        }
+        None => i64::from(queue.settings.receive_message_wait_time_seconds),
+    };
+    if let Some(attempt_id) = &req.receive_request_attempt_id {
+        // Only meaningful on FIFO queues; standard queues accept and ignore it.
+        check_fifo_id("ReceiveRequestAttemptId", attempt_id)?;
+    }
+    let system_names: Vec<&str> = req
+        .attribute_names
+        .iter()
+        .chain(req.message_system_attribute_names.iter())
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    let filter = AttributeFilter::new(req.message_attribute_names.as_deref().unwrap_or_default());
+
+    let messages = wait_for_messages(sqs, &queue, max_messages, visibility_timeout * 1000, wait_seconds).await?;
+    if messages.is_empty() {
+        return Ok(ReceiveMessageResponse { messages: None });
+    }
+    let rendered = messages.into_iter().map(|m| render(&queue, m, &system_names, &filter)).collect();
+    Ok(ReceiveMessageResponse { messages: Some(rendered) })
+}
+
+async fn wait_for_messages(
+    sqs: &Sqs,
+    queue: &Queue,
+    max_messages: usize,
+    visibility_timeout_ms: i64,
+    wait_seconds: i64,
+) -> Result<Vec<StoredMessage>, SqsError> {
+    let queue_id = queue.record.id;
+    let retention_ms = i64::from(queue.settings.message_retention_period) * 1000;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(wait_seconds as u64);
+    let signal = sqs.waiters.signal(queue_id);
+    let _registration = (wait_seconds > 0).then(|| signal.register());
+    let mut shutdown = sqs.shutdown_signal();
+    loop {
+        let notified = signal.notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+
+        let now = sqs.now();
+        let params = ReceiveParams { max_messages, visibility_timeout_ms, retention_ms, now };
+        let outcome = exists(sqs.store.receive_messages(queue_id, params).await.map_err(internal)?)?;
+        if !outcome.messages.is_empty() {
+            // Whoever waits on this queue must wake when these messages' visibility runs out.
+            sqs.waiters.visible_at(queue_id, now + visibility_timeout_ms);
+            return Ok(outcome.messages);
+        }
+        if wait_seconds == 0 || *shutdown.borrow() {
+            return Ok(Vec::new());
+        }
+        if let Some(at) = outcome.next_visible_at {
+            sqs.waiters.arm(&signal, at);
+        }
+        tokio::select! {
+            _ = &mut notified => {}
+            _ = tokio::time::sleep_until(deadline) => return Ok(Vec::new()),
+            _ = shutdown.changed() => return Ok(Vec::new()),
+        }
+    }
+}
+
+fn render(queue: &Queue, message: StoredMessage, system_names: &[&str], filter: &AttributeFilter) -> Message {
+    let receipt_handle =
+        receipt::encode(queue.record.id, crate::store::Lease { seq: message.seq, lease: message.lease });
+    let all_system = system_names.contains(&"All");
+    let mut attributes = BTreeMap::new();
+    let system_attributes = attrs::decode(&message.system_attributes);
+    for name in SYSTEM_ATTRIBUTES {
+        if !all_system && !system_names.contains(name) {
+            continue;
+        }
+        let value = match *name {
+            "SenderId" => Some(message.sender_id.clone()),
+            "SentTimestamp" => Some(message.sent_at.to_string()),
+            "ApproximateReceiveCount" => Some(message.receive_count.to_string()),
+            "ApproximateFirstReceiveTimestamp" => message.first_received_at.map(|t| t.to_string()),
+            "MessageGroupId" => message.group_id.clone(),
+            "MessageDeduplicationId" => message.deduplication_id.clone(),
+            "AWSTraceHeader" => system_attributes.get("AWSTraceHeader").and_then(|v| v.string_value.clone()),
+            _ => None,
+        };
+        if let Some(value) = value {
+            attributes.insert(name.to_string(), value);
+        }
+    }
+    let message_attributes: MessageAttributeMap = if filter.is_empty() {
+        MessageAttributeMap::new()
+    } else {
+        attrs::decode(&message.attributes).into_iter().filter(|(name, _)| filter.matches(name)).collect()
+    };
+    Message {
+        message_id: message.message_id,
+        receipt_handle,
+        md5_of_body: attrs::md5_hex(message.body.as_bytes()),
+        body: message.body,
+        attributes: (!attributes.is_empty()).then_some(attributes),
+        md5_of_message_attributes: (!message_attributes.is_empty())
+            .then(|| attrs::md5_of_attributes(&message_attributes)),
+        message_attributes: (!message_attributes.is_empty()).then_some(message_attributes),
+    }
+}

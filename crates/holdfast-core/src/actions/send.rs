@@ -1,0 +1,215 @@
+//! SendMessage and SendMessageBatch.
+//!
+//! Every entry is validated on its own (`prepare`); a batch sends all valid entries in one store
+//! call, so they are durable together, and reports the invalid ones in `Failed`.
+
+use holdfast_api::types::*;
+use holdfast_api::{limits, sqs_error, SqsError};
+
+use crate::message_attributes as attrs;
+use crate::service::{internal, Queue, RequestContext, Sqs};
+use crate::store::{Millis, NewMessage};
+use crate::validate::{check_batch_entry_ids, check_fifo_id, check_message_characters};
+
+/// The members SendMessage and a SendMessageBatch entry share.
+struct Outgoing<'a> {
+    body: &'a str,
+    delay_seconds: Option<i64>,
+    attributes: &'a MessageAttributeMap,
+    system_attributes: &'a MessageAttributeMap,
+    deduplication_id: Option<&'a str>,
+    group_id: Option<&'a str>,
+}
+
+/// What a send result reports about one message.
+struct Receipt {
+    message_id: String,
+    md5_of_body: String,
+    md5_of_attributes: Option<String>,
+    md5_of_system_attributes: Option<String>,
+}
+
+/// Bytes counted toward the size limits: body plus attribute names, types and values.
+fn message_size(body: &str, attributes: &MessageAttributeMap) -> usize {
+    body.len() + attrs::size_of(attributes)
+}
+
+fn prepare(queue: &Queue, sender_id: &str, now: Millis, out: Outgoing<'_>) -> Result<(NewMessage, Receipt), SqsError> {
+    if out.body.is_empty() {
+        return Err(sqs_error!(MissingParameter, "The request must contain the parameter MessageBody."));
+    }
+    if let Err(bad) = check_message_characters(out.body) {
+        return Err(sqs_error!(
+            InvalidMessageContents,
+            "Invalid binary character '#x{:X}' was found in the message body, the set of allowed characters is #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF",
+            bad as u32
+        ));
+    }
+    attrs::validate(out.attributes)?;
+    attrs::validate_system(out.system_attributes)?;
+    let size = message_size(out.body, out.attributes);
+    let max_size = queue.settings.maximum_message_size as usize;
+    if size > max_size {
+        return Err(sqs_error!(
+            InvalidParameterValue,
+            "One or more parameters are invalid. Reason: Message must be shorter than {max_size} bytes."
+        ));
+    }
+    let delay = match out.delay_seconds {
+        Some(delay) => {
+            if !(0..=i64::from(limits::DELAY_SECONDS_MAX)).contains(&delay) {
+                return Err(sqs_error!(
+                    InvalidParameterValue,
+                    "Value {delay} for parameter DelaySeconds is invalid. Reason: DelaySeconds must be >= 0 and <= 900."
+                ));
+            }
+            delay
+        }
+        None => i64::from(queue.settings.delay_seconds),
+    };
+    if let Some(dedup) = out.deduplication_id {
+        // Standard queues (the only kind so far) have no deduplication.
+        return Err(sqs_error!(
+            InvalidParameterValue,
+            "Value {dedup} for parameter MessageDeduplicationId is invalid. Reason: The request includes a parameter that is not valid for this queue type."
+        ));
+    }
+    // A group id on a standard queue names the tenant of a fair queue: accepted and returned.
+    if let Some(group) = out.group_id {
+        check_fifo_id("MessageGroupId", group)?;
+    }
+    let encoded_attributes = attrs::encode(out.attributes);
+    let encoded_system = attrs::encode(out.system_attributes);
+    let message_id = uuid::Uuid::new_v4().to_string();
+    let receipt = Receipt {
+        message_id: message_id.clone(),
+        md5_of_body: attrs::md5_hex(out.body.as_bytes()),
+        md5_of_attributes: (!out.attributes.is_empty()).then(|| attrs::md5_hex(&encoded_attributes)),
+        md5_of_system_attributes: (!out.system_attributes.is_empty()).then(|| attrs::md5_hex(&encoded_system)),
+    };
+    let message = NewMessage {
+        message_id,
+        body: out.body.to_string(),
+        attributes: encoded_attributes,
+        system_attributes: encoded_system,
+        group_id: out.group_id.map(str::to_string),
+        deduplication_id: None,
+        sender_id: sender_id.to_string(),
+        sent_at: now,
+        visible_at: now + delay * 1000,
+    };
+    Ok((message, receipt))
+}
+
+fn sender_id(sqs: &Sqs, ctx: &RequestContext) -> String {
+    ctx.access_key_id.clone().unwrap_or_else(|| sqs.config.account_id.clone())
+}
+
+/// Enqueues messages in one store call, then wakes receivers waiting on the queue.
+async fn enqueue(sqs: &Sqs, queue: &Queue, messages: Vec<NewMessage>) -> Result<(), SqsError> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let now = sqs.now();
+    let visible_now = messages.iter().filter(|m| m.visible_at <= now).count();
+    let earliest_delayed = messages.iter().map(|m| m.visible_at).filter(|&at| at > now).min();
+    super::exists(sqs.store.send_messages(queue.record.id, messages).await.map_err(internal)?)?;
+    sqs.waiters.messages_visible(queue.record.id, visible_now);
+    if let Some(at) = earliest_delayed {
+        sqs.waiters.visible_at(queue.record.id, at);
+    }
+    Ok(())
+}
+
+pub async fn send_message(
+    sqs: &Sqs,
+    ctx: &RequestContext,
+    req: SendMessageRequest,
+) -> Result<SendMessageResponse, SqsError> {
+    let queue = sqs.queue(&req.queue_url).await?;
+    let empty = MessageAttributeMap::new();
+    let (message, receipt) = prepare(
+        &queue,
+        &sender_id(sqs, ctx),
+        sqs.now(),
+        Outgoing {
+            body: &req.message_body,
+            delay_seconds: req.delay_seconds,
+            attributes: req.message_attributes.as_ref().unwrap_or(&empty),
+            system_attributes: req.message_system_attributes.as_ref().unwrap_or(&empty),
+            deduplication_id: req.message_deduplication_id.as_deref(),
+            group_id: req.message_group_id.as_deref(),
+        },
+    )?;
+    enqueue(sqs, &queue, vec![message]).await?;
+    Ok(SendMessageResponse {
+        md5_of_message_body: Some(receipt.md5_of_body),
+        md5_of_message_attributes: receipt.md5_of_attributes,
+        md5_of_message_system_attributes: receipt.md5_of_system_attributes,
+        message_id: Some(receipt.message_id),
+        sequence_number: None,
+    })
+}
+
+pub async fn send_message_batch(
+    sqs: &Sqs,
+    ctx: &RequestContext,
+    req: SendMessageBatchRequest,
+) -> Result<SendMessageBatchResponse, SqsError> {
+    check_batch_entry_ids(req.entries.iter().map(|e| e.id.as_str()), req.entries.len())?;
+    let queue = sqs.queue(&req.queue_url).await?;
+    let total: usize = req
+        .entries
+        .iter()
+        .map(|e| message_size(&e.message_body, e.message_attributes.as_ref().unwrap_or(&MessageAttributeMap::new())))
+        .sum();
+    if total > limits::MAX_BATCH_PAYLOAD_BYTES {
+        return Err(sqs_error!(
+            BatchRequestTooLong,
+            "Batch requests cannot be longer than {} bytes. You have sent {total} bytes.",
+            limits::MAX_BATCH_PAYLOAD_BYTES
+        ));
+    }
+    let sender = sender_id(sqs, ctx);
+    let now = sqs.now();
+    let empty = MessageAttributeMap::new();
+    let mut messages = Vec::new();
+    let mut successful = Vec::new();
+    let mut failed = Vec::new();
+    for entry in &req.entries {
+        let outgoing = Outgoing {
+            body: &entry.message_body,
+            delay_seconds: entry.delay_seconds,
+            attributes: entry.message_attributes.as_ref().unwrap_or(&empty),
+            system_attributes: entry.message_system_attributes.as_ref().unwrap_or(&empty),
+            deduplication_id: entry.message_deduplication_id.as_deref(),
+            group_id: entry.message_group_id.as_deref(),
+        };
+        match prepare(&queue, &sender, now, outgoing) {
+            Ok((message, receipt)) => {
+                messages.push(message);
+                successful.push(SendMessageBatchResultEntry {
+                    id: entry.id.clone(),
+                    message_id: receipt.message_id,
+                    md5_of_message_body: receipt.md5_of_body,
+                    md5_of_message_attributes: receipt.md5_of_attributes,
+                    md5_of_message_system_attributes: receipt.md5_of_system_attributes,
+                    sequence_number: None,
+                });
+            }
+            Err(error) => failed.push(failure(&entry.id, error)),
+        }
+    }
+    enqueue(sqs, &queue, messages).await?;
+    Ok(SendMessageBatchResponse { successful, failed })
+}
+
+/// A batch entry's failure, reported with the legacy (Query) error code as SQS does.
+pub(crate) fn failure(id: &str, error: SqsError) -> BatchResultErrorEntry {
+    BatchResultErrorEntry {
+        id: id.to_string(),
+        sender_fault: error.code.sender_fault(),
+        code: error.code.query_code().to_string(),
+        message: Some(error.message),
+    }
+}

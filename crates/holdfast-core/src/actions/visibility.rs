@@ -1,0 +1,98 @@
+//! ChangeMessageVisibility and ChangeMessageVisibilityBatch.
+
+use holdfast_api::types::*;
+use holdfast_api::{limits, sqs_error, NoOutput, SqsError};
+
+use super::exists;
+use super::send::failure;
+use crate::receipt;
+use crate::service::{internal, Sqs};
+use crate::store::{ChangeVisibility, ChangeVisibilityOutcome};
+use crate::validate::{check_batch_entry_ids, check_range};
+
+fn parse_change(receipt_handle: &str, timeout: Option<i64>, queue_id: i64) -> Result<ChangeVisibility, SqsError> {
+    let Some(timeout) = timeout else {
+        return Err(sqs_error!(MissingParameter, "The request must contain the parameter VisibilityTimeout."));
+    };
+    check_range("VisibilityTimeout", timeout, 0, i64::from(limits::VISIBILITY_TIMEOUT_MAX))?;
+    let lease = receipt::decode(receipt_handle, queue_id)?;
+    Ok(ChangeVisibility { lease, visibility_timeout_ms: timeout * 1000 })
+}
+
+fn outcome_error(outcome: ChangeVisibilityOutcome, receipt_handle: &str, timeout_ms: i64) -> Option<SqsError> {
+    match outcome {
+        ChangeVisibilityOutcome::Changed => None,
+        ChangeVisibilityOutcome::NotInFlight => Some(sqs_error!(
+            MessageNotInflight,
+            "Value {receipt_handle} for parameter ReceiptHandle is invalid. Reason: Message does not exist or is not available for visibility timeout change."
+        )),
+        ChangeVisibilityOutcome::NotCurrent => Some(sqs_error!(
+            ReceiptHandleIsInvalid,
+            "Value {receipt_handle} for parameter ReceiptHandle is invalid. Reason: The receipt handle has expired."
+        )),
+        ChangeVisibilityOutcome::ExceedsMaximum => Some(sqs_error!(
+            InvalidParameterValue,
+            "Value {} for parameter VisibilityTimeout is invalid. Reason: Total VisibilityTimeout for the message is beyond the limit [{} seconds].",
+            timeout_ms / 1000,
+            limits::VISIBILITY_TIMEOUT_MAX
+        )),
+    }
+}
+
+async fn apply(
+    sqs: &Sqs,
+    queue_id: i64,
+    changes: Vec<ChangeVisibility>,
+) -> Result<Vec<ChangeVisibilityOutcome>, SqsError> {
+    let now = sqs.now();
+    let max_inflight_ms = i64::from(limits::VISIBILITY_TIMEOUT_MAX) * 1000;
+    let earliest = changes.iter().map(|c| now + c.visibility_timeout_ms).min();
+    let outcomes =
+        exists(sqs.store.change_visibility(queue_id, changes, now, max_inflight_ms).await.map_err(internal)?)?;
+    if let Some(at) = earliest {
+        sqs.waiters.visible_at(queue_id, at);
+    }
+    Ok(outcomes)
+}
+
+pub async fn change_message_visibility(sqs: &Sqs, req: ChangeMessageVisibilityRequest) -> Result<NoOutput, SqsError> {
+    let queue = sqs.queue(&req.queue_url).await?;
+    let change = parse_change(&req.receipt_handle, Some(req.visibility_timeout), queue.record.id)?;
+    let outcomes = apply(sqs, queue.record.id, vec![change]).await?;
+    match outcomes.first().and_then(|&o| outcome_error(o, &req.receipt_handle, change.visibility_timeout_ms)) {
+        Some(error) => Err(error),
+        None => Ok(NoOutput),
+    }
+}
+
+pub async fn change_message_visibility_batch(
+    sqs: &Sqs,
+    req: ChangeMessageVisibilityBatchRequest,
+) -> Result<ChangeMessageVisibilityBatchResponse, SqsError> {
+    check_batch_entry_ids(req.entries.iter().map(|e| e.id.as_str()), req.entries.len())?;
+    let queue = sqs.queue(&req.queue_url).await?;
+    let mut changes = Vec::new();
+    let mut applied = Vec::new();
+    let mut failed = Vec::new();
+    for entry in &req.entries {
+        match parse_change(&entry.receipt_handle, entry.visibility_timeout, queue.record.id) {
+            Ok(change) => {
+                changes.push(change);
+                applied.push(entry);
+            }
+            Err(error) => failed.push(failure(&entry.id, error)),
+        }
+    }
+    let mut successful = Vec::new();
+    if !changes.is_empty() {
+        let timeouts: Vec<i64> = changes.iter().map(|c| c.visibility_timeout_ms).collect();
+        let outcomes = apply(sqs, queue.record.id, changes).await?;
+        for ((entry, outcome), timeout_ms) in applied.into_iter().zip(outcomes).zip(timeouts) {
+            match outcome_error(outcome, &entry.receipt_handle, timeout_ms) {
+                None => successful.push(BatchResultEntry { id: entry.id.clone() }),
+                Some(error) => failed.push(failure(&entry.id, error)),
+            }
+        }
+    }
+    Ok(ChangeMessageVisibilityBatchResponse { successful, failed })
+}

@@ -1,0 +1,211 @@
+//! Queue attributes: which exist, which may be set, their valid values and defaults (SPEC §4.1).
+//!
+//! Stores keep only the attributes a client set explicitly, already normalised here; the effective
+//! settings (`QueueSettings`) apply the defaults when read. Read-only attributes (counts,
+//! timestamps, the ARN) are computed by the service on request.
+
+use std::collections::BTreeMap;
+
+use holdfast_api::{limits, sqs_error, SqsError};
+
+/// Every attribute name of the model's `QueueAttributeName` enum, except `All`.
+pub const ALL_ATTRIBUTES: &[&str] = &[
+    "Policy",
+    "VisibilityTimeout",
+    "MaximumMessageSize",
+    "MessageRetentionPeriod",
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible",
+    "CreatedTimestamp",
+    "LastModifiedTimestamp",
+    "QueueArn",
+    "ApproximateNumberOfMessagesDelayed",
+    "DelaySeconds",
+    "ReceiveMessageWaitTimeSeconds",
+    "RedrivePolicy",
+    "FifoQueue",
+    "ContentBasedDeduplication",
+    "KmsMasterKeyId",
+    "KmsDataKeyReusePeriodSeconds",
+    "DeduplicationScope",
+    "FifoThroughputLimit",
+    "RedriveAllowPolicy",
+    "SqsManagedSseEnabled",
+];
+
+/// Attributes that only FIFO queues have.
+pub const FIFO_ONLY: &[&str] = &["FifoQueue", "ContentBasedDeduplication", "DeduplicationScope", "FifoThroughputLimit"];
+
+/// When an attribute may be given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Occasion {
+    CreateQueue,
+    SetQueueAttributes,
+}
+
+/// The effective, typed settings of a queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueSettings {
+    pub delay_seconds: u32,
+    pub maximum_message_size: u32,
+    pub message_retention_period: u32,
+    pub receive_message_wait_time_seconds: u32,
+    pub visibility_timeout: u32,
+    pub fifo: bool,
+}
+
+impl QueueSettings {
+    pub fn from_attributes(attributes: &BTreeMap<String, String>) -> Self {
+        let int = |name: &str, default: u32| attributes.get(name).and_then(|v| v.parse().ok()).unwrap_or(default);
+        QueueSettings {
+            delay_seconds: int("DelaySeconds", limits::DELAY_SECONDS_DEFAULT),
+            maximum_message_size: int("MaximumMessageSize", limits::MAX_MESSAGE_SIZE_DEFAULT),
+            message_retention_period: int("MessageRetentionPeriod", limits::RETENTION_PERIOD_DEFAULT),
+            receive_message_wait_time_seconds: int("ReceiveMessageWaitTimeSeconds", limits::WAIT_TIME_SECONDS_DEFAULT),
+            visibility_timeout: int("VisibilityTimeout", limits::VISIBILITY_TIMEOUT_DEFAULT),
+            fifo: attributes.get("FifoQueue").is_some_and(|v| v == "true"),
+        }
+    }
+}
+
+/// The effective value of a settable attribute: the explicit one, else the default (`None` for
+/// attributes that are absent unless set, like `Policy`).
+pub fn effective_value(attributes: &BTreeMap<String, String>, name: &str) -> Option<String> {
+    if let Some(value) = attributes.get(name) {
+        return Some(value.clone());
+    }
+    let fifo = attributes.get("FifoQueue").is_some_and(|v| v == "true");
+    let default = match name {
+        "DelaySeconds" => limits::DELAY_SECONDS_DEFAULT.to_string(),
+        "MaximumMessageSize" => limits::MAX_MESSAGE_SIZE_DEFAULT.to_string(),
+        "MessageRetentionPeriod" => limits::RETENTION_PERIOD_DEFAULT.to_string(),
+        "ReceiveMessageWaitTimeSeconds" => limits::WAIT_TIME_SECONDS_DEFAULT.to_string(),
+        "VisibilityTimeout" => limits::VISIBILITY_TIMEOUT_DEFAULT.to_string(),
+        "SqsManagedSseEnabled" => "false".to_string(),
+        "KmsDataKeyReusePeriodSeconds" if attributes.contains_key("KmsMasterKeyId") => {
+            limits::KMS_DATA_KEY_REUSE_DEFAULT.to_string()
+        }
+        "FifoQueue" | "ContentBasedDeduplication" if fifo => "false".to_string(),
+        "DeduplicationScope" if fifo => "queue".to_string(),
+        "FifoThroughputLimit" if fifo => "perQueue".to_string(),
+        _ => return None,
+    };
+    Some(default)
+}
+
+/// Validates and normalises attributes given to CreateQueue or SetQueueAttributes. Returns the
+/// explicit attributes to store. Features that arrive in a later release (FIFO queues, dead-letter
+/// queues) are refused with `UnsupportedOperation` rather than stored and silently ignored.
+pub fn validate(given: &BTreeMap<String, String>, occasion: Occasion) -> Result<BTreeMap<String, String>, SqsError> {
+    let mut normalised = BTreeMap::new();
+    for (name, value) in given {
+        let invalid = || sqs_error!(InvalidAttributeValue, "Invalid value for the parameter {name}.");
+        let int_in = |min: u32, max: u32| -> Result<String, SqsError> {
+            let parsed: u32 = value.trim().parse().map_err(|_| invalid())?;
+            if (min..=max).contains(&parsed) {
+                Ok(parsed.to_string())
+            } else {
+                Err(invalid())
+            }
+        };
+        let boolean = || -> Result<String, SqsError> {
+            match value.to_ascii_lowercase().as_str() {
+                b @ ("true" | "false") => Ok(b.to_string()),
+                _ => Err(invalid()),
+            }
+        };
+        let value = match name.as_str() {
+            "DelaySeconds" => int_in(0, limits::DELAY_SECONDS_MAX)?,
+            "MaximumMessageSize" => int_in(limits::MAX_MESSAGE_SIZE_MIN, limits::MAX_MESSAGE_SIZE_MAX)?,
+            "MessageRetentionPeriod" => int_in(limits::RETENTION_PERIOD_MIN, limits::RETENTION_PERIOD_MAX)?,
+            "ReceiveMessageWaitTimeSeconds" => int_in(0, limits::WAIT_TIME_SECONDS_MAX)?,
+            "VisibilityTimeout" => int_in(0, limits::VISIBILITY_TIMEOUT_MAX)?,
+            "KmsDataKeyReusePeriodSeconds" => int_in(limits::KMS_DATA_KEY_REUSE_MIN, limits::KMS_DATA_KEY_REUSE_MAX)?,
+            "KmsMasterKeyId" => value.clone(),
+            "SqsManagedSseEnabled" => boolean()?,
+            "Policy" => {
+                if !value.is_empty() {
+                    let policy: serde_json::Value = serde_json::from_str(value).map_err(|_| invalid())?;
+                    if !policy.is_object() {
+                        return Err(invalid());
+                    }
+                }
+                value.clone()
+            }
+            "FifoQueue" if occasion == Occasion::SetQueueAttributes => {
+                return Err(sqs_error!(InvalidAttributeName, "Unknown Attribute FifoQueue."));
+            }
+            "FifoQueue" => match boolean()?.as_str() {
+                "true" => {
+                    return Err(sqs_error!(UnsupportedOperation, "FIFO queues are not supported by this server yet."));
+                }
+                _ => continue,
+            },
+            "ContentBasedDeduplication" | "DeduplicationScope" | "FifoThroughputLimit" => {
+                return Err(sqs_error!(
+                    InvalidAttributeName,
+                    "Unknown Attribute {name}: it applies to FIFO queues only."
+                ));
+            }
+            "RedrivePolicy" | "RedriveAllowPolicy" => {
+                if value.is_empty() {
+                    continue;
+                }
+                return Err(sqs_error!(
+                    UnsupportedOperation,
+                    "Dead-letter queues ({name}) are not supported by this server yet."
+                ));
+            }
+            _ if ALL_ATTRIBUTES.contains(&name.as_str()) => {
+                return Err(sqs_error!(InvalidAttributeName, "Attribute {name} is read-only."));
+            }
+            _ => return Err(sqs_error!(InvalidAttributeName, "Unknown Attribute {name}.")),
+        };
+        normalised.insert(name.clone(), value);
+    }
+    if normalised.contains_key("KmsMasterKeyId") && normalised.get("SqsManagedSseEnabled").is_some_and(|v| v == "true")
+    {
+        return Err(sqs_error!(
+            InvalidAttributeValue,
+            "You can use one type of server-side encryption (SSE) at one time: KmsMasterKeyId or SqsManagedSseEnabled."
+        ));
+    }
+    Ok(normalised)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use holdfast_api::ErrorCode;
+
+    fn attrs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn validates_and_normalises() {
+        let ok =
+            validate(&attrs(&[("VisibilityTimeout", "060"), ("SqsManagedSseEnabled", "True")]), Occasion::CreateQueue);
+        assert_eq!(ok.unwrap(), attrs(&[("VisibilityTimeout", "60"), ("SqsManagedSseEnabled", "true")]));
+        let code = |pairs: &[(&str, &str)], occasion| validate(&attrs(pairs), occasion).unwrap_err().code;
+        assert_eq!(code(&[("VisibilityTimeout", "43201")], Occasion::CreateQueue), ErrorCode::InvalidAttributeValue);
+        assert_eq!(code(&[("DelaySeconds", "-1")], Occasion::CreateQueue), ErrorCode::InvalidAttributeValue);
+        assert_eq!(code(&[("MaximumMessageSize", "1023")], Occasion::CreateQueue), ErrorCode::InvalidAttributeValue);
+        assert_eq!(code(&[("MessageRetentionPeriod", "59")], Occasion::CreateQueue), ErrorCode::InvalidAttributeValue);
+        assert_eq!(code(&[("Policy", "{not json")], Occasion::CreateQueue), ErrorCode::InvalidAttributeValue);
+        assert_eq!(code(&[("Bogus", "1")], Occasion::CreateQueue), ErrorCode::InvalidAttributeName);
+        assert_eq!(code(&[("QueueArn", "x")], Occasion::SetQueueAttributes), ErrorCode::InvalidAttributeName);
+        assert_eq!(code(&[("FifoQueue", "true")], Occasion::SetQueueAttributes), ErrorCode::InvalidAttributeName);
+        assert_eq!(code(&[("FifoQueue", "true")], Occasion::CreateQueue), ErrorCode::UnsupportedOperation);
+    }
+
+    #[test]
+    fn defaults_apply_when_unset() {
+        let settings = QueueSettings::from_attributes(&attrs(&[("VisibilityTimeout", "5")]));
+        assert_eq!(settings.visibility_timeout, 5);
+        assert_eq!(settings.maximum_message_size, 1_048_576);
+        assert_eq!(settings.message_retention_period, 345_600);
+        assert_eq!(effective_value(&BTreeMap::new(), "DelaySeconds").as_deref(), Some("0"));
+        assert_eq!(effective_value(&BTreeMap::new(), "Policy"), None);
+    }
+}
