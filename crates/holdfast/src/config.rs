@@ -1,0 +1,192 @@
+//! Server settings: command-line flags, `HOLDFAST_*` environment variables, an optional TOML file,
+//! and defaults, in that order of precedence.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use serde::Deserialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    /// Durable: SQLite in the data directory (WAL, fsync on commit).
+    Sqlite,
+    /// Nothing survives a restart. For tests and throwaway setups.
+    Memory,
+}
+
+#[derive(Args, Clone, Debug, Default)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "HOLDFAST_BIND", value_name = "ADDR")]
+    pub bind: Option<SocketAddr>,
+    /// Where the SQLite database lives (default ./holdfast-data).
+    #[arg(long, env = "HOLDFAST_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Storage engine (default sqlite).
+    #[arg(long, env = "HOLDFAST_STORAGE", value_enum)]
+    pub storage: Option<StorageKind>,
+    /// A TOML file with any of these settings and queues to create at startup.
+    #[arg(long, env = "HOLDFAST_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Base of the queue URLs handed to clients, e.g. http://queue.internal:9324 (default: from
+    /// the request's Host header).
+    #[arg(long, env = "HOLDFAST_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Account id in queue URLs and ARNs (default 000000000000).
+    #[arg(long, env = "HOLDFAST_ACCOUNT_ID")]
+    pub account_id: Option<String>,
+    /// Region in ARNs (default us-east-1).
+    #[arg(long, env = "HOLDFAST_REGION")]
+    pub region: Option<String>,
+    /// Largest request body accepted, in bytes (default 4 MiB: a 1 MiB batch fully escaped).
+    #[arg(long, env = "HOLDFAST_MAX_REQUEST_BYTES")]
+    pub max_request_bytes: Option<usize>,
+    /// Seconds a connection may sit idle, or take to send its headers or body (default 30).
+    #[arg(long, env = "HOLDFAST_IDLE_TIMEOUT")]
+    pub idle_timeout: Option<u64>,
+    /// Log filter, e.g. info, debug, holdfast=debug (default info).
+    #[arg(long, env = "HOLDFAST_LOG")]
+    pub log: Option<String>,
+}
+
+/// The TOML file: the same settings plus `[[queue]]` declarations.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    bind: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    storage: Option<StorageKind>,
+    public_url: Option<String>,
+    account_id: Option<String>,
+    region: Option<String>,
+    max_request_bytes: Option<usize>,
+    idle_timeout: Option<u64>,
+    log: Option<String>,
+    #[serde(default, rename = "queue")]
+    queues: Vec<QueueFileEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueueFileEntry {
+    name: String,
+    #[serde(default)]
+    attributes: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+}
+
+/// A queue that must exist once the server is up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueDeclaration {
+    pub name: String,
+    pub attributes: BTreeMap<String, String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub bind: SocketAddr,
+    pub data_dir: PathBuf,
+    pub storage: StorageKind,
+    pub public_url: Option<String>,
+    pub account_id: String,
+    pub region: String,
+    pub max_request_bytes: usize,
+    pub idle_timeout_seconds: u64,
+    pub log: String,
+    pub queues: Vec<QueueDeclaration>,
+}
+
+pub const DEFAULT_BIND: &str = "127.0.0.1:9324";
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+
+impl Settings {
+    pub fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let queues = file
+            .queues
+            .into_iter()
+            .map(|q| QueueDeclaration {
+                name: q.name,
+                attributes: q.attributes.into_iter().map(|(k, v)| (k, toml_scalar(&v))).collect(),
+                tags: q.tags,
+            })
+            .collect();
+        Ok(Settings {
+            bind: args.bind.or(file.bind).unwrap_or_else(|| DEFAULT_BIND.parse().expect("valid default")),
+            data_dir: args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("./holdfast-data")),
+            storage: args.storage.or(file.storage).unwrap_or(StorageKind::Sqlite),
+            public_url: args.public_url.clone().or(file.public_url),
+            account_id: args.account_id.clone().or(file.account_id).unwrap_or_else(|| "000000000000".into()),
+            region: args.region.clone().or(file.region).unwrap_or_else(|| "us-east-1".into()),
+            max_request_bytes: args.max_request_bytes.or(file.max_request_bytes).unwrap_or(DEFAULT_MAX_REQUEST_BYTES),
+            idle_timeout_seconds: args.idle_timeout.or(file.idle_timeout).unwrap_or(30),
+            log: args.log.clone().or(file.log).unwrap_or_else(|| "info".into()),
+            queues,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+}
+
+/// Attribute values may be written as TOML numbers or booleans; SQS carries them as strings.
+fn toml_scalar(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_settings_fill_what_flags_leave_unset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("holdfast.toml");
+        std::fs::write(
+            &path,
+            r#"
+bind = "0.0.0.0:9000"
+storage = "memory"
+region = "eu-west-1"
+
+[[queue]]
+name = "orders"
+attributes = { VisibilityTimeout = 60, SqsManagedSseEnabled = true }
+tags = { team = "web" }
+"#,
+        )
+        .unwrap();
+        let args = ServeArgs { config: Some(path), region: Some("us-west-2".into()), ..Default::default() };
+        let settings = Settings::resolve(&args).unwrap();
+        assert_eq!(settings.bind.to_string(), "0.0.0.0:9000");
+        assert_eq!(settings.storage, StorageKind::Memory);
+        assert_eq!(settings.region, "us-west-2", "flags win over the file");
+        assert_eq!(settings.account_id, "000000000000");
+        assert_eq!(settings.queues[0].attributes["VisibilityTimeout"], "60");
+        assert_eq!(settings.queues[0].attributes["SqsManagedSseEnabled"], "true");
+        assert_eq!(settings.queues[0].tags["team"], "web");
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "bnid = \"x\"\n").unwrap();
+        let args = ServeArgs { config: Some(path), ..Default::default() };
+        assert!(Settings::resolve(&args).is_err());
+    }
+}

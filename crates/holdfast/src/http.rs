@@ -1,0 +1,99 @@
+//! One HTTP request in, one HTTP response out: read the body (bounded in size and time), decode it
+//! with `holdfast_protocol`, hand the typed request to the service, encode the answer in the
+//! protocol the request came in.
+//!
+//! Architecture Invariant: no SQS rule is decided here; this module only moves bytes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use holdfast_api::{sqs_error, SqsError};
+use holdfast_core::{RequestContext, Sqs};
+use holdfast_protocol::{HttpRequest, Protocol};
+use hyper::body::Incoming;
+
+pub struct App {
+    pub sqs: Arc<Sqs>,
+    /// Overrides the Host header as the base of queue URLs.
+    pub public_url: Option<String>,
+    pub max_request_bytes: usize,
+    /// How long a client may take to send its body.
+    pub body_timeout: Duration,
+}
+
+pub type HttpResponse = hyper::Response<Full<Bytes>>;
+
+pub async fn handle(app: &App, request: hyper::Request<Incoming>, local_addr: SocketAddr) -> HttpResponse {
+    let started = Instant::now();
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let (parts, body) = request.into_parts();
+
+    if parts.method == hyper::Method::GET && parts.uri.path() == "/health" && parts.uri.query().is_none() {
+        return hyper::Response::new(Full::new(Bytes::from_static(b"ok\n")));
+    }
+    // Until the body is decoded, the protocol is known from the header alone.
+    let early_protocol = if parts.headers.contains_key("x-amz-target") { Protocol::Json } else { Protocol::Query };
+    let body = match read_body(body, app.max_request_bytes, app.body_timeout).await {
+        Ok(body) => body,
+        Err(error) => {
+            tracing::debug!(%error, "request body rejected");
+            return holdfast_protocol::encode_error(early_protocol, &error, &request_id).map(Full::new);
+        }
+    };
+
+    let decoded = holdfast_protocol::decode(&HttpRequest {
+        method: &parts.method,
+        uri: &parts.uri,
+        headers: &parts.headers,
+        body: &body,
+    });
+    let context = RequestContext {
+        base_url: base_url(app, &parts.headers, local_addr),
+        access_key_id: decoded.credentials.map(|c| c.access_key_id),
+    };
+    let action = decoded.action.map(|a| a.name()).unwrap_or("-");
+    let result = match decoded.request {
+        Ok(request) => app.sqs.handle(&context, request).await,
+        Err(error) => Err(error),
+    };
+    let response = match &result {
+        Ok(response) => holdfast_protocol::encode_response(decoded.protocol, response, &request_id),
+        Err(error) => holdfast_protocol::encode_error(decoded.protocol, error, &request_id),
+    };
+    let elapsed_us = started.elapsed().as_micros() as u64;
+    match &result {
+        Err(error) if !error.code.sender_fault() => {
+            tracing::warn!(%request_id, action, code = error.code.query_code(), message = %error.message, elapsed_us, "request failed")
+        }
+        Err(error) => {
+            tracing::debug!(%request_id, action, status = response.status().as_u16(), code = error.code.query_code(), elapsed_us, "request")
+        }
+        Ok(_) => tracing::debug!(%request_id, action, status = response.status().as_u16(), elapsed_us, "request"),
+    }
+    response.map(Full::new)
+}
+
+async fn read_body(body: Incoming, max_bytes: usize, timeout: Duration) -> Result<Bytes, SqsError> {
+    match tokio::time::timeout(timeout, Limited::new(body, max_bytes).collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => {
+            Err(sqs_error!(RequestEntityTooLarge, "The request body is larger than {max_bytes} bytes."))
+        }
+        Ok(Err(error)) => Err(sqs_error!(MalformedQueryString, "The request body could not be read: {error}.")),
+        Err(_) => Err(sqs_error!(RequestExpired, "The request body was not received within {} seconds.", timeout.as_secs())),
+    }
+}
+
+/// The scheme, host and port queue URLs in answers start with.
+fn base_url(app: &App, headers: &http::HeaderMap, local_addr: SocketAddr) -> String {
+    if let Some(url) = &app.public_url {
+        return url.trim_end_matches('/').to_string();
+    }
+    match headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).filter(|h| !h.is_empty()) {
+        Some(host) => format!("http://{host}"),
+        None => format!("http://{local_addr}"),
+    }
+}

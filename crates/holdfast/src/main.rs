@@ -1,0 +1,69 @@
+//! `holdfast`: the server (`holdfast serve`, or bare `holdfast`) and a command-line SQS client.
+
+mod cli;
+mod config;
+mod http;
+mod server;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{ServeArgs, Settings};
+
+#[derive(Parser)]
+#[command(name = "holdfast", version, about = "A self-hosted message queue that speaks the Amazon SQS API")]
+#[command(args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// With no subcommand, holdfast serves.
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve(ServeArgs),
+    /// Create, list, inspect, purge and delete queues.
+    Queue(cli::QueueCommand),
+    /// Send a message, or one message per line of standard input.
+    Send(cli::SendArgs),
+    /// Receive (and optionally delete) messages.
+    Receive(cli::ReceiveArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        None => serve(cli.serve),
+        Some(Command::Serve(args)) => serve(args),
+        Some(Command::Queue(command)) => cli::run(cli::Invocation::Queue(command)),
+        Some(Command::Send(args)) => cli::run(cli::Invocation::Send(args)),
+        Some(Command::Receive(args)) => cli::run(cli::Invocation::Receive(args)),
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let settings = match Settings::resolve(&args) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("holdfast: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    match runtime.block_on(server::run(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("holdfast: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

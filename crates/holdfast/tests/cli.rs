@@ -1,0 +1,87 @@
+//! The `holdfast` command-line client against a running server.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::{binary, unique, TestServer};
+
+fn cli(server: &TestServer, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+    let mut child = Command::new(binary())
+        .args(args)
+        .args(["--endpoint-url", &server.url])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_PROFILE")
+        .env("HOME", "/nonexistent")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn producer_and_consumer_scripts() {
+    let server = TestServer::start();
+    let name = unique("cli");
+    let (code, out, err) = cli(&server, &["queue", "create", &name, "-a", "VisibilityTimeout=40", "-t", "team=web"], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.trim().ends_with(&format!("/000000000000/{name}")), "{out}");
+
+    let (code, out, err) = cli(&server, &["send", &name, "hello"], None);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 1);
+
+    let lines: String = (1..=25).map(|i| format!("line {i}\n")).collect();
+    let (code, out, err) = cli(&server, &["send", &name], Some(&lines));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 25, "one message id per stdin line");
+
+    let (code, out, _) = cli(&server, &["queue", "attributes", &name], None);
+    assert_eq!(code, 0);
+    assert!(out.contains("ApproximateNumberOfMessages=26"), "{out}");
+    assert!(out.contains("VisibilityTimeout=40"), "{out}");
+
+    let (code, out, err) = cli(&server, &["receive", &name, "--count", "30", "--delete", "--wait", "1"], None);
+    assert_eq!(code, 0, "{err}");
+    let received: Vec<&str> = out.lines().collect();
+    assert_eq!(received.len(), 26, "drained every message: {out}");
+    assert!(received.contains(&"hello") && received.contains(&"line 25"));
+
+    let (code, out, _) = cli(&server, &["receive", &name, "--json", "--wait", "0"], None);
+    assert_eq!((code, out.as_str()), (0, ""), "the queue is empty after --delete");
+
+    let (code, out, _) = cli(&server, &["queue", "list", "--json"], None);
+    assert_eq!(code, 0);
+    let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(listed["QueueUrls"].as_array().unwrap().iter().any(|u| u.as_str().unwrap().ends_with(&name)));
+
+    let (code, _, err) = cli(&server, &["queue", "delete", &name], None);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = cli(&server, &["send", &name, "x"], None);
+    assert_eq!(code, 1, "a service error exits 1");
+    assert!(err.contains("NonExistentQueue"), "{err}");
+}
+
+#[test]
+fn unreachable_endpoint_exits_3() {
+    let output = Command::new(binary())
+        .args(["queue", "list", "--endpoint-url", "http://127.0.0.1:9"])
+        .env("HOME", "/nonexistent")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3), "{}", String::from_utf8_lossy(&output.stderr));
+}

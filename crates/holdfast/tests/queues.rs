@@ -1,0 +1,181 @@
+//! Queue lifecycle and attributes through aws-sdk-sqs, against the real binary.
+
+mod common;
+
+use aws_sdk_sqs::operation::create_queue::CreateQueueError;
+use aws_sdk_sqs::operation::get_queue_url::GetQueueUrlError;
+use aws_sdk_sqs::operation::purge_queue::PurgeQueueError;
+use aws_sdk_sqs::types::QueueAttributeName;
+use common::{create_queue, unique, TestServer};
+
+#[tokio::test]
+async fn create_get_list_delete() {
+    let server = TestServer::start();
+    let client = server.client();
+    let name = unique("life");
+    let url = create_queue(&client, &name).await;
+    assert!(url.starts_with(&server.url), "{url} points back at {}", server.url);
+    assert!(url.ends_with(&format!("/000000000000/{name}")));
+
+    let got = client.get_queue_url().queue_name(&name).send().await.unwrap();
+    assert_eq!(got.queue_url.as_deref(), Some(url.as_str()));
+
+    let listed = client.list_queues().queue_name_prefix(&name).send().await.unwrap();
+    assert_eq!(listed.queue_urls.unwrap_or_default(), vec![url.clone()]);
+    assert!(listed.next_token.is_none());
+
+    client.delete_queue().queue_url(&url).send().await.unwrap();
+    let error = client.get_queue_url().queue_name(&name).send().await.unwrap_err();
+    assert!(
+        matches!(error.as_service_error(), Some(GetQueueUrlError::QueueDoesNotExist(_))),
+        "typed QueueDoesNotExist needs the x-amzn-query-error header: {error:?}"
+    );
+
+    let error = client.create_queue().queue_name(&name).send().await.unwrap_err();
+    let service_error = error.into_service_error();
+    assert!(matches!(service_error, CreateQueueError::QueueDeletedRecently(_)), "{service_error:?}");
+}
+
+#[tokio::test]
+async fn create_is_idempotent_only_with_matching_attributes() {
+    let server = TestServer::start();
+    let client = server.client();
+    let name = unique("idem");
+    let create = |timeout: &str| {
+        client.create_queue().queue_name(&name).attributes(QueueAttributeName::VisibilityTimeout, timeout).send()
+    };
+    let first = create("45").await.unwrap().queue_url;
+    assert_eq!(create("45").await.unwrap().queue_url, first);
+    // Without attributes, the existing queue is returned.
+    assert_eq!(client.create_queue().queue_name(&name).send().await.unwrap().queue_url, first);
+    let error = create("46").await.unwrap_err().into_service_error();
+    assert!(matches!(error, CreateQueueError::QueueNameExists(_)), "{error:?}");
+}
+
+#[tokio::test]
+async fn list_queues_pages_with_max_results() {
+    let server = TestServer::start();
+    let client = server.client();
+    let prefix = unique("page");
+    let mut expected = Vec::new();
+    for i in 0..5 {
+        expected.push(create_queue(&client, &format!("{prefix}-{i}")).await);
+    }
+    let mut seen = Vec::new();
+    let mut token = None;
+    loop {
+        let page = client.list_queues().queue_name_prefix(&prefix).max_results(2).set_next_token(token).send().await.unwrap();
+        let urls = page.queue_urls.unwrap_or_default();
+        assert!(urls.len() <= 2);
+        seen.extend(urls);
+        token = page.next_token;
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!(seen, expected);
+    let error = client.list_queues().max_results(0).send().await.unwrap_err();
+    assert_eq!(error.into_service_error().meta().code(), Some("InvalidParameterValue"));
+}
+
+#[tokio::test]
+async fn attributes_defaults_set_and_validation() {
+    let server = TestServer::start();
+    let client = server.client();
+    let name = unique("attrs");
+    let url = create_queue(&client, &name).await;
+    let all = client.get_queue_attributes().queue_url(&url).attribute_names(QueueAttributeName::All).send().await.unwrap();
+    let attributes = all.attributes.unwrap();
+    let get = |name: QueueAttributeName| attributes.get(&name).cloned().unwrap_or_default();
+    assert_eq!(get(QueueAttributeName::VisibilityTimeout), "30");
+    assert_eq!(get(QueueAttributeName::MaximumMessageSize), "1048576");
+    assert_eq!(get(QueueAttributeName::MessageRetentionPeriod), "345600");
+    assert_eq!(get(QueueAttributeName::DelaySeconds), "0");
+    assert_eq!(get(QueueAttributeName::ReceiveMessageWaitTimeSeconds), "0");
+    assert_eq!(get(QueueAttributeName::ApproximateNumberOfMessages), "0");
+    assert_eq!(get(QueueAttributeName::QueueArn), format!("arn:aws:sqs:us-east-1:000000000000:{name}"));
+    let created: i64 = get(QueueAttributeName::CreatedTimestamp).parse().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    assert!((now - created).abs() < 60, "CreatedTimestamp is in epoch seconds");
+
+    client.set_queue_attributes().queue_url(&url).attributes(QueueAttributeName::VisibilityTimeout, "5").send().await.unwrap();
+    let one = client
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::VisibilityTimeout)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap();
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[&QueueAttributeName::VisibilityTimeout], "5");
+
+    let error = client
+        .set_queue_attributes()
+        .queue_url(&url)
+        .attributes(QueueAttributeName::VisibilityTimeout, "43201")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error.into_service_error().meta().code(), Some("InvalidAttributeValue"));
+    let error = client
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::from("NoSuchAttribute"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error.into_service_error().meta().code(), Some("InvalidAttributeName"));
+}
+
+#[tokio::test]
+async fn purge_removes_everything_once_a_minute() {
+    let server = TestServer::start();
+    let client = server.client();
+    let url = create_queue(&client, &unique("purge")).await;
+    for i in 0..3 {
+        client.send_message().queue_url(&url).message_body(format!("m{i}")).send().await.unwrap();
+    }
+    client.receive_message().queue_url(&url).send().await.unwrap();
+    client.purge_queue().queue_url(&url).send().await.unwrap();
+    let attributes = client.get_queue_attributes().queue_url(&url).attribute_names(QueueAttributeName::All).send().await.unwrap();
+    let attributes = attributes.attributes.unwrap();
+    assert_eq!(attributes[&QueueAttributeName::ApproximateNumberOfMessages], "0");
+    assert_eq!(attributes[&QueueAttributeName::ApproximateNumberOfMessagesNotVisible], "0");
+    let error = client.purge_queue().queue_url(&url).send().await.unwrap_err().into_service_error();
+    assert!(matches!(error, PurgeQueueError::PurgeQueueInProgress(_)), "{error:?}");
+}
+
+#[tokio::test]
+async fn tags() {
+    let server = TestServer::start();
+    let client = server.client();
+    let name = unique("tags");
+    let url = client.create_queue().queue_name(&name).tags("team", "web").send().await.unwrap().queue_url.unwrap();
+    client.tag_queue().queue_url(&url).tags("env", "dev").tags("team", "data").send().await.unwrap();
+    let tags = client.list_queue_tags().queue_url(&url).send().await.unwrap().tags.unwrap();
+    assert_eq!(tags.len(), 2);
+    assert_eq!(tags["team"], "data");
+    client.untag_queue().queue_url(&url).tag_keys("team").send().await.unwrap();
+    let tags = client.list_queue_tags().queue_url(&url).send().await.unwrap().tags.unwrap();
+    assert_eq!(tags.keys().collect::<Vec<_>>(), vec!["env"]);
+}
+
+#[tokio::test]
+async fn features_of_a_later_release_answer_unsupported_operation() {
+    let server = TestServer::start();
+    let client = server.client();
+    let error = client
+        .create_queue()
+        .queue_name(unique("fifo") + ".fifo")
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error.into_service_error().meta().code(), Some("AWS.SimpleQueueService.UnsupportedOperation"));
+    let url = create_queue(&client, &unique("perm")).await;
+    let error =
+        client.add_permission().queue_url(&url).label("l").aws_account_ids("1").actions("SendMessage").send().await.unwrap_err();
+    assert_eq!(error.into_service_error().meta().code(), Some("AWS.SimpleQueueService.UnsupportedOperation"));
+}
