@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting and lints, the Rust tests (unit, storage conformance, end to
+# end with aws-sdk-sqs against the real binary, crash tests), then the Python compatibility suite
+# (boto3 on both wire protocols, the AWS CLI) in its own virtualenv.
+#
+# Usage: scripts/test.sh            everything
+#        scripts/test.sh --rust     only the Rust side
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "Rust tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast
+else
+  cargo test --workspace --no-fail-fast
+fi
+
+if [[ "${1:-}" == "--rust" ]]; then
+  exit 0
+fi
+
+step "Python compatibility suite (boto3 JSON + Query, AWS CLI)"
+cargo build --quiet -p holdfast
+HOLDFAST_BIN="$PWD/target/debug/holdfast" scripts/python-tests.sh -q
