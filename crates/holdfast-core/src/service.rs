@@ -106,8 +106,8 @@ impl Sqs {
             R::ChangeMessageVisibilityBatch(r) => Response::ChangeMessageVisibilityBatch(
                 actions::visibility::change_message_visibility_batch(self, r).await?,
             ),
-            R::AddPermission(_) => return Err(actions::not_yet("AddPermission (queue permissions)")),
-            R::RemovePermission(_) => return Err(actions::not_yet("RemovePermission (queue permissions)")),
+            R::AddPermission(r) => Response::AddPermission(actions::permissions::add_permission(self, r).await?),
+            R::RemovePermission(r) => Response::RemovePermission(actions::permissions::remove_permission(self, r).await?),
             R::ListDeadLetterSourceQueues(_) => {
                 return Err(actions::not_yet("ListDeadLetterSourceQueues (dead-letter queues)"))
             }

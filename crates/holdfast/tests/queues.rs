@@ -174,8 +174,60 @@ async fn features_of_a_later_release_answer_unsupported_operation() {
         .await
         .unwrap_err();
     assert_eq!(error.into_service_error().meta().code(), Some("AWS.SimpleQueueService.UnsupportedOperation"));
-    let url = create_queue(&client, &unique("perm")).await;
-    let error =
-        client.add_permission().queue_url(&url).label("l").aws_account_ids("1").actions("SendMessage").send().await.unwrap_err();
-    assert_eq!(error.into_service_error().meta().code(), Some("AWS.SimpleQueueService.UnsupportedOperation"));
+}
+
+#[tokio::test]
+async fn permissions_maintain_a_policy_document() {
+    let server = TestServer::start();
+    let client = server.client();
+    let name = unique("perm");
+    let url = create_queue(&client, &name).await;
+    client
+        .add_permission()
+        .queue_url(&url)
+        .label("senders")
+        .aws_account_ids("111122223333")
+        .actions("SendMessage")
+        .send()
+        .await
+        .unwrap();
+    client
+        .add_permission()
+        .queue_url(&url)
+        .label("readers")
+        .aws_account_ids("111122223333")
+        .aws_account_ids("444455556666")
+        .actions("ReceiveMessage")
+        .actions("DeleteMessage")
+        .send()
+        .await
+        .unwrap();
+    let policy_of = |attributes: Option<std::collections::HashMap<QueueAttributeName, String>>| {
+        attributes.and_then(|a| a.get(&QueueAttributeName::Policy).cloned())
+    };
+    let text = policy_of(
+        client.get_queue_attributes().queue_url(&url).attribute_names(QueueAttributeName::Policy).send().await.unwrap().attributes,
+    )
+    .expect("a policy");
+    let policy: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let statements = policy["Statement"].as_array().unwrap();
+    assert_eq!(statements.len(), 2);
+    assert_eq!(statements[0]["Sid"], "senders");
+    assert_eq!(statements[0]["Effect"], "Allow");
+    assert_eq!(statements[0]["Principal"]["AWS"], "arn:aws:iam::111122223333:root");
+    assert_eq!(statements[0]["Action"], "SQS:SendMessage");
+    assert_eq!(statements[0]["Resource"], format!("arn:aws:sqs:us-east-1:000000000000:{name}"));
+    assert_eq!(statements[1]["Action"], serde_json::json!(["SQS:ReceiveMessage", "SQS:DeleteMessage"]));
+
+    let duplicate =
+        client.add_permission().queue_url(&url).label("senders").aws_account_ids("1").actions("SendMessage").send().await;
+    assert_eq!(duplicate.unwrap_err().into_service_error().meta().code(), Some("InvalidParameterValue"));
+
+    client.remove_permission().queue_url(&url).label("senders").send().await.unwrap();
+    client.remove_permission().queue_url(&url).label("readers").send().await.unwrap();
+    let attributes =
+        client.get_queue_attributes().queue_url(&url).attribute_names(QueueAttributeName::Policy).send().await.unwrap().attributes;
+    assert_eq!(policy_of(attributes), None, "no statements left, no policy");
+    let missing = client.remove_permission().queue_url(&url).label("readers").send().await;
+    assert_eq!(missing.unwrap_err().into_service_error().meta().code(), Some("InvalidParameterValue"));
 }

@@ -2,6 +2,7 @@
 //! returns the typed response; batch forms sit beside their single forms and reuse their checks.
 
 pub mod delete;
+pub mod permissions;
 pub mod queues;
 pub mod receive;
 pub mod send;
