@@ -1,0 +1,622 @@
+//! The storage conformance suite: every behaviour `Store` promises, written once against
+//! `&dyn Store` so every engine is held to exactly the same tests.
+//!
+//! Each case is a `pub async fn(&dyn Store)` that starts from an empty store and panics on the
+//! first broken promise. An engine runs them all with one line per engine:
+//!
+//! ```text
+//! mod memory {
+//!     holdfast_store::conformance_tests!(|| (Box::new(MemoryStore::new()) as Box<dyn Store>, ()));
+//! }
+//! ```
+//!
+//! which stamps out one `#[tokio::test]` per case, named after it, so a failure names the case and
+//! the engine. The closure returns the store and anything that must outlive it (a temp dir).
+//!
+//! Time is driven by hand: every case passes explicit `now` values and never sleeps.
+
+use std::collections::BTreeMap;
+
+use holdfast_core::store::{
+    ChangeVisibility, ChangeVisibilityOutcome, CreateQueueOutcome, DeleteOutcome, Lease, Millis, NewMessage,
+    PurgeOutcome, QueueCounts, QueueRecord, ReceiveOutcome, ReceiveParams, Store, StoreError, StoredMessage,
+};
+
+/// Stamps out one `#[tokio::test]` per conformance case. `$make` is a closure returning
+/// `(Box<dyn Store>, keep)`; `keep` is dropped after the store (e.g. the store's temp dir).
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        $crate::conformance_tests!(@cases $make;
+            create_get_list,
+            create_existing_queue,
+            delete_queue_and_recreate_cooldown,
+            queue_ids_never_reused,
+            set_queue_attributes_merges,
+            tag_and_untag,
+            purge_and_cooldown,
+            send_and_receive_in_order,
+            receive_returns_enqueue_order,
+            max_messages_respected,
+            visibility_timeout_hides_then_reexposes,
+            stale_lease_cannot_touch_redelivered_message,
+            delete_outcomes,
+            change_visibility_outcomes,
+            delayed_messages,
+            counts_follow_state_and_clock,
+            next_visible_at,
+            retention_expiry_on_receive,
+            expire_messages,
+            unknown_queue,
+            queues_are_isolated,
+            delete_queue_removes_messages,
+            close_then_closed,
+        );
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let (store, keep) = ($make)();
+                $crate::conformance::$case(&*store).await;
+                drop(store);
+                drop(keep);
+            }
+        )*
+    };
+}
+
+/// An arbitrary epoch-ms origin; cases add offsets to it.
+const T0: Millis = 1_700_000_000_000;
+const COOLDOWN: i64 = 60_000;
+const RETENTION: i64 = 4 * 24 * 3_600_000;
+const MAX_INFLIGHT: i64 = 12 * 3_600_000;
+const VT: i64 = 30_000;
+
+fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+fn message(id: &str, sent_at: Millis) -> NewMessage {
+    delayed(id, sent_at, sent_at)
+}
+
+fn delayed(id: &str, sent_at: Millis, visible_at: Millis) -> NewMessage {
+    NewMessage {
+        message_id: id.to_owned(),
+        body: format!("body of {id}"),
+        attributes: id.as_bytes().to_vec(),
+        system_attributes: Vec::new(),
+        group_id: None,
+        deduplication_id: None,
+        sender_id: "AIDASENDER".to_owned(),
+        sent_at,
+        visible_at,
+    }
+}
+
+fn params(max_messages: usize, visibility_timeout_ms: i64, now: Millis) -> ReceiveParams {
+    ReceiveParams { max_messages, visibility_timeout_ms, retention_ms: RETENTION, now }
+}
+
+fn lease(m: &StoredMessage) -> Lease {
+    Lease { seq: m.seq, lease: m.lease }
+}
+
+fn ids(outcome: &ReceiveOutcome) -> Vec<&str> {
+    outcome.messages.iter().map(|m| m.message_id.as_str()).collect()
+}
+
+fn names(queues: &[QueueRecord]) -> Vec<&str> {
+    queues.iter().map(|q| q.name.as_str()).collect()
+}
+
+fn counts(visible: u64, in_flight: u64, delayed: u64) -> QueueCounts {
+    QueueCounts { visible, in_flight, delayed }
+}
+
+async fn create(store: &dyn Store, name: &str, now: Millis) -> QueueRecord {
+    match store.create_queue(name, BTreeMap::new(), BTreeMap::new(), now, COOLDOWN).await.unwrap() {
+        CreateQueueOutcome::Created(q) => q,
+        other => panic!("creating {name}: {other:?}"),
+    }
+}
+
+async fn send(store: &dyn Store, queue: &QueueRecord, messages: Vec<NewMessage>) -> Vec<i64> {
+    store.send_messages(queue.id, messages).await.unwrap().expect("queue exists")
+}
+
+async fn receive(store: &dyn Store, queue: &QueueRecord, p: ReceiveParams) -> ReceiveOutcome {
+    store.receive_messages(queue.id, p).await.unwrap().expect("queue exists")
+}
+
+async fn delete(store: &dyn Store, queue: &QueueRecord, leases: Vec<Lease>) -> Vec<DeleteOutcome> {
+    store.delete_messages(queue.id, leases).await.unwrap().expect("queue exists")
+}
+
+async fn change(
+    store: &dyn Store,
+    queue: &QueueRecord,
+    m: &StoredMessage,
+    timeout: i64,
+    now: Millis,
+) -> ChangeVisibilityOutcome {
+    let change = ChangeVisibility { lease: lease(m), visibility_timeout_ms: timeout };
+    let outcomes =
+        store.change_visibility(queue.id, vec![change], now, MAX_INFLIGHT).await.unwrap().expect("queue exists");
+    outcomes[0]
+}
+
+async fn queue_counts(store: &dyn Store, queue: &QueueRecord, now: Millis) -> QueueCounts {
+    store.queue_counts(queue.id, now).await.unwrap()
+}
+
+pub async fn create_get_list(store: &dyn Store) {
+    let attributes = map(&[("VisibilityTimeout", "60"), ("DelaySeconds", "5")]);
+    let tags = map(&[("team", "core")]);
+    let created = store.create_queue("beta", attributes.clone(), tags.clone(), T0, COOLDOWN).await.unwrap();
+    let CreateQueueOutcome::Created(beta) = created else { panic!("{created:?}") };
+    assert_eq!(beta.name, "beta");
+    assert_eq!(beta.attributes, attributes);
+    assert_eq!(beta.tags, tags);
+    assert_eq!((beta.created_at, beta.last_modified_at), (T0, T0));
+    for name in ["alpha", "alpha-2", "alpha_1", "gamma", "al"] {
+        create(store, name, T0 + 1).await;
+    }
+
+    assert_eq!(store.get_queue("beta").await.unwrap(), Some(beta.clone()));
+    assert_eq!(store.get_queue("Beta").await.unwrap(), None, "names are case-sensitive");
+    assert_eq!(store.get_queue("missing").await.unwrap(), None);
+
+    let all = store.list_queues("", None, 1000).await.unwrap();
+    assert_eq!(names(&all), ["al", "alpha", "alpha-2", "alpha_1", "beta", "gamma"]);
+    assert_eq!(all[4], beta);
+    let alpha = store.list_queues("alpha", None, 1000).await.unwrap();
+    assert_eq!(names(&alpha), ["alpha", "alpha-2", "alpha_1"]);
+    assert!(store.list_queues("zeta", None, 1000).await.unwrap().is_empty());
+    assert!(store.list_queues("", None, 0).await.unwrap().is_empty());
+
+    // Paging: `after` is exclusive, `limit` caps each page, and the prefix holds across pages.
+    let page = store.list_queues("al", None, 2).await.unwrap();
+    assert_eq!(names(&page), ["al", "alpha"]);
+    let page = store.list_queues("al", Some("alpha"), 2).await.unwrap();
+    assert_eq!(names(&page), ["alpha-2", "alpha_1"]);
+    let page = store.list_queues("al", Some("alpha_1"), 2).await.unwrap();
+    assert!(page.is_empty());
+    // An `after` that sorts before the prefix does not widen the listing.
+    let page = store.list_queues("b", Some("a"), 10).await.unwrap();
+    assert_eq!(names(&page), ["beta"]);
+    let page = store.list_queues("", Some("beta"), 10).await.unwrap();
+    assert_eq!(names(&page), ["gamma"]);
+}
+
+pub async fn create_existing_queue(store: &dyn Store) {
+    let attributes = map(&[("VisibilityTimeout", "60")]);
+    let created = store.create_queue("q", attributes, map(&[("a", "1")]), T0, COOLDOWN).await.unwrap();
+    let CreateQueueOutcome::Created(original) = created else { panic!("{created:?}") };
+    let again =
+        store.create_queue("q", map(&[("VisibilityTimeout", "10")]), BTreeMap::new(), T0 + 5, COOLDOWN).await.unwrap();
+    assert_eq!(again, CreateQueueOutcome::Exists(original.clone()));
+    assert_eq!(store.get_queue("q").await.unwrap(), Some(original), "an existing queue is left unchanged");
+    assert_eq!(store.list_queues("", None, 10).await.unwrap().len(), 1);
+}
+
+pub async fn delete_queue_and_recreate_cooldown(store: &dyn Store) {
+    let q = create(store, "q", T0).await;
+    create(store, "other", T0).await;
+    let deleted_at = T0 + 1_000;
+    assert!(store.delete_queue(q.id, deleted_at).await.unwrap());
+    assert!(!store.delete_queue(q.id, deleted_at).await.unwrap(), "second delete finds nothing");
+    assert_eq!(store.get_queue("q").await.unwrap(), None);
+    assert_eq!(names(&store.list_queues("", None, 10).await.unwrap()), ["other"]);
+
+    for now in [deleted_at, deleted_at + COOLDOWN - 1] {
+        let outcome = store.create_queue("q", BTreeMap::new(), BTreeMap::new(), now, COOLDOWN).await.unwrap();
+        assert_eq!(outcome, CreateQueueOutcome::DeletedRecently, "at +{}", now - deleted_at);
+    }
+    assert_eq!(store.get_queue("q").await.unwrap(), None);
+    // Other names are not affected by the cooldown.
+    create(store, "q2", deleted_at + 1).await;
+
+    let recreated = create(store, "q", deleted_at + COOLDOWN).await;
+    assert_ne!(recreated.id, q.id, "a re-created queue is a new queue");
+    assert_eq!(recreated.created_at, deleted_at + COOLDOWN);
+    assert_eq!(store.get_queue("q").await.unwrap(), Some(recreated.clone()));
+    // The old id stays dead.
+    assert!(!store.delete_queue(q.id, deleted_at + COOLDOWN).await.unwrap());
+    assert_eq!(store.send_messages(q.id, vec![message("m", T0)]).await.unwrap(), None);
+    assert!(store.get_queue("other").await.unwrap().is_some());
+}
+
+pub async fn queue_ids_never_reused(store: &dyn Store) {
+    let a = create(store, "a", T0).await;
+    let b = create(store, "b", T0).await;
+    assert!(b.id > a.id);
+    assert!(store.delete_queue(b.id, T0).await.unwrap());
+    let c = create(store, "c", T0).await;
+    assert!(c.id > b.id, "the id of the deleted newest queue is not handed out again");
+}
+
+pub async fn set_queue_attributes_merges(store: &dyn Store) {
+    let attributes = map(&[("VisibilityTimeout", "60"), ("DelaySeconds", "5")]);
+    let CreateQueueOutcome::Created(q) =
+        store.create_queue("q", attributes, BTreeMap::new(), T0, COOLDOWN).await.unwrap()
+    else {
+        panic!("not created")
+    };
+    let changes = map(&[("DelaySeconds", ""), ("MessageRetentionPeriod", "60"), ("VisibilityTimeout", "10")]);
+    assert!(store.set_queue_attributes(q.id, changes, T0 + 7).await.unwrap());
+    let after = store.get_queue("q").await.unwrap().unwrap();
+    assert_eq!(after.attributes, map(&[("MessageRetentionPeriod", "60"), ("VisibilityTimeout", "10")]));
+    assert_eq!(after.last_modified_at, T0 + 7);
+    assert_eq!(after.created_at, T0);
+    // Removing an attribute that is not set is harmless.
+    assert!(store.set_queue_attributes(q.id, map(&[("Policy", "")]), T0 + 8).await.unwrap());
+    assert_eq!(store.get_queue("q").await.unwrap().unwrap().attributes.len(), 2);
+    assert!(!store.set_queue_attributes(q.id + 1_000, map(&[("DelaySeconds", "1")]), T0).await.unwrap());
+}
+
+pub async fn tag_and_untag(store: &dyn Store) {
+    let CreateQueueOutcome::Created(q) =
+        store.create_queue("q", BTreeMap::new(), map(&[("a", "1"), ("b", "2")]), T0, COOLDOWN).await.unwrap()
+    else {
+        panic!("not created")
+    };
+    assert!(store.tag_queue(q.id, map(&[("b", "20"), ("c", "")])).await.unwrap());
+    assert_eq!(store.get_queue("q").await.unwrap().unwrap().tags, map(&[("a", "1"), ("b", "20"), ("c", "")]));
+    assert!(store.untag_queue(q.id, vec!["a".into(), "missing".into()]).await.unwrap());
+    let after = store.get_queue("q").await.unwrap().unwrap();
+    assert_eq!(after.tags, map(&[("b", "20"), ("c", "")]));
+    assert!(after.attributes.is_empty(), "tags do not leak into attributes");
+    assert!(!store.tag_queue(q.id + 1_000, map(&[("a", "1")])).await.unwrap());
+    assert!(!store.untag_queue(q.id + 1_000, vec!["a".into()]).await.unwrap());
+}
+
+pub async fn purge_and_cooldown(store: &dyn Store) {
+    let q = create(store, "q", T0).await;
+    send(store, &q, vec![message("a", T0), message("b", T0), delayed("c", T0, T0 + 60_000)]).await;
+    let got = receive(store, &q, params(1, VT, T0)).await;
+    assert_eq!(ids(&got), ["a"]);
+    assert_eq!(queue_counts(store, &q, T0).await, counts(1, 1, 1));
+
+    let purged_at = T0 + 1;
+    let outcome = store.purge_queue(q.id, purged_at, COOLDOWN).await.unwrap();
+    assert_eq!(outcome, Some(PurgeOutcome::Purged { removed: 3 }), "visible, in-flight and delayed all go");
+    assert_eq!(queue_counts(store, &q, purged_at).await, counts(0, 0, 0));
+    assert!(receive(store, &q, params(10, VT, T0 + 120_000)).await.messages.is_empty());
+    assert_eq!(delete(store, &q, vec![lease(&got.messages[0])]).await, [DeleteOutcome::NotCurrent]);
+
+    send(store, &q, vec![message("d", purged_at + 10)]).await;
+    let outcome = store.purge_queue(q.id, purged_at + COOLDOWN - 1, COOLDOWN).await.unwrap();
+    assert_eq!(outcome, Some(PurgeOutcome::InProgress));
+    assert_eq!(queue_counts(store, &q, purged_at + 20).await, counts(1, 0, 0), "a refused purge removes nothing");
+
+    let outcome = store.purge_queue(q.id, purged_at + COOLDOWN, COOLDOWN).await.unwrap();
+    assert_eq!(outcome, Some(PurgeOutcome::Purged { removed: 1 }));
+    let outcome = store.purge_queue(q.id, purged_at + COOLDOWN + 1, COOLDOWN).await.unwrap();
+    assert_eq!(outcome, Some(PurgeOutcome::InProgress), "the cooldown restarts at each purge");
+    assert_eq!(store.purge_queue(q.id + 1_000, T0, COOLDOWN).await.unwrap(), None);
+}
+
+pub async fn send_and_receive_in_order(store: &dyn Store) {
+    let q = create(store, "q", T0).await;
+    assert_eq!(send(store, &q, Vec::new()).await, Vec::<i64>::new());
+    let mut first = message("m1", T0);
+    first.system_attributes = b"trace".to_vec();
+    first.group_id = Some("g".into());
+    first.deduplication_id = Some("d".into());
+    let seqs = send(store, &q, vec![first.clone(), message("m2", T0), message("m3", T0)]).await;
+    assert_eq!(seqs.len(), 3);
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "seqs grow in send order: {seqs:?}");
+    let more = send(store, &q, vec![message("m4", T0 + 1), message("m5", T0 + 1)]).await;
+    assert!(more[0] > seqs[2]);
+
+    let now = T0 + 10;
+    let got = receive(store, &q, params(10, VT, now)).await;
+    assert_eq!(ids(&got), ["m1", "m2", "m3", "m4", "m5"]);
+    let m = &got.messages[0];
+    assert_eq!(m.seq, seqs[0]);
+    assert_eq!(m.body, first.body);
+    assert_eq!(m.attributes, first.attributes);
+    assert_eq!(m.system_attributes, b"trace");
+    assert_eq!(m.group_id.as_deref(), Some("g"));
+    assert_eq!(m.deduplication_id.as_deref(), Some("d"));
+    assert_eq!(m.sender_id, first.sender_id);
+    assert_eq!(m.sent_at, T0);
+    assert_eq!(m.receive_count, 1);
+    assert_eq!(m.first_received_at, Some(now));
+    assert_eq!(got.messages[4].sent_at, T0 + 1);
+    assert_eq!(got.messages[1].group_id, None);
+    let leases: std::collections::HashSet<u64> = got.messages.iter().map(|m| m.lease).collect();
+    assert_eq!(leases.len(), 5, "each message gets its own lease");
+    assert_eq!(got.next_visible_at, Some(now + VT));
+}
+
+/// Receive picks by `(visible_at, seq)` but answers in enqueue order.
+pub async fn receive_returns_enqueue_order(store: &dyn Store) {
+    let q = create(store, "q", T0).await;
+    send(store, &q, vec![delayed("late", T0, T0 + 100), message("early", T0 + 1)]).await;
+    // At +100 both are visible; the earlier-visible one is picked first...
+    let got = receive(store, &q, params(1, VT, T0 + 100)).await;
+    assert_eq!(ids(&got), ["early"]);
+    // ...but when both are taken they come back in enqueue order.
+    let q2 = create(store, "q2", T0).await;
+    send(store, &q2, vec![delayed("late", T0, T0 + 100), message("early", T0 + 1)]).await;
+    let got = receive(store, &q2, params(10, VT, T0 + 100)).await;
+    assert_eq!(ids(&got), ["late", "early"]);
+}
+
+pub async fn max_messages_respected(store: &dyn Store) {
+    let q = create(store, "q", T0).await;
+    let batch = (1..=5).map(|i| message(&format!("m{i}"), T0)).collect();
+    send(store, &q, batch).await;
+    assert_eq!(ids(&receive(store, &q, params(2, VT, T0)).await), ["m1", "m2"]);
+    assert_eq!(ids(&receive(store, &q, params(2, VT, T0)).await), ["m3", "m4"]);
+    assert_eq!(ids(&receive(store, &q, params(2, VT, T0)).await), ["m5"]);
+    assert!(receive(store, &q, params(2, VT, T0)).await.messages.is_empty());
+    assert!(receive(store, &q, params(0, VT, T0 + VT)).await.messages.is_empty());
+    assert_eq!(queue_counts(store, &q, T0 + VT).await, counts(5, 0, 0), "max 0 leases nothing");
+}
+
+pub async fn visibility_timeout_hides_then_reexposes(store: &dyn Store) {
+    let q = create(store, "q", T0).await;
+    send(store, &q, vec![message("m", T0)]).await;
+    let first = receive(store, &q, params(10, VT, T0 + 5)).await;
+    assert_eq!(ids(&first), ["m"]);
+    let hidden = receive(store, &q, params(10, VT, T0 + 5 + VT - 1)).await;
+    assert!(hidden.messages.is_empty(), "hidden until the timeout");
+    assert_eq!(hidden.next_visible_at, Some(T0 + 5 + VT));
+
+    let second = receive(store, &q, params(10, 1_000, T0 + 5 + VT)).await;
+    assert_eq!(ids(&second), ["m"], "visible again exactly at the timeout");
+    let (a, b) = (&first.messages[0], &second.messages[0]);
+    assert_eq!(b.seq, a.seq);
+    assert_eq!(b.receive_count, 2);
+    assert_eq!(b.first_received_at, Some(T0 + 5), "first_received_at is kept");
+    assert_ne!(b.lease, a.lease, "each receive draws a new lease");
+
+    // A zero timeout leaves the message visible at once.
+    let third = receive(store, &q, params(10, 0, T0 + 5 + VT + 1_000)).await;
+    assert_eq!(third.messages[0].receive_count, 3);
+    let fourth = receive(store, &q, params(10, 0, T0 + 5 + VT + 1_000)).await;
+    assert_eq!(fourth.messages[0].receive_count, 4);
+}
+
+pub async fn stale_lease_cannot_touch_redelivered_message(store: &dyn Store) {
+    let q = create(store, "q", T0).await;
+    send(store, &q, vec![message("m", T0)]).await;
+    let old = receive(store, &q, params(1, VT, T0)).await.messages.remove(0);
+    let new = receive(store, &q, params(1, VT, T0 + VT)).await.messages.remove(0);
+    assert_eq!(new.seq, old.seq);
+
+    assert_eq!(delete(store, &q, vec![lease(&old)]).await, [DeleteOutcome::NotCurrent]);
+    assert_eq!(change(store, &q, &old, 0, T0 + VT + 1).await, ChangeVisibilityOutcome::NotCurrent);
+    // Untouched: still in flight under the new lease, which still works.
+    assert_eq!(queue_counts(store, &q, T0 + VT + 1).await, counts(0, 1, 0));
+    assert!(receive(store, &q, params(1, VT, T0 + VT + 1)).await.messages.is_empty());
+    assert_eq!(change(store, &q, &new, 100, T0 + VT + 1).await, ChangeVisibilityOutcome::Changed);
+    assert_eq!(delete(store, &q, vec![lease(&new)]).await, [DeleteOutcome::Deleted]);
+    assert_eq!(queue_counts(store, &q, T0 + VT + 1).await, counts(0, 0, 0));
+}
+
+pub async fn delete_outcomes(store: &dyn Store) {
+    let q = create(store, "q", T0).await;
+    send(store, &q, vec![message("a", T0), message("b", T0), message("c", T0), message("never", T0)]).await;
+    let got = receive(store, &q, params(3, VT, T0)).await;
+    let [a, b, c] = [&got.messages[0], &got.messages[1], &got.messages[2]];
+
+    let forged = Lease { seq: a.seq, lease: a.lease.wrapping_add(1) };
+    let unknown = Lease { seq: c.seq + 1_000, lease: 7 };
+    let outcomes = delete(store, &q, vec![lease(a), forged, lease(a), unknown, lease(b)]).await;
+    use DeleteOutcome::{Deleted, NotCurrent};
+    assert_eq!(outcomes, [Deleted, NotCurrent, NotCurrent, NotCurrent, Deleted], "one outcome per input, in order");
+
+    // A never-received message matches no lease, not even 0.
+    let never_seq = c.seq + 1;
+    assert_eq!(delete(store, &q, vec![Lease { seq: never_seq, lease: 0 }]).await, [NotCurrent]);
+    // The current lease deletes whatever the visibility state (delete takes no time).
+    assert_eq!(delete(store, &q, vec![lease(c)]).await, [Deleted]);
+    assert_eq!(delete(store, &q, Vec::new()).await, Vec::<DeleteOutcome>::new());
+    let left = receive(store, &q, params(10, VT, T0 + 2 * VT)).await;
+    assert_eq!(ids(&left), ["never"]);
+}
+
+pub async fn change_visibility_outcomes(store: &dyn Store) {
+    use ChangeVisibilityOutcome::{Changed, ExceedsMaximum, NotCurrent, NotInFlight};
+    let q = create(store, "q", T0).await;
+    send(store, &q, vec![message("a", T0), message("b", T0), message("c", T0)]).await;
+    let got = receive(store, &q, params(3, VT, T0)).await;
+    let [a, b, c] = [&got.messages[0], &got.messages[1], &got.messages[2]];
+
+    // The timeout may reach exactly max_inflight after the receive, not beyond.
+    let now = T0 + 1_000;
+    assert_eq!(change(store, &q, c, MAX_INFLIGHT - 1_000 + 1, now).await, ExceedsMaximum);
+    assert_eq!(queue_counts(store, &q, now).await, counts(0, 3, 0), "a refused change leaves the message as it was");
+    assert_eq!(change(store, &q, c, MAX_INFLIGHT - 1_000, now).await, Changed);
+
+    // Zero makes the message visible at once; it is then no longer in flight.
+    assert_eq!(change(store, &q, b, 0, T0 + 1).await, Changed);
+    assert_eq!(change(store, &q, b, 10, T0 + 1).await, NotInFlight);
+
+    // Extending: hidden until now + the new timeout, counted from the call, not the receive.
+    assert_eq!(change(store, &q, a, 60_000, T0 + 10_000).await, Changed);
+    let early = receive(store, &q, params(10, VT, T0 + 69_999)).await;
+    assert_eq!(ids(&early), ["b"], "a is hidden by its change, c by its long one");
+    let late = receive(store, &q, params(10, VT, T0 + 70_000)).await;
+    assert_eq!(ids(&late), ["a"]);
+    let a2 = &late.messages[0];
+
+    // After its timeout ran out (visible again, not re-received) a lease is current but not in
+    // flight.
+    assert_eq!(change(store, &q, c, 10, T0 + MAX_INFLIGHT).await, NotInFlight);
+
+    // Deleted or stale: NotCurrent. One outcome per input, in order.
+    assert_eq!(delete(store, &q, vec![lease(c)]).await, [DeleteOutcome::Deleted]);
+    let changes = vec![
+        ChangeVisibility { lease: lease(c), visibility_timeout_ms: 10 },
+        ChangeVisibility { lease: lease(a), visibility_timeout_ms: 10 },
+        ChangeVisibility { lease: lease(a2), visibility_timeout_ms: 10 },
+    ];
+    let outcomes = store.change_visibility(q.id, changes, T0 + 70_001, MAX_INFLIGHT).await.unwrap().unwrap();
+    assert_eq!(outcomes, [NotCurrent, NotCurrent, Changed]);
+    let empty = store.change_visibility(q.id, Vec::new(), T0, MAX_INFLIGHT).await.unwrap();
+    assert_eq!(empty, Some(Vec::new()));
+}
+
+pub async fn delayed_messages(store: &dyn Store) {
+    let q = create(store, "q", T0).await;
+    send(store, &q, vec![delayed("d", T0, T0 + 10_000), message("now", T0)]).await;
+    let got = receive(store, &q, params(10, VT, T0)).await;
+    assert_eq!(ids(&got), ["now"]);
+    assert_eq!(got.next_visible_at, Some(T0 + 10_000));
+    assert_eq!(queue_counts(store, &q, T0).await, counts(0, 1, 1));
+    assert!(receive(store, &q, params(10, VT, T0 + 9_999)).await.messages.is_empty());
+    let got = receive(store, &q, params(10, VT, T0 + 10_000)).await;
+    assert_eq!(ids(&got), ["d"]);
+    assert_eq!(got.messages[0].receive_count, 1);
+    assert_eq!(queue_counts(store, &q, T0 + 10_000).await, counts(0, 2, 0), "once received, no longer delayed");
+}
+
+pub async fn counts_follow_state_and_clock(store: &dyn Store) {
+    let q = create(store, "q", T0).await;
+    assert_eq!(queue_counts(store, &q, T0).await, counts(0, 0, 0));
+    let batch = vec![message("a", T0), message("b", T0), message("c", T0), delayed("d", T0, T0 + 5_000)];
+    send(store, &q, batch).await;
+    assert_eq!(queue_counts(store, &q, T0).await, counts(3, 0, 1));
+    let got = receive(store, &q, params(1, VT, T0)).await;
+    assert_eq!(queue_counts(store, &q, T0).await, counts(2, 1, 1));
+    // Counts follow the clock: the delay ends, then the visibility timeout.
+    assert_eq!(queue_counts(store, &q, T0 + 5_000).await, counts(3, 1, 0));
+    assert_eq!(queue_counts(store, &q, T0 + VT).await, counts(4, 0, 0));
+    assert_eq!(delete(store, &q, vec![lease(&got.messages[0])]).await, [DeleteOutcome::Deleted]);
+    assert_eq!(queue_counts(store, &q, T0).await, counts(2, 0, 1));
+    assert_eq!(store.queue_counts(q.id + 1_000, T0).await.unwrap(), counts(0, 0, 0));
+}
+
+pub async fn next_visible_at(store: &dyn Store) {
+    let q = create(store, "q", T0).await;
+    assert_eq!(receive(store, &q, params(10, VT, T0)).await.next_visible_at, None, "empty queue");
+    send(store, &q, vec![message("a", T0)]).await;
+    assert_eq!(receive(store, &q, params(10, VT, T0)).await.next_visible_at, Some(T0 + VT));
+    send(store, &q, vec![delayed("b", T0, T0 + 1_000)]).await;
+    let got = receive(store, &q, params(10, VT, T0 + 1)).await;
+    assert!(got.messages.is_empty());
+    assert_eq!(got.next_visible_at, Some(T0 + 1_000), "the earliest of delayed and in-flight");
+    let got = receive(store, &q, params(10, 0, T0 + 1_000)).await;
+    assert_eq!(ids(&got), ["b"]);
+    assert_eq!(got.next_visible_at, Some(T0 + VT), "a message leased with timeout 0 is visible, not pending");
+}
+
+pub async fn retention_expiry_on_receive(store: &dyn Store) {
+    let q = create(store, "q", T0).await;
+    let retention = 60_000;
+    send(store, &q, vec![message("old", T0), message("edge", T0 + 500), message("new", T0 + 1_000)]).await;
+    // At T0 + 500 + retention: "old" was sent before now - retention, "edge" exactly at it.
+    let now = T0 + 500 + retention;
+    let p = ReceiveParams { max_messages: 10, visibility_timeout_ms: VT, retention_ms: retention, now };
+    let got = receive(store, &q, p).await;
+    assert_eq!(ids(&got), ["edge", "new"]);
+    assert_eq!(queue_counts(store, &q, now).await, counts(0, 2, 0), "the expired message is gone");
+
+    // Expiry is by age: messages that were received expire too, when receive meets them again.
+    let later = T0 + 1_000 + retention + VT;
+    let p = ReceiveParams { max_messages: 10, visibility_timeout_ms: VT, retention_ms: retention, now: later };
+    let got = receive(store, &q, p).await;
+    assert!(got.messages.is_empty(), "both expired by {later}: {:?}", ids(&got));
+    assert_eq!(queue_counts(store, &q, later).await, counts(0, 0, 0));
+}
+
+pub async fn expire_messages(store: &dyn Store) {
+    let short = create(store, "short", T0).await;
+    let long = create(store, "long", T0).await;
+    let untouched = create(store, "untouched", T0).await;
+    for q in [&short, &long, &untouched] {
+        send(store, q, vec![message("a", T0), message("b", T0 + 1_000), delayed("c", T0 + 2_000, T0 + 900_000)]).await;
+    }
+    receive(store, &short, params(1, VT, T0 + 1)).await;
+    let now = T0 + 61_500;
+    let retention = [(short.id, 60_000), (long.id, 3_600_000), (untouched.id + 1_000, 1)];
+    let removed = store.expire_messages(&retention, now).await.unwrap();
+    assert_eq!(removed, 2, "short's in-flight a and visible b are expired, delayed c is not");
+    assert_eq!(queue_counts(store, &short, now).await, counts(0, 0, 1));
+    assert_eq!(queue_counts(store, &long, now).await, counts(2, 0, 1));
+    assert_eq!(queue_counts(store, &untouched, now).await, counts(2, 0, 1));
+    assert_eq!(store.expire_messages(&retention, now).await.unwrap(), 0);
+    assert_eq!(store.expire_messages(&[], now).await.unwrap(), 0);
+    // The queue goes on working after expiry.
+    let got = receive(store, &short, params(10, VT, T0 + 900_000)).await;
+    assert_eq!(ids(&got), ["c"]);
+}
+
+pub async fn unknown_queue(store: &dyn Store) {
+    let gone = create(store, "gone", T0).await;
+    send(store, &gone, vec![message("m", T0)]).await;
+    let m = receive(store, &gone, params(1, VT, T0)).await.messages.remove(0);
+    assert!(store.delete_queue(gone.id, T0).await.unwrap());
+    for id in [gone.id, gone.id + 1_000] {
+        assert_eq!(store.send_messages(id, vec![message("x", T0)]).await.unwrap(), None);
+        assert_eq!(store.receive_messages(id, params(10, VT, T0 + VT)).await.unwrap(), None);
+        assert_eq!(store.delete_messages(id, vec![lease(&m)]).await.unwrap(), None);
+        let change = ChangeVisibility { lease: lease(&m), visibility_timeout_ms: 0 };
+        assert_eq!(store.change_visibility(id, vec![change], T0, MAX_INFLIGHT).await.unwrap(), None);
+        assert_eq!(store.purge_queue(id, T0, COOLDOWN).await.unwrap(), None);
+        assert!(!store.set_queue_attributes(id, map(&[("DelaySeconds", "1")]), T0).await.unwrap());
+        assert!(!store.tag_queue(id, map(&[("a", "1")])).await.unwrap());
+        assert!(!store.untag_queue(id, vec!["a".into()]).await.unwrap());
+        assert!(!store.delete_queue(id, T0).await.unwrap());
+        assert_eq!(store.queue_counts(id, T0).await.unwrap(), counts(0, 0, 0));
+        assert_eq!(store.expire_messages(&[(id, 1)], T0 + VT).await.unwrap(), 0);
+    }
+    // A send to a missing queue enqueued nothing anywhere.
+    let fresh = create(store, "fresh", T0).await;
+    assert!(receive(store, &fresh, params(10, VT, T0 + VT)).await.messages.is_empty());
+}
+
+pub async fn queues_are_isolated(store: &dyn Store) {
+    let a = create(store, "a", T0).await;
+    let b = create(store, "b", T0).await;
+    send(store, &a, vec![message("a1", T0), message("a2", T0)]).await;
+    send(store, &b, vec![message("b1", T0)]).await;
+    let from_a = receive(store, &a, params(10, VT, T0)).await;
+    assert_eq!(ids(&from_a), ["a1", "a2"]);
+    assert_eq!(queue_counts(store, &b, T0).await, counts(1, 0, 0));
+    let a1 = &from_a.messages[0];
+
+    // A lease of queue a, presented to queue b, touches nothing.
+    assert_eq!(delete(store, &b, vec![lease(a1)]).await, [DeleteOutcome::NotCurrent]);
+    let change = ChangeVisibility { lease: lease(a1), visibility_timeout_ms: 0 };
+    let outcomes = store.change_visibility(b.id, vec![change], T0 + 1, MAX_INFLIGHT).await.unwrap().unwrap();
+    assert_eq!(outcomes, [ChangeVisibilityOutcome::NotCurrent]);
+    assert_eq!(queue_counts(store, &a, T0 + 1).await, counts(0, 2, 0));
+
+    let from_b = receive(store, &b, params(10, VT, T0)).await;
+    assert_eq!(ids(&from_b), ["b1"]);
+    assert_eq!(store.purge_queue(a.id, T0, COOLDOWN).await.unwrap(), Some(PurgeOutcome::Purged { removed: 2 }));
+    assert_eq!(queue_counts(store, &b, T0).await, counts(0, 1, 0));
+    assert!(store.delete_queue(b.id, T0).await.unwrap());
+    send(store, &a, vec![message("a3", T0)]).await;
+    assert_eq!(ids(&receive(store, &a, params(10, VT, T0)).await), ["a3"]);
+}
+
+pub async fn delete_queue_removes_messages(store: &dyn Store) {
+    let q = create(store, "q", T0).await;
+    send(store, &q, vec![message("a", T0), message("b", T0)]).await;
+    let got = receive(store, &q, params(1, VT, T0)).await;
+    assert!(store.delete_queue(q.id, T0).await.unwrap());
+    let again = create(store, "q", T0 + COOLDOWN).await;
+    assert_eq!(queue_counts(store, &again, T0 + COOLDOWN).await, counts(0, 0, 0));
+    assert!(receive(store, &again, params(10, VT, T0 + COOLDOWN + VT)).await.messages.is_empty());
+    assert_eq!(delete(store, &again, vec![lease(&got.messages[0])]).await, [DeleteOutcome::NotCurrent]);
+    let seqs = send(store, &again, vec![message("c", T0 + COOLDOWN)]).await;
+    assert!(seqs[0] > got.messages[0].seq, "seqs are never reused");
+}
+
+pub async fn close_then_closed(store: &dyn Store) {
+    let q = create(store, "q", T0).await;
+    send(store, &q, vec![message("m", T0)]).await;
+    store.close().await.unwrap();
+    assert!(matches!(store.get_queue("q").await, Err(StoreError::Closed)));
+    assert!(matches!(store.send_messages(q.id, vec![message("n", T0)]).await, Err(StoreError::Closed)));
+    assert!(matches!(store.receive_messages(q.id, params(1, VT, T0)).await, Err(StoreError::Closed)));
+    assert!(matches!(store.close().await, Err(StoreError::Closed)));
+}

@@ -1,0 +1,200 @@
+//! `SqliteStore`: the durable engine, one SQLite database (`<dir>/holdfast.db`) in WAL mode.
+//!
+//! - `schema`: opening the file, the versioned schema, refusing damaged files.
+//! - `writer`: the one thread that owns the connection, with group commit.
+//! - `ops`: the SQL of each `Store` call.
+//!
+//! Invariants:
+//! - Async code never blocks on SQLite: each call becomes a closure sent to the writer thread and
+//!   the caller awaits a oneshot reply. The thread runs a whole batch of calls in one transaction
+//!   (one fsync for all, `synchronous=FULL`) and replies only after the commit, so `Ok` means
+//!   durable.
+//! - Reads go through the same thread. SQS reads are few (GetQueueUrl, GetQueueAttributes,
+//!   ListQueues) and are all index lookups, while receive, the busiest call, writes anyway; one
+//!   connection keeps every call serialised with every other, so a read always sees every write
+//!   acknowledged before it, and there is no reader pool to size or second connection to keep
+//!   consistent. Counts scan only hidden messages, so no read holds the writer up for long.
+//! - After `close` (or drop) the thread has finished every queued call and closed the database;
+//!   later calls fail with `StoreError::Closed`.
+
+mod ops;
+mod schema;
+mod writer;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Mutex, PoisonError};
+use std::thread::JoinHandle;
+
+use async_trait::async_trait;
+use holdfast_core::store::{
+    ChangeVisibility, ChangeVisibilityOutcome, CreateQueueOutcome, DeleteOutcome, Lease, Millis, NewMessage,
+    PurgeOutcome, QueueCounts, QueueId, QueueRecord, ReceiveOutcome, ReceiveParams, Store, StoreError, StoreResult,
+};
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use writer::{Command, Msg};
+
+pub use schema::DB_FILE;
+
+/// The SQLite engine. Create with `SqliteStore::open`.
+#[derive(Debug)]
+pub struct SqliteStore {
+    /// `None` once closed. A mutex rather than a bare `Sender` so `close` can take it away and
+    /// every later call sees `Closed` instead of queueing behind the shutdown.
+    commands: Mutex<Option<Sender<Msg>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Reported when the writer thread is gone without `close` (it panicked): requests fail with a
+/// cause instead of hanging.
+const WRITER_GONE: &str = "the SQLite writer thread has stopped";
+
+impl SqliteStore {
+    /// Opens or creates the store in `dir` (created if missing), checks the file, and starts the
+    /// writer thread. Blocking: call it before serving, or from `spawn_blocking`.
+    pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
+        let conn = schema::open(dir)?;
+        let (commands, receiver) = mpsc::channel();
+        let writer = std::thread::Builder::new()
+            .name("holdfast-sqlite".into())
+            .spawn(move || writer::run(conn, receiver))
+            .map_err(|e| StoreError::Backend(format!("cannot start the SQLite writer thread: {e}")))?;
+        Ok(SqliteStore { commands: Mutex::new(Some(commands)), writer: Mutex::new(Some(writer)) })
+    }
+
+    /// Runs `work` on the writer thread inside the next batch's transaction and waits for the
+    /// commit.
+    async fn call<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        {
+            let commands = self.commands.lock().unwrap_or_else(PoisonError::into_inner);
+            let commands = commands.as_ref().ok_or(StoreError::Closed)?;
+            commands
+                .send(Msg::Job(Box::new(Command::new(work, reply))))
+                .map_err(|_| StoreError::Backend(WRITER_GONE.into()))?;
+        }
+        answer.await.map_err(|_| StoreError::Backend(WRITER_GONE.into()))?
+    }
+
+    fn join_writer(&self) {
+        let writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(writer) = writer {
+            if writer.join().is_err() {
+                tracing::error!("the SQLite writer thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for SqliteStore {
+    /// Stops the writer: it finishes the calls already queued (their callers are gone or will get
+    /// their replies), closes the database, and is joined so the file is closed when drop returns.
+    fn drop(&mut self) {
+        self.commands.lock().unwrap_or_else(PoisonError::into_inner).take();
+        self.join_writer();
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_queue(
+        &self,
+        name: &str,
+        attributes: BTreeMap<String, String>,
+        tags: BTreeMap<String, String>,
+        now: Millis,
+        recreate_cooldown_ms: i64,
+    ) -> StoreResult<CreateQueueOutcome> {
+        let name = name.to_owned();
+        self.call(move |c| ops::create_queue(c, &name, attributes, tags, now, recreate_cooldown_ms)).await
+    }
+
+    async fn get_queue(&self, name: &str) -> StoreResult<Option<QueueRecord>> {
+        let name = name.to_owned();
+        self.call(move |c| ops::get_queue(c, &name)).await
+    }
+
+    async fn list_queues(&self, prefix: &str, after: Option<&str>, limit: usize) -> StoreResult<Vec<QueueRecord>> {
+        let prefix = prefix.to_owned();
+        let after = after.map(str::to_owned);
+        self.call(move |c| ops::list_queues(c, &prefix, after.as_deref(), limit)).await
+    }
+
+    async fn delete_queue(&self, queue: QueueId, now: Millis) -> StoreResult<bool> {
+        self.call(move |c| ops::delete_queue(c, queue, now)).await
+    }
+
+    async fn set_queue_attributes(
+        &self,
+        queue: QueueId,
+        attributes: BTreeMap<String, String>,
+        now: Millis,
+    ) -> StoreResult<bool> {
+        self.call(move |c| ops::set_queue_attributes(c, queue, attributes, now)).await
+    }
+
+    async fn tag_queue(&self, queue: QueueId, tags: BTreeMap<String, String>) -> StoreResult<bool> {
+        self.call(move |c| ops::tag_queue(c, queue, tags)).await
+    }
+
+    async fn untag_queue(&self, queue: QueueId, keys: Vec<String>) -> StoreResult<bool> {
+        self.call(move |c| ops::untag_queue(c, queue, keys)).await
+    }
+
+    async fn purge_queue(&self, queue: QueueId, now: Millis, cooldown_ms: i64) -> StoreResult<Option<PurgeOutcome>> {
+        self.call(move |c| ops::purge_queue(c, queue, now, cooldown_ms)).await
+    }
+
+    async fn queue_counts(&self, queue: QueueId, now: Millis) -> StoreResult<QueueCounts> {
+        self.call(move |c| ops::queue_counts(c, queue, now)).await
+    }
+
+    async fn send_messages(&self, queue: QueueId, messages: Vec<NewMessage>) -> StoreResult<Option<Vec<i64>>> {
+        self.call(move |c| ops::send_messages(c, queue, messages)).await
+    }
+
+    async fn receive_messages(&self, queue: QueueId, params: ReceiveParams) -> StoreResult<Option<ReceiveOutcome>> {
+        self.call(move |c| ops::receive_messages(c, queue, params)).await
+    }
+
+    async fn delete_messages(&self, queue: QueueId, leases: Vec<Lease>) -> StoreResult<Option<Vec<DeleteOutcome>>> {
+        self.call(move |c| ops::delete_messages(c, queue, leases)).await
+    }
+
+    async fn change_visibility(
+        &self,
+        queue: QueueId,
+        changes: Vec<ChangeVisibility>,
+        now: Millis,
+        max_inflight_ms: i64,
+    ) -> StoreResult<Option<Vec<ChangeVisibilityOutcome>>> {
+        self.call(move |c| ops::change_visibility(c, queue, changes, now, max_inflight_ms)).await
+    }
+
+    async fn expire_messages(&self, retention_ms: &[(QueueId, i64)], now: Millis) -> StoreResult<u64> {
+        let retention_ms = retention_ms.to_vec();
+        self.call(move |c| ops::expire_messages(c, &retention_ms, now)).await
+    }
+
+    async fn close(&self) -> StoreResult<()> {
+        let commands = self.commands.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let commands = commands.ok_or(StoreError::Closed)?;
+        let (ack, closed) = oneshot::channel();
+        commands.send(Msg::Close(ack)).map_err(|_| StoreError::Backend(WRITER_GONE.into()))?;
+        drop(commands);
+        let result = closed.await.map_err(|_| StoreError::Backend(WRITER_GONE.into()))?;
+        // The thread has replied as its last act; joining only reaps it.
+        self.join_writer();
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests;

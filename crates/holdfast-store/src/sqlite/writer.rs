@@ -1,0 +1,254 @@
+//! The writer thread: the only code that touches the SQLite connection after `open`.
+//!
+//! Commands arrive over a channel as closures over `&Connection`. The thread blocks for the first
+//! command, then takes every command already queued (up to `MAX_BATCH`) and runs them all in ONE
+//! transaction, each inside its own SAVEPOINT, commits once, and only then replies to each caller.
+//! Under concurrency many requests therefore share one fsync (group commit), while a failing
+//! command rolls back only its own savepoint.
+//!
+//! Invariants:
+//! - No reply leaves before the COMMIT that made its effect durable has returned. If the commit
+//!   fails, every command of the batch answers with that error, even those whose own work
+//!   succeeded (and reads, which may have seen the batch's uncommitted writes).
+//! - SQLite may roll back a whole transaction by itself after SQLITE_FULL or SQLITE_IOERR. The
+//!   thread checks `is_autocommit` after every command and fails the commands whose effects were
+//!   lost, then opens a new transaction for the rest of the batch.
+//! - After any failure the connection is left outside a transaction, so the next batch starts
+//!   clean: a full disk fails requests until space is freed, then the store carries on.
+
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::time::{Duration, Instant};
+
+use holdfast_core::store::{StoreError, StoreResult};
+use rusqlite::{Connection, ErrorCode};
+use tokio::sync::oneshot;
+
+/// The most commands one transaction takes. Big enough that one fsync serves every request a busy
+/// server has waiting; small enough that a batch's replies are not held back for long.
+const MAX_BATCH: usize = 512;
+
+/// The longest a batch waits for more commands, and only when the previous batch was bigger than
+/// what has arrived so far. A fraction of an fsync, so it costs a lone caller nothing (its
+/// batches hold one command, so it never waits) and busy callers less than the extra commit it
+/// saves them.
+const GATHER_WINDOW: Duration = Duration::from_micros(200);
+
+/// What the store sends the thread.
+pub(super) enum Msg {
+    Job(Box<dyn Job>),
+    /// Finish the queued commands, checkpoint, close the connection, then acknowledge.
+    Close(oneshot::Sender<StoreResult<()>>),
+}
+
+impl std::fmt::Debug for Msg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Msg::Job(_) => "Job",
+            Msg::Close(_) => "Close",
+        })
+    }
+}
+
+/// One command with its reply channel; type-erased so one channel carries every command.
+pub(super) trait Job: Send {
+    /// Runs the command in the open transaction, inside its own savepoint, and keeps its result
+    /// until the transaction's fate is known. Returns the command's error, if any.
+    fn run(&mut self, conn: &Connection) -> Option<StoreError>;
+    /// The transaction that held this command's effects is gone: answer `err` instead, unless the
+    /// command had already failed by itself (its own error says more).
+    fn fail(&mut self, err: StoreError);
+    fn reply(self: Box<Self>);
+}
+
+pub(super) struct Command<T, F> {
+    work: Option<F>,
+    result: Option<StoreResult<T>>,
+    reply: oneshot::Sender<StoreResult<T>>,
+}
+
+impl<T, F> Command<T, F> {
+    pub(super) fn new(work: F, reply: oneshot::Sender<StoreResult<T>>) -> Self {
+        Command { work: Some(work), result: None, reply }
+    }
+}
+
+impl<T, F> Job for Command<T, F>
+where
+    T: Send,
+    F: FnOnce(&Connection) -> rusqlite::Result<T> + Send,
+{
+    fn run(&mut self, conn: &Connection) -> Option<StoreError> {
+        let result = match self.work.take() {
+            Some(work) => in_savepoint(conn, work),
+            None => Err(StoreError::Backend("command ran twice".into())),
+        };
+        let err = result.as_ref().err().map(copy_error);
+        self.result = Some(result);
+        err
+    }
+
+    fn fail(&mut self, err: StoreError) {
+        if !matches!(self.result, Some(Err(_))) {
+            self.result = Some(Err(err));
+        }
+    }
+
+    fn reply(self: Box<Self>) {
+        let result = self.result.unwrap_or_else(|| Err(StoreError::Backend("command never ran".into())));
+        // The caller may have given up (its future was dropped); nothing to do then.
+        let _ = self.reply.send(result);
+    }
+}
+
+fn in_savepoint<T>(conn: &Connection, work: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
+    conn.prepare_cached("SAVEPOINT command").and_then(|mut s| s.execute([])).map_err(store_error)?;
+    let result = work(conn).and_then(|value| {
+        conn.prepare_cached("RELEASE command").and_then(|mut s| s.execute([]))?;
+        Ok(value)
+    });
+    if result.is_err() && !conn.is_autocommit() {
+        // Undo only this command. If SQLite already rolled back the whole transaction the
+        // savepoint is gone with it; `execute` notices that and fails the batch's earlier commands.
+        if let Err(undo) = conn.execute_batch("ROLLBACK TO command; RELEASE command") {
+            // The command's partial effects must not be committed with the others: give up the
+            // whole transaction instead (`execute` then fails the earlier commands too).
+            tracing::error!(error = %undo, "could not roll back a failed command's savepoint");
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+    }
+    result.map_err(store_error)
+}
+
+/// The thread's body: batches commands until the store is closed or dropped.
+pub(super) fn run(conn: Connection, commands: Receiver<Msg>) {
+    let mut close_ack = None;
+    // How many commands the last batch held: about how many callers are waiting on each commit.
+    let mut last_batch = 1;
+    while close_ack.is_none() {
+        let first = match commands.recv() {
+            Ok(Msg::Job(job)) => job,
+            Ok(Msg::Close(ack)) => {
+                close_ack = Some(ack);
+                break;
+            }
+            // Every sender is gone: the store was dropped without `close`.
+            Err(_) => break,
+        };
+        let mut batch = vec![first];
+        let gather_until = Instant::now() + GATHER_WINDOW;
+        while batch.len() < MAX_BATCH {
+            let next = match commands.try_recv() {
+                Ok(msg) => msg,
+                Err(TryRecvError::Disconnected) => break,
+                // The callers of the last batch are still waking up from its replies and sending
+                // their next commands; wait a moment for them rather than commit a handful now
+                // and make the rest wait a whole extra fsync.
+                Err(TryRecvError::Empty) if batch.len() < last_batch => {
+                    match commands.recv_timeout(gather_until.saturating_duration_since(Instant::now())) {
+                        Ok(msg) => msg,
+                        Err(_) => break,
+                    }
+                }
+                Err(TryRecvError::Empty) => break,
+            };
+            match next {
+                Msg::Job(job) => batch.push(job),
+                Msg::Close(ack) => {
+                    close_ack = Some(ack);
+                    break;
+                }
+            }
+        }
+        last_batch = batch.len();
+        execute(&conn, &mut batch);
+        for job in batch {
+            job.reply();
+        }
+    }
+    let closed = shut_down(conn);
+    if let Some(ack) = close_ack {
+        let _ = ack.send(closed);
+    }
+}
+
+/// Runs one batch as one transaction (or several, if SQLite aborts one midway).
+fn execute(conn: &Connection, batch: &mut [Box<dyn Job>]) {
+    // Index of the first command whose effects are in the currently open transaction.
+    let mut open_from = 0;
+    if let Err(err) = begin(conn) {
+        fail_all(batch, &err);
+        return;
+    }
+    for i in 0..batch.len() {
+        if conn.is_autocommit() {
+            if let Err(err) = begin(conn) {
+                fail_all(&mut batch[i..], &err);
+                return;
+            }
+            open_from = i;
+        }
+        let err = batch[i].run(conn);
+        if conn.is_autocommit() {
+            // SQLite rolled the whole transaction back: earlier commands' effects are lost too.
+            let err = err.unwrap_or_else(|| StoreError::Backend("transaction rolled back by SQLite".into()));
+            tracing::warn!(error = %err, "SQLite aborted a transaction; failing its commands");
+            fail_all(&mut batch[open_from..i], &err);
+            open_from = i + 1;
+        }
+    }
+    if conn.is_autocommit() {
+        return;
+    }
+    let committed = conn.prepare_cached("COMMIT").and_then(|mut s| s.execute([]));
+    if let Err(err) = committed {
+        let err = store_error(err);
+        tracing::warn!(error = %err, commands = batch.len() - open_from, "commit failed");
+        if !conn.is_autocommit() {
+            if let Err(rollback) = conn.execute_batch("ROLLBACK") {
+                tracing::error!(error = %rollback, "rollback after a failed commit failed");
+            }
+        }
+        fail_all(&mut batch[open_from..], &err);
+    }
+}
+
+fn begin(conn: &Connection) -> StoreResult<()> {
+    // IMMEDIATE takes the write lock up front, so a batch never fails halfway on SQLITE_BUSY.
+    conn.prepare_cached("BEGIN IMMEDIATE").and_then(|mut s| s.execute([])).map(drop).map_err(store_error)
+}
+
+fn fail_all(jobs: &mut [Box<dyn Job>], err: &StoreError) {
+    for job in jobs {
+        job.fail(copy_error(err));
+    }
+}
+
+/// Empties the WAL into the database file and closes the connection.
+fn shut_down(conn: Connection) -> StoreResult<()> {
+    // TRUNCATE leaves a zero-length WAL, so a closed store is a single self-contained file.
+    // Failing here loses nothing (the WAL is replayed at the next open), so it is only logged.
+    if let Err(err) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+        tracing::warn!(error = %err, "checkpoint at close failed");
+    }
+    conn.close().map_err(|(_, err)| store_error(err))
+}
+
+/// Classifies a SQLite error: a full disk (or a database at its size limit) is `Full`, which the
+/// service reports as ServiceUnavailable and which clears once space is freed; anything else is
+/// `Backend` with its cause.
+pub(super) fn store_error(err: rusqlite::Error) -> StoreError {
+    if err.sqlite_error_code() == Some(ErrorCode::DiskFull) {
+        StoreError::Full(err.to_string())
+    } else {
+        StoreError::Backend(err.to_string())
+    }
+}
+
+/// `StoreError` is not `Clone` (it is core's type); a batch needs one error for many callers.
+fn copy_error(err: &StoreError) -> StoreError {
+    match err {
+        StoreError::Full(cause) => StoreError::Full(cause.clone()),
+        StoreError::Backend(cause) => StoreError::Backend(cause.clone()),
+        StoreError::Closed => StoreError::Closed,
+    }
+}
