@@ -95,6 +95,33 @@ pub struct NewMessage {
     pub visible_at: Millis,
 }
 
+/// How a FIFO queue deduplicates sends (SPEC §5.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deduplication {
+    /// A deduplication id seen within this window (5 minutes) makes a send a duplicate, even if
+    /// the first message has been deleted since.
+    pub window_ms: i64,
+    /// `DeduplicationScope=messageGroup`: ids are unique per message group, not per queue.
+    pub per_group: bool,
+}
+
+/// What `send_messages` did with one message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SendOutcome {
+    Enqueued { seq: i64 },
+    /// A FIFO send whose deduplication id was seen within the window: nothing was enqueued; the
+    /// first message's id and seq are reported instead.
+    Duplicate { seq: i64, message_id: String },
+}
+
+impl SendOutcome {
+    pub fn seq(&self) -> i64 {
+        match self {
+            SendOutcome::Enqueued { seq } | SendOutcome::Duplicate { seq, .. } => *seq,
+        }
+    }
+}
+
 /// A message as stored, returned by receive.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredMessage {
@@ -113,6 +140,9 @@ pub struct StoredMessage {
     pub first_received_at: Option<Millis>,
     /// The lease of the receive that returned this message; goes into the receipt handle.
     pub lease: u64,
+    /// The ARN of the queue this message was dead-lettered from, while it sits in a dead-letter
+    /// queue (the `DeadLetterQueueSourceArn` system attribute).
+    pub dead_letter_source_arn: Option<String>,
 }
 
 /// Identifies one receive of one message: what a receipt handle decodes to.
@@ -122,7 +152,43 @@ pub struct Lease {
     pub lease: u64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The delivery order a queue promises.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Delivery {
+    /// Best effort: visible messages in `(visible_at, seq)` order.
+    #[default]
+    Standard,
+    /// Strict order within each message group (SPEC §5.2): a group's messages are delivered in
+    /// `seq` order, and while any of them is in flight no later one is delivered (the group is
+    /// locked). Groups whose first remaining message is visible are served oldest first, as many
+    /// of one group's messages as fit before the next group.
+    Fifo,
+}
+
+/// Where messages go once they have been received too often (a queue's RedrivePolicy).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadLetterTarget {
+    pub queue: QueueId,
+    /// A message already received this many times moves to `queue` instead of being delivered
+    /// again.
+    pub max_receive_count: u32,
+    /// The source queue's ARN, recorded on each moved message.
+    pub source_arn: String,
+    /// FIFO dead-letter queues restart the retention clock; standard ones keep the original
+    /// enqueue time (Developer Guide, "dead-letter queue retention").
+    pub reset_sent_at: bool,
+}
+
+/// A FIFO `ReceiveRequestAttemptId`: a retry with the same id within the window returns the same
+/// messages with the same leases (and restarts their visibility timeout), provided they are still
+/// leased by that receive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceiveAttempt {
+    pub id: String,
+    pub window_ms: i64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReceiveParams {
     pub max_messages: usize,
     /// The received messages become visible again at `now + visibility_timeout_ms`.
@@ -130,6 +196,18 @@ pub struct ReceiveParams {
     /// Messages sent before `now - retention_ms` are expired: removed, never returned.
     pub retention_ms: i64,
     pub now: Millis,
+    pub delivery: Delivery,
+    /// Met on the way, a message whose `receive_count >= max_receive_count` is moved (atomically,
+    /// in the same call) instead of returned. A target queue that no longer exists is ignored.
+    pub dead_letter: Option<DeadLetterTarget>,
+    pub attempt: Option<ReceiveAttempt>,
+}
+
+impl ReceiveParams {
+    /// A standard-queue receive without a dead-letter queue.
+    pub fn new(max_messages: usize, visibility_timeout_ms: i64, retention_ms: i64, now: Millis) -> Self {
+        ReceiveParams { max_messages, visibility_timeout_ms, retention_ms, now, ..Default::default() }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -139,6 +217,65 @@ pub struct ReceiveOutcome {
     /// When the earliest message not yet visible (delayed or in flight) becomes visible, if any.
     /// Long polls sleep until then instead of polling.
     pub next_visible_at: Option<Millis>,
+    /// How many messages this call moved to the dead-letter queue.
+    pub dead_lettered: u64,
+}
+
+/// One message for a message move task to move: which message and where to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageMove {
+    pub seq: i64,
+    pub destination: QueueId,
+    /// As for dead-lettering: FIFO destinations restart the retention clock.
+    pub reset_sent_at: bool,
+}
+
+/// A visible message as a move task sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MovableMessage {
+    pub seq: i64,
+    pub dead_letter_source_arn: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MoveTaskStatus {
+    Running,
+    Completed,
+    Cancelling,
+    Cancelled,
+    Failed,
+}
+
+impl MoveTaskStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MoveTaskStatus::Running => "RUNNING",
+            MoveTaskStatus::Completed => "COMPLETED",
+            MoveTaskStatus::Cancelling => "CANCELLING",
+            MoveTaskStatus::Cancelled => "CANCELLED",
+            MoveTaskStatus::Failed => "FAILED",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Running, Self::Completed, Self::Cancelling, Self::Cancelled, Self::Failed].into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// A message move task (StartMessageMoveTask), persisted so it survives restarts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MoveTask {
+    pub handle: String,
+    pub source_queue: QueueId,
+    pub source_arn: String,
+    /// `None`: each message goes back to the queue it was dead-lettered from.
+    pub destination_arn: Option<String>,
+    pub max_per_second: Option<u32>,
+    pub status: MoveTaskStatus,
+    pub moved: u64,
+    pub to_move: u64,
+    pub started_at: Millis,
+    pub failure_reason: Option<String>,
 }
 
 /// The outcome of deleting one message by its lease.
@@ -227,14 +364,24 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- messages ----
 
-    /// Enqueues all messages atomically, in order. Returns their `seq`s. Fails (enqueuing nothing)
-    /// if the queue does not exist: `Ok(None)`.
-    async fn send_messages(&self, queue: QueueId, messages: Vec<NewMessage>) -> StoreResult<Option<Vec<i64>>>;
+    /// Enqueues all messages atomically, in order; one outcome per message. With `dedup` (FIFO
+    /// queues), a message whose `deduplication_id` was recorded within the window (in its group,
+    /// for per-group scope) is not enqueued, and each enqueued id is recorded until `now +
+    /// window_ms`, surviving the message's deletion. Enqueues nothing if the queue does not exist:
+    /// `Ok(None)`.
+    async fn send_messages(
+        &self,
+        queue: QueueId,
+        messages: Vec<NewMessage>,
+        dedup: Option<Deduplication>,
+        now: Millis,
+    ) -> StoreResult<Option<Vec<SendOutcome>>>;
 
-    /// Leases up to `max_messages` visible messages in `(visible_at, seq)` order: each gets a new
-    /// random lease, `receive_count + 1`, `first_received_at` if unset, and stays hidden until
-    /// `now + visibility_timeout_ms`. Expired messages met on the way are removed. `Ok(None)` if
-    /// the queue does not exist.
+    /// Leases up to `max_messages` visible messages in the order `params.delivery` prescribes:
+    /// each gets a new random lease, `receive_count + 1`, `first_received_at` if unset, and stays
+    /// hidden until `now + visibility_timeout_ms`. Expired messages met on the way are removed;
+    /// exhausted ones are dead-lettered (`params.dead_letter`). `Ok(None)` if the queue does not
+    /// exist.
     async fn receive_messages(&self, queue: QueueId, params: ReceiveParams) -> StoreResult<Option<ReceiveOutcome>>;
 
     /// Deletes each message whose lease is current. One outcome per input, in order.
@@ -251,6 +398,32 @@ pub trait Store: Send + Sync + 'static {
         now: Millis,
         max_inflight_ms: i64,
     ) -> StoreResult<Option<Vec<ChangeVisibilityOutcome>>>;
+
+    /// Moves up to `limit` visible messages whose `receive_count >= max_receive_count` to the
+    /// dead-letter queue, so they do not wait in the source queue for a receive that may never
+    /// come. Returns how many moved; `Ok(None)` if the source queue does not exist.
+    async fn dead_letter_exhausted(
+        &self,
+        queue: QueueId,
+        target: DeadLetterTarget,
+        now: Millis,
+        limit: usize,
+    ) -> StoreResult<Option<u64>>;
+
+    /// Up to `limit` visible messages of `queue`, in delivery order, for a move task to place.
+    async fn movable_messages(&self, queue: QueueId, now: Millis, limit: usize) -> StoreResult<Vec<MovableMessage>>;
+
+    /// Moves each listed message from `source` to its destination, keeping its id, body,
+    /// attributes and (unless `reset_sent_at`) enqueue time, clearing its dead-letter source and
+    /// receive count. Messages no longer visible in `source`, or whose destination no longer
+    /// exists, are skipped. Returns how many moved.
+    async fn move_messages(&self, source: QueueId, moves: Vec<MessageMove>, now: Millis) -> StoreResult<u64>;
+
+    /// Inserts or replaces a move task (by handle).
+    async fn save_move_task(&self, task: MoveTask) -> StoreResult<()>;
+
+    /// Move tasks, newest first: those of one source queue, or all.
+    async fn move_tasks(&self, source_queue: Option<QueueId>) -> StoreResult<Vec<MoveTask>>;
 
     /// Removes the messages of every queue that were sent before `now - retention` of their
     /// queue, where `retention_ms` gives each queue's period. Returns how many were removed.

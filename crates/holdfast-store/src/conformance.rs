@@ -96,7 +96,7 @@ fn delayed(id: &str, sent_at: Millis, visible_at: Millis) -> NewMessage {
 }
 
 fn params(max_messages: usize, visibility_timeout_ms: i64, now: Millis) -> ReceiveParams {
-    ReceiveParams { max_messages, visibility_timeout_ms, retention_ms: RETENTION, now }
+    ReceiveParams::new(max_messages, visibility_timeout_ms, RETENTION, now)
 }
 
 fn lease(m: &StoredMessage) -> Lease {
@@ -123,7 +123,7 @@ async fn create(store: &dyn Store, name: &str, now: Millis) -> QueueRecord {
 }
 
 async fn send(store: &dyn Store, queue: &QueueRecord, messages: Vec<NewMessage>) -> Vec<i64> {
-    store.send_messages(queue.id, messages).await.unwrap().expect("queue exists")
+    store.send_messages(queue.id, messages, None, 0).await.unwrap().expect("queue exists").iter().map(|o| o.seq()).collect()
 }
 
 async fn receive(store: &dyn Store, queue: &QueueRecord, p: ReceiveParams) -> ReceiveOutcome {
@@ -224,7 +224,7 @@ pub async fn delete_queue_and_recreate_cooldown(store: &dyn Store) {
     assert_eq!(store.get_queue("q").await.unwrap(), Some(recreated.clone()));
     // The old id stays dead.
     assert!(!store.delete_queue(q.id, deleted_at + COOLDOWN).await.unwrap());
-    assert_eq!(store.send_messages(q.id, vec![message("m", T0)]).await.unwrap(), None);
+    assert_eq!(store.send_messages(q.id, vec![message("m", T0)], None, 0).await.unwrap(), None);
     assert!(store.get_queue("other").await.unwrap().is_some());
 }
 
@@ -513,14 +513,14 @@ pub async fn retention_expiry_on_receive(store: &dyn Store) {
     send(store, &q, vec![message("old", T0), message("edge", T0 + 500), message("new", T0 + 1_000)]).await;
     // At T0 + 500 + retention: "old" was sent before now - retention, "edge" exactly at it.
     let now = T0 + 500 + retention;
-    let p = ReceiveParams { max_messages: 10, visibility_timeout_ms: VT, retention_ms: retention, now };
+    let p = ReceiveParams::new(10, VT, retention, now);
     let got = receive(store, &q, p).await;
     assert_eq!(ids(&got), ["edge", "new"]);
     assert_eq!(queue_counts(store, &q, now).await, counts(0, 2, 0), "the expired message is gone");
 
     // Expiry is by age: messages that were received expire too, when receive meets them again.
     let later = T0 + 1_000 + retention + VT;
-    let p = ReceiveParams { max_messages: 10, visibility_timeout_ms: VT, retention_ms: retention, now: later };
+    let p = ReceiveParams::new(10, VT, retention, later);
     let got = receive(store, &q, p).await;
     assert!(got.messages.is_empty(), "both expired by {later}: {:?}", ids(&got));
     assert_eq!(queue_counts(store, &q, later).await, counts(0, 0, 0));
@@ -554,7 +554,7 @@ pub async fn unknown_queue(store: &dyn Store) {
     let m = receive(store, &gone, params(1, VT, T0)).await.messages.remove(0);
     assert!(store.delete_queue(gone.id, T0).await.unwrap());
     for id in [gone.id, gone.id + 1_000] {
-        assert_eq!(store.send_messages(id, vec![message("x", T0)]).await.unwrap(), None);
+        assert_eq!(store.send_messages(id, vec![message("x", T0)], None, 0).await.unwrap(), None);
         assert_eq!(store.receive_messages(id, params(10, VT, T0 + VT)).await.unwrap(), None);
         assert_eq!(store.delete_messages(id, vec![lease(&m)]).await.unwrap(), None);
         let change = ChangeVisibility { lease: lease(&m), visibility_timeout_ms: 0 };
@@ -616,7 +616,7 @@ pub async fn close_then_closed(store: &dyn Store) {
     send(store, &q, vec![message("m", T0)]).await;
     store.close().await.unwrap();
     assert!(matches!(store.get_queue("q").await, Err(StoreError::Closed)));
-    assert!(matches!(store.send_messages(q.id, vec![message("n", T0)]).await, Err(StoreError::Closed)));
+    assert!(matches!(store.send_messages(q.id, vec![message("n", T0)], None, 0).await, Err(StoreError::Closed)));
     assert!(matches!(store.receive_messages(q.id, params(1, VT, T0)).await, Err(StoreError::Closed)));
     assert!(matches!(store.close().await, Err(StoreError::Closed)));
 }

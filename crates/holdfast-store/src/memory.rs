@@ -20,9 +20,9 @@ use async_trait::async_trait;
 
 use crate::rules::{merge_attributes, visibility_outcome};
 use holdfast_core::store::{
-    ChangeVisibility, ChangeVisibilityOutcome, CreateQueueOutcome, DeleteOutcome, Lease, Millis, NewMessage,
-    PurgeOutcome, QueueCounts, QueueId, QueueRecord, ReceiveOutcome, ReceiveParams, Store, StoreError, StoreResult,
-    StoredMessage,
+    ChangeVisibility, ChangeVisibilityOutcome, CreateQueueOutcome, DeadLetterTarget, Deduplication, DeleteOutcome, Lease,
+    MessageMove, Millis, MovableMessage, MoveTask, NewMessage, PurgeOutcome, QueueCounts, QueueId, QueueRecord,
+    ReceiveOutcome, ReceiveParams, SendOutcome, Store, StoreError, StoreResult, StoredMessage,
 };
 
 /// The in-memory engine. Cheap to create; each instance is an independent, empty store.
@@ -269,7 +269,13 @@ impl Store for MemoryStore {
         Ok(counts)
     }
 
-    async fn send_messages(&self, queue: QueueId, messages: Vec<NewMessage>) -> StoreResult<Option<Vec<i64>>> {
+    async fn send_messages(
+        &self,
+        queue: QueueId,
+        messages: Vec<NewMessage>,
+        _dedup: Option<Deduplication>,
+        _now: Millis,
+    ) -> StoreResult<Option<Vec<SendOutcome>>> {
         let mut state = self.state()?;
         let state = &mut *state;
         let Some(q) = state.queues.get_mut(&queue) else {
@@ -279,7 +285,7 @@ impl Store for MemoryStore {
         for m in messages {
             state.last_seq += 1;
             let seq = state.last_seq;
-            seqs.push(seq);
+            seqs.push(SendOutcome::Enqueued { seq });
             q.insert(Message {
                 visible_at: m.visible_at,
                 lease: None,
@@ -297,6 +303,7 @@ impl Store for MemoryStore {
                     receive_count: 0,
                     first_received_at: None,
                     lease: 0,
+                    dead_letter_source_arn: None,
                 },
             });
         }
@@ -339,7 +346,7 @@ impl Store for MemoryStore {
             messages.push(m.stored.clone());
         }
         messages.sort_by_key(|m| m.seq);
-        Ok(Some(ReceiveOutcome { messages, next_visible_at: q.next_visible_at(now) }))
+        Ok(Some(ReceiveOutcome { messages, next_visible_at: q.next_visible_at(now), dead_lettered: 0 }))
     }
 
     async fn delete_messages(&self, queue: QueueId, leases: Vec<Lease>) -> StoreResult<Option<Vec<DeleteOutcome>>> {
@@ -387,6 +394,32 @@ impl Store for MemoryStore {
             })
             .collect();
         Ok(Some(outcomes))
+    }
+
+    async fn dead_letter_exhausted(
+        &self,
+        _queue: QueueId,
+        _target: DeadLetterTarget,
+        _now: Millis,
+        _limit: usize,
+    ) -> StoreResult<Option<u64>> {
+        Err(StoreError::Backend("dead-letter queues are not implemented by this engine yet".into()))
+    }
+
+    async fn movable_messages(&self, _queue: QueueId, _now: Millis, _limit: usize) -> StoreResult<Vec<MovableMessage>> {
+        Err(StoreError::Backend("message move tasks are not implemented by this engine yet".into()))
+    }
+
+    async fn move_messages(&self, _source: QueueId, _moves: Vec<MessageMove>, _now: Millis) -> StoreResult<u64> {
+        Err(StoreError::Backend("message move tasks are not implemented by this engine yet".into()))
+    }
+
+    async fn save_move_task(&self, _task: MoveTask) -> StoreResult<()> {
+        Err(StoreError::Backend("message move tasks are not implemented by this engine yet".into()))
+    }
+
+    async fn move_tasks(&self, _source_queue: Option<QueueId>) -> StoreResult<Vec<MoveTask>> {
+        Ok(Vec::new())
     }
 
     async fn expire_messages(&self, retention_ms: &[(QueueId, i64)], now: Millis) -> StoreResult<u64> {

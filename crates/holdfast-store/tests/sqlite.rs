@@ -29,7 +29,7 @@ fn message(id: &str, sent_at: i64) -> NewMessage {
 }
 
 fn params(max_messages: usize, now: i64) -> ReceiveParams {
-    ReceiveParams { max_messages, visibility_timeout_ms: VT, retention_ms: 1 << 40, now }
+    ReceiveParams::new(max_messages, VT, 1 << 40, now)
 }
 
 async fn create(store: &dyn Store, name: &str) -> QueueRecord {
@@ -54,9 +54,9 @@ async fn populate(dir: &Path) -> (QueueRecord, Lease, Lease) {
     let store = SqliteStore::open(dir).unwrap();
     let kept = create(&store, "kept").await;
     let gone = create(&store, "gone").await;
-    store.send_messages(gone.id, vec![message("g1", T0)]).await.unwrap().unwrap();
+    store.send_messages(gone.id, vec![message("g1", T0)], None, 0).await.unwrap().unwrap();
     assert!(store.delete_queue(gone.id, T0 + 1).await.unwrap());
-    store.send_messages(kept.id, (1..=4).map(|i| message(&format!("m{i}"), T0)).collect()).await.unwrap().unwrap();
+    store.send_messages(kept.id, (1..=4).map(|i| message(&format!("m{i}"), T0)).collect(), None, 0).await.unwrap().unwrap();
     let got = store.receive_messages(kept.id, params(2, T0)).await.unwrap().unwrap();
     let leases: Vec<Lease> = got.messages.iter().map(|m| Lease { seq: m.seq, lease: m.lease }).collect();
     let deleted = store.delete_messages(kept.id, vec![leases[0]]).await.unwrap().unwrap();
@@ -83,8 +83,8 @@ async fn check_reopened(dir: &Path, kept: &QueueRecord, deleted: Lease, in_fligh
     // Ids and seqs continue after the old ones instead of being reused.
     let newer = create(&store, "newer").await;
     assert!(newer.id > kept.id + 1);
-    let seqs = store.send_messages(newer.id, vec![message("n", T0)]).await.unwrap().unwrap();
-    assert!(seqs[0] > got.messages[1].seq);
+    let seqs = store.send_messages(newer.id, vec![message("n", T0)], None, 0).await.unwrap().unwrap();
+    assert!(seqs[0].seq() > got.messages[1].seq);
     store.close().await.unwrap();
 }
 
@@ -144,7 +144,7 @@ async fn truncated_file_is_refused() {
         let store = SqliteStore::open(dir.path()).unwrap();
         let q = create(&store, "q").await;
         let batch = (0..200).map(|i| message(&format!("m{i}"), T0)).collect();
-        store.send_messages(q.id, batch).await.unwrap().unwrap();
+        store.send_messages(q.id, batch, None, 0).await.unwrap().unwrap();
         store.close().await.unwrap();
     }
     let path = dir.path().join(DB_FILE);
@@ -164,7 +164,7 @@ async fn overwritten_page_is_refused() {
         let store = SqliteStore::open(dir.path()).unwrap();
         let q = create(&store, "q").await;
         let batch = (0..200).map(|i| message(&format!("m{i}"), T0)).collect();
-        store.send_messages(q.id, batch).await.unwrap().unwrap();
+        store.send_messages(q.id, batch, None, 0).await.unwrap().unwrap();
         store.close().await.unwrap();
     }
     // Scribble over the middle of the file, past the header, as a bad sector or stray write would.
@@ -212,7 +212,7 @@ async fn concurrent_senders_all_land_exactly_once() {
         let store = store.clone();
         senders.push(tokio::spawn(async move {
             for i in 0..PER_TASK {
-                let seqs = store.send_messages(q.id, vec![message(&format!("{t}-{i}"), T0)]).await.unwrap();
+                let seqs = store.send_messages(q.id, vec![message(&format!("{t}-{i}"), T0)], None, 0).await.unwrap();
                 assert_eq!(seqs.map(|s| s.len()), Some(1));
             }
         }));

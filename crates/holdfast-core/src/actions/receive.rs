@@ -92,7 +92,7 @@ async fn wait_for_messages(
         notified.as_mut().enable();
 
         let now = sqs.now();
-        let params = ReceiveParams { max_messages, visibility_timeout_ms, retention_ms, now };
+        let params = ReceiveParams::new(max_messages, visibility_timeout_ms, retention_ms, now);
         let outcome = exists(sqs.store.receive_messages(queue_id, params).await.map_err(internal)?)?;
         if !outcome.messages.is_empty() {
             // Whoever waits on this queue must wake when these messages' visibility runs out.

@@ -113,7 +113,7 @@ async fn enqueue(sqs: &Sqs, queue: &Queue, messages: Vec<NewMessage>) -> Result<
     let now = sqs.now();
     let visible_now = messages.iter().filter(|m| m.visible_at <= now).count();
     let earliest_delayed = messages.iter().map(|m| m.visible_at).filter(|&at| at > now).min();
-    super::exists(sqs.store.send_messages(queue.record.id, messages).await.map_err(internal)?)?;
+    super::exists(sqs.store.send_messages(queue.record.id, messages, None, now).await.map_err(internal)?)?;
     sqs.waiters.messages_visible(queue.record.id, visible_now);
     if let Some(at) = earliest_delayed {
         sqs.waiters.visible_at(queue.record.id, at);

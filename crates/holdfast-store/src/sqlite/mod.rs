@@ -29,8 +29,9 @@ use std::thread::JoinHandle;
 
 use async_trait::async_trait;
 use holdfast_core::store::{
-    ChangeVisibility, ChangeVisibilityOutcome, CreateQueueOutcome, DeleteOutcome, Lease, Millis, NewMessage,
-    PurgeOutcome, QueueCounts, QueueId, QueueRecord, ReceiveOutcome, ReceiveParams, Store, StoreError, StoreResult,
+    ChangeVisibility, ChangeVisibilityOutcome, CreateQueueOutcome, DeadLetterTarget, Deduplication, DeleteOutcome, Lease,
+    MessageMove, Millis, MovableMessage, MoveTask, NewMessage, PurgeOutcome, QueueCounts, QueueId, QueueRecord,
+    ReceiveOutcome, ReceiveParams, SendOutcome, Store, StoreError, StoreResult,
 };
 use rusqlite::Connection;
 use tokio::sync::oneshot;
@@ -156,8 +157,15 @@ impl Store for SqliteStore {
         self.call(move |c| ops::queue_counts(c, queue, now)).await
     }
 
-    async fn send_messages(&self, queue: QueueId, messages: Vec<NewMessage>) -> StoreResult<Option<Vec<i64>>> {
-        self.call(move |c| ops::send_messages(c, queue, messages)).await
+    async fn send_messages(
+        &self,
+        queue: QueueId,
+        messages: Vec<NewMessage>,
+        _dedup: Option<Deduplication>,
+        _now: Millis,
+    ) -> StoreResult<Option<Vec<SendOutcome>>> {
+        let seqs = self.call(move |c| ops::send_messages(c, queue, messages)).await?;
+        Ok(seqs.map(|seqs| seqs.into_iter().map(|seq| SendOutcome::Enqueued { seq }).collect()))
     }
 
     async fn receive_messages(&self, queue: QueueId, params: ReceiveParams) -> StoreResult<Option<ReceiveOutcome>> {
@@ -176,6 +184,32 @@ impl Store for SqliteStore {
         max_inflight_ms: i64,
     ) -> StoreResult<Option<Vec<ChangeVisibilityOutcome>>> {
         self.call(move |c| ops::change_visibility(c, queue, changes, now, max_inflight_ms)).await
+    }
+
+    async fn dead_letter_exhausted(
+        &self,
+        _queue: QueueId,
+        _target: DeadLetterTarget,
+        _now: Millis,
+        _limit: usize,
+    ) -> StoreResult<Option<u64>> {
+        Err(StoreError::Backend("dead-letter queues are not implemented by this engine yet".into()))
+    }
+
+    async fn movable_messages(&self, _queue: QueueId, _now: Millis, _limit: usize) -> StoreResult<Vec<MovableMessage>> {
+        Err(StoreError::Backend("message move tasks are not implemented by this engine yet".into()))
+    }
+
+    async fn move_messages(&self, _source: QueueId, _moves: Vec<MessageMove>, _now: Millis) -> StoreResult<u64> {
+        Err(StoreError::Backend("message move tasks are not implemented by this engine yet".into()))
+    }
+
+    async fn save_move_task(&self, _task: MoveTask) -> StoreResult<()> {
+        Err(StoreError::Backend("message move tasks are not implemented by this engine yet".into()))
+    }
+
+    async fn move_tasks(&self, _source_queue: Option<QueueId>) -> StoreResult<Vec<MoveTask>> {
+        Ok(Vec::new())
     }
 
     async fn expire_messages(&self, retention_ms: &[(QueueId, i64)], now: Millis) -> StoreResult<u64> {

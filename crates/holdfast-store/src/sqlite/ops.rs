@@ -334,6 +334,7 @@ pub(super) fn receive_messages(conn: &Connection, queue: QueueId, p: ReceivePara
                 receive_count: r.get(8)?,
                 first_received_at: r.get(9)?,
                 lease,
+                dead_letter_source_arn: None,
             })
         })?;
         messages.push(message);
@@ -342,7 +343,7 @@ pub(super) fn receive_messages(conn: &Connection, queue: QueueId, p: ReceivePara
     let next_visible_at = conn
         .prepare_cached("SELECT min(visible_at) FROM messages WHERE queue_id = ?1 AND visible_at > ?2")?
         .query_row(params![queue, p.now], |r| r.get(0))?;
-    Ok(Some(ReceiveOutcome { messages, next_visible_at }))
+    Ok(Some(ReceiveOutcome { messages, next_visible_at, dead_lettered: 0 }))
 }
 
 pub(super) fn delete_messages(

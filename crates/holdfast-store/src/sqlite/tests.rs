@@ -38,7 +38,7 @@ async fn full_database_fails_cleanly_and_recovers() {
 
     let mut sent = 0;
     let full = loop {
-        match store.send_messages(q.id, vec![message(&format!("m{sent}"), 3_000)]).await {
+        match store.send_messages(q.id, vec![message(&format!("m{sent}"), 3_000)], None, 0).await {
             Ok(Some(_)) => sent += 1,
             Ok(None) => panic!("queue vanished"),
             Err(err) => break err,
@@ -50,8 +50,8 @@ async fn full_database_fails_cleanly_and_recovers() {
     assert_eq!(store.queue_counts(q.id, 0).await.unwrap().visible, sent);
 
     store.call(|c| c.query_row("PRAGMA max_page_count = 1000000", [], |_| Ok(()))).await.unwrap();
-    assert!(store.send_messages(q.id, vec![message("after", 3_000)]).await.unwrap().is_some());
-    let params = ReceiveParams { max_messages: 10, visibility_timeout_ms: 1_000, retention_ms: 1 << 40, now: 1 };
+    assert!(store.send_messages(q.id, vec![message("after", 3_000)], None, 0).await.unwrap().is_some());
+    let params = ReceiveParams::new(10, 1_000, 1 << 40, 1);
     let got = store.receive_messages(q.id, params).await.unwrap().unwrap();
     let received = got.messages.len() as u64;
     assert_eq!(received, (sent + 1).min(10));
@@ -82,7 +82,7 @@ async fn failing_command_does_not_spoil_its_batch() {
                     .await
                     .map(drop)
             } else {
-                store.send_messages(q.id, vec![message(&format!("m{i}"), 10)]).await.map(drop)
+                store.send_messages(q.id, vec![message(&format!("m{i}"), 10)], None, 0).await.map(drop)
             }
         }));
     }
