@@ -6,10 +6,12 @@
 
 pub mod actions;
 pub mod clock;
+pub mod fifo;
 pub mod message_attributes;
 pub mod names;
 pub mod queue_attributes;
 pub mod receipt;
+pub mod redrive;
 pub mod service;
 pub mod store;
 pub mod validate;

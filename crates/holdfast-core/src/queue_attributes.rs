@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 
 use holdfast_api::{limits, sqs_error, SqsError};
 
+use crate::redrive::{RedriveAllowPolicy, RedrivePolicy};
+
 /// Every attribute name of the model's `QueueAttributeName` enum, except `All`.
 pub const ALL_ATTRIBUTES: &[&str] = &[
     "Policy",
@@ -52,6 +54,10 @@ pub struct QueueSettings {
     pub receive_message_wait_time_seconds: u32,
     pub visibility_timeout: u32,
     pub fifo: bool,
+    pub content_based_deduplication: bool,
+    /// `DeduplicationScope=messageGroup`.
+    pub dedup_per_group: bool,
+    pub redrive_policy: Option<RedrivePolicy>,
 }
 
 impl QueueSettings {
@@ -64,6 +70,10 @@ impl QueueSettings {
             receive_message_wait_time_seconds: int("ReceiveMessageWaitTimeSeconds", limits::WAIT_TIME_SECONDS_DEFAULT),
             visibility_timeout: int("VisibilityTimeout", limits::VISIBILITY_TIMEOUT_DEFAULT),
             fifo: attributes.get("FifoQueue").is_some_and(|v| v == "true"),
+            content_based_deduplication: attributes.get("ContentBasedDeduplication").is_some_and(|v| v == "true"),
+            dedup_per_group: attributes.get("DeduplicationScope").is_some_and(|v| v == "messageGroup"),
+            // Stored policies were validated on the way in.
+            redrive_policy: attributes.get("RedrivePolicy").and_then(|text| RedrivePolicy::parse(text).ok()),
         }
     }
 }
@@ -93,10 +103,15 @@ pub fn effective_value(attributes: &BTreeMap<String, String>, name: &str) -> Opt
     Some(default)
 }
 
-/// Validates and normalises attributes given to CreateQueue or SetQueueAttributes. Returns the
-/// explicit attributes to store. Features that arrive in a later release (FIFO queues, dead-letter
-/// queues) are refused with `UnsupportedOperation` rather than stored and silently ignored.
-pub fn validate(given: &BTreeMap<String, String>, occasion: Occasion) -> Result<BTreeMap<String, String>, SqsError> {
+/// Validates and normalises attributes given to CreateQueue or SetQueueAttributes of a queue
+/// that is (or will be) FIFO or not. Returns the explicit attributes to store. Cross-queue rules
+/// (a dead-letter target must exist and allow the source) are checked by the caller, which can
+/// look queues up.
+pub fn validate(
+    given: &BTreeMap<String, String>,
+    occasion: Occasion,
+    fifo: bool,
+) -> Result<BTreeMap<String, String>, SqsError> {
     let mut normalised = BTreeMap::new();
     for (name, value) in given {
         let invalid = || sqs_error!(InvalidAttributeValue, "Invalid value for the parameter {name}.");
@@ -113,6 +128,9 @@ pub fn validate(given: &BTreeMap<String, String>, occasion: Occasion) -> Result<
                 b @ ("true" | "false") => Ok(b.to_string()),
                 _ => Err(invalid()),
             }
+        };
+        let one_of = |allowed: &[&str]| -> Result<String, SqsError> {
+            allowed.iter().find(|a| **a == value.as_str()).map(|a| a.to_string()).ok_or_else(invalid)
         };
         let value = match name.as_str() {
             "DelaySeconds" => int_in(0, limits::DELAY_SECONDS_MAX)?,
@@ -132,30 +150,24 @@ pub fn validate(given: &BTreeMap<String, String>, occasion: Occasion) -> Result<
                 }
                 value.clone()
             }
+            "RedrivePolicy" if value.is_empty() => String::new(),
+            "RedrivePolicy" => RedrivePolicy::parse(value)?.to_json(),
+            "RedriveAllowPolicy" if value.is_empty() => String::new(),
+            "RedriveAllowPolicy" => RedriveAllowPolicy::parse(value)?.to_json(),
             "FifoQueue" if occasion == Occasion::SetQueueAttributes => {
                 return Err(sqs_error!(InvalidAttributeName, "Unknown Attribute FifoQueue."));
             }
-            "FifoQueue" => match boolean()?.as_str() {
-                "true" => {
-                    return Err(sqs_error!(UnsupportedOperation, "FIFO queues are not supported by this server yet."));
-                }
-                _ => continue,
+            "FifoQueue" => match (boolean()?.as_str(), fifo) {
+                ("true", true) => "true".to_string(),
+                ("false", false) => continue,
+                _ => return Err(invalid()),
             },
-            "ContentBasedDeduplication" | "DeduplicationScope" | "FifoThroughputLimit" => {
-                return Err(sqs_error!(
-                    InvalidAttributeName,
-                    "Unknown Attribute {name}: it applies to FIFO queues only."
-                ));
+            "ContentBasedDeduplication" | "DeduplicationScope" | "FifoThroughputLimit" if !fifo => {
+                return Err(sqs_error!(InvalidAttributeName, "Unknown Attribute {name}."));
             }
-            "RedrivePolicy" | "RedriveAllowPolicy" => {
-                if value.is_empty() {
-                    continue;
-                }
-                return Err(sqs_error!(
-                    UnsupportedOperation,
-                    "Dead-letter queues ({name}) are not supported by this server yet."
-                ));
-            }
+            "ContentBasedDeduplication" => boolean()?,
+            "DeduplicationScope" => one_of(&["messageGroup", "queue"])?,
+            "FifoThroughputLimit" => one_of(&["perQueue", "perMessageGroupId"])?,
             _ if ALL_ATTRIBUTES.contains(&name.as_str()) => {
                 return Err(sqs_error!(InvalidAttributeName, "Attribute {name} is read-only."));
             }
@@ -173,6 +185,20 @@ pub fn validate(given: &BTreeMap<String, String>, occasion: Occasion) -> Result<
     Ok(normalised)
 }
 
+/// Rules over the effective attributes once a change is applied: high-throughput FIFO
+/// (`FifoThroughputLimit=perMessageGroupId`) needs per-group deduplication.
+pub fn validate_combination(effective: &BTreeMap<String, String>) -> Result<(), SqsError> {
+    let per_group_throughput = effective.get("FifoThroughputLimit").is_some_and(|v| v == "perMessageGroupId");
+    let per_group_dedup = effective.get("DeduplicationScope").is_some_and(|v| v == "messageGroup");
+    if per_group_throughput && !per_group_dedup {
+        return Err(sqs_error!(
+            InvalidAttributeValue,
+            "Invalid value for the parameter FifoThroughputLimit. Reason: perMessageGroupId is allowed only with DeduplicationScope messageGroup."
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,7 +213,7 @@ mod tests {
         let ok =
             validate(&attrs(&[("VisibilityTimeout", "060"), ("SqsManagedSseEnabled", "True")]), Occasion::CreateQueue);
         assert_eq!(ok.unwrap(), attrs(&[("VisibilityTimeout", "60"), ("SqsManagedSseEnabled", "true")]));
-        let code = |pairs: &[(&str, &str)], occasion| validate(&attrs(pairs), occasion).unwrap_err().code;
+        let code = |pairs: &[(&str, &str)], occasion| validate(&attrs(pairs), occasion, false).unwrap_err().code;
         assert_eq!(code(&[("VisibilityTimeout", "43201")], Occasion::CreateQueue), ErrorCode::InvalidAttributeValue);
         assert_eq!(code(&[("DelaySeconds", "-1")], Occasion::CreateQueue), ErrorCode::InvalidAttributeValue);
         assert_eq!(code(&[("MaximumMessageSize", "1023")], Occasion::CreateQueue), ErrorCode::InvalidAttributeValue);
@@ -196,7 +222,17 @@ mod tests {
         assert_eq!(code(&[("Bogus", "1")], Occasion::CreateQueue), ErrorCode::InvalidAttributeName);
         assert_eq!(code(&[("QueueArn", "x")], Occasion::SetQueueAttributes), ErrorCode::InvalidAttributeName);
         assert_eq!(code(&[("FifoQueue", "true")], Occasion::SetQueueAttributes), ErrorCode::InvalidAttributeName);
-        assert_eq!(code(&[("FifoQueue", "true")], Occasion::CreateQueue), ErrorCode::UnsupportedOperation);
+        assert_eq!(code(&[("FifoQueue", "true")], Occasion::CreateQueue), ErrorCode::InvalidAttributeValue);
+        assert_eq!(code(&[("ContentBasedDeduplication", "true")], Occasion::CreateQueue), ErrorCode::InvalidAttributeName);
+        let fifo = |pairs: &[(&str, &str)]| validate(&attrs(pairs), Occasion::CreateQueue, true);
+        assert!(fifo(&[("FifoQueue", "true"), ("ContentBasedDeduplication", "true"), ("DeduplicationScope", "messageGroup")]).is_ok());
+        assert_eq!(fifo(&[("DeduplicationScope", "group")]).unwrap_err().code, ErrorCode::InvalidAttributeValue);
+        assert_eq!(fifo(&[("FifoQueue", "false")]).unwrap_err().code, ErrorCode::InvalidAttributeValue);
+        let high_throughput = attrs(&[("FifoThroughputLimit", "perMessageGroupId")]);
+        assert!(validate_combination(&high_throughput).is_err());
+        let mut with_scope = high_throughput.clone();
+        with_scope.insert("DeduplicationScope".into(), "messageGroup".into());
+        assert!(validate_combination(&with_scope).is_ok());
     }
 
     #[test]

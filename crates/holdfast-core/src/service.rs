@@ -45,6 +45,8 @@ pub struct Sqs {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) config: ServiceConfig,
     pub(crate) waiters: Waiters,
+    /// Serialises changes to message move tasks (the runner's progress and cancellations).
+    pub(crate) move_tasks_lock: tokio::sync::Mutex<()>,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -63,7 +65,7 @@ impl Sqs {
         shutdown: watch::Receiver<bool>,
     ) -> Self {
         let waiters = Waiters::new(Arc::clone(&clock));
-        Sqs { store, clock, config, waiters, shutdown }
+        Sqs { store, clock, config, waiters, move_tasks_lock: tokio::sync::Mutex::new(()), shutdown }
     }
 
     pub fn config(&self) -> &ServiceConfig {
@@ -74,7 +76,7 @@ impl Sqs {
         &self.store
     }
 
-    pub async fn handle(&self, ctx: &RequestContext, request: Request) -> Result<Response, SqsError> {
+    pub async fn handle(self: &Arc<Self>, ctx: &RequestContext, request: Request) -> Result<Response, SqsError> {
         use Request as R;
         Ok(match request {
             R::CreateQueue(r) => Response::CreateQueue(actions::queues::create_queue(self, ctx, r).await?),
@@ -108,12 +110,18 @@ impl Sqs {
             ),
             R::AddPermission(r) => Response::AddPermission(actions::permissions::add_permission(self, r).await?),
             R::RemovePermission(r) => Response::RemovePermission(actions::permissions::remove_permission(self, r).await?),
-            R::ListDeadLetterSourceQueues(_) => {
-                return Err(actions::not_yet("ListDeadLetterSourceQueues (dead-letter queues)"))
+            R::ListDeadLetterSourceQueues(r) => Response::ListDeadLetterSourceQueues(
+                actions::dead_letters::list_dead_letter_source_queues(self, ctx, r).await?,
+            ),
+            R::StartMessageMoveTask(r) => {
+                Response::StartMessageMoveTask(actions::move_tasks::start_message_move_task(self, r).await?)
             }
-            R::StartMessageMoveTask(_) => return Err(actions::not_yet("StartMessageMoveTask (message move tasks)")),
-            R::CancelMessageMoveTask(_) => return Err(actions::not_yet("CancelMessageMoveTask (message move tasks)")),
-            R::ListMessageMoveTasks(_) => return Err(actions::not_yet("ListMessageMoveTasks (message move tasks)")),
+            R::CancelMessageMoveTask(r) => {
+                Response::CancelMessageMoveTask(actions::move_tasks::cancel_message_move_task(self, r).await?)
+            }
+            R::ListMessageMoveTasks(r) => {
+                Response::ListMessageMoveTasks(actions::move_tasks::list_message_move_tasks(self, r).await?)
+            }
         })
     }
 
@@ -148,23 +156,53 @@ impl Sqs {
         names::queue_arn(&self.config.region, &self.config.account_id, name)
     }
 
-    /// Removes expired messages of every queue. Run periodically by the server so retention holds
-    /// even for queues nobody receives from.
-    pub async fn expire_messages(&self) -> Result<u64, StoreError> {
-        let mut retention = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self.store.list_queues("", after.as_deref(), 1000).await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.name.clone());
-            retention.extend(page.iter().map(|q| {
-                let settings = QueueSettings::from_attributes(&q.attributes);
-                (q.id, i64::from(settings.message_retention_period) * 1000)
-            }));
-        }
-        self.store.expire_messages(&retention, self.now()).await
+    /// Starts the service's own work: resumes message move tasks interrupted by a restart, then
+    /// periodically dead-letters exhausted messages of queues nobody receives from and removes
+    /// messages past their retention period. Runs until the task is aborted.
+    pub fn spawn_background(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let sqs = Arc::clone(self);
+        tokio::spawn(async move {
+            if let Err(error) = actions::move_tasks::resume(&sqs).await {
+                tracing::warn!(%error, "resuming message move tasks failed");
+            }
+            let mut ticks: u64 = 0;
+            let mut interval = tokio::time::interval(HOUSEKEEPING_INTERVAL);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                match actions::dead_letters::sweep(&sqs).await {
+                    Ok(0) => {}
+                    Ok(moved) => tracing::info!(moved, "moved exhausted messages to their dead-letter queues"),
+                    Err(error) => tracing::warn!(%error, "dead-letter sweep failed"),
+                }
+                if ticks % EXPIRY_EVERY_TICKS == 0 {
+                    match sqs.expire_messages().await {
+                        Ok(0) => {}
+                        Ok(removed) => tracing::info!(removed, "expired messages past their retention period"),
+                        Err(error) => tracing::warn!(%error, "expiring messages failed"),
+                    }
+                }
+                ticks += 1;
+            }
+        })
+    }
+
+    /// Removes expired messages of every queue, so retention holds even for queues nobody
+    /// receives from.
+    pub async fn expire_messages(&self) -> Result<u64, SqsError> {
+        let retention: Vec<(i64, i64)> = actions::dead_letters::all_queues(self)
+            .await?
+            .iter()
+            .map(|q| (q.id, i64::from(QueueSettings::from_attributes(&q.attributes).message_retention_period) * 1000))
+            .collect();
+        self.store.expire_messages(&retention, self.now()).await.map_err(internal)
     }
 }
+
+/// How often exhausted messages are dead-lettered when nobody receives them.
+const HOUSEKEEPING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+/// Retention expiry runs every this many housekeeping ticks (30 s).
+const EXPIRY_EVERY_TICKS: u64 = 15;
 
 pub(crate) fn does_not_exist() -> SqsError {
     sqs_error!(QueueDoesNotExist, "The specified queue does not exist.")

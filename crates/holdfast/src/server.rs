@@ -26,8 +26,6 @@ use tokio::sync::watch;
 use crate::config::{QueueDeclaration, Settings, StorageKind};
 use crate::http::{self, App};
 
-/// How often expired messages are removed from queues nobody receives from.
-const EXPIRY_INTERVAL: Duration = Duration::from_secs(30);
 /// How long shutdown waits for in-flight requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -58,7 +56,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         max_request_bytes: settings.max_request_bytes,
         body_timeout: idle_timeout,
     });
-    let housekeeping = tokio::spawn(expire_periodically(Arc::clone(&sqs)));
+    let housekeeping = sqs.spawn_background();
     let graceful = GracefulShutdown::new();
     let stop = stop_signal();
     tokio::pin!(stop);
@@ -127,22 +125,9 @@ async fn stop_signal() {
     let _ = interrupt.await;
 }
 
-async fn expire_periodically(sqs: Arc<Sqs>) {
-    let mut interval = tokio::time::interval(EXPIRY_INTERVAL);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        interval.tick().await;
-        match sqs.expire_messages().await {
-            Ok(0) => {}
-            Ok(removed) => tracing::info!(removed, "expired messages past their retention period"),
-            Err(error) => tracing::warn!(%error, "expiring messages failed"),
-        }
-    }
-}
-
 /// Makes the configured queues exist with the configured attributes and tags. The file is the
 /// source of truth: an existing queue's attributes are updated to match it.
-async fn declare_queues(sqs: &Sqs, queues: &[QueueDeclaration]) -> anyhow::Result<()> {
+async fn declare_queues(sqs: &Arc<Sqs>, queues: &[QueueDeclaration]) -> anyhow::Result<()> {
     let context = RequestContext::default();
     for queue in queues {
         let create = Request::CreateQueue(CreateQueueRequest {

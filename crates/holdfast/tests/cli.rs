@@ -36,7 +36,8 @@ fn cli(server: &TestServer, args: &[&str], stdin: Option<&str>) -> (i32, String,
 fn producer_and_consumer_scripts() {
     let server = TestServer::start();
     let name = unique("cli");
-    let (code, out, err) = cli(&server, &["queue", "create", &name, "-a", "VisibilityTimeout=40", "-t", "team=web"], None);
+    let (code, out, err) =
+        cli(&server, &["queue", "create", &name, "-a", "VisibilityTimeout=40", "-t", "team=web"], None);
     assert_eq!(code, 0, "{err}");
     assert!(out.trim().ends_with(&format!("/000000000000/{name}")), "{out}");
 

@@ -28,19 +28,28 @@ async fn queues_and_messages_survive_a_restart() {
         client.send_message().queue_url(&url).message_body(body).send().await.unwrap();
     }
     let first = client.receive_message().queue_url(&url).send().await.unwrap().messages.unwrap();
-    client.delete_message().queue_url(&url).receipt_handle(first[0].receipt_handle.clone().unwrap()).send().await.unwrap();
+    client
+        .delete_message()
+        .queue_url(&url)
+        .receipt_handle(first[0].receipt_handle.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
     assert!(server.terminate().success(), "graceful shutdown exits 0");
 
     server.restart();
     let client = server.client();
     let url = client.get_queue_url().queue_name(&name).send().await.unwrap().queue_url.unwrap();
-    let attributes = client.get_queue_attributes().queue_url(&url).attribute_names(QueueAttributeName::All).send().await.unwrap();
+    let attributes =
+        client.get_queue_attributes().queue_url(&url).attribute_names(QueueAttributeName::All).send().await.unwrap();
     assert_eq!(attributes.attributes.unwrap()[&QueueAttributeName::VisibilityTimeout], "7");
     assert_eq!(client.list_queue_tags().queue_url(&url).send().await.unwrap().tags.unwrap()["team"], "web");
-    let messages = client.receive_message().queue_url(&url).max_number_of_messages(10).send().await.unwrap().messages.unwrap();
+    let messages =
+        client.receive_message().queue_url(&url).max_number_of_messages(10).send().await.unwrap().messages.unwrap();
     let mut bodies: Vec<_> = messages.iter().map(|m| m.body.clone().unwrap()).collect();
     bodies.sort();
-    let expected: Vec<String> = ["a", "b", "c"].iter().filter(|b| **b != first[0].body.as_deref().unwrap()).map(|b| b.to_string()).collect();
+    let expected: Vec<String> =
+        ["a", "b", "c"].iter().filter(|b| **b != first[0].body.as_deref().unwrap()).map(|b| b.to_string()).collect();
     assert_eq!(bodies, expected, "the deleted message stays deleted, the others are back");
 }
 
@@ -102,13 +111,26 @@ async fn kill_9_loses_no_acknowledged_send_and_revives_no_acknowledged_delete() 
             (client.clone(), url.clone(), attempted_deletes.clone(), acked_deletes.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let Ok(received) = client.receive_message().queue_url(&url).max_number_of_messages(10).visibility_timeout(1).send().await else {
+                let Ok(received) = client
+                    .receive_message()
+                    .queue_url(&url)
+                    .max_number_of_messages(10)
+                    .visibility_timeout(1)
+                    .send()
+                    .await
+                else {
                     break;
                 };
                 for message in received.messages.unwrap_or_default() {
                     let body = message.body.unwrap();
                     attempted.lock().unwrap().insert(body.clone());
-                    match client.delete_message().queue_url(&url).receipt_handle(message.receipt_handle.unwrap()).send().await {
+                    match client
+                        .delete_message()
+                        .queue_url(&url)
+                        .receipt_handle(message.receipt_handle.unwrap())
+                        .send()
+                        .await
+                    {
                         Ok(_) => {
                             acked.lock().unwrap().insert(body);
                         }
@@ -137,7 +159,15 @@ async fn kill_9_loses_no_acknowledged_send_and_revives_no_acknowledged_delete() 
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let mut present = HashSet::new();
     loop {
-        let received = client.receive_message().queue_url(&url).max_number_of_messages(10).visibility_timeout(600).wait_time_seconds(1).send().await.unwrap();
+        let received = client
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .visibility_timeout(600)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
         let messages = received.messages.unwrap_or_default();
         if messages.is_empty() {
             break;
@@ -146,14 +176,74 @@ async fn kill_9_loses_no_acknowledged_send_and_revives_no_acknowledged_delete() 
             assert!(present.insert(message.body.unwrap()), "no message is delivered twice while hidden");
         }
     }
-    let lost: Vec<_> = acked_sends.iter().filter(|b| !present.contains(*b) && !attempted_deletes.contains(*b)).collect();
-    assert!(lost.is_empty(), "{} acknowledged sends were lost, e.g. {:?}", lost.len(), lost.iter().take(5).collect::<Vec<_>>());
+    let lost: Vec<_> =
+        acked_sends.iter().filter(|b| !present.contains(*b) && !attempted_deletes.contains(*b)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged sends were lost, e.g. {:?}",
+        lost.len(),
+        lost.iter().take(5).collect::<Vec<_>>()
+    );
     let revived: Vec<_> = acked_deletes.iter().filter(|b| present.contains(*b)).collect();
-    assert!(revived.is_empty(), "{} acknowledged deletes came back, e.g. {:?}", revived.len(), revived.iter().take(5).collect::<Vec<_>>());
+    assert!(
+        revived.is_empty(),
+        "{} acknowledged deletes came back, e.g. {:?}",
+        revived.len(),
+        revived.iter().take(5).collect::<Vec<_>>()
+    );
     println!(
         "crash test: {} sends acknowledged, {} deletes acknowledged, {} messages present after restart",
         acked_sends.len(),
         acked_deletes.len(),
         present.len()
     );
+}
+
+/// A message move task interrupted by a restart resumes and completes; nothing is lost or doubled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn move_tasks_survive_a_restart() {
+    let mut server = TestServer::start();
+    let client = server.client();
+    let dlq_name = unique("dlq");
+    let dlq = create_queue(&client, &dlq_name).await;
+    let dlq_arn = format!("arn:aws:sqs:us-east-1:000000000000:{dlq_name}");
+    let source_name = unique("src");
+    let source = client
+        .create_queue()
+        .queue_name(&source_name)
+        .attributes(QueueAttributeName::RedrivePolicy, format!(r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":1}}"#))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    for i in 0..6 {
+        client.send_message().queue_url(&source).message_body(format!("m{i}")).send().await.unwrap();
+    }
+    while client.receive_message().queue_url(&source).max_number_of_messages(10).visibility_timeout(0).send().await.unwrap().messages.is_some() {}
+    let count = |client: aws_sdk_sqs::Client, url: String| async move {
+        let attributes = client.get_queue_attributes().queue_url(url).attribute_names(QueueAttributeName::ApproximateNumberOfMessages).send().await.unwrap();
+        attributes.attributes.unwrap()[&QueueAttributeName::ApproximateNumberOfMessages].parse::<usize>().unwrap()
+    };
+    assert_eq!(count(client.clone(), dlq.clone()).await, 6);
+    client.start_message_move_task().source_arn(&dlq_arn).max_number_of_messages_per_second(2).send().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    server.kill9();
+
+    server.restart();
+    let client = server.client();
+    let dlq = client.get_queue_url().queue_name(&dlq_name).send().await.unwrap().queue_url.unwrap();
+    let source = client.get_queue_url().queue_name(&source_name).send().await.unwrap().queue_url.unwrap();
+    let started = Instant::now();
+    let status = loop {
+        let tasks = client.list_message_move_tasks().source_arn(&dlq_arn).send().await.unwrap().results.unwrap();
+        let status = tasks[0].status.clone().unwrap();
+        if status != "RUNNING" || started.elapsed() > Duration::from_secs(30) {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(status, "COMPLETED");
+    assert_eq!(count(client.clone(), source).await, 6, "every message is back in its source");
+    assert_eq!(count(client.clone(), dlq).await, 0);
 }

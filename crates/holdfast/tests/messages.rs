@@ -36,7 +36,11 @@ async fn round_trip_with_attributes_and_digests() {
         .message_attributes("a", string_attribute("String", "hi"))
         .message_attributes(
             "c",
-            MessageAttributeValue::builder().data_type("Binary.png").binary_value(Blob::new(vec![0, 255])).build().unwrap(),
+            MessageAttributeValue::builder()
+                .data_type("Binary.png")
+                .binary_value(Blob::new(vec![0, 255]))
+                .build()
+                .unwrap(),
         )
         .message_system_attributes(
             aws_sdk_sqs::types::MessageSystemAttributeNameForSends::AwsTraceHeader,
@@ -78,7 +82,13 @@ async fn round_trip_with_attributes_and_digests() {
     assert_eq!(user["c"].binary_value.as_ref().unwrap().as_ref(), &[0, 255]);
     assert_eq!(user["c"].data_type, "Binary.png");
 
-    client.delete_message().queue_url(&url).receipt_handle(message.receipt_handle.clone().unwrap()).send().await.unwrap();
+    client
+        .delete_message()
+        .queue_url(&url)
+        .receipt_handle(message.receipt_handle.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
     let again = client.receive_message().queue_url(&url).send().await.unwrap();
     assert!(again.messages.is_none(), "an empty receive has no Messages member");
 }
@@ -98,9 +108,24 @@ async fn attribute_digest_covers_exactly_the_returned_subset() {
         .send()
         .await
         .unwrap();
-    let received = client.receive_message().queue_url(&url).message_attribute_names("trace.*").visibility_timeout(0).send().await.unwrap();
+    let received = client
+        .receive_message()
+        .queue_url(&url)
+        .message_attribute_names("trace.*")
+        .visibility_timeout(0)
+        .send()
+        .await
+        .unwrap();
     let message = &received.messages.unwrap()[0];
-    let names: Vec<_> = message.message_attributes.as_ref().unwrap().keys().cloned().collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    let names: Vec<_> = message
+        .message_attributes
+        .as_ref()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
     assert_eq!(names, vec!["trace.id", "trace.span"]);
     let mut buffer = Vec::new();
     for (name, value) in [("trace.id", "t1"), ("trace.span", "s1")] {
@@ -128,7 +153,10 @@ async fn visibility_timeout_redelivers_and_stale_handles_do_nothing() {
 
     let first = client.receive_message().queue_url(&url).visibility_timeout(1).send().await.unwrap().messages.unwrap();
     let stale_handle = first[0].receipt_handle.clone().unwrap();
-    assert!(client.receive_message().queue_url(&url).send().await.unwrap().messages.is_none(), "hidden while in flight");
+    assert!(
+        client.receive_message().queue_url(&url).send().await.unwrap().messages.is_none(),
+        "hidden while in flight"
+    );
 
     // A long poll wakes when the visibility timeout ends.
     let started = Instant::now();
@@ -150,16 +178,52 @@ async fn visibility_timeout_redelivers_and_stale_handles_do_nothing() {
 
     // The stale handle's delete succeeds, as SQS documents, but must not delete the redelivery.
     client.delete_message().queue_url(&url).receipt_handle(&stale_handle).send().await.unwrap();
-    let error = client.change_message_visibility().queue_url(&url).receipt_handle(&stale_handle).visibility_timeout(0).send().await.unwrap_err();
+    let error = client
+        .change_message_visibility()
+        .queue_url(&url)
+        .receipt_handle(&stale_handle)
+        .visibility_timeout(0)
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(error.into_service_error().meta().code(), Some("ReceiptHandleIsInvalid"));
-    let counts = client.get_queue_attributes().queue_url(&url).attribute_names(QueueAttributeName::All).send().await.unwrap().attributes.unwrap();
+    let counts = client
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::All)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap();
     assert_eq!(counts[&QueueAttributeName::ApproximateNumberOfMessagesNotVisible], "1");
 
     // Making it visible again through the current handle works.
-    client.change_message_visibility().queue_url(&url).receipt_handle(&fresh_handle).visibility_timeout(0).send().await.unwrap();
+    client
+        .change_message_visibility()
+        .queue_url(&url)
+        .receipt_handle(&fresh_handle)
+        .visibility_timeout(0)
+        .send()
+        .await
+        .unwrap();
     let third = client.receive_message().queue_url(&url).send().await.unwrap().messages.unwrap();
-    client.delete_message().queue_url(&url).receipt_handle(third[0].receipt_handle.clone().unwrap()).send().await.unwrap();
-    let counts = client.get_queue_attributes().queue_url(&url).attribute_names(QueueAttributeName::All).send().await.unwrap().attributes.unwrap();
+    client
+        .delete_message()
+        .queue_url(&url)
+        .receipt_handle(third[0].receipt_handle.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let counts = client
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::All)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap();
     assert_eq!(counts[&QueueAttributeName::ApproximateNumberOfMessages], "0");
     assert_eq!(counts[&QueueAttributeName::ApproximateNumberOfMessagesNotVisible], "0");
 }
@@ -171,7 +235,14 @@ async fn malformed_receipt_handles_are_rejected() {
     let url = create_queue(&client, &unique("bad-rh")).await;
     let error = client.delete_message().queue_url(&url).receipt_handle("not-a-handle").send().await.unwrap_err();
     assert!(matches!(error.into_service_error(), DeleteMessageError::ReceiptHandleIsInvalid(_)));
-    let error = client.change_message_visibility().queue_url(&url).receipt_handle("nope").visibility_timeout(1).send().await.unwrap_err();
+    let error = client
+        .change_message_visibility()
+        .queue_url(&url)
+        .receipt_handle("nope")
+        .visibility_timeout(1)
+        .send()
+        .await
+        .unwrap_err();
     assert!(matches!(error.into_service_error(), ChangeMessageVisibilityError::ReceiptHandleIsInvalid(_)));
 }
 
@@ -181,12 +252,20 @@ async fn change_visibility_of_a_visible_message_is_not_in_flight() {
     let client = server.client();
     let url = create_queue(&client, &unique("nif")).await;
     client.send_message().queue_url(&url).message_body("m").send().await.unwrap();
-    let handle = client.receive_message().queue_url(&url).visibility_timeout(1).send().await.unwrap().messages.unwrap()[0]
-        .receipt_handle
-        .clone()
-        .unwrap();
+    let handle = client.receive_message().queue_url(&url).visibility_timeout(1).send().await.unwrap().messages.unwrap()
+        [0]
+    .receipt_handle
+    .clone()
+    .unwrap();
     tokio::time::sleep(Duration::from_millis(1300)).await;
-    let error = client.change_message_visibility().queue_url(&url).receipt_handle(&handle).visibility_timeout(10).send().await.unwrap_err();
+    let error = client
+        .change_message_visibility()
+        .queue_url(&url)
+        .receipt_handle(&handle)
+        .visibility_timeout(10)
+        .send()
+        .await
+        .unwrap_err();
     assert!(matches!(error.into_service_error(), ChangeMessageVisibilityError::MessageNotInflight(_)));
 }
 
@@ -223,19 +302,35 @@ async fn delayed_messages_appear_after_their_delay() {
     let client = server.client();
     let url = create_queue(&client, &unique("delay")).await;
     client.send_message().queue_url(&url).message_body("later").delay_seconds(2).send().await.unwrap();
-    let counts = client.get_queue_attributes().queue_url(&url).attribute_names(QueueAttributeName::All).send().await.unwrap().attributes.unwrap();
+    let counts = client
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::All)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap();
     assert_eq!(counts[&QueueAttributeName::ApproximateNumberOfMessagesDelayed], "1");
     assert!(client.receive_message().queue_url(&url).send().await.unwrap().messages.is_none());
     let started = Instant::now();
-    let messages = client.receive_message().queue_url(&url).wait_time_seconds(10).send().await.unwrap().messages.unwrap();
+    let messages =
+        client.receive_message().queue_url(&url).wait_time_seconds(10).send().await.unwrap().messages.unwrap();
     assert_eq!(messages[0].body.as_deref(), Some("later"));
     assert!(started.elapsed() < Duration::from_secs(6));
 
     // Queue-level delay applies when the message has none.
-    client.set_queue_attributes().queue_url(&url).attributes(QueueAttributeName::DelaySeconds, "1").send().await.unwrap();
+    client
+        .set_queue_attributes()
+        .queue_url(&url)
+        .attributes(QueueAttributeName::DelaySeconds, "1")
+        .send()
+        .await
+        .unwrap();
     client.send_message().queue_url(&url).message_body("queue-delayed").send().await.unwrap();
     assert!(client.receive_message().queue_url(&url).send().await.unwrap().messages.is_none());
-    let messages = client.receive_message().queue_url(&url).wait_time_seconds(5).send().await.unwrap().messages.unwrap();
+    let messages =
+        client.receive_message().queue_url(&url).wait_time_seconds(5).send().await.unwrap().messages.unwrap();
     assert_eq!(messages[0].body.as_deref(), Some("queue-delayed"));
 }
 
@@ -244,7 +339,8 @@ async fn batches_report_each_entry() {
     let server = TestServer::start();
     let client = server.client();
     let url = create_queue(&client, &unique("batch")).await;
-    let entry = |id: &str, body: &str| SendMessageBatchRequestEntry::builder().id(id).message_body(body).build().unwrap();
+    let entry =
+        |id: &str, body: &str| SendMessageBatchRequestEntry::builder().id(id).message_body(body).build().unwrap();
     let sent = client
         .send_message_batch()
         .queue_url(&url)
@@ -260,7 +356,8 @@ async fn batches_report_each_entry() {
     assert_eq!(sent.failed[0].code, "InvalidMessageContents");
     assert!(sent.failed[0].sender_fault);
 
-    let messages = client.receive_message().queue_url(&url).max_number_of_messages(10).send().await.unwrap().messages.unwrap();
+    let messages =
+        client.receive_message().queue_url(&url).max_number_of_messages(10).send().await.unwrap().messages.unwrap();
     let mut bodies: Vec<_> = messages.iter().map(|m| m.body.clone().unwrap()).collect();
     bodies.sort();
     assert_eq!(bodies, vec!["one", "two"]);
@@ -268,8 +365,22 @@ async fn batches_report_each_entry() {
     let changed = client
         .change_message_visibility_batch()
         .queue_url(&url)
-        .entries(ChangeMessageVisibilityBatchRequestEntry::builder().id("a").receipt_handle(messages[0].receipt_handle.clone().unwrap()).visibility_timeout(60).build().unwrap())
-        .entries(ChangeMessageVisibilityBatchRequestEntry::builder().id("b").receipt_handle("garbage").visibility_timeout(60).build().unwrap())
+        .entries(
+            ChangeMessageVisibilityBatchRequestEntry::builder()
+                .id("a")
+                .receipt_handle(messages[0].receipt_handle.clone().unwrap())
+                .visibility_timeout(60)
+                .build()
+                .unwrap(),
+        )
+        .entries(
+            ChangeMessageVisibilityBatchRequestEntry::builder()
+                .id("b")
+                .receipt_handle("garbage")
+                .visibility_timeout(60)
+                .build()
+                .unwrap(),
+        )
         .send()
         .await
         .unwrap();
@@ -278,13 +389,26 @@ async fn batches_report_each_entry() {
 
     let mut deletes = client.delete_message_batch().queue_url(&url);
     for (i, message) in messages.iter().enumerate() {
-        deletes = deletes.entries(DeleteMessageBatchRequestEntry::builder().id(format!("d{i}")).receipt_handle(message.receipt_handle.clone().unwrap()).build().unwrap());
+        deletes = deletes.entries(
+            DeleteMessageBatchRequestEntry::builder()
+                .id(format!("d{i}"))
+                .receipt_handle(message.receipt_handle.clone().unwrap())
+                .build()
+                .unwrap(),
+        );
     }
     let deleted = deletes.send().await.unwrap();
     assert_eq!(deleted.successful.len(), 2);
     assert!(deleted.failed.is_empty());
 
-    let error = client.send_message_batch().queue_url(&url).entries(entry("x", "1")).entries(entry("x", "2")).send().await.unwrap_err();
+    let error = client
+        .send_message_batch()
+        .queue_url(&url)
+        .entries(entry("x", "1"))
+        .entries(entry("x", "2"))
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(error.into_service_error().meta().code(), Some("AWS.SimpleQueueService.BatchEntryIdsNotDistinct"));
     let mut too_many = client.send_message_batch().queue_url(&url);
     for i in 0..11 {
@@ -328,9 +452,22 @@ async fn limits_are_enforced_with_sqs_error_codes() {
         send = send.message_attributes(format!("a{i}"), string_attribute("String", "v"));
     }
     assert_eq!(code(send.send().await.unwrap_err()).as_deref(), Some("InvalidParameterValue"));
-    let error = client.send_message().queue_url(&url).message_body("x").message_attributes("AWS.reserved", string_attribute("String", "v")).send().await.unwrap_err();
+    let error = client
+        .send_message()
+        .queue_url(&url)
+        .message_body("x")
+        .message_attributes("AWS.reserved", string_attribute("String", "v"))
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(error).as_deref(), Some("InvalidParameterValue"));
-    let error = client.send_message().queue_url(&format!("{}/000000000000/no-such-queue", server.url)).message_body("x").send().await.unwrap_err();
+    let error = client
+        .send_message()
+        .queue_url(&format!("{}/000000000000/no-such-queue", server.url))
+        .message_body("x")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(error).as_deref(), Some("AWS.SimpleQueueService.NonExistentQueue"));
 }
 
@@ -339,7 +476,14 @@ async fn message_group_id_on_a_standard_queue_is_kept() {
     let server = TestServer::start();
     let client = server.client();
     let url = create_queue(&client, &unique("fair")).await;
-    client.send_message().queue_url(&url).message_body("tenant message").message_group_id("tenant-7").send().await.unwrap();
+    client
+        .send_message()
+        .queue_url(&url)
+        .message_body("tenant message")
+        .message_group_id("tenant-7")
+        .send()
+        .await
+        .unwrap();
     let messages = client
         .receive_message()
         .queue_url(&url)

@@ -64,7 +64,8 @@ async fn list_queues_pages_with_max_results() {
     let mut seen = Vec::new();
     let mut token = None;
     loop {
-        let page = client.list_queues().queue_name_prefix(&prefix).max_results(2).set_next_token(token).send().await.unwrap();
+        let page =
+            client.list_queues().queue_name_prefix(&prefix).max_results(2).set_next_token(token).send().await.unwrap();
         let urls = page.queue_urls.unwrap_or_default();
         assert!(urls.len() <= 2);
         seen.extend(urls);
@@ -84,7 +85,8 @@ async fn attributes_defaults_set_and_validation() {
     let client = server.client();
     let name = unique("attrs");
     let url = create_queue(&client, &name).await;
-    let all = client.get_queue_attributes().queue_url(&url).attribute_names(QueueAttributeName::All).send().await.unwrap();
+    let all =
+        client.get_queue_attributes().queue_url(&url).attribute_names(QueueAttributeName::All).send().await.unwrap();
     let attributes = all.attributes.unwrap();
     let get = |name: QueueAttributeName| attributes.get(&name).cloned().unwrap_or_default();
     assert_eq!(get(QueueAttributeName::VisibilityTimeout), "30");
@@ -98,7 +100,13 @@ async fn attributes_defaults_set_and_validation() {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     assert!((now - created).abs() < 60, "CreatedTimestamp is in epoch seconds");
 
-    client.set_queue_attributes().queue_url(&url).attributes(QueueAttributeName::VisibilityTimeout, "5").send().await.unwrap();
+    client
+        .set_queue_attributes()
+        .queue_url(&url)
+        .attributes(QueueAttributeName::VisibilityTimeout, "5")
+        .send()
+        .await
+        .unwrap();
     let one = client
         .get_queue_attributes()
         .queue_url(&url)
@@ -139,7 +147,8 @@ async fn purge_removes_everything_once_a_minute() {
     }
     client.receive_message().queue_url(&url).send().await.unwrap();
     client.purge_queue().queue_url(&url).send().await.unwrap();
-    let attributes = client.get_queue_attributes().queue_url(&url).attribute_names(QueueAttributeName::All).send().await.unwrap();
+    let attributes =
+        client.get_queue_attributes().queue_url(&url).attribute_names(QueueAttributeName::All).send().await.unwrap();
     let attributes = attributes.attributes.unwrap();
     assert_eq!(attributes[&QueueAttributeName::ApproximateNumberOfMessages], "0");
     assert_eq!(attributes[&QueueAttributeName::ApproximateNumberOfMessagesNotVisible], "0");
@@ -206,7 +215,14 @@ async fn permissions_maintain_a_policy_document() {
         attributes.and_then(|a| a.get(&QueueAttributeName::Policy).cloned())
     };
     let text = policy_of(
-        client.get_queue_attributes().queue_url(&url).attribute_names(QueueAttributeName::Policy).send().await.unwrap().attributes,
+        client
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(QueueAttributeName::Policy)
+            .send()
+            .await
+            .unwrap()
+            .attributes,
     )
     .expect("a policy");
     let policy: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -219,14 +235,26 @@ async fn permissions_maintain_a_policy_document() {
     assert_eq!(statements[0]["Resource"], format!("arn:aws:sqs:us-east-1:000000000000:{name}"));
     assert_eq!(statements[1]["Action"], serde_json::json!(["SQS:ReceiveMessage", "SQS:DeleteMessage"]));
 
-    let duplicate =
-        client.add_permission().queue_url(&url).label("senders").aws_account_ids("1").actions("SendMessage").send().await;
+    let duplicate = client
+        .add_permission()
+        .queue_url(&url)
+        .label("senders")
+        .aws_account_ids("1")
+        .actions("SendMessage")
+        .send()
+        .await;
     assert_eq!(duplicate.unwrap_err().into_service_error().meta().code(), Some("InvalidParameterValue"));
 
     client.remove_permission().queue_url(&url).label("senders").send().await.unwrap();
     client.remove_permission().queue_url(&url).label("readers").send().await.unwrap();
-    let attributes =
-        client.get_queue_attributes().queue_url(&url).attribute_names(QueueAttributeName::Policy).send().await.unwrap().attributes;
+    let attributes = client
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::Policy)
+        .send()
+        .await
+        .unwrap()
+        .attributes;
     assert_eq!(policy_of(attributes), None, "no statements left, no policy");
     let missing = client.remove_permission().queue_url(&url).label("readers").send().await;
     assert_eq!(missing.unwrap_err().into_service_error().meta().code(), Some("InvalidParameterValue"));

@@ -25,7 +25,9 @@ fn raw_exchange(url: &str, request: &[u8]) -> String {
             break;
         }
         response.extend_from_slice(&buffer[..n]);
-        if response.windows(4).any(|w| w == b"\r\n\r\n") && String::from_utf8_lossy(&response).contains("</ErrorResponse>") {
+        if response.windows(4).any(|w| w == b"\r\n\r\n")
+            && String::from_utf8_lossy(&response).contains("</ErrorResponse>")
+        {
             break;
         }
         if response.windows(4).any(|w| w == b"\r\n\r\n") && response.ends_with(b"}") {
@@ -59,7 +61,15 @@ name = "orders"
     let client = server.client();
     let urls = client.list_queues().send().await.unwrap().queue_urls.unwrap();
     assert_eq!(urls, vec![format!("{}/123456789012/leads", server.url), format!("{}/123456789012/orders", server.url)]);
-    let attributes = client.get_queue_attributes().queue_url(&urls[0]).attribute_names(QueueAttributeName::All).send().await.unwrap().attributes.unwrap();
+    let attributes = client
+        .get_queue_attributes()
+        .queue_url(&urls[0])
+        .attribute_names(QueueAttributeName::All)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap();
     assert_eq!(attributes[&QueueAttributeName::VisibilityTimeout], "120");
     assert_eq!(attributes[&QueueAttributeName::ReceiveMessageWaitTimeSeconds], "5");
     assert_eq!(attributes[&QueueAttributeName::QueueArn], "arn:aws:sqs:eu-west-1:123456789012:leads");
@@ -106,7 +116,10 @@ fn errors_answer_in_the_protocol_of_the_request() {
         b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: AmazonSQS.GetQueueUrl\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: 21\r\n\r\n{\"QueueName\":\"nope1\"}",
     );
     assert!(json.starts_with("HTTP/1.1 400"), "{json}");
-    assert!(json.to_ascii_lowercase().contains("x-amzn-query-error: aws.simplequeueservice.nonexistentqueue;sender"), "{json}");
+    assert!(
+        json.to_ascii_lowercase().contains("x-amzn-query-error: aws.simplequeueservice.nonexistentqueue;sender"),
+        "{json}"
+    );
     assert!(json.contains("com.amazonaws.sqs#QueueDoesNotExist"), "{json}");
 
     let body = "Action=GetQueueUrl&QueueName=nope1";

@@ -10,7 +10,8 @@ use holdfast_api::{limits, sqs_error, NoOutput, SqsError};
 
 use super::{exists, tags};
 use crate::names;
-use crate::queue_attributes::{self, effective_value, Occasion, ALL_ATTRIBUTES};
+use crate::queue_attributes::{self, effective_value, Occasion, QueueSettings, ALL_ATTRIBUTES};
+use crate::redrive::{queue_name_from_arn, RedriveAllowPolicy, RedrivePolicy};
 use crate::service::{does_not_exist, internal, RequestContext, Sqs};
 use crate::store::{CreateQueueOutcome, PurgeOutcome};
 
@@ -22,7 +23,9 @@ pub async fn create_queue(
     let given = req.attributes.unwrap_or_default();
     let fifo_requested = given.get("FifoQueue").is_some_and(|v| v.eq_ignore_ascii_case("true"));
     names::validate_queue_name(&req.queue_name, fifo_requested)?;
-    let attributes = queue_attributes::validate(&given, Occasion::CreateQueue)?;
+    let attributes = queue_attributes::validate(&given, Occasion::CreateQueue, fifo_requested)?;
+    queue_attributes::validate_combination(&attributes)?;
+    check_redrive(sqs, &req.queue_name, fifo_requested, &attributes).await?;
     let tags = req.tags.unwrap_or_default();
     tags::validate_tags(&tags)?;
     let now = sqs.now();
@@ -163,7 +166,12 @@ pub async fn get_queue_attributes(
 
 pub async fn set_queue_attributes(sqs: &Sqs, req: SetQueueAttributesRequest) -> Result<NoOutput, SqsError> {
     let queue = sqs.queue(&req.queue_url).await?;
-    let attributes = queue_attributes::validate(&req.attributes, Occasion::SetQueueAttributes)?;
+    let attributes = queue_attributes::validate(&req.attributes, Occasion::SetQueueAttributes, queue.settings.fifo)?;
+    let mut effective = queue.record.attributes.clone();
+    effective.extend(attributes.clone());
+    effective.retain(|_, value| !value.is_empty());
+    queue_attributes::validate_combination(&effective)?;
+    check_redrive(sqs, &queue.record.name, queue.settings.fifo, &attributes).await?;
     let updated = sqs.store.set_queue_attributes(queue.record.id, attributes, sqs.now()).await.map_err(internal)?;
     exists(updated.then_some(NoOutput))
 }
@@ -183,4 +191,29 @@ pub async fn purge_queue(sqs: &Sqs, req: PurgeQueueRequest) -> Result<NoOutput, 
             queue.record.name
         )),
     }
+}
+
+/// A RedrivePolicy may only name an existing queue of the same type (FIFO to FIFO) that is not
+/// the source itself and whose RedriveAllowPolicy lets this source in.
+async fn check_redrive(sqs: &Sqs, source_name: &str, source_fifo: bool, attributes: &BTreeMap<String, String>) -> Result<(), SqsError> {
+    let Some(text) = attributes.get("RedrivePolicy").filter(|t| !t.is_empty()) else { return Ok(()) };
+    let policy = RedrivePolicy::parse(text)?;
+    let reject = |reason: &str| sqs_error!(InvalidParameterValue, "Value {text} for parameter RedrivePolicy is invalid. Reason: {reason}");
+    let target_name = queue_name_from_arn(&policy.dead_letter_target_arn, &sqs.config.account_id)
+        .ok_or_else(|| reject("Dead-letter target does not exist."))?;
+    if target_name == source_name {
+        return Err(reject("A queue cannot be its own dead-letter queue."));
+    }
+    let target = sqs.store.get_queue(target_name).await.map_err(internal)?.ok_or_else(|| reject("Dead-letter target does not exist."))?;
+    let target_settings = QueueSettings::from_attributes(&target.attributes);
+    if target_settings.fifo != source_fifo {
+        return Err(reject("Dead-letter queue must be the same type of queue as the source (FIFO or standard)."));
+    }
+    if let Some(allow) = target.attributes.get("RedriveAllowPolicy").and_then(|t| RedriveAllowPolicy::parse(t).ok()) {
+        let source_arn = sqs.queue_arn(source_name);
+        if !allow.allows(&source_arn) {
+            return Err(reject(&format!("Queue {source_arn} is not allowed to use {} as its dead-letter queue.", policy.dead_letter_target_arn)));
+        }
+    }
+    Ok(())
 }

@@ -13,7 +13,9 @@ use super::exists;
 use crate::message_attributes::{self as attrs, AttributeFilter};
 use crate::receipt;
 use crate::service::{internal, Queue, Sqs};
-use crate::store::{ReceiveParams, StoredMessage};
+use crate::fifo;
+use crate::redrive::queue_name_from_arn;
+use crate::store::{DeadLetterTarget, Delivery, ReceiveAttempt, ReceiveParams, StoredMessage};
 use crate::validate::{check_fifo_id, check_range};
 
 /// The message system attributes a receive can ask for (besides `All`).
@@ -56,6 +58,10 @@ pub async fn receive_message(sqs: &Sqs, req: ReceiveMessageRequest) -> Result<Re
         // Only meaningful on FIFO queues; standard queues accept and ignore it.
         check_fifo_id("ReceiveRequestAttemptId", attempt_id)?;
     }
+    let attempt = match &req.receive_request_attempt_id {
+        Some(id) if queue.settings.fifo => Some(ReceiveAttempt { id: id.clone(), window_ms: fifo::DEDUP_WINDOW_MS }),
+        _ => None,
+    };
     let system_names: Vec<&str> = req
         .attribute_names
         .iter()
@@ -65,7 +71,8 @@ pub async fn receive_message(sqs: &Sqs, req: ReceiveMessageRequest) -> Result<Re
         .collect();
     let filter = AttributeFilter::new(req.message_attribute_names.as_deref().unwrap_or_default());
 
-    let messages = wait_for_messages(sqs, &queue, max_messages, visibility_timeout * 1000, wait_seconds).await?;
+    let request = Batch { max_messages, visibility_timeout_ms: visibility_timeout * 1000, attempt };
+    let messages = wait_for_messages(sqs, &queue, request, wait_seconds).await?;
     if messages.is_empty() {
         return Ok(ReceiveMessageResponse { messages: None });
     }
@@ -73,14 +80,32 @@ pub async fn receive_message(sqs: &Sqs, req: ReceiveMessageRequest) -> Result<Re
     Ok(ReceiveMessageResponse { messages: Some(rendered) })
 }
 
-async fn wait_for_messages(
-    sqs: &Sqs,
-    queue: &Queue,
+/// What one receive asks of the store.
+struct Batch {
     max_messages: usize,
     visibility_timeout_ms: i64,
-    wait_seconds: i64,
-) -> Result<Vec<StoredMessage>, SqsError> {
+    attempt: Option<ReceiveAttempt>,
+}
+
+/// The dead-letter queue a receive moves exhausted messages to, if the queue has a RedrivePolicy
+/// whose target still exists.
+pub(crate) async fn dead_letter_target(sqs: &Sqs, queue: &Queue) -> Result<Option<DeadLetterTarget>, SqsError> {
+    let Some(policy) = &queue.settings.redrive_policy else { return Ok(None) };
+    let Some(name) = queue_name_from_arn(&policy.dead_letter_target_arn, &sqs.config.account_id) else { return Ok(None) };
+    let target = sqs.store.get_queue(name).await.map_err(internal)?;
+    Ok(target.map(|target| DeadLetterTarget {
+        queue: target.id,
+        max_receive_count: policy.max_receive_count,
+        source_arn: sqs.queue_arn(&queue.record.name),
+        reset_sent_at: queue.settings.fifo,
+    }))
+}
+
+async fn wait_for_messages(sqs: &Sqs, queue: &Queue, batch: Batch, wait_seconds: i64) -> Result<Vec<StoredMessage>, SqsError> {
+    let Batch { max_messages, visibility_timeout_ms, attempt } = batch;
     let queue_id = queue.record.id;
+    let dead_letter = dead_letter_target(sqs, queue).await?;
+    let delivery = if queue.settings.fifo { Delivery::Fifo } else { Delivery::Standard };
     let retention_ms = i64::from(queue.settings.message_retention_period) * 1000;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(wait_seconds as u64);
     let signal = sqs.waiters.signal(queue_id);
@@ -92,8 +117,16 @@ async fn wait_for_messages(
         notified.as_mut().enable();
 
         let now = sqs.now();
-        let params = ReceiveParams::new(max_messages, visibility_timeout_ms, retention_ms, now);
+        let params = ReceiveParams {
+            delivery,
+            dead_letter: dead_letter.clone(),
+            attempt: attempt.clone(),
+            ..ReceiveParams::new(max_messages, visibility_timeout_ms, retention_ms, now)
+        };
         let outcome = exists(sqs.store.receive_messages(queue_id, params).await.map_err(internal)?)?;
+        if let (Some(target), moved @ 1..) = (&dead_letter, outcome.dead_lettered) {
+            sqs.waiters.messages_visible(target.queue, moved as usize);
+        }
         if !outcome.messages.is_empty() {
             // Whoever waits on this queue must wake when these messages' visibility runs out.
             sqs.waiters.visible_at(queue_id, now + visibility_timeout_ms);
@@ -130,6 +163,8 @@ fn render(queue: &Queue, message: StoredMessage, system_names: &[&str], filter: 
             "ApproximateFirstReceiveTimestamp" => message.first_received_at.map(|t| t.to_string()),
             "MessageGroupId" => message.group_id.clone(),
             "MessageDeduplicationId" => message.deduplication_id.clone(),
+            "SequenceNumber" if queue.settings.fifo => Some(fifo::sequence_number(message.seq)),
+            "DeadLetterQueueSourceArn" => message.dead_letter_source_arn.clone(),
             "AWSTraceHeader" => system_attributes.get("AWSTraceHeader").and_then(|v| v.string_value.clone()),
             _ => None,
         };

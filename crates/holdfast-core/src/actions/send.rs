@@ -8,7 +8,8 @@ use holdfast_api::{limits, sqs_error, SqsError};
 
 use crate::message_attributes as attrs;
 use crate::service::{internal, Queue, RequestContext, Sqs};
-use crate::store::{Millis, NewMessage};
+use crate::fifo;
+use crate::store::{Deduplication, Millis, NewMessage, SendOutcome};
 use crate::validate::{check_batch_entry_ids, check_fifo_id, check_message_characters};
 
 /// The members SendMessage and a SendMessageBatch entry share.
@@ -24,6 +25,7 @@ struct Outgoing<'a> {
 /// What a send result reports about one message.
 struct Receipt {
     message_id: String,
+    sequence_number: Option<String>,
     md5_of_body: String,
     md5_of_attributes: Option<String>,
     md5_of_system_attributes: Option<String>,
@@ -56,6 +58,13 @@ fn prepare(queue: &Queue, sender_id: &str, now: Millis, out: Outgoing<'_>) -> Re
         ));
     }
     let delay = match out.delay_seconds {
+        // FIFO queues have only the queue's delay: per-message delays would break the order.
+        Some(delay) if queue.settings.fifo && delay != 0 => {
+            return Err(sqs_error!(
+                InvalidParameterValue,
+                "Value {delay} for parameter DelaySeconds is invalid. Reason: The request includes a parameter that is not valid for this queue type."
+            ));
+        }
         Some(delay) => {
             if !(0..=i64::from(limits::DELAY_SECONDS_MAX)).contains(&delay) {
                 return Err(sqs_error!(
@@ -67,22 +76,43 @@ fn prepare(queue: &Queue, sender_id: &str, now: Millis, out: Outgoing<'_>) -> Re
         }
         None => i64::from(queue.settings.delay_seconds),
     };
-    if let Some(dedup) = out.deduplication_id {
-        // Standard queues (the only kind so far) have no deduplication.
-        return Err(sqs_error!(
-            InvalidParameterValue,
-            "Value {dedup} for parameter MessageDeduplicationId is invalid. Reason: The request includes a parameter that is not valid for this queue type."
-        ));
-    }
-    // A group id on a standard queue names the tenant of a fair queue: accepted and returned.
-    if let Some(group) = out.group_id {
+    let deduplication_id = if queue.settings.fifo {
+        let Some(group) = out.group_id else {
+            return Err(sqs_error!(MissingParameter, "The request must contain the parameter MessageGroupId."));
+        };
         check_fifo_id("MessageGroupId", group)?;
-    }
+        match out.deduplication_id {
+            Some(explicit) => {
+                check_fifo_id("MessageDeduplicationId", explicit)?;
+                Some(explicit.to_string())
+            }
+            None if queue.settings.content_based_deduplication => Some(fifo::content_deduplication_id(out.body)),
+            None => {
+                return Err(sqs_error!(
+                    InvalidParameterValue,
+                    "The queue should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly"
+                ));
+            }
+        }
+    } else {
+        if let Some(dedup) = out.deduplication_id {
+            return Err(sqs_error!(
+                InvalidParameterValue,
+                "Value {dedup} for parameter MessageDeduplicationId is invalid. Reason: The request includes a parameter that is not valid for this queue type."
+            ));
+        }
+        // A group id on a standard queue names the tenant of a fair queue: accepted and returned.
+        if let Some(group) = out.group_id {
+            check_fifo_id("MessageGroupId", group)?;
+        }
+        None
+    };
     let encoded_attributes = attrs::encode(out.attributes);
     let encoded_system = attrs::encode(out.system_attributes);
     let message_id = uuid::Uuid::new_v4().to_string();
     let receipt = Receipt {
         message_id: message_id.clone(),
+        sequence_number: None,
         md5_of_body: attrs::md5_hex(out.body.as_bytes()),
         md5_of_attributes: (!out.attributes.is_empty()).then(|| attrs::md5_hex(&encoded_attributes)),
         md5_of_system_attributes: (!out.system_attributes.is_empty()).then(|| attrs::md5_hex(&encoded_system)),
@@ -93,7 +123,7 @@ fn prepare(queue: &Queue, sender_id: &str, now: Millis, out: Outgoing<'_>) -> Re
         attributes: encoded_attributes,
         system_attributes: encoded_system,
         group_id: out.group_id.map(str::to_string),
-        deduplication_id: None,
+        deduplication_id,
         sender_id: sender_id.to_string(),
         sent_at: now,
         visible_at: now + delay * 1000,
@@ -105,15 +135,31 @@ fn sender_id(sqs: &Sqs, ctx: &RequestContext) -> String {
     ctx.access_key_id.clone().unwrap_or_else(|| sqs.config.account_id.clone())
 }
 
-/// Enqueues messages in one store call, then wakes receivers waiting on the queue.
-async fn enqueue(sqs: &Sqs, queue: &Queue, messages: Vec<NewMessage>) -> Result<(), SqsError> {
+/// Enqueues messages in one store call, wakes receivers waiting on the queue, and completes the
+/// receipts: a FIFO duplicate reports the first message's id, FIFO messages their sequence number.
+async fn enqueue(sqs: &Sqs, queue: &Queue, messages: Vec<NewMessage>, receipts: &mut [Receipt]) -> Result<(), SqsError> {
     if messages.is_empty() {
         return Ok(());
     }
     let now = sqs.now();
-    let visible_now = messages.iter().filter(|m| m.visible_at <= now).count();
-    let earliest_delayed = messages.iter().map(|m| m.visible_at).filter(|&at| at > now).min();
-    super::exists(sqs.store.send_messages(queue.record.id, messages, None, now).await.map_err(internal)?)?;
+    let visible_at: Vec<Millis> = messages.iter().map(|m| m.visible_at).collect();
+    let dedup = queue
+        .settings
+        .fifo
+        .then_some(Deduplication { window_ms: fifo::DEDUP_WINDOW_MS, per_group: queue.settings.dedup_per_group });
+    let outcomes = super::exists(sqs.store.send_messages(queue.record.id, messages, dedup, now).await.map_err(internal)?)?;
+    let mut visible_now = 0;
+    let mut earliest_delayed: Option<Millis> = None;
+    for ((outcome, receipt), at) in outcomes.iter().zip(receipts.iter_mut()).zip(visible_at) {
+        if queue.settings.fifo {
+            receipt.sequence_number = Some(fifo::sequence_number(outcome.seq()));
+        }
+        match outcome {
+            SendOutcome::Duplicate { message_id, .. } => receipt.message_id = message_id.clone(),
+            SendOutcome::Enqueued { .. } if at <= now => visible_now += 1,
+            SendOutcome::Enqueued { .. } => earliest_delayed = Some(earliest_delayed.map_or(at, |e| e.min(at))),
+        }
+    }
     sqs.waiters.messages_visible(queue.record.id, visible_now);
     if let Some(at) = earliest_delayed {
         sqs.waiters.visible_at(queue.record.id, at);
@@ -128,7 +174,7 @@ pub async fn send_message(
 ) -> Result<SendMessageResponse, SqsError> {
     let queue = sqs.queue(&req.queue_url).await?;
     let empty = MessageAttributeMap::new();
-    let (message, receipt) = prepare(
+    let (message, mut receipt) = prepare(
         &queue,
         &sender_id(sqs, ctx),
         sqs.now(),
@@ -141,13 +187,13 @@ pub async fn send_message(
             group_id: req.message_group_id.as_deref(),
         },
     )?;
-    enqueue(sqs, &queue, vec![message]).await?;
+    enqueue(sqs, &queue, vec![message], std::slice::from_mut(&mut receipt)).await?;
     Ok(SendMessageResponse {
         md5_of_message_body: Some(receipt.md5_of_body),
         md5_of_message_attributes: receipt.md5_of_attributes,
         md5_of_message_system_attributes: receipt.md5_of_system_attributes,
         message_id: Some(receipt.message_id),
-        sequence_number: None,
+        sequence_number: receipt.sequence_number,
     })
 }
 
@@ -174,7 +220,7 @@ pub async fn send_message_batch(
     let now = sqs.now();
     let empty = MessageAttributeMap::new();
     let mut messages = Vec::new();
-    let mut successful = Vec::new();
+    let mut accepted: Vec<(String, Receipt)> = Vec::new();
     let mut failed = Vec::new();
     for entry in &req.entries {
         let outgoing = Outgoing {
@@ -188,19 +234,25 @@ pub async fn send_message_batch(
         match prepare(&queue, &sender, now, outgoing) {
             Ok((message, receipt)) => {
                 messages.push(message);
-                successful.push(SendMessageBatchResultEntry {
-                    id: entry.id.clone(),
-                    message_id: receipt.message_id,
-                    md5_of_message_body: receipt.md5_of_body,
-                    md5_of_message_attributes: receipt.md5_of_attributes,
-                    md5_of_message_system_attributes: receipt.md5_of_system_attributes,
-                    sequence_number: None,
-                });
+                accepted.push((entry.id.clone(), receipt));
             }
             Err(error) => failed.push(failure(&entry.id, error)),
         }
     }
-    enqueue(sqs, &queue, messages).await?;
+    let (ids, mut receipts): (Vec<String>, Vec<Receipt>) = accepted.into_iter().unzip();
+    enqueue(sqs, &queue, messages, &mut receipts).await?;
+    let successful = ids
+        .into_iter()
+        .zip(receipts)
+        .map(|(id, receipt)| SendMessageBatchResultEntry {
+            id,
+            message_id: receipt.message_id,
+            md5_of_message_body: receipt.md5_of_body,
+            md5_of_message_attributes: receipt.md5_of_attributes,
+            md5_of_message_system_attributes: receipt.md5_of_system_attributes,
+            sequence_number: receipt.sequence_number,
+        })
+        .collect();
     Ok(SendMessageBatchResponse { successful, failed })
 }
 

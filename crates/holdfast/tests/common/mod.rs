@@ -109,14 +109,10 @@ fn spawn(data_dir: &Path, extra_args: &[String]) -> (Child, String) {
         // Keep draining so the server never blocks on a full pipe.
         for _ in lines {}
     });
-    let line = receiver
-        .recv_timeout(Duration::from_secs(60))
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| {
-            let log = std::fs::read_to_string(data_dir.with_extension("log")).unwrap_or_default();
-            panic!("holdfast did not report its address; its log:\n{log}")
-        });
+    let line = receiver.recv_timeout(Duration::from_secs(60)).ok().flatten().unwrap_or_else(|| {
+        let log = std::fs::read_to_string(data_dir.with_extension("log")).unwrap_or_default();
+        panic!("holdfast did not report its address; its log:\n{log}")
+    });
     let url = line.strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line: {line}")).to_string();
     (child, url)
 }
@@ -151,4 +147,142 @@ pub fn unique(prefix: &str) -> String {
 
 pub async fn create_queue(client: &aws_sdk_sqs::Client, name: &str) -> String {
     client.create_queue().queue_name(name).send().await.expect("create queue").queue_url.expect("queue url")
+}
+
+// ---- Helpers for the crash and fault tests (`tests/crash.rs`, `tests/faults.rs`). ----
+
+impl TestServer {
+    /// Whether the server process is still alive (it has not exited or crashed).
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => child.try_wait().expect("try_wait").is_none(),
+            None => false,
+        }
+    }
+
+    /// The server's log (its standard error) so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default()
+    }
+}
+
+/// A client that never retries and bounds every call, for tests that record exactly which calls
+/// were acknowledged: a silent retry could turn one attempted send into two messages.
+pub fn client_without_retries(url: &str) -> aws_sdk_sqs::Client {
+    use aws_sdk_sqs::config::retry::RetryConfig;
+    use aws_sdk_sqs::config::timeout::TimeoutConfig;
+    let config = aws_sdk_sqs::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(url)
+        .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_timeout(Duration::from_secs(30))
+                .build(),
+        )
+        .build();
+    aws_sdk_sqs::Client::from_conf(config)
+}
+
+/// How a server run that was expected to stop by itself ended.
+#[derive(Debug)]
+pub struct Exited {
+    /// `None` if it was still running at the deadline (it was then killed).
+    pub status: Option<ExitStatus>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Exited {
+    /// Whether it got as far as serving (it printed its address).
+    pub fn served(&self) -> bool {
+        self.stdout.contains("listening on")
+    }
+}
+
+/// Runs `holdfast serve` on `data_dir` and waits up to `timeout` for it to exit by itself (for
+/// startup failures). A server still running at the deadline is killed.
+pub fn serve_until_exit(data_dir: &Path, extra_args: &[&str], timeout: Duration) -> Exited {
+    use std::io::Read;
+    let mut child = Command::new(binary())
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .args(extra_args)
+        .env("HOLDFAST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn holdfast");
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            let _ = pipe.read_to_end(&mut text);
+            String::from_utf8_lossy(&text).into_owned()
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
+    let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
+    let status = wait_with_timeout(&mut child, timeout);
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    Exited { status, stdout: stdout.join().unwrap_or_default(), stderr: stderr.join().unwrap_or_default() }
+}
+
+/// Stamps out each listed `async fn name(server: TestServer)` once per storage engine, as
+/// `sqlite::name` and `memory::name`, so every rule is checked on every engine.
+#[macro_export]
+macro_rules! on_every_engine {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::TestServer::start()).await
+                }
+            )*
+        }
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::TestServer::start_with(&["--storage", "memory"])).await
+                }
+            )*
+        }
+    };
+}
+
+pub async fn create_queue_with(client: &aws_sdk_sqs::Client, name: &str, attributes: &[(&str, &str)]) -> String {
+    let mut request = client.create_queue().queue_name(name);
+    for (key, value) in attributes {
+        request = request.attributes(aws_sdk_sqs::types::QueueAttributeName::from(*key), *value);
+    }
+    request.send().await.expect("create queue").queue_url.expect("queue url")
+}
+
+pub async fn queue_arn(client: &aws_sdk_sqs::Client, url: &str) -> String {
+    let attributes = client
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("attributes")
+        .attributes
+        .expect("attributes");
+    attributes[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone()
+}
+
+/// The error code of a failed SDK call, whatever the operation.
+pub fn error_code<E, R>(error: aws_sdk_sqs::error::SdkError<E, R>) -> Option<String>
+where
+    aws_sdk_sqs::Error: From<aws_sdk_sqs::error::SdkError<E, R>>,
+{
+    let error: aws_sdk_sqs::Error = error.into();
+    aws_sdk_sqs::error::ProvideErrorMetadata::code(&error).map(str::to_string)
 }
