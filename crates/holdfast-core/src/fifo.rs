@@ -30,6 +30,9 @@ mod tests {
 
     #[test]
     fn content_dedup_is_sha256_of_the_body() {
-        assert_eq!(content_deduplication_id("hello"), "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
+        assert_eq!(
+            content_deduplication_id("hello"),
+            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        );
     }
 }

@@ -210,8 +210,11 @@ mod tests {
 
     #[test]
     fn validates_and_normalises() {
-        let ok =
-            validate(&attrs(&[("VisibilityTimeout", "060"), ("SqsManagedSseEnabled", "True")]), Occasion::CreateQueue);
+        let ok = validate(
+            &attrs(&[("VisibilityTimeout", "060"), ("SqsManagedSseEnabled", "True")]),
+            Occasion::CreateQueue,
+            false,
+        );
         assert_eq!(ok.unwrap(), attrs(&[("VisibilityTimeout", "60"), ("SqsManagedSseEnabled", "true")]));
         let code = |pairs: &[(&str, &str)], occasion| validate(&attrs(pairs), occasion, false).unwrap_err().code;
         assert_eq!(code(&[("VisibilityTimeout", "43201")], Occasion::CreateQueue), ErrorCode::InvalidAttributeValue);
@@ -223,9 +226,17 @@ mod tests {
         assert_eq!(code(&[("QueueArn", "x")], Occasion::SetQueueAttributes), ErrorCode::InvalidAttributeName);
         assert_eq!(code(&[("FifoQueue", "true")], Occasion::SetQueueAttributes), ErrorCode::InvalidAttributeName);
         assert_eq!(code(&[("FifoQueue", "true")], Occasion::CreateQueue), ErrorCode::InvalidAttributeValue);
-        assert_eq!(code(&[("ContentBasedDeduplication", "true")], Occasion::CreateQueue), ErrorCode::InvalidAttributeName);
+        assert_eq!(
+            code(&[("ContentBasedDeduplication", "true")], Occasion::CreateQueue),
+            ErrorCode::InvalidAttributeName
+        );
         let fifo = |pairs: &[(&str, &str)]| validate(&attrs(pairs), Occasion::CreateQueue, true);
-        assert!(fifo(&[("FifoQueue", "true"), ("ContentBasedDeduplication", "true"), ("DeduplicationScope", "messageGroup")]).is_ok());
+        assert!(fifo(&[
+            ("FifoQueue", "true"),
+            ("ContentBasedDeduplication", "true"),
+            ("DeduplicationScope", "messageGroup")
+        ])
+        .is_ok());
         assert_eq!(fifo(&[("DeduplicationScope", "group")]).unwrap_err().code, ErrorCode::InvalidAttributeValue);
         assert_eq!(fifo(&[("FifoQueue", "false")]).unwrap_err().code, ErrorCode::InvalidAttributeValue);
         let high_throughput = attrs(&[("FifoThroughputLimit", "perMessageGroupId")]);

@@ -29,7 +29,9 @@ impl RedrivePolicy {
         let document: Value = serde_json::from_str(text).map_err(|_| bad("Redrive policy is not a valid JSON map."))?;
         let Some(map) = document.as_object() else { return Err(bad("Redrive policy is not a valid JSON map.")) };
         if let Some(unknown) = map.keys().find(|k| *k != "deadLetterTargetArn" && *k != "maxReceiveCount") {
-            return Err(bad(&format!("Only following keys are allowed: deadLetterTargetArn, maxReceiveCount; found {unknown}.")));
+            return Err(bad(&format!(
+                "Only following keys are allowed: deadLetterTargetArn, maxReceiveCount; found {unknown}."
+            )));
         }
         let arn = map
             .get("deadLetterTargetArn")
@@ -50,7 +52,8 @@ impl RedrivePolicy {
 
     /// The normalised document SQS returns: the count as a number.
     pub fn to_json(&self) -> String {
-        json!({ "deadLetterTargetArn": self.dead_letter_target_arn, "maxReceiveCount": self.max_receive_count }).to_string()
+        json!({ "deadLetterTargetArn": self.dead_letter_target_arn, "maxReceiveCount": self.max_receive_count })
+            .to_string()
     }
 }
 
@@ -64,14 +67,17 @@ pub enum RedriveAllowPolicy {
 impl RedriveAllowPolicy {
     pub fn parse(text: &str) -> Result<RedriveAllowPolicy, SqsError> {
         let bad = |reason: &str| invalid("RedriveAllowPolicy", text, reason);
-        let document: Value = serde_json::from_str(text).map_err(|_| bad("Redrive allow policy is not a valid JSON map."))?;
+        let document: Value =
+            serde_json::from_str(text).map_err(|_| bad("Redrive allow policy is not a valid JSON map."))?;
         let Some(map) = document.as_object() else { return Err(bad("Redrive allow policy is not a valid JSON map.")) };
         let arns = match map.get("sourceQueueArns") {
             None => None,
             Some(Value::Array(items)) => Some(
                 items
                     .iter()
-                    .map(|v| v.as_str().map(str::to_string).ok_or_else(|| bad("sourceQueueArns must be a list of ARNs.")))
+                    .map(|v| {
+                        v.as_str().map(str::to_string).ok_or_else(|| bad("sourceQueueArns must be a list of ARNs."))
+                    })
                     .collect::<Result<Vec<_>, _>>()?,
             ),
             Some(_) => return Err(bad("sourceQueueArns must be a list of ARNs.")),
@@ -83,7 +89,9 @@ impl RedriveAllowPolicy {
                 Ok(RedriveAllowPolicy::ByQueue(arns))
             }
             (Some("byQueue"), _) => Err(bad("byQueue needs sourceQueueArns with 1 to 10 queue ARNs.")),
-            (Some("allowAll" | "denyAll"), Some(_)) => Err(bad("sourceQueueArns is allowed only with redrivePermission byQueue.")),
+            (Some("allowAll" | "denyAll"), Some(_)) => {
+                Err(bad("sourceQueueArns is allowed only with redrivePermission byQueue."))
+            }
             _ => Err(bad("redrivePermission must be one of allowAll, denyAll, byQueue.")),
         }
     }
@@ -110,7 +118,9 @@ impl RedriveAllowPolicy {
 pub fn queue_name_from_arn<'a>(arn: &'a str, account: &str) -> Option<&'a str> {
     let mut parts = arn.splitn(6, ':');
     match (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some("arn"), Some(_partition), Some("sqs"), Some(_region), Some(acct), Some(name)) if acct == account && !name.is_empty() => {
+        (Some("arn"), Some(_partition), Some("sqs"), Some(_region), Some(acct), Some(name))
+            if acct == account && !name.is_empty() =>
+        {
             Some(name)
         }
         _ => None,
@@ -123,9 +133,15 @@ mod tests {
 
     #[test]
     fn redrive_policy_accepts_numbers_and_numeric_strings() {
-        let policy = RedrivePolicy::parse(r#"{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:dlq","maxReceiveCount":"3"}"#).unwrap();
+        let policy = RedrivePolicy::parse(
+            r#"{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:dlq","maxReceiveCount":"3"}"#,
+        )
+        .unwrap();
         assert_eq!(policy.max_receive_count, 3);
-        assert_eq!(policy.to_json(), r#"{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:dlq","maxReceiveCount":3}"#);
+        assert_eq!(
+            policy.to_json(),
+            r#"{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:dlq","maxReceiveCount":3}"#
+        );
         for bad in [
             r#"{"maxReceiveCount":3}"#,
             r#"{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:0:d"}"#,
@@ -140,7 +156,10 @@ mod tests {
 
     #[test]
     fn redrive_allow_policy() {
-        assert_eq!(RedriveAllowPolicy::parse(r#"{"redrivePermission":"allowAll"}"#).unwrap(), RedriveAllowPolicy::AllowAll);
+        assert_eq!(
+            RedriveAllowPolicy::parse(r#"{"redrivePermission":"allowAll"}"#).unwrap(),
+            RedriveAllowPolicy::AllowAll
+        );
         let by_queue = RedriveAllowPolicy::parse(r#"{"redrivePermission":"byQueue","sourceQueueArns":["a"]}"#).unwrap();
         assert!(by_queue.allows("a") && !by_queue.allows("b"));
         assert!(!RedriveAllowPolicy::parse(r#"{"redrivePermission":"denyAll"}"#).unwrap().allows("a"));
@@ -153,7 +172,10 @@ mod tests {
 
     #[test]
     fn arns() {
-        assert_eq!(queue_name_from_arn("arn:aws:sqs:us-east-1:000000000000:dlq.fifo", "000000000000"), Some("dlq.fifo"));
+        assert_eq!(
+            queue_name_from_arn("arn:aws:sqs:us-east-1:000000000000:dlq.fifo", "000000000000"),
+            Some("dlq.fifo")
+        );
         assert_eq!(queue_name_from_arn("arn:aws:sqs:us-east-1:111:dlq", "000000000000"), None);
         assert_eq!(queue_name_from_arn("arn:aws:sns:us-east-1:000000000000:t", "000000000000"), None);
     }

@@ -109,7 +109,9 @@ impl Sqs {
                 actions::visibility::change_message_visibility_batch(self, r).await?,
             ),
             R::AddPermission(r) => Response::AddPermission(actions::permissions::add_permission(self, r).await?),
-            R::RemovePermission(r) => Response::RemovePermission(actions::permissions::remove_permission(self, r).await?),
+            R::RemovePermission(r) => {
+                Response::RemovePermission(actions::permissions::remove_permission(self, r).await?)
+            }
             R::ListDeadLetterSourceQueues(r) => Response::ListDeadLetterSourceQueues(
                 actions::dead_letters::list_dead_letter_source_queues(self, ctx, r).await?,
             ),
@@ -175,7 +177,7 @@ impl Sqs {
                     Ok(moved) => tracing::info!(moved, "moved exhausted messages to their dead-letter queues"),
                     Err(error) => tracing::warn!(%error, "dead-letter sweep failed"),
                 }
-                if ticks % EXPIRY_EVERY_TICKS == 0 {
+                if ticks.is_multiple_of(EXPIRY_EVERY_TICKS) {
                     match sqs.expire_messages().await {
                         Ok(0) => {}
                         Ok(removed) => tracing::info!(removed, "expired messages past their retention period"),

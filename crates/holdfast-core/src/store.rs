@@ -108,10 +108,15 @@ pub struct Deduplication {
 /// What `send_messages` did with one message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SendOutcome {
-    Enqueued { seq: i64 },
+    Enqueued {
+        seq: i64,
+    },
     /// A FIFO send whose deduplication id was seen within the window: nothing was enqueued; the
     /// first message's id and seq are reported instead.
-    Duplicate { seq: i64, message_id: String },
+    Duplicate {
+        seq: i64,
+        message_id: String,
+    },
 }
 
 impl SendOutcome {
@@ -258,7 +263,9 @@ impl MoveTaskStatus {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [Self::Running, Self::Completed, Self::Cancelling, Self::Cancelled, Self::Failed].into_iter().find(|s| s.as_str() == text)
+        [Self::Running, Self::Completed, Self::Cancelling, Self::Cancelled, Self::Failed]
+            .into_iter()
+            .find(|s| s.as_str() == text)
     }
 }
 

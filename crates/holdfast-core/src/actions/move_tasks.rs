@@ -65,7 +65,9 @@ pub async fn start_message_move_task(
         check_range("MaxNumberOfMessagesPerSecond", rate, 1, MAX_RATE)?;
     }
     let is_dead_letter_queue = all_queues(sqs).await?.iter().any(|q| {
-        QueueSettings::from_attributes(&q.attributes).redrive_policy.is_some_and(|p| p.dead_letter_target_arn == source_arn)
+        QueueSettings::from_attributes(&q.attributes)
+            .redrive_policy
+            .is_some_and(|p| p.dead_letter_target_arn == source_arn)
     });
     if !is_dead_letter_queue {
         return Err(sqs_error!(InvalidParameterValue, "Source queue must be configured as a Dead Letter Queue."));
@@ -187,8 +189,14 @@ async fn destinations(
             }
         };
         if !cache.contains_key(&arn) {
-            let name = queue_name_from_arn(&arn, &sqs.config.account_id).ok_or_else(|| format!("{arn} is not a queue of this account."))?;
-            let queue = sqs.store.get_queue(name).await.map_err(|e| e.to_string())?.ok_or_else(|| format!("The destination queue {arn} does not exist."))?;
+            let name = queue_name_from_arn(&arn, &sqs.config.account_id)
+                .ok_or_else(|| format!("{arn} is not a queue of this account."))?;
+            let queue = sqs
+                .store
+                .get_queue(name)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("The destination queue {arn} does not exist."))?;
             cache.insert(arn.clone(), (queue.id, QueueSettings::from_attributes(&queue.attributes).fifo));
         }
         let (destination, fifo) = cache[&arn];
@@ -208,7 +216,11 @@ async fn run(sqs: Arc<Sqs>, mut task: MoveTask) {
             if remaining == 0 {
                 return Ok::<_, String>(None);
             }
-            let messages = sqs.store.movable_messages(task.source_queue, now, batch.min(remaining)).await.map_err(|e| e.to_string())?;
+            let messages = sqs
+                .store
+                .movable_messages(task.source_queue, now, batch.min(remaining))
+                .await
+                .map_err(|e| e.to_string())?;
             if messages.is_empty() {
                 return Ok(None);
             }
@@ -226,7 +238,12 @@ async fn run(sqs: Arc<Sqs>, mut task: MoveTask) {
         let result = step.await;
         let _guard = sqs.move_tasks_lock.lock().await;
         // A cancellation may have been saved since the last step.
-        let current = sqs.store.move_tasks(Some(task.source_queue)).await.ok().and_then(|tasks| tasks.into_iter().find(|t| t.handle == task.handle));
+        let current = sqs
+            .store
+            .move_tasks(Some(task.source_queue))
+            .await
+            .ok()
+            .and_then(|tasks| tasks.into_iter().find(|t| t.handle == task.handle));
         if current.as_ref().is_some_and(|t| t.status == MoveTaskStatus::Cancelling) {
             task.status = MoveTaskStatus::Cancelled;
         }

@@ -31,7 +31,9 @@ fn policy_of(attributes: &std::collections::BTreeMap<String, String>, queue_arn:
         .get("Policy")
         .and_then(|text| serde_json::from_str::<Value>(text).ok())
         .filter(Value::is_object)
-        .unwrap_or_else(|| json!({ "Version": "2012-10-17", "Id": format!("{queue_arn}/SQSDefaultPolicy"), "Statement": [] }))
+        .unwrap_or_else(
+            || json!({ "Version": "2012-10-17", "Id": format!("{queue_arn}/SQSDefaultPolicy"), "Statement": [] }),
+        )
 }
 
 fn statements(policy: &mut Value) -> &mut Vec<Value> {

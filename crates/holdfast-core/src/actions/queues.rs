@@ -195,16 +195,28 @@ pub async fn purge_queue(sqs: &Sqs, req: PurgeQueueRequest) -> Result<NoOutput, 
 
 /// A RedrivePolicy may only name an existing queue of the same type (FIFO to FIFO) that is not
 /// the source itself and whose RedriveAllowPolicy lets this source in.
-async fn check_redrive(sqs: &Sqs, source_name: &str, source_fifo: bool, attributes: &BTreeMap<String, String>) -> Result<(), SqsError> {
+async fn check_redrive(
+    sqs: &Sqs,
+    source_name: &str,
+    source_fifo: bool,
+    attributes: &BTreeMap<String, String>,
+) -> Result<(), SqsError> {
     let Some(text) = attributes.get("RedrivePolicy").filter(|t| !t.is_empty()) else { return Ok(()) };
     let policy = RedrivePolicy::parse(text)?;
-    let reject = |reason: &str| sqs_error!(InvalidParameterValue, "Value {text} for parameter RedrivePolicy is invalid. Reason: {reason}");
+    let reject = |reason: &str| {
+        sqs_error!(InvalidParameterValue, "Value {text} for parameter RedrivePolicy is invalid. Reason: {reason}")
+    };
     let target_name = queue_name_from_arn(&policy.dead_letter_target_arn, &sqs.config.account_id)
         .ok_or_else(|| reject("Dead-letter target does not exist."))?;
     if target_name == source_name {
         return Err(reject("A queue cannot be its own dead-letter queue."));
     }
-    let target = sqs.store.get_queue(target_name).await.map_err(internal)?.ok_or_else(|| reject("Dead-letter target does not exist."))?;
+    let target = sqs
+        .store
+        .get_queue(target_name)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| reject("Dead-letter target does not exist."))?;
     let target_settings = QueueSettings::from_attributes(&target.attributes);
     if target_settings.fifo != source_fifo {
         return Err(reject("Dead-letter queue must be the same type of queue as the source (FIFO or standard)."));
@@ -212,7 +224,10 @@ async fn check_redrive(sqs: &Sqs, source_name: &str, source_fifo: bool, attribut
     if let Some(allow) = target.attributes.get("RedriveAllowPolicy").and_then(|t| RedriveAllowPolicy::parse(t).ok()) {
         let source_arn = sqs.queue_arn(source_name);
         if !allow.allows(&source_arn) {
-            return Err(reject(&format!("Queue {source_arn} is not allowed to use {} as its dead-letter queue.", policy.dead_letter_target_arn)));
+            return Err(reject(&format!(
+                "Queue {source_arn} is not allowed to use {} as its dead-letter queue.",
+                policy.dead_letter_target_arn
+            )));
         }
     }
     Ok(())

@@ -10,11 +10,11 @@ use holdfast_api::types::*;
 use holdfast_api::{limits, SqsError};
 
 use super::exists;
+use crate::fifo;
 use crate::message_attributes::{self as attrs, AttributeFilter};
 use crate::receipt;
-use crate::service::{internal, Queue, Sqs};
-use crate::fifo;
 use crate::redrive::queue_name_from_arn;
+use crate::service::{internal, Queue, Sqs};
 use crate::store::{DeadLetterTarget, Delivery, ReceiveAttempt, ReceiveParams, StoredMessage};
 use crate::validate::{check_fifo_id, check_range};
 
@@ -91,7 +91,9 @@ struct Batch {
 /// whose target still exists.
 pub(crate) async fn dead_letter_target(sqs: &Sqs, queue: &Queue) -> Result<Option<DeadLetterTarget>, SqsError> {
     let Some(policy) = &queue.settings.redrive_policy else { return Ok(None) };
-    let Some(name) = queue_name_from_arn(&policy.dead_letter_target_arn, &sqs.config.account_id) else { return Ok(None) };
+    let Some(name) = queue_name_from_arn(&policy.dead_letter_target_arn, &sqs.config.account_id) else {
+        return Ok(None);
+    };
     let target = sqs.store.get_queue(name).await.map_err(internal)?;
     Ok(target.map(|target| DeadLetterTarget {
         queue: target.id,
@@ -101,7 +103,12 @@ pub(crate) async fn dead_letter_target(sqs: &Sqs, queue: &Queue) -> Result<Optio
     }))
 }
 
-async fn wait_for_messages(sqs: &Sqs, queue: &Queue, batch: Batch, wait_seconds: i64) -> Result<Vec<StoredMessage>, SqsError> {
+async fn wait_for_messages(
+    sqs: &Sqs,
+    queue: &Queue,
+    batch: Batch,
+    wait_seconds: i64,
+) -> Result<Vec<StoredMessage>, SqsError> {
     let Batch { max_messages, visibility_timeout_ms, attempt } = batch;
     let queue_id = queue.record.id;
     let dead_letter = dead_letter_target(sqs, queue).await?;

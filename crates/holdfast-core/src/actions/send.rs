@@ -6,9 +6,9 @@
 use holdfast_api::types::*;
 use holdfast_api::{limits, sqs_error, SqsError};
 
+use crate::fifo;
 use crate::message_attributes as attrs;
 use crate::service::{internal, Queue, RequestContext, Sqs};
-use crate::fifo;
 use crate::store::{Deduplication, Millis, NewMessage, SendOutcome};
 use crate::validate::{check_batch_entry_ids, check_fifo_id, check_message_characters};
 
@@ -137,7 +137,12 @@ fn sender_id(sqs: &Sqs, ctx: &RequestContext) -> String {
 
 /// Enqueues messages in one store call, wakes receivers waiting on the queue, and completes the
 /// receipts: a FIFO duplicate reports the first message's id, FIFO messages their sequence number.
-async fn enqueue(sqs: &Sqs, queue: &Queue, messages: Vec<NewMessage>, receipts: &mut [Receipt]) -> Result<(), SqsError> {
+async fn enqueue(
+    sqs: &Sqs,
+    queue: &Queue,
+    messages: Vec<NewMessage>,
+    receipts: &mut [Receipt],
+) -> Result<(), SqsError> {
     if messages.is_empty() {
         return Ok(());
     }
@@ -147,7 +152,8 @@ async fn enqueue(sqs: &Sqs, queue: &Queue, messages: Vec<NewMessage>, receipts: 
         .settings
         .fifo
         .then_some(Deduplication { window_ms: fifo::DEDUP_WINDOW_MS, per_group: queue.settings.dedup_per_group });
-    let outcomes = super::exists(sqs.store.send_messages(queue.record.id, messages, dedup, now).await.map_err(internal)?)?;
+    let outcomes =
+        super::exists(sqs.store.send_messages(queue.record.id, messages, dedup, now).await.map_err(internal)?)?;
     let mut visible_now = 0;
     let mut earliest_delayed: Option<Millis> = None;
     for ((outcome, receipt), at) in outcomes.iter().zip(receipts.iter_mut()).zip(visible_at) {
