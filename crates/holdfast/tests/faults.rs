@@ -266,6 +266,75 @@ async fn a_disk_filled_by_another_file_fails_sends_cleanly_and_recovers_once_spa
     disk_full_scenario("another file fills the disk", None).await;
 }
 
+/// `kill -9` while the disk is full, with the log full of commits not yet checkpointed, then a
+/// restart while it is still full: the server either serves (refusing writes cleanly) or exits at
+/// once with an error saying why; it never hangs and never damages the store. Once space is freed
+/// it starts, and everything acknowledged is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_while_the_disk_is_full_loses_nothing() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let data_dir = temp.path().join("data");
+    let _mount = match TmpfsMount::mount(&data_dir, "8m") {
+        Ok(mount) => mount,
+        Err(reason) => {
+            println!("SKIPPED: disk-full test needs a small filesystem: {reason}");
+            return;
+        }
+    };
+    let mut server = TestServer::start_in(&data_dir, &[]);
+    let client = client_without_retries(&server.url);
+    let name = unique("fullcrash");
+    let url = create_queue(&client, &name).await;
+    let mut ledger = Ledger::default();
+    let filler = data_dir.join("filler");
+    fill(&filler, Some(3 << 20));
+    let big = "x".repeat(64 << 10);
+    let mut failed = None;
+    for i in 0..200 {
+        if let Err(error) = ledger.send(&client, &url, format!("filling-{i}:{big}"), &server).await {
+            failed = Some(error);
+            break;
+        }
+    }
+    let error = failed.unwrap_or_else(|| panic!("200 sends of 64 KiB fit on an 8 MiB filesystem"));
+    assert_service_unavailable(&error, "SendMessage", || server.log());
+    server.kill9();
+
+    match common::try_start_in(&data_dir, &[], STARTUP_TIMEOUT) {
+        Ok(mut full) => {
+            println!("restarted on a full disk: it serves");
+            let client = client_without_retries(&full.url);
+            let url =
+                client.get_queue_url().queue_name(&name).send().await.expect("the queue is there").queue_url.unwrap();
+            if let Err(error) = ledger.send(&client, &url, format!("while-full:{big}"), &full).await {
+                assert_service_unavailable(&error, "SendMessage after a restart", || full.log());
+            }
+            assert!(full.is_running(), "the restarted server died on the full disk\nlog:\n{}", full.log());
+            full.kill9();
+        }
+        Err(exited) => {
+            let status = exited.status.unwrap_or_else(|| {
+                panic!("restarting on a full disk neither served nor exited in {STARTUP_TIMEOUT:?}\n{}", exited.stderr)
+            });
+            assert!(!status.success(), "refusing to start must not exit 0\nlog:\n{}", exited.stderr);
+            let reason = exited.stderr.lines().rfind(|l| !l.trim().is_empty()).unwrap_or_default();
+            println!("restarted on a full disk: refused ({status}): {reason}");
+            assert!(
+                reason.contains("full") && reason.contains(DB_FILE),
+                "refusing to start on a full disk must say the disk is full and name the file\nlog:\n{}",
+                exited.stderr
+            );
+        }
+    }
+
+    std::fs::remove_file(&filler).expect("remove the filler");
+    server.restart();
+    let client = client_without_retries(&server.url);
+    let url = client.get_queue_url().queue_name(&name).send().await.expect("the queue survives").queue_url.unwrap();
+    ledger.check(&drain(&client, &url).await, "crash while full");
+    drop(server);
+}
+
 fn truncate(body: &str) -> &str {
     &body[..body.len().min(40)]
 }

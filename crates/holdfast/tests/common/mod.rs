@@ -286,3 +286,54 @@ where
     let error: aws_sdk_sqs::Error = error.into();
     aws_sdk_sqs::error::ProvideErrorMetadata::code(&error).map(str::to_string)
 }
+
+/// Starts `holdfast serve` on `data_dir` like `TestServer::start_in`, but reports a server that
+/// exits (or neither serves nor exits within `timeout`) instead of panicking: for startups that
+/// may legitimately be refused. The error carries the server's log as `stderr`.
+pub fn try_start_in(data_dir: &Path, extra_args: &[&str], timeout: Duration) -> Result<TestServer, Exited> {
+    std::fs::create_dir_all(data_dir).expect("data dir");
+    let log_path = data_dir.with_extension("log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let mut child = Command::new(binary())
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .args(extra_args)
+        .env("HOLDFAST_LOG", std::env::var("HOLDFAST_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("spawn holdfast");
+    let stdout = child.stdout.take().expect("stdout");
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let _ = sender.send(lines.next().and_then(Result::ok));
+        for _ in lines {}
+    });
+    let first = receiver.recv_timeout(timeout);
+    if let Ok(Some(line)) = &first {
+        if let Some(url) = line.strip_prefix("listening on ") {
+            return Ok(TestServer {
+                child: Some(child),
+                url: url.to_string(),
+                data_dir: data_dir.to_path_buf(),
+                extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+                _temp: None,
+            });
+        }
+    }
+    // Closed stdout without an address: it is exiting. Still running at the deadline: stuck.
+    let status = match first {
+        Ok(_) => wait_with_timeout(&mut child, timeout),
+        Err(_) => None,
+    };
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let stdout = match &first {
+        Ok(Some(line)) => line.clone(),
+        _ => String::new(),
+    };
+    Err(Exited { status, stdout, stderr: std::fs::read_to_string(&log_path).unwrap_or_default() })
+}
