@@ -2,9 +2,18 @@
 //!
 //! - `memory`: everything in one process's memory, for `--storage memory` and tests.
 //! - `sqlite`: the durable default, one SQLite database written by one thread with group commit.
-//! - `rules` (private): the few decisions both engines share (attribute merge, visibility change).
+//! - `rules` (private): the decisions both engines share (attribute merge, visibility change,
+//!   deduplication keys and windows, expire / dead-letter / deliver for each message receive
+//!   meets, what a moved message keeps, move-task order), so the engines only differ in how they
+//!   find data.
 //! - `conformance`: every storage test, written once against `&dyn Store`; each engine stamps it
 //!   out with `conformance_tests!` (see `tests/conformance.rs`).
+//!
+//! Both engines implement FIFO delivery the same way: per message group, the head (lowest seq)
+//! decides whether the group is available, and available groups are found through a "ready" set
+//! ordered by head seq, refilled from a "waiting" set ordered by head visibility. Messages
+//! without a group id are not in any group, so a FIFO receive never sees them; the service sets
+//! a group id on every FIFO message (SPEC §5.2).
 //!
 //! Architecture Invariant: this crate knows no SQS validation rule. It stores what the service
 //! has already validated and enforces only the invariants `Store` documents (atomicity, lease

@@ -1,9 +1,9 @@
-//! The few decisions both engines make the same way, kept in one place so they cannot drift
-//! apart: each engine only finds the data, these functions decide.
+//! The decisions both engines make the same way, kept in one place so they cannot drift apart:
+//! each engine only finds the data (through its own indexes), these functions decide.
 
 use std::collections::BTreeMap;
 
-use holdfast_core::store::{ChangeVisibilityOutcome, Millis};
+use holdfast_core::store::{ChangeVisibilityOutcome, DeadLetterTarget, Deduplication, Millis, MoveTask, QueueId};
 
 /// Merges SetQueueAttributes into the explicit attributes: an empty value removes the attribute
 /// (so it falls back to its default), any other value sets it.
@@ -34,4 +34,104 @@ pub(crate) fn visibility_outcome(
     } else {
         ChangeVisibilityOutcome::Changed
     }
+}
+
+// ---- deduplication (SPEC §5.2) ----
+
+/// The key a deduplication id is recorded under, or `None` if the message carries no id (the
+/// service always sets one for FIFO queues; without one there is nothing to deduplicate on).
+///
+/// The scope is part of the key so that queue-wide and per-group records can never match each
+/// other, even if a queue's `DeduplicationScope` changes while records are live: `"q"` for the
+/// queue, `"g:<group>"` for a message group. A message without a group under per-group scope
+/// falls back to the queue scope.
+pub(crate) fn dedup_key(
+    dedup: &Deduplication,
+    group_id: Option<&str>,
+    dedup_id: Option<&str>,
+) -> Option<(String, String)> {
+    let id = dedup_id?;
+    let scope = match group_id {
+        Some(group) if dedup.per_group => format!("g:{group}"),
+        _ => "q".to_owned(),
+    };
+    Some((scope, id.to_owned()))
+}
+
+/// A deduplication record or a receive attempt counts while its expiry is still ahead; one that
+/// expires exactly now is gone (the window is half-open, like visibility: `visible_at <= now`).
+pub(crate) fn is_live(expires_at: Millis, now: Millis) -> bool {
+    expires_at > now
+}
+
+/// Expired deduplication records and receive attempts an engine removes per call that adds one,
+/// on top of the periodic sweep in `expire_messages`: more than a call adds, so the tables shrink
+/// back to their live records even if the sweep never runs, and few enough to keep a send cheap.
+pub(crate) const PRUNE_PER_CALL: usize = 32;
+
+// ---- receive: what to do with each message met (SPEC §5.4) ----
+
+/// What receive does with a visible message it meets, in delivery order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Sent before the retention cutoff: removed, never returned.
+    Expire,
+    /// Already received `max_receive_count` times: moved to the dead-letter queue instead of
+    /// being returned; it does not count toward `max_messages`.
+    DeadLetter,
+    Deliver,
+}
+
+/// Judges one visible message. `max_receive_count` is set only when the dead-letter queue is
+/// usable (`usable_dead_letter`). With `maxReceiveCount = N`, receives 1..N deliver and the
+/// (N+1)-th moves: `receive_count` counts the receives so far, so `N` of them is exhausted.
+pub(crate) fn judge(sent_at: Millis, receive_count: u32, cutoff: Millis, max_receive_count: Option<u32>) -> Verdict {
+    if sent_at < cutoff {
+        Verdict::Expire
+    } else if max_receive_count.is_some_and(|max| is_exhausted(receive_count, max)) {
+        Verdict::DeadLetter
+    } else {
+        Verdict::Deliver
+    }
+}
+
+pub(crate) fn is_exhausted(receive_count: u32, max_receive_count: u32) -> bool {
+    receive_count >= max_receive_count
+}
+
+/// The dead-letter target a call may move to: none when the target queue no longer exists
+/// (messages are then delivered normally, as the contract says), and none when it is the source
+/// itself, which would only re-enqueue the message behind itself, forever, within one FIFO walk.
+pub(crate) fn usable_dead_letter(
+    source: QueueId,
+    target: Option<DeadLetterTarget>,
+    target_exists: impl FnOnce(QueueId) -> bool,
+) -> Option<DeadLetterTarget> {
+    target.filter(|t| t.queue != source && target_exists(t.queue))
+}
+
+/// The dead-letter sweep picks exhausted messages by `(receive_count, seq)` (the order of the
+/// index that finds them without reading the backlog) but moves its pick in seq order, so the
+/// messages of one FIFO group reach the dead-letter queue in their order whatever their counts.
+pub(crate) fn sweep_move_order<T>(picked: &mut [T], seq: impl Fn(&T) -> i64) {
+    picked.sort_by_key(seq);
+}
+
+/// The enqueue time a moved message keeps: its original one (standard queues: retention keeps
+/// counting from the first send), or the move's time when the destination restarts the clock
+/// (FIFO queues).
+pub(crate) fn moved_sent_at(sent_at: Millis, reset_sent_at: bool, now: Millis) -> Millis {
+    if reset_sent_at {
+        now
+    } else {
+        sent_at
+    }
+}
+
+// ---- move tasks ----
+
+/// Sorts move tasks newest first: by `started_at`, then by insertion (later first), so tasks
+/// started in the same millisecond still list in a stable, meaningful order.
+pub(crate) fn newest_first(tasks: &mut [(u64, MoveTask)]) {
+    tasks.sort_by(|(a_order, a), (b_order, b)| b.started_at.cmp(&a.started_at).then(b_order.cmp(a_order)));
 }

@@ -6,7 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use holdfast_core::store::{
-    CreateQueueOutcome, DeleteOutcome, Lease, NewMessage, QueueCounts, QueueRecord, ReceiveParams, Store, StoreError,
+    CreateQueueOutcome, DeadLetterTarget, Deduplication, DeleteOutcome, Delivery, Lease, MoveTask, MoveTaskStatus,
+    NewMessage, QueueCounts, QueueRecord, ReceiveAttempt, ReceiveParams, SendOutcome, Store, StoreError,
 };
 use holdfast_store::sqlite::DB_FILE;
 use holdfast_store::SqliteStore;
@@ -56,7 +57,11 @@ async fn populate(dir: &Path) -> (QueueRecord, Lease, Lease) {
     let gone = create(&store, "gone").await;
     store.send_messages(gone.id, vec![message("g1", T0)], None, 0).await.unwrap().unwrap();
     assert!(store.delete_queue(gone.id, T0 + 1).await.unwrap());
-    store.send_messages(kept.id, (1..=4).map(|i| message(&format!("m{i}"), T0)).collect(), None, 0).await.unwrap().unwrap();
+    store
+        .send_messages(kept.id, (1..=4).map(|i| message(&format!("m{i}"), T0)).collect(), None, 0)
+        .await
+        .unwrap()
+        .unwrap();
     let got = store.receive_messages(kept.id, params(2, T0)).await.unwrap().unwrap();
     let leases: Vec<Lease> = got.messages.iter().map(|m| Lease { seq: m.seq, lease: m.lease }).collect();
     let deleted = store.delete_messages(kept.id, vec![leases[0]]).await.unwrap().unwrap();
@@ -249,4 +254,69 @@ async fn concurrent_senders_all_land_exactly_once() {
     }
     assert_eq!(seen.len() as u64, total);
     assert_eq!(store.queue_counts(q.id, T0).await.unwrap(), QueueCounts::default());
+}
+
+/// FIFO state is durable: deduplication records (even of deleted messages), receive attempts,
+/// group locks, dead-lettered messages with their source, and move tasks all survive a restart.
+#[tokio::test]
+async fn fifo_and_move_task_state_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let dedup = Some(Deduplication { window_ms: 300_000, per_group: false });
+    let fifo = |now| ReceiveParams { delivery: Delivery::Fifo, ..params(1, now) };
+    let deduplicated =
+        |id: &str, dedup_id: &str| NewMessage { deduplication_id: Some(dedup_id.into()), ..message(id, T0) };
+    let attempt = || Some(ReceiveAttempt { id: "attempt".into(), window_ms: 300_000 });
+    let task = MoveTask {
+        handle: "task-1".into(),
+        source_queue: 0,
+        source_arn: "arn:aws:sqs:us-east-1:000000000000:dlq.fifo".into(),
+        destination_arn: Some("arn:aws:sqs:us-east-1:000000000000:q.fifo".into()),
+        max_per_second: Some(10),
+        status: MoveTaskStatus::Running,
+        moved: 3,
+        to_move: 9,
+        started_at: T0,
+        failure_reason: None,
+    };
+    let (q, dlq, first, leased) = {
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let q = create(&store, "q.fifo").await;
+        let dlq = create(&store, "dlq.fifo").await;
+        let batch = vec![deduplicated("a", "a"), deduplicated("b", "b"), deduplicated("c", "c")];
+        let sent = store.send_messages(q.id, batch, dedup, T0).await.unwrap().unwrap();
+        // a is received once and deleted; its id must still deduplicate after the restart.
+        let a = store.receive_messages(q.id, fifo(T0)).await.unwrap().unwrap().messages.remove(0);
+        let deleted = store.delete_messages(q.id, vec![Lease { seq: a.seq, lease: a.lease }]).await.unwrap().unwrap();
+        assert_eq!(deleted, [DeleteOutcome::Deleted]);
+        // b is leased under an attempt id; it locks the group.
+        let p = ReceiveParams { attempt: attempt(), ..fifo(T0 + 1) };
+        let b = store.receive_messages(q.id, p).await.unwrap().unwrap().messages.remove(0);
+        assert_eq!(b.message_id, "b");
+        store.save_move_task(MoveTask { source_queue: dlq.id, ..task.clone() }).await.unwrap();
+        store.close().await.unwrap();
+        (q, dlq, sent[0].clone(), b)
+    };
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let again = store.send_messages(q.id, vec![deduplicated("a2", "a")], dedup, T0 + 2).await.unwrap().unwrap();
+    assert_eq!(again, [SendOutcome::Duplicate { seq: first.seq(), message_id: "a".into() }]);
+    let retry = ReceiveParams { attempt: attempt(), ..fifo(T0 + 3) };
+    assert_eq!(store.receive_messages(q.id, retry).await.unwrap().unwrap().messages, std::slice::from_ref(&leased));
+    let locked = store.receive_messages(q.id, fifo(T0 + 3)).await.unwrap().unwrap();
+    assert!(locked.messages.is_empty(), "c stays behind the in-flight b");
+    assert_eq!(locked.next_visible_at, Some(T0 + 3 + VT));
+    let tasks = store.move_tasks(Some(dlq.id)).await.unwrap();
+    assert_eq!(tasks, [MoveTask { source_queue: dlq.id, ..task }]);
+
+    // Dead-lettered after the restart, then reopened again: the source ARN is kept.
+    let target =
+        DeadLetterTarget { queue: dlq.id, max_receive_count: 1, source_arn: "arn:q".into(), reset_sent_at: true };
+    assert_eq!(store.dead_letter_exhausted(q.id, target, T0 + 3 + VT, 10).await.unwrap(), Some(1));
+    store.close().await.unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let moved = store.receive_messages(dlq.id, fifo(T0 + 4 + VT)).await.unwrap().unwrap().messages.remove(0);
+    assert_eq!((moved.message_id.as_str(), moved.dead_letter_source_arn.as_deref()), ("b", Some("arn:q")));
+    assert_eq!(moved.sent_at, T0 + 3 + VT);
+    let c = store.receive_messages(q.id, fifo(T0 + 4 + VT)).await.unwrap().unwrap().messages.remove(0);
+    assert_eq!(c.message_id, "c", "the group opened when its head left");
+    store.close().await.unwrap();
 }

@@ -2,7 +2,9 @@
 //!
 //! - `schema`: opening the file, the versioned schema, refusing damaged files.
 //! - `writer`: the one thread that owns the connection, with group commit.
-//! - `ops`: the SQL of each `Store` call.
+//! - `ops`: the SQL of the queue calls, send, delete, change-visibility and expiry.
+//! - `receive`: the SQL of receive (standard and FIFO delivery, attempts, dead-lettering).
+//! - `moves`: the dead-letter sweep, message moves and move tasks.
 //!
 //! Invariants:
 //! - Async code never blocks on SQLite: each call becomes a closure sent to the writer thread and
@@ -17,7 +19,9 @@
 //! - After `close` (or drop) the thread has finished every queued call and closed the database;
 //!   later calls fail with `StoreError::Closed`.
 
+mod moves;
 mod ops;
+mod receive;
 mod schema;
 mod writer;
 
@@ -29,8 +33,8 @@ use std::thread::JoinHandle;
 
 use async_trait::async_trait;
 use holdfast_core::store::{
-    ChangeVisibility, ChangeVisibilityOutcome, CreateQueueOutcome, DeadLetterTarget, Deduplication, DeleteOutcome, Lease,
-    MessageMove, Millis, MovableMessage, MoveTask, NewMessage, PurgeOutcome, QueueCounts, QueueId, QueueRecord,
+    ChangeVisibility, ChangeVisibilityOutcome, CreateQueueOutcome, DeadLetterTarget, Deduplication, DeleteOutcome,
+    Lease, MessageMove, Millis, MovableMessage, MoveTask, NewMessage, PurgeOutcome, QueueCounts, QueueId, QueueRecord,
     ReceiveOutcome, ReceiveParams, SendOutcome, Store, StoreError, StoreResult,
 };
 use rusqlite::Connection;
@@ -161,15 +165,14 @@ impl Store for SqliteStore {
         &self,
         queue: QueueId,
         messages: Vec<NewMessage>,
-        _dedup: Option<Deduplication>,
-        _now: Millis,
+        dedup: Option<Deduplication>,
+        now: Millis,
     ) -> StoreResult<Option<Vec<SendOutcome>>> {
-        let seqs = self.call(move |c| ops::send_messages(c, queue, messages)).await?;
-        Ok(seqs.map(|seqs| seqs.into_iter().map(|seq| SendOutcome::Enqueued { seq }).collect()))
+        self.call(move |c| ops::send_messages(c, queue, messages, dedup, now)).await
     }
 
     async fn receive_messages(&self, queue: QueueId, params: ReceiveParams) -> StoreResult<Option<ReceiveOutcome>> {
-        self.call(move |c| ops::receive_messages(c, queue, params)).await
+        self.call(move |c| receive::receive_messages(c, queue, params)).await
     }
 
     async fn delete_messages(&self, queue: QueueId, leases: Vec<Lease>) -> StoreResult<Option<Vec<DeleteOutcome>>> {
@@ -188,28 +191,28 @@ impl Store for SqliteStore {
 
     async fn dead_letter_exhausted(
         &self,
-        _queue: QueueId,
-        _target: DeadLetterTarget,
-        _now: Millis,
-        _limit: usize,
+        queue: QueueId,
+        target: DeadLetterTarget,
+        now: Millis,
+        limit: usize,
     ) -> StoreResult<Option<u64>> {
-        Err(StoreError::Backend("dead-letter queues are not implemented by this engine yet".into()))
+        self.call(move |c| moves::dead_letter_exhausted(c, queue, target, now, limit)).await
     }
 
-    async fn movable_messages(&self, _queue: QueueId, _now: Millis, _limit: usize) -> StoreResult<Vec<MovableMessage>> {
-        Err(StoreError::Backend("message move tasks are not implemented by this engine yet".into()))
+    async fn movable_messages(&self, queue: QueueId, now: Millis, limit: usize) -> StoreResult<Vec<MovableMessage>> {
+        self.call(move |c| moves::movable_messages(c, queue, now, limit)).await
     }
 
-    async fn move_messages(&self, _source: QueueId, _moves: Vec<MessageMove>, _now: Millis) -> StoreResult<u64> {
-        Err(StoreError::Backend("message move tasks are not implemented by this engine yet".into()))
+    async fn move_messages(&self, source: QueueId, moves: Vec<MessageMove>, now: Millis) -> StoreResult<u64> {
+        self.call(move |c| moves::move_messages(c, source, moves, now)).await
     }
 
-    async fn save_move_task(&self, _task: MoveTask) -> StoreResult<()> {
-        Err(StoreError::Backend("message move tasks are not implemented by this engine yet".into()))
+    async fn save_move_task(&self, task: MoveTask) -> StoreResult<()> {
+        self.call(move |c| moves::save_move_task(c, task)).await
     }
 
-    async fn move_tasks(&self, _source_queue: Option<QueueId>) -> StoreResult<Vec<MoveTask>> {
-        Ok(Vec::new())
+    async fn move_tasks(&self, source_queue: Option<QueueId>) -> StoreResult<Vec<MoveTask>> {
+        self.call(move |c| moves::move_tasks(c, source_queue)).await
     }
 
     async fn expire_messages(&self, retention_ms: &[(QueueId, i64)], now: Millis) -> StoreResult<u64> {

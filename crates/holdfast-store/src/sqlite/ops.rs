@@ -4,6 +4,10 @@
 //! durable (the batch's commit). Hot-path statements use `prepare_cached`, so under load SQLite
 //! only binds and steps them.
 //!
+//! This module holds queues, sends, delete, change-visibility and expiry; `receive` holds
+//! receive (standard, FIFO, attempts, dead-lettering), `moves` the dead-letter sweep, message
+//! moves and move tasks.
+//!
 //! Invariants:
 //! - `queues.message_count` changes in the same savepoint as every message insert or delete
 //!   (`adjust_count`), so `queue_counts` can derive the visible count without scanning it.
@@ -15,13 +19,13 @@
 use std::collections::BTreeMap;
 
 use holdfast_core::store::{
-    ChangeVisibility, ChangeVisibilityOutcome, CreateQueueOutcome, DeleteOutcome, Lease, Millis, NewMessage,
-    PurgeOutcome, QueueCounts, QueueId, QueueRecord, ReceiveOutcome, ReceiveParams, StoredMessage,
+    ChangeVisibility, ChangeVisibilityOutcome, CreateQueueOutcome, Deduplication, DeleteOutcome, Lease, Millis,
+    NewMessage, PurgeOutcome, QueueCounts, QueueId, QueueRecord, SendOutcome,
 };
 use rusqlite::types::Type;
 use rusqlite::{params, Connection, OptionalExtension, Result, Row};
 
-use crate::rules::{merge_attributes, visibility_outcome};
+use crate::rules::{dedup_key, is_live, merge_attributes, visibility_outcome, PRUNE_PER_CALL};
 
 const QUEUE_COLUMNS: &str = "id, name, attributes, tags, created_at, last_modified_at";
 
@@ -47,16 +51,16 @@ fn to_json(map: &BTreeMap<String, String>) -> Result<String> {
 
 /// Leases are random u64s; SQLite integers are i64. The bits are stored unchanged, and only ever
 /// compared for equality, so the sign never matters.
-fn lease_to_sql(lease: u64) -> i64 {
+pub(super) fn lease_to_sql(lease: u64) -> i64 {
     lease as i64
 }
 
-fn queue_exists(conn: &Connection, queue: QueueId) -> Result<bool> {
+pub(super) fn queue_exists(conn: &Connection, queue: QueueId) -> Result<bool> {
     conn.prepare_cached("SELECT 1 FROM queues WHERE id = ?1")?.exists([queue])
 }
 
 /// Keeps `message_count` in step with inserts and deletes. Returns false if the queue is gone.
-fn adjust_count(conn: &Connection, queue: QueueId, delta: i64) -> Result<bool> {
+pub(super) fn adjust_count(conn: &Connection, queue: QueueId, delta: i64) -> Result<bool> {
     let changed = conn
         .prepare_cached("UPDATE queues SET message_count = message_count + ?2 WHERE id = ?1")?
         .execute(params![queue, delta])?;
@@ -132,7 +136,8 @@ pub(super) fn list_queues(
     Ok(queues)
 }
 
-/// Deletes the queue and its messages in one statement each. A queue with millions of messages
+/// Deletes the queue with its messages, deduplication records and receive attempts, in one
+/// statement each (its move tasks stay: they are history). A queue with millions of messages
 /// makes this one long transaction that holds up the writer; acceptable for now.
 pub(super) fn delete_queue(conn: &Connection, queue: QueueId, now: Millis) -> Result<bool> {
     let name: Option<String> = conn
@@ -142,7 +147,9 @@ pub(super) fn delete_queue(conn: &Connection, queue: QueueId, now: Millis) -> Re
     let Some(name) = name else {
         return Ok(false);
     };
-    conn.prepare_cached("DELETE FROM messages WHERE queue_id = ?1")?.execute([queue])?;
+    delete_all_messages(conn, queue)?;
+    conn.prepare_cached("DELETE FROM dedup_records WHERE queue_id = ?1")?.execute([queue])?;
+    conn.prepare_cached("DELETE FROM receive_attempts WHERE queue_id = ?1")?.execute([queue])?;
     conn.prepare_cached("INSERT OR REPLACE INTO deleted_queues (name, deleted_at) VALUES (?1, ?2)")?
         .execute(params![name, now])?;
     Ok(true)
@@ -221,7 +228,7 @@ pub(super) fn purge_queue(
     if last_purged_at.is_some_and(|at| now - at < cooldown_ms) {
         return Ok(Some(PurgeOutcome::InProgress));
     }
-    let removed = conn.prepare_cached("DELETE FROM messages WHERE queue_id = ?1")?.execute([queue])?;
+    let removed = delete_all_messages(conn, queue)?;
     conn.prepare_cached("UPDATE queues SET last_purged_at = ?2, message_count = 0 WHERE id = ?1")?
         .execute(params![queue, now])?;
     Ok(Some(PurgeOutcome::Purged { removed: removed as u64 }))
@@ -250,100 +257,123 @@ pub(super) fn queue_counts(conn: &Connection, queue: QueueId, now: Millis) -> Re
     })
 }
 
-pub(super) fn send_messages(conn: &Connection, queue: QueueId, messages: Vec<NewMessage>) -> Result<Option<Vec<i64>>> {
-    // Counting first doubles as the existence check: no row updated, no queue.
-    if !adjust_count(conn, queue, messages.len() as i64)? {
-        return Ok(None);
-    }
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO messages (queue_id, message_id, body, attributes, system_attributes, group_id, dedup_id,
-                               sender_id, sent_at, visible_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?;
-    let mut seqs = Vec::with_capacity(messages.len());
-    for m in messages {
-        insert.execute(params![
-            queue,
-            m.message_id,
-            m.body,
-            m.attributes,
-            m.system_attributes,
-            m.group_id,
-            m.deduplication_id,
-            m.sender_id,
-            m.sent_at,
-            m.visible_at,
-        ])?;
-        seqs.push(conn.last_insert_rowid());
-    }
-    Ok(Some(seqs))
+/// Removes every message of the queue. Its groups go first, so the delete trigger finds no group
+/// to advance for each grouped message (a primary-key miss instead of a search and an update).
+fn delete_all_messages(conn: &Connection, queue: QueueId) -> Result<usize> {
+    conn.prepare_cached("DELETE FROM fifo_groups WHERE queue_id = ?1")?.execute([queue])?;
+    conn.prepare_cached("DELETE FROM messages WHERE queue_id = ?1")?.execute([queue])
 }
 
-pub(super) fn receive_messages(conn: &Connection, queue: QueueId, p: ReceiveParams) -> Result<Option<ReceiveOutcome>> {
+pub(super) fn send_messages(
+    conn: &Connection,
+    queue: QueueId,
+    messages: Vec<NewMessage>,
+    dedup: Option<Deduplication>,
+    now: Millis,
+) -> Result<Option<Vec<SendOutcome>>> {
+    let Some(dedup) = dedup else {
+        // Counting first doubles as the existence check: no row updated, no queue.
+        if !adjust_count(conn, queue, messages.len() as i64)? {
+            return Ok(None);
+        }
+        let mut outcomes = Vec::with_capacity(messages.len());
+        for m in messages {
+            outcomes.push(SendOutcome::Enqueued { seq: insert_message(conn, queue, m)? });
+        }
+        return Ok(Some(outcomes));
+    };
     if !queue_exists(conn, queue)? {
         return Ok(None);
     }
-    let cutoff = p.now - p.retention_ms;
-    let mut chosen = Vec::new();
-    let mut expired = Vec::new();
-    {
-        let mut select = conn.prepare_cached(
-            "SELECT seq, sent_at FROM messages WHERE queue_id = ?1 AND visible_at <= ?2 ORDER BY visible_at, seq",
-        )?;
-        let mut rows = select.query(params![queue, p.now])?;
-        while chosen.len() < p.max_messages {
-            let Some(row) = rows.next()? else { break };
-            let (seq, sent_at): (i64, Millis) = (row.get(0)?, row.get(1)?);
-            if sent_at < cutoff {
-                expired.push(seq);
-            } else {
-                chosen.push(seq);
+    let mut lookup = conn.prepare_cached(
+        "SELECT message_id, seq, expires_at FROM dedup_records WHERE queue_id = ?1 AND scope = ?2 AND dedup_id = ?3",
+    )?;
+    // An expired record of the same id is replaced, not added to.
+    let mut record = conn.prepare_cached(
+        "INSERT INTO dedup_records (queue_id, scope, dedup_id, message_id, seq, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (queue_id, scope, dedup_id)
+         DO UPDATE SET message_id = excluded.message_id, seq = excluded.seq, expires_at = excluded.expires_at",
+    )?;
+    let mut outcomes = Vec::with_capacity(messages.len());
+    let mut enqueued = 0;
+    for m in messages {
+        let key = dedup_key(&dedup, m.group_id.as_deref(), m.deduplication_id.as_deref());
+        if let Some((scope, id)) = &key {
+            let first: Option<(String, i64, Millis)> =
+                lookup.query_row(params![queue, scope, id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).optional()?;
+            if let Some((message_id, seq, _)) = first.filter(|(_, _, expires_at)| is_live(*expires_at, now)) {
+                outcomes.push(SendOutcome::Duplicate { seq, message_id });
+                continue;
             }
         }
-    }
-    if !expired.is_empty() {
-        let mut delete = conn.prepare_cached("DELETE FROM messages WHERE seq = ?1")?;
-        for &seq in &expired {
-            delete.execute([seq])?;
+        let message_id = m.message_id.clone();
+        let seq = insert_message(conn, queue, m)?;
+        if let Some((scope, id)) = key {
+            record.execute(params![queue, scope, id, message_id, seq, now + dedup.window_ms])?;
         }
-        adjust_count(conn, queue, -(expired.len() as i64))?;
+        enqueued += 1;
+        outcomes.push(SendOutcome::Enqueued { seq });
     }
-    let mut lease_stmt = conn.prepare_cached(
-        "UPDATE messages
-         SET visible_at = ?2, receive_count = receive_count + 1,
-             first_received_at = coalesce(first_received_at, ?3), lease = ?4, leased_at = ?3
-         WHERE seq = ?1
-         RETURNING message_id, body, attributes, system_attributes, group_id, dedup_id, sender_id, sent_at,
-                   receive_count, first_received_at",
-    )?;
-    let visible_at = p.now + p.visibility_timeout_ms;
-    let mut messages = Vec::with_capacity(chosen.len());
-    for seq in chosen {
-        let lease = rand::random::<u64>();
-        let message = lease_stmt.query_row(params![seq, visible_at, p.now, lease_to_sql(lease)], |r| {
-            Ok(StoredMessage {
-                seq,
-                message_id: r.get(0)?,
-                body: r.get(1)?,
-                attributes: r.get(2)?,
-                system_attributes: r.get(3)?,
-                group_id: r.get(4)?,
-                deduplication_id: r.get(5)?,
-                sender_id: r.get(6)?,
-                sent_at: r.get(7)?,
-                receive_count: r.get(8)?,
-                first_received_at: r.get(9)?,
-                lease,
-                dead_letter_source_arn: None,
-            })
-        })?;
-        messages.push(message);
+    adjust_count(conn, queue, enqueued)?;
+    prune_dedup_records(conn, now, Some(PRUNE_PER_CALL))?;
+    Ok(Some(outcomes))
+}
+
+fn insert_message(conn: &Connection, queue: QueueId, m: NewMessage) -> Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO messages (queue_id, message_id, body, attributes, system_attributes, group_id, dedup_id,
+                               sender_id, sent_at, visible_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        queue,
+        m.message_id,
+        m.body,
+        m.attributes,
+        m.system_attributes,
+        m.group_id,
+        m.deduplication_id,
+        m.sender_id,
+        m.sent_at,
+        m.visible_at,
+    ])?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Removes expired deduplication records (`!is_live`: `expires_at <= now`), oldest first, all of
+/// them or up to `limit`, through the expiry index: only expired records are read.
+fn prune_dedup_records(conn: &Connection, now: Millis, limit: Option<usize>) -> Result<usize> {
+    match limit {
+        Some(limit) => conn
+            .prepare_cached(
+                "DELETE FROM dedup_records WHERE (queue_id, scope, dedup_id) IN (
+                     SELECT queue_id, scope, dedup_id FROM dedup_records INDEXED BY dedup_records_by_expiry
+                     WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)",
+            )?
+            .execute(params![now, limit as i64]),
+        None => conn
+            .prepare_cached("DELETE FROM dedup_records INDEXED BY dedup_records_by_expiry WHERE expires_at <= ?1")?
+            .execute([now]),
     }
-    messages.sort_by_key(|m| m.seq);
-    let next_visible_at = conn
-        .prepare_cached("SELECT min(visible_at) FROM messages WHERE queue_id = ?1 AND visible_at > ?2")?
-        .query_row(params![queue, p.now], |r| r.get(0))?;
-    Ok(Some(ReceiveOutcome { messages, next_visible_at, dead_lettered: 0 }))
+}
+
+/// As `prune_dedup_records`, for receive attempts.
+pub(super) fn prune_receive_attempts(conn: &Connection, now: Millis, limit: Option<usize>) -> Result<usize> {
+    match limit {
+        Some(limit) => conn
+            .prepare_cached(
+                "DELETE FROM receive_attempts WHERE (queue_id, attempt_id) IN (
+                     SELECT queue_id, attempt_id FROM receive_attempts INDEXED BY receive_attempts_by_expiry
+                     WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)",
+            )?
+            .execute(params![now, limit as i64]),
+        None => conn
+            .prepare_cached(
+                "DELETE FROM receive_attempts INDEXED BY receive_attempts_by_expiry WHERE expires_at <= ?1",
+            )?
+            .execute([now]),
+    }
 }
 
 pub(super) fn delete_messages(
@@ -413,5 +443,8 @@ pub(super) fn expire_messages(conn: &Connection, retention_ms: &[(QueueId, i64)]
             removed += n as u64;
         }
     }
+    // The periodic sweep also drops every expired deduplication record and receive attempt.
+    prune_dedup_records(conn, now, None)?;
+    prune_receive_attempts(conn, now, None)?;
     Ok(removed)
 }

@@ -5,6 +5,10 @@
 //! - `PRAGMA user_version` is the schema version. 0 means "nothing created yet" and is accepted
 //!   only for a database with no tables; a version above `SCHEMA_VERSION` (a newer holdfast) is
 //!   refused rather than misread.
+//! - A new database is created as version 1 and then migrated, in the same transaction, exactly
+//!   as an existing version-1 file is at open: there is one way to reach version 2, so a migrated
+//!   file and a new one cannot differ. Each migration runs in one transaction and sets
+//!   `user_version` last, so a crash mid-migration leaves the old version, which migrates again.
 //! - A file that exists is never silently replaced by a fresh store: a zero-length file with no
 //!   WAL, a file that is not SQLite, a file shorter than its own header says, missing tables, or
 //!   a failed integrity check all make `open` fail with the path and the reason.
@@ -17,14 +21,15 @@ use rusqlite::{Connection, OpenFlags};
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "holdfast.db";
 
-pub(super) const SCHEMA_VERSION: i64 = 1;
+pub(super) const SCHEMA_VERSION: i64 = 2;
 
 /// Databases up to this size get a full `PRAGMA quick_check` at open (it reads every page, about a
 /// second per few hundred MiB). Larger ones get the structural checks only, so a big store still
 /// starts in bounded time.
 const QUICK_CHECK_MAX_BYTES: u64 = 256 << 20;
 
-/// The schema, version 1.
+/// The schema, version 1 (holdfast 0.1: standard queues only). Kept verbatim: new databases
+/// start from it, and tests build version-1 files with it to prove the migration.
 ///
 /// - `queues.id` is AUTOINCREMENT so ids are never reused: a deleted and re-created queue is a
 ///   new queue. `message_count` is kept up to date by every insert and delete of messages so
@@ -38,7 +43,7 @@ const QUICK_CHECK_MAX_BYTES: u64 = 256 << 20;
 ///   ordered by `(queue_id, visible_at, seq)` without storing `seq` twice.
 /// - `messages_by_age (queue_id, sent_at)` makes retention expiry a range delete instead of a
 ///   scan; `sent_at` never changes, so it costs only on insert and delete.
-const SCHEMA_V1: &str = "
+pub(super) const SCHEMA_V1: &str = "
 CREATE TABLE queues (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     name TEXT NOT NULL UNIQUE,
@@ -75,9 +80,125 @@ CREATE INDEX messages_by_visibility ON messages (queue_id, visible_at);
 CREATE INDEX messages_by_age ON messages (queue_id, sent_at);
 ";
 
-/// Tables and indexes `verify` insists on.
-const SCHEMA_OBJECTS: [&str; 6] =
-    ["queues", "deleted_queues", "deleted_queues_by_time", "messages", "messages_by_visibility", "messages_by_age"];
+/// Version 1 to 2: FIFO queues, dead-letter queues, message move tasks.
+///
+/// - `messages.dead_letter_source_arn`: the `DeadLetterQueueSourceArn` of a dead-lettered
+///   message. A nullable column added with ALTER TABLE: existing rows read NULL, nothing is
+///   rewritten, so the migration is instant however big the file.
+/// - `messages_received (queue_id, receive_count) WHERE receive_count > 0`: the dead-letter
+///   sweep (`dead_letter_exhausted`). It holds only received, undeleted messages, so the fresh
+///   backlog is never in it, and it is ordered by receive count, so the sweep reads a range
+///   starting at the exhausted messages: it reads what it moves plus exhausted ones still in
+///   flight (few, bounded by what is in flight), not the received-but-not-exhausted messages a
+///   `(queue_id, visible_at)` index would make it step over on every sweep. Its key changes only
+///   when `receive_count` does, not with every visibility change. Cost: one entry written per
+///   receive, removed with the message.
+/// - `fifo_groups`: one row per message group that has messages (groups of standard queues too,
+///   which are never read: fair-queue group ids, SPEC §5.3). `head_seq`/`head_visible_at` are the
+///   group's lowest-seq message and its visibility; `ready` says the head was found visible by a
+///   FIFO receive (1) or is to be checked (0). `fifo_groups_waiting` orders the 0s by visibility,
+///   so a FIFO receive promotes the heads that became visible and finds the next time a group
+///   opens (`next_visible_at`) by index range; `fifo_groups_ready` orders the 1s by head seq, so
+///   it serves the available groups oldest first without stepping over locked ones. Head fields
+///   may be NULL only inside the delete trigger, for a group whose last message just went.
+/// - Triggers keep `fifo_groups` in step with every insert, delete and visibility change of a
+///   grouped message, whatever statement makes it (send, receive, delete, purge, expiry, moves),
+///   so no code path can forget it. Ungrouped messages, the standard hot path, pass their `WHEN`
+///   and cost nothing more. A new message never becomes the head of an existing group (seqs only
+///   grow); the head's visibility changing sends the group back to waiting; the head leaving
+///   makes the group's next message (by `messages_by_group`) the head, or removes the group.
+/// - `dedup_records`: FIFO deduplication ids per queue and scope (`rules::dedup_key`), kept until
+///   `expires_at` whatever becomes of the message; `dedup_records_by_expiry` lets pruning read
+///   only expired records.
+/// - `receive_attempts`: FIFO ReceiveRequestAttemptIds, the `(seq, lease)` pairs a receive
+///   returned as JSON, until `expires_at`.
+/// - `move_tasks`: message move tasks; `id` (AUTOINCREMENT) is the insertion order that breaks
+///   ties between tasks started in the same millisecond; an update keeps it.
+const MIGRATION_V2: &str = "
+ALTER TABLE messages ADD COLUMN dead_letter_source_arn TEXT;
+CREATE INDEX messages_received ON messages (queue_id, receive_count) WHERE receive_count > 0;
+CREATE INDEX messages_by_group ON messages (queue_id, group_id) WHERE group_id IS NOT NULL;
+CREATE TABLE fifo_groups (
+    queue_id INTEGER NOT NULL,
+    group_id TEXT NOT NULL,
+    head_seq INTEGER,
+    head_visible_at INTEGER,
+    ready INTEGER,
+    PRIMARY KEY (queue_id, group_id)
+) WITHOUT ROWID;
+CREATE INDEX fifo_groups_waiting ON fifo_groups (queue_id, head_visible_at) WHERE ready = 0;
+CREATE INDEX fifo_groups_ready ON fifo_groups (queue_id, head_seq) WHERE ready = 1;
+INSERT INTO fifo_groups (queue_id, group_id, head_seq, head_visible_at, ready)
+    SELECT queue_id, group_id, min(seq), visible_at, 0 FROM messages
+    WHERE group_id IS NOT NULL GROUP BY queue_id, group_id;
+CREATE TRIGGER fifo_group_insert AFTER INSERT ON messages WHEN NEW.group_id IS NOT NULL BEGIN
+    INSERT INTO fifo_groups (queue_id, group_id, head_seq, head_visible_at, ready)
+    VALUES (NEW.queue_id, NEW.group_id, NEW.seq, NEW.visible_at, 0)
+    ON CONFLICT (queue_id, group_id) DO NOTHING;
+END;
+CREATE TRIGGER fifo_group_visibility AFTER UPDATE OF visible_at ON messages WHEN NEW.group_id IS NOT NULL BEGIN
+    UPDATE fifo_groups SET head_visible_at = NEW.visible_at, ready = 0
+    WHERE queue_id = NEW.queue_id AND group_id = NEW.group_id AND head_seq = NEW.seq;
+END;
+CREATE TRIGGER fifo_group_delete AFTER DELETE ON messages WHEN OLD.group_id IS NOT NULL BEGIN
+    UPDATE fifo_groups SET (head_seq, head_visible_at, ready) = (
+        SELECT seq, visible_at, 0 FROM messages INDEXED BY messages_by_group
+        WHERE queue_id = OLD.queue_id AND group_id = OLD.group_id ORDER BY seq LIMIT 1)
+    WHERE queue_id = OLD.queue_id AND group_id = OLD.group_id AND head_seq = OLD.seq;
+    DELETE FROM fifo_groups WHERE queue_id = OLD.queue_id AND group_id = OLD.group_id AND head_seq IS NULL;
+END;
+CREATE TABLE dedup_records (
+    queue_id INTEGER NOT NULL,
+    scope TEXT NOT NULL,
+    dedup_id TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (queue_id, scope, dedup_id)
+) WITHOUT ROWID;
+CREATE INDEX dedup_records_by_expiry ON dedup_records (expires_at);
+CREATE TABLE receive_attempts (
+    queue_id INTEGER NOT NULL,
+    attempt_id TEXT NOT NULL,
+    leases TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (queue_id, attempt_id)
+) WITHOUT ROWID;
+CREATE INDEX receive_attempts_by_expiry ON receive_attempts (expires_at);
+CREATE TABLE move_tasks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    handle TEXT NOT NULL UNIQUE,
+    source_queue INTEGER NOT NULL,
+    source_arn TEXT NOT NULL,
+    destination_arn TEXT,
+    max_per_second INTEGER,
+    status TEXT NOT NULL,
+    moved INTEGER NOT NULL,
+    to_move INTEGER NOT NULL,
+    started_at INTEGER NOT NULL,
+    failure_reason TEXT
+);
+CREATE INDEX move_tasks_by_source ON move_tasks (source_queue);
+";
+
+/// Schema objects `verify` insists on, per version.
+const V1_OBJECTS: &[&str] =
+    &["queues", "deleted_queues", "deleted_queues_by_time", "messages", "messages_by_visibility", "messages_by_age"];
+const V2_OBJECTS: &[&str] = &[
+    "messages_received",
+    "messages_by_group",
+    "fifo_groups",
+    "fifo_groups_waiting",
+    "fifo_groups_ready",
+    "fifo_group_insert",
+    "fifo_group_visibility",
+    "fifo_group_delete",
+    "dedup_records",
+    "dedup_records_by_expiry",
+    "receive_attempts",
+    "receive_attempts_by_expiry",
+    "move_tasks",
+];
 
 /// Opens (creating if needed) `dir/holdfast.db`, ready for the writer thread.
 pub(super) fn open(dir: &Path) -> Result<Connection, StoreError> {
@@ -95,7 +216,17 @@ pub(super) fn open(dir: &Path) -> Result<Connection, StoreError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| fail(e.to_string()))?;
     match version {
         0 => create(&conn, existed).map_err(fail)?,
-        SCHEMA_VERSION => verify(&conn, &path).map_err(fail)?,
+        1 => {
+            // Check the old file whole before changing it, then the new objects.
+            verify(&conn, &path, V1_OBJECTS).map_err(fail)?;
+            migrate(&conn, MIGRATION_V2, 2).map_err(|e| fail(format!("cannot migrate from schema version 1: {e}")))?;
+            check_objects(&conn, V2_OBJECTS).map_err(fail)?;
+            tracing::info!(path = %path.display(), "migrated the database from schema version 1 to 2");
+        }
+        SCHEMA_VERSION => {
+            verify(&conn, &path, V1_OBJECTS).map_err(fail)?;
+            check_objects(&conn, V2_OBJECTS).map_err(fail)?;
+        }
         v if v > SCHEMA_VERSION => {
             return Err(fail(format!(
                 "schema version {v} was written by a newer holdfast (this one knows {SCHEMA_VERSION})"
@@ -145,7 +276,7 @@ fn configure(conn: &Connection) -> Result<(), String> {
     // briefly, then reported, rather than failing at the first contention.
     conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(|e| e.to_string())?;
     // Room for every statement the engine prepares, so the hot paths never re-prepare.
-    conn.set_prepared_statement_cache_capacity(64);
+    conn.set_prepared_statement_cache_capacity(128);
     Ok(())
 }
 
@@ -155,20 +286,49 @@ fn create(conn: &Connection, existed: bool) -> Result<(), String> {
     if existed && tables > 0 {
         return Err("the file is a SQLite database but not a holdfast one (user_version 0)".into());
     }
-    conn.execute_batch(&format!("BEGIN; {SCHEMA_V1} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"))
-        .map_err(|e| format!("cannot create the schema: {e}"))?;
+    conn.execute_batch(&format!("BEGIN; {SCHEMA_V1} {MIGRATION_V2} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"))
+        .map_err(|e| {
+        rollback(conn);
+        format!("cannot create the schema: {e}")
+    })?;
     // Move the schema out of the WAL at once, so the main file is never empty (`check_file`).
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).map_err(|e| e.to_string())
 }
 
-fn verify(conn: &Connection, path: &Path) -> Result<(), String> {
-    let mut stmt =
-        conn.prepare("SELECT name FROM sqlite_schema WHERE type IN ('table', 'index')").map_err(|e| e.to_string())?;
+/// Runs one migration in its own transaction, ending with the new `user_version`.
+fn migrate(conn: &Connection, migration: &str, version: i64) -> Result<(), String> {
+    conn.execute_batch(&format!("BEGIN IMMEDIATE; {migration} PRAGMA user_version = {version}; COMMIT;")).map_err(
+        |e| {
+            rollback(conn);
+            e.to_string()
+        },
+    )?;
+    // As at creation: leave the main file complete, not the migration in the WAL.
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).map_err(|e| e.to_string())
+}
+
+/// Undoes a half-run schema batch (`execute_batch` stops at the failing statement, inside the
+/// transaction). Failing here means there was no transaction left to undo.
+fn rollback(conn: &Connection) {
+    if !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+}
+
+fn check_objects(conn: &Connection, objects: &[&str]) -> Result<(), String> {
+    let mut stmt = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type IN ('table', 'index', 'trigger')")
+        .map_err(|e| e.to_string())?;
     let present: Vec<String> =
         stmt.query_map([], |r| r.get(0)).and_then(|rows| rows.collect()).map_err(|e| e.to_string())?;
-    if let Some(missing) = SCHEMA_OBJECTS.iter().find(|o| !present.iter().any(|p| p == *o)) {
+    if let Some(missing) = objects.iter().find(|o| !present.iter().any(|p| p == *o)) {
         return Err(format!("the schema lacks `{missing}`; the file is damaged"));
     }
+    Ok(())
+}
+
+fn verify(conn: &Connection, path: &Path, objects: &[&str]) -> Result<(), String> {
+    check_objects(conn, objects)?;
     // Fold the WAL into the main file so the file alone can be measured against its header.
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
         .map_err(|e| format!("cannot checkpoint the WAL: {e}"))?;

@@ -1,7 +1,7 @@
 //! Engine-internal tests that need the writer's connection: a full database.
 
 use super::*;
-use holdfast_core::store::StoreError;
+use holdfast_core::store::{ChangeVisibility, Delivery, MoveTaskStatus, ReceiveAttempt, StoreError};
 
 fn message(id: &str, body_len: usize) -> NewMessage {
     NewMessage {
@@ -95,4 +95,243 @@ async fn failing_command_does_not_spoil_its_batch() {
     }
     assert_eq!(failures, 16);
     assert_eq!(store.queue_counts(q.id, 0).await.unwrap().visible, 48);
+}
+
+async fn create(store: &SqliteStore, name: &str) -> holdfast_core::store::QueueRecord {
+    match store.create_queue(name, BTreeMap::new(), BTreeMap::new(), 0, 0).await.unwrap() {
+        CreateQueueOutcome::Created(q) => q,
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn rows(store: &SqliteStore, table: &'static str) -> i64 {
+    store.call(move |c| c.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))).await.unwrap()
+}
+
+fn grouped(id: &str, group: &str, dedup_id: &str) -> NewMessage {
+    NewMessage { group_id: Some(group.into()), deduplication_id: Some(dedup_id.into()), ..message(id, 10) }
+}
+
+/// The sweep must seek straight to the exhausted messages: with many received but not exhausted
+/// messages, the statement's VM steps stay those of the few it returns (a plan seeking on
+/// `receive_count > 0` instead would step over all 2,000).
+#[tokio::test]
+async fn sweep_reads_only_exhausted_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let q = create(&store, "q").await;
+    let batch = (0..2_000).map(|i| message(&format!("m{i}"), 10)).collect();
+    store.send_messages(q.id, batch, None, 0).await.unwrap().unwrap();
+    // Everything received once and visible again; two messages received twice.
+    store.receive_messages(q.id, ReceiveParams::new(2_000, 0, 1 << 40, 1)).await.unwrap().unwrap();
+    for now in 2..=3 {
+        store.receive_messages(q.id, ReceiveParams::new(1, 0, 1 << 40, now)).await.unwrap().unwrap();
+    }
+    let (found, steps) = store
+        .call(move |c| {
+            let mut stmt = c.prepare(moves::SWEEP)?;
+            let found = stmt.query_map(rusqlite::params![q.id, 2, 10, 100], |r| r.get::<_, i64>(0))?.count();
+            Ok((found, stmt.get_status(rusqlite::StatementStatus::VmStep)))
+        })
+        .await
+        .unwrap();
+    assert_eq!(found, 2);
+    assert!(steps < 200, "the sweep stepped {steps} times for two messages");
+}
+
+/// A version-1 file (holdfast 0.1) opens under version 2 with everything in place: queues,
+/// messages, leases, and the message groups the FIFO receive needs, derived from the messages.
+#[tokio::test]
+async fn migrates_a_version_1_database() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let conn = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
+        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(())).unwrap();
+        conn.execute_batch(&format!("BEGIN; {} PRAGMA user_version = 1; COMMIT;", schema::SCHEMA_V1)).unwrap();
+        // Written as holdfast 0.1's SQL wrote them: one standard queue, one with groups where
+        // m1 is in flight under lease 42.
+        conn.execute_batch(
+            "INSERT INTO queues (name, attributes, tags, created_at, last_modified_at, message_count)
+                 VALUES ('std', '{}', '{\"team\":\"a\"}', 1, 1, 1), ('f.fifo', '{\"FifoQueue\":\"true\"}', '{}', 1, 1, 3);
+             INSERT INTO messages (queue_id, message_id, body, attributes, system_attributes, group_id, dedup_id,
+                                   sender_id, sent_at, visible_at, receive_count, first_received_at, lease, leased_at)
+             VALUES (1, 'm3', 'body 3', x'01', x'', NULL, NULL, 's', 1000, 1000, 0, NULL, NULL, NULL),
+                    (2, 'm1', 'body 1', x'', x'', 'g', 'd1', 's', 1000, 31000, 1, 1000, 42, 1000),
+                    (2, 'm2', 'body 2', x'', x'', 'g', 'd2', 's', 1000, 1000, 0, NULL, NULL, NULL),
+                    (2, 'm4', 'body 4', x'', x'', 'h', 'd4', 's', 1000, 1000, 0, NULL, NULL, NULL);",
+        )
+        .unwrap();
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
+    }
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let version: i64 = store.call(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0))).await.unwrap();
+    assert_eq!(version, 2);
+    let std = store.get_queue("std").await.unwrap().expect("queue kept");
+    assert_eq!(std.tags.get("team").map(String::as_str), Some("a"));
+    let fifo = store.get_queue("f.fifo").await.unwrap().expect("queue kept");
+    assert_eq!(store.queue_counts(fifo.id, 2000).await.unwrap(), QueueCounts { visible: 2, in_flight: 1, delayed: 0 });
+
+    // The groups were derived from the messages: g is locked by m1, h flows.
+    let fifo_params = |now| ReceiveParams { delivery: Delivery::Fifo, ..ReceiveParams::new(10, 30_000, 1 << 40, now) };
+    let got = store.receive_messages(fifo.id, fifo_params(2000)).await.unwrap().unwrap();
+    assert_eq!(got.messages.iter().map(|m| m.message_id.as_str()).collect::<Vec<_>>(), ["m4"]);
+    assert_eq!(got.next_visible_at, Some(31000));
+    // m1's lease survived; deleting it opens g.
+    let deleted = store.delete_messages(fifo.id, vec![Lease { seq: 2, lease: 42 }]).await.unwrap().unwrap();
+    assert_eq!(deleted, [DeleteOutcome::Deleted]);
+    let got = store.receive_messages(fifo.id, fifo_params(2001)).await.unwrap().unwrap();
+    let m2 = &got.messages[0];
+    assert_eq!(
+        (m2.message_id.as_str(), m2.body.as_str(), m2.dead_letter_source_arn.as_deref()),
+        ("m2", "body 2", None)
+    );
+    let got = store.receive_messages(std.id, ReceiveParams::new(10, 30_000, 1 << 40, 2000)).await.unwrap().unwrap();
+    assert_eq!(got.messages[0].message_id, "m3");
+    assert_eq!(got.messages[0].attributes, [1]);
+    // New rows continue after the old seqs.
+    let seqs = store.send_messages(std.id, vec![message("new", 0)], None, 0).await.unwrap().unwrap();
+    assert_eq!(seqs[0].seq(), 5);
+    store.close().await.unwrap();
+
+    // Reopened as version 2, it passes the checks and keeps the state.
+    let store = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(store.queue_counts(fifo.id, 2002).await.unwrap(), QueueCounts { visible: 0, in_flight: 2, delayed: 0 });
+    store.close().await.unwrap();
+}
+
+/// Deleting a queue removes its deduplication records, receive attempts and groups (the
+/// conformance suite can only see that they no longer apply); move tasks stay.
+#[tokio::test]
+async fn queue_deletion_removes_its_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let q = create(&store, "q.fifo").await;
+    let keep = create(&store, "keep.fifo").await;
+    let dedup = Some(Deduplication { window_ms: 300_000, per_group: false });
+    for queue in [&q, &keep] {
+        let batch = vec![grouped("a", "g1", "d1"), grouped("b", "g2", "d2")];
+        store.send_messages(queue.id, batch, dedup, 10).await.unwrap().unwrap();
+        let attempt = Some(ReceiveAttempt { id: "x".into(), window_ms: 300_000 });
+        let p = ReceiveParams { delivery: Delivery::Fifo, attempt, ..ReceiveParams::new(1, 30_000, 1 << 40, 10) };
+        assert_eq!(store.receive_messages(queue.id, p).await.unwrap().unwrap().messages.len(), 1);
+    }
+    store
+        .save_move_task(MoveTask {
+            handle: "h".into(),
+            source_queue: q.id,
+            source_arn: "arn".into(),
+            destination_arn: None,
+            max_per_second: None,
+            status: MoveTaskStatus::Running,
+            moved: 0,
+            to_move: 0,
+            started_at: 0,
+            failure_reason: None,
+        })
+        .await
+        .unwrap();
+    let counts = |store| async move {
+        [rows(store, "dedup_records").await, rows(store, "receive_attempts").await, rows(store, "fifo_groups").await]
+    };
+    assert_eq!(counts(&store).await, [4, 2, 4]);
+    assert!(store.delete_queue(q.id, 20).await.unwrap());
+    assert_eq!(counts(&store).await, [2, 1, 2], "only the other queue's records are left");
+    assert_eq!(rows(&store, "move_tasks").await, 1);
+}
+
+/// Expired deduplication records and attempts are pruned a few per call that adds one, and all
+/// at once by `expire_messages`, so the tables hold about their live records.
+#[tokio::test]
+async fn expired_records_are_pruned() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let q = create(&store, "q.fifo").await;
+    let short = Some(Deduplication { window_ms: 10, per_group: true });
+    let batch = (0..40).map(|i| grouped(&format!("m{i}"), "g", &format!("d{i}"))).collect();
+    store.send_messages(q.id, batch, short, 100).await.unwrap().unwrap();
+    assert_eq!(rows(&store, "dedup_records").await, 40);
+    store.send_messages(q.id, vec![grouped("n", "g", "n")], short, 110).await.unwrap().unwrap();
+    let left = 40 - crate::rules::PRUNE_PER_CALL as i64 + 1;
+    assert_eq!(rows(&store, "dedup_records").await, left, "a send prunes a bounded number of expired records");
+    for (i, now) in [(0, 110), (1, 111)] {
+        let attempt = Some(ReceiveAttempt { id: format!("a{i}"), window_ms: 10 });
+        let p = ReceiveParams { attempt, ..ReceiveParams::new(1, 0, 1 << 40, now) };
+        store.receive_messages(q.id, p).await.unwrap().unwrap();
+    }
+    assert_eq!(rows(&store, "receive_attempts").await, 2);
+    store.expire_messages(&[], 120).await.unwrap();
+    assert_eq!(rows(&store, "dedup_records").await, 0);
+    assert_eq!(rows(&store, "receive_attempts").await, 1, "the attempt live until 121 stays");
+}
+
+/// `(queue_id, group_id, head_seq, head_visible_at)`.
+type GroupRow = (i64, String, i64, i64);
+
+/// `fifo_groups` is maintained by triggers; after a mix of every kind of change to grouped
+/// messages it must equal what the messages say: one row per group, its lowest seq as head,
+/// and `ready` only for heads that are visible.
+#[tokio::test]
+async fn fifo_groups_follow_every_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let q = create(&store, "q.fifo").await;
+    let dlq = create(&store, "dlq.fifo").await;
+    let target =
+        DeadLetterTarget { queue: dlq.id, max_receive_count: 2, source_arn: "arn".into(), reset_sent_at: true };
+    let fifo = |max, vt, now| ReceiveParams {
+        delivery: Delivery::Fifo,
+        dead_letter: Some(target.clone()),
+        ..ReceiveParams::new(max, vt, 1_000, now)
+    };
+    let mut leases = Vec::new();
+    let mut now = 100;
+    for round in 0..30_i64 {
+        now += 7;
+        let batch = (0..3).map(|i| grouped(&format!("m{round}-{i}"), &format!("g{}", (round + i) % 4), "d")).collect();
+        store.send_messages(q.id, batch, None, now).await.unwrap().unwrap();
+        let got =
+            store.receive_messages(q.id, fifo(2 + (round as usize % 3), 20 * (round % 2), now)).await.unwrap().unwrap();
+        leases.extend(got.messages.iter().map(|m| Lease { seq: m.seq, lease: m.lease }));
+        match round % 5 {
+            0 => drop(store.delete_messages(q.id, leases.drain(..leases.len() / 2).collect()).await.unwrap()),
+            1 => {
+                let changes =
+                    leases.iter().map(|&lease| ChangeVisibility { lease, visibility_timeout_ms: 0 }).collect();
+                store.change_visibility(q.id, changes, now, 1 << 40).await.unwrap().unwrap();
+            }
+            2 => drop(store.expire_messages(&[(q.id, 50)], now).await.unwrap()),
+            3 => {
+                let movable = store.movable_messages(dlq.id, now, 2).await.unwrap();
+                let moves = movable.iter().map(|m| MessageMove { seq: m.seq, destination: q.id, reset_sent_at: true });
+                store.move_messages(dlq.id, moves.collect(), now).await.unwrap();
+            }
+            _ => drop(store.dead_letter_exhausted(q.id, target.clone(), now, 3).await.unwrap()),
+        }
+        store.receive_messages(dlq.id, fifo(1, 5, now)).await.unwrap().unwrap();
+        let (stored, derived, wrong_ready): (Vec<GroupRow>, Vec<GroupRow>, i64) = store
+            .call(move |c| {
+                let read = |sql: &str| -> rusqlite::Result<Vec<GroupRow>> {
+                    c.prepare(sql)?.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?.collect()
+                };
+                let stored =
+                    read("SELECT queue_id, group_id, head_seq, head_visible_at FROM fifo_groups ORDER BY 1, 2")?;
+                let derived = read(
+                    "SELECT queue_id, group_id, min(seq), visible_at FROM messages WHERE group_id IS NOT NULL
+                     GROUP BY queue_id, group_id ORDER BY 1, 2",
+                )?;
+                let wrong_ready = c.query_row(
+                    "SELECT count(*) FROM fifo_groups WHERE ready = 1 AND head_visible_at > ?1",
+                    [now],
+                    |r| r.get(0),
+                )?;
+                Ok((stored, derived, wrong_ready))
+            })
+            .await
+            .unwrap();
+        assert_eq!(stored, derived, "round {round}");
+        assert_eq!(wrong_ready, 0, "round {round}: a ready head that is not visible");
+    }
+    assert!(store.purge_queue(q.id, now, 0).await.unwrap().is_some());
+    assert!(store.delete_queue(dlq.id, now).await.unwrap());
+    assert_eq!(rows(&store, "fifo_groups").await, 0);
 }

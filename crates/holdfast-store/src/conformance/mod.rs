@@ -14,6 +14,16 @@
 //! the engine. The closure returns the store and anything that must outlive it (a temp dir).
 //!
 //! Time is driven by hand: every case passes explicit `now` values and never sleeps.
+//!
+//! - this module: queues and standard-queue messages;
+//! - `fifo`: deduplication, FIFO delivery and the group lock, receive attempts;
+//! - `redrive`: dead-letter queues, message moves and move tasks.
+
+mod fifo;
+mod redrive;
+
+pub use fifo::*;
+pub use redrive::*;
 
 use std::collections::BTreeMap;
 
@@ -51,6 +61,30 @@ macro_rules! conformance_tests {
             queues_are_isolated,
             delete_queue_removes_messages,
             close_then_closed,
+            // fifo
+            dedup_reports_the_first_message,
+            dedup_outlives_the_message,
+            dedup_scope_queue_or_group,
+            dedup_within_one_batch,
+            fifo_order_within_group,
+            fifo_receive_takes_a_group_together,
+            fifo_group_lock,
+            fifo_change_visibility_and_group_lock,
+            fifo_redelivery_keeps_group_order,
+            fifo_next_visible_at,
+            fifo_expired_heads_are_removed,
+            standard_delivery_ignores_groups,
+            receive_attempt_retries,
+            receive_attempt_after_redelivery_or_empty,
+            delete_queue_clears_dedup_and_attempts,
+            // redrive
+            dead_letter_on_receive,
+            dead_letter_does_not_count_toward_max,
+            dead_letter_fifo_resets_sent_at,
+            dead_letter_target_deleted,
+            dead_letter_exhausted_sweep,
+            movable_and_move_messages,
+            move_tasks_saved_and_listed,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -123,7 +157,14 @@ async fn create(store: &dyn Store, name: &str, now: Millis) -> QueueRecord {
 }
 
 async fn send(store: &dyn Store, queue: &QueueRecord, messages: Vec<NewMessage>) -> Vec<i64> {
-    store.send_messages(queue.id, messages, None, 0).await.unwrap().expect("queue exists").iter().map(|o| o.seq()).collect()
+    store
+        .send_messages(queue.id, messages, None, 0)
+        .await
+        .unwrap()
+        .expect("queue exists")
+        .iter()
+        .map(|o| o.seq())
+        .collect()
 }
 
 async fn receive(store: &dyn Store, queue: &QueueRecord, p: ReceiveParams) -> ReceiveOutcome {

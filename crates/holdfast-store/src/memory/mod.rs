@@ -1,0 +1,598 @@
+//! `MemoryStore`: every queue and message in this process's memory, behind one mutex.
+//!
+//! Used for `--storage memory` and tests. Nothing survives the process, so the durability
+//! invariant of `Store` holds vacuously; the others hold because every call runs entirely under
+//! the one lock, which makes each call atomic and serialises it against all others.
+//!
+//! - `queue`: one queue's messages and indexes (visibility, age, receive count, message groups),
+//!   its deduplication records and receive attempts.
+//!
+//! Invariants:
+//! - Receive walks the visibility index (standard) or the ready group heads (FIFO) from their
+//!   start and stops once it has enough, so its cost follows the messages it returns (plus the
+//!   expired and dead-lettered ones it removes), never the backlog. Expiry walks the age index
+//!   the same way.
+//! - Queue ids and message seqs come from counters that only grow, so neither is ever reused; a
+//!   moved message gets a new seq in its destination.
+//! - Every decision both engines make (expire, dead-letter or deliver; deduplication scope and
+//!   windows; move-task order) comes from `crate::rules`.
+
+mod queue;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+
+use crate::rules::{
+    dedup_key, judge, merge_attributes, moved_sent_at, newest_first, sweep_move_order, usable_dead_letter,
+    visibility_outcome, Verdict, PRUNE_PER_CALL,
+};
+use holdfast_core::store::{
+    ChangeVisibility, ChangeVisibilityOutcome, CreateQueueOutcome, DeadLetterTarget, Deduplication, DeleteOutcome,
+    Delivery, Lease, MessageMove, Millis, MovableMessage, MoveTask, NewMessage, PurgeOutcome, QueueCounts, QueueId,
+    QueueRecord, ReceiveOutcome, ReceiveParams, SendOutcome, Store, StoreError, StoreResult, StoredMessage,
+};
+use queue::{Message, Queue};
+
+/// The in-memory engine. Cheap to create; each instance is an independent, empty store.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    closed: bool,
+    /// Last queue id handed out; ids start at 1 like SQLite's AUTOINCREMENT.
+    last_queue_id: QueueId,
+    /// Last seq handed out, shared by all queues because seqs are unique store-wide.
+    last_seq: i64,
+    queues: HashMap<QueueId, Queue>,
+    /// Live queue names. A `BTreeMap` because ListQueues pages through names in order.
+    by_name: BTreeMap<String, QueueId>,
+    /// Name -> deletion time, for the recreate cooldown. Pruned on create once older than the
+    /// cooldown the caller passes, so it holds only names deleted recently.
+    deleted: HashMap<String, Millis>,
+    /// Handle -> (insertion number, task). Move tasks outlive their queues (their history is
+    /// listed after the queue is gone), so they are kept store-wide. The insertion number orders
+    /// tasks started in the same millisecond.
+    move_tasks: HashMap<String, (u64, MoveTask)>,
+    last_move_task: u64,
+}
+
+/// How a message leaves its queue for another: dead-lettered by receive or the sweep, or moved by
+/// a message move task.
+#[derive(Clone, Copy)]
+enum Move<'a> {
+    /// Keeps its receive count and first receive; records the source queue's ARN.
+    DeadLetter { source_arn: &'a str },
+    /// Starts over: never received, no dead-letter source.
+    Redrive,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> StoreResult<MutexGuard<'_, State>> {
+        // A poisoned lock means a call panicked half-way through a mutation: the state may break
+        // the invariants above, so refuse to go on rather than serve from it.
+        let state = self
+            .state
+            .lock()
+            .map_err(|_| StoreError::Backend("memory store lock poisoned by an earlier panic".into()))?;
+        if state.closed {
+            return Err(StoreError::Closed);
+        }
+        Ok(state)
+    }
+}
+
+impl State {
+    fn next_seq(&mut self) -> i64 {
+        self.last_seq += 1;
+        self.last_seq
+    }
+
+    /// Enqueues `message` (taken out of its source queue) in `destination` under a new seq,
+    /// visible now and leased by nobody.
+    fn enqueue_moved(
+        &mut self,
+        destination: QueueId,
+        mut message: Message,
+        how: Move<'_>,
+        reset_sent_at: bool,
+        now: Millis,
+    ) {
+        let seq = self.next_seq();
+        let stored = &mut message.stored;
+        stored.seq = seq;
+        stored.sent_at = moved_sent_at(stored.sent_at, reset_sent_at, now);
+        stored.lease = 0;
+        match how {
+            Move::DeadLetter { source_arn } => stored.dead_letter_source_arn = Some(source_arn.to_owned()),
+            Move::Redrive => {
+                stored.receive_count = 0;
+                stored.first_received_at = None;
+                stored.dead_letter_source_arn = None;
+            }
+        }
+        message.visible_at = now;
+        message.lease = None;
+        message.leased_at = 0;
+        self.queues.get_mut(&destination).expect("the destination was checked to exist").insert(message);
+    }
+
+    fn dead_letter_target(&self, source: QueueId, target: Option<DeadLetterTarget>) -> Option<DeadLetterTarget> {
+        usable_dead_letter(source, target, |id| self.queues.contains_key(&id))
+    }
+}
+
+fn new_message(seq: i64, m: NewMessage) -> Message {
+    Message {
+        visible_at: m.visible_at,
+        lease: None,
+        leased_at: 0,
+        stored: StoredMessage {
+            seq,
+            message_id: m.message_id,
+            body: m.body,
+            attributes: m.attributes,
+            system_attributes: m.system_attributes,
+            group_id: m.group_id,
+            deduplication_id: m.deduplication_id,
+            sender_id: m.sender_id,
+            sent_at: m.sent_at,
+            receive_count: 0,
+            first_received_at: None,
+            lease: 0,
+            dead_letter_source_arn: None,
+        },
+    }
+}
+
+/// Picks the messages a standard receive takes, in `(visible_at, seq)` order: removes the expired
+/// ones, takes the exhausted ones out for the dead-letter queue, leases up to `max_messages`.
+fn receive_standard(
+    q: &mut Queue,
+    p: &ReceiveParams,
+    max_receive_count: Option<u32>,
+) -> (Vec<StoredMessage>, Vec<Message>) {
+    let cutoff = p.now - p.retention_ms;
+    let (mut expired, mut exhausted, mut chosen) = (Vec::new(), Vec::new(), Vec::new());
+    for seq in q.visible(p.now) {
+        if chosen.len() >= p.max_messages {
+            break;
+        }
+        let m = &q.messages[&seq].stored;
+        match judge(m.sent_at, m.receive_count, cutoff, max_receive_count) {
+            Verdict::Expire => expired.push(seq),
+            Verdict::DeadLetter => exhausted.push(seq),
+            Verdict::Deliver => chosen.push(seq),
+        }
+    }
+    for seq in expired {
+        q.remove(seq);
+    }
+    let moved = exhausted.into_iter().filter_map(|seq| q.remove(seq)).collect();
+    let visible_at = p.now + p.visibility_timeout_ms;
+    let leased = chosen.into_iter().map(|seq| q.lease(seq, p.now, visible_at)).collect();
+    (leased, moved)
+}
+
+/// Picks the messages a FIFO receive takes: available groups oldest head first; from each, its
+/// messages in seq order while they are visible. Each message met is judged like a standard
+/// candidate: the head first, then, once the head is leased, the messages behind it that this
+/// same receive would return (an exhausted one is dead-lettered rather than delivered).
+fn receive_fifo(
+    q: &mut Queue,
+    p: &ReceiveParams,
+    max_receive_count: Option<u32>,
+) -> (Vec<StoredMessage>, Vec<Message>) {
+    let cutoff = p.now - p.retention_ms;
+    let visible_at = p.now + p.visibility_timeout_ms;
+    let (mut leased, mut moved) = (Vec::new(), Vec::new());
+    q.promote(p.now);
+    let mut last_head = i64::MIN;
+    while leased.len() < p.max_messages {
+        let Some(head) = q.next_ready_head(last_head, p.now) else { break };
+        last_head = head;
+        let group = q.messages[&head].stored.group_id.clone().expect("a head belongs to a group");
+        let mut from = head;
+        while leased.len() < p.max_messages {
+            let Some(seq) = q.group_message_from(&group, from) else { break };
+            from = seq + 1;
+            let m = &q.messages[&seq];
+            if m.visible_at > p.now {
+                break;
+            }
+            match judge(m.stored.sent_at, m.stored.receive_count, cutoff, max_receive_count) {
+                Verdict::Expire => drop(q.remove(seq)),
+                Verdict::DeadLetter => moved.extend(q.remove(seq)),
+                Verdict::Deliver => leased.push(q.lease(seq, p.now, visible_at)),
+            }
+        }
+    }
+    (leased, moved)
+}
+
+fn next_visible_at(q: &Queue, delivery: Delivery, now: Millis) -> Option<Millis> {
+    match delivery {
+        Delivery::Standard => q.next_visible_at(now),
+        Delivery::Fifo => q.next_group_available_at(now),
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn create_queue(
+        &self,
+        name: &str,
+        attributes: BTreeMap<String, String>,
+        tags: BTreeMap<String, String>,
+        now: Millis,
+        recreate_cooldown_ms: i64,
+    ) -> StoreResult<CreateQueueOutcome> {
+        let mut state = self.state()?;
+        if let Some(id) = state.by_name.get(name) {
+            return Ok(CreateQueueOutcome::Exists(state.queues[id].record.clone()));
+        }
+        state.deleted.retain(|_, deleted_at| now - *deleted_at < recreate_cooldown_ms);
+        if state.deleted.contains_key(name) {
+            return Ok(CreateQueueOutcome::DeletedRecently);
+        }
+        state.last_queue_id += 1;
+        let record = QueueRecord {
+            id: state.last_queue_id,
+            name: name.to_owned(),
+            attributes,
+            tags,
+            created_at: now,
+            last_modified_at: now,
+        };
+        state.by_name.insert(name.to_owned(), record.id);
+        state.queues.insert(record.id, Queue::new(record.clone()));
+        Ok(CreateQueueOutcome::Created(record))
+    }
+
+    async fn get_queue(&self, name: &str) -> StoreResult<Option<QueueRecord>> {
+        let state = self.state()?;
+        Ok(state.by_name.get(name).map(|id| state.queues[id].record.clone()))
+    }
+
+    async fn list_queues(&self, prefix: &str, after: Option<&str>, limit: usize) -> StoreResult<Vec<QueueRecord>> {
+        use std::ops::Bound;
+        let state = self.state()?;
+        let start = match after {
+            Some(after) if after >= prefix => Bound::Excluded(after),
+            _ => Bound::Included(prefix),
+        };
+        Ok(state
+            .by_name
+            .range::<str, _>((start, Bound::Unbounded))
+            .take_while(|(name, _)| name.starts_with(prefix))
+            .take(limit)
+            .map(|(_, id)| state.queues[id].record.clone())
+            .collect())
+    }
+
+    async fn delete_queue(&self, queue: QueueId, now: Millis) -> StoreResult<bool> {
+        let mut state = self.state()?;
+        let Some(removed) = state.queues.remove(&queue) else {
+            return Ok(false);
+        };
+        state.by_name.remove(&removed.record.name);
+        state.deleted.insert(removed.record.name, now);
+        Ok(true)
+    }
+
+    async fn set_queue_attributes(
+        &self,
+        queue: QueueId,
+        attributes: BTreeMap<String, String>,
+        now: Millis,
+    ) -> StoreResult<bool> {
+        let mut state = self.state()?;
+        let Some(q) = state.queues.get_mut(&queue) else {
+            return Ok(false);
+        };
+        merge_attributes(&mut q.record.attributes, attributes);
+        q.record.last_modified_at = now;
+        Ok(true)
+    }
+
+    async fn tag_queue(&self, queue: QueueId, tags: BTreeMap<String, String>) -> StoreResult<bool> {
+        let mut state = self.state()?;
+        let Some(q) = state.queues.get_mut(&queue) else {
+            return Ok(false);
+        };
+        q.record.tags.extend(tags);
+        Ok(true)
+    }
+
+    async fn untag_queue(&self, queue: QueueId, keys: Vec<String>) -> StoreResult<bool> {
+        let mut state = self.state()?;
+        let Some(q) = state.queues.get_mut(&queue) else {
+            return Ok(false);
+        };
+        for key in keys {
+            q.record.tags.remove(&key);
+        }
+        Ok(true)
+    }
+
+    async fn purge_queue(&self, queue: QueueId, now: Millis, cooldown_ms: i64) -> StoreResult<Option<PurgeOutcome>> {
+        let mut state = self.state()?;
+        let Some(q) = state.queues.get_mut(&queue) else {
+            return Ok(None);
+        };
+        if q.last_purged_at.is_some_and(|at| now - at < cooldown_ms) {
+            return Ok(Some(PurgeOutcome::InProgress));
+        }
+        let removed = q.clear_messages();
+        q.last_purged_at = Some(now);
+        Ok(Some(PurgeOutcome::Purged { removed }))
+    }
+
+    async fn queue_counts(&self, queue: QueueId, now: Millis) -> StoreResult<QueueCounts> {
+        let state = self.state()?;
+        let Some(q) = state.queues.get(&queue) else {
+            return Ok(QueueCounts::default());
+        };
+        // Only hidden messages are walked: visible ones are the rest of the total, so the cost
+        // follows the in-flight and delayed messages, not the backlog.
+        let mut counts = QueueCounts::default();
+        for seq in q.hidden(now) {
+            if q.messages[&seq].stored.receive_count > 0 {
+                counts.in_flight += 1;
+            } else {
+                counts.delayed += 1;
+            }
+        }
+        counts.visible = q.messages.len() as u64 - counts.in_flight - counts.delayed;
+        Ok(counts)
+    }
+
+    async fn send_messages(
+        &self,
+        queue: QueueId,
+        messages: Vec<NewMessage>,
+        dedup: Option<Deduplication>,
+        now: Millis,
+    ) -> StoreResult<Option<Vec<SendOutcome>>> {
+        let mut state = self.state()?;
+        let state = &mut *state;
+        if !state.queues.contains_key(&queue) {
+            return Ok(None);
+        }
+        let mut outcomes = Vec::with_capacity(messages.len());
+        for m in messages {
+            let key = dedup.as_ref().and_then(|d| dedup_key(d, m.group_id.as_deref(), m.deduplication_id.as_deref()));
+            let q = state.queues.get_mut(&queue).expect("checked above");
+            if let Some(first) = key.as_ref().and_then(|key| q.live_dedup(key, now)) {
+                outcomes.push(SendOutcome::Duplicate { seq: first.seq, message_id: first.message_id.clone() });
+                continue;
+            }
+            state.last_seq += 1;
+            let seq = state.last_seq;
+            if let (Some(key), Some(dedup)) = (key, dedup) {
+                q.record_dedup(key, m.message_id.clone(), seq, now + dedup.window_ms);
+            }
+            q.insert(new_message(seq, m));
+            outcomes.push(SendOutcome::Enqueued { seq });
+        }
+        if dedup.is_some() {
+            state.queues.get_mut(&queue).expect("checked above").prune(now, PRUNE_PER_CALL);
+        }
+        Ok(Some(outcomes))
+    }
+
+    async fn receive_messages(&self, queue: QueueId, params: ReceiveParams) -> StoreResult<Option<ReceiveOutcome>> {
+        let mut state = self.state()?;
+        let state = &mut *state;
+        if !state.queues.contains_key(&queue) {
+            return Ok(None);
+        }
+        let target = state.dead_letter_target(queue, params.dead_letter.clone());
+        let q = state.queues.get_mut(&queue).expect("checked above");
+        let now = params.now;
+        if let Some(attempt) = &params.attempt {
+            if let Some(leases) = q.live_attempt(&attempt.id, now) {
+                // A retry: the same messages under the same leases, where those are still current.
+                let visible_at = now + params.visibility_timeout_ms;
+                let mut messages = Vec::new();
+                for lease in leases {
+                    if q.leased(lease).is_some() {
+                        q.set_visible_at(lease.seq, visible_at);
+                        messages.push(q.messages[&lease.seq].stored.clone());
+                    }
+                }
+                messages.sort_by_key(|m| m.seq);
+                let next_visible_at = next_visible_at(q, params.delivery, now);
+                return Ok(Some(ReceiveOutcome { messages, next_visible_at, dead_lettered: 0 }));
+            }
+        }
+        let max_receive_count = target.as_ref().map(|t| t.max_receive_count);
+        let (mut messages, moved) = match params.delivery {
+            Delivery::Standard => receive_standard(q, &params, max_receive_count),
+            Delivery::Fifo => receive_fifo(q, &params, max_receive_count),
+        };
+        messages.sort_by_key(|m| m.seq);
+        if let Some(attempt) = &params.attempt {
+            if !messages.is_empty() {
+                let leases = messages.iter().map(|m| Lease { seq: m.seq, lease: m.lease }).collect();
+                q.record_attempt(&attempt.id, leases, now + attempt.window_ms);
+                q.prune(now, PRUNE_PER_CALL);
+            }
+        }
+        let next_visible_at = next_visible_at(q, params.delivery, now);
+        let dead_lettered = moved.len() as u64;
+        if let Some(target) = &target {
+            let how = Move::DeadLetter { source_arn: &target.source_arn };
+            for message in moved {
+                state.enqueue_moved(target.queue, message, how, target.reset_sent_at, now);
+            }
+        }
+        Ok(Some(ReceiveOutcome { messages, next_visible_at, dead_lettered }))
+    }
+
+    async fn delete_messages(&self, queue: QueueId, leases: Vec<Lease>) -> StoreResult<Option<Vec<DeleteOutcome>>> {
+        let mut state = self.state()?;
+        let Some(q) = state.queues.get_mut(&queue) else {
+            return Ok(None);
+        };
+        let outcomes = leases
+            .into_iter()
+            .map(|lease| {
+                if q.leased(lease).is_some() {
+                    q.remove(lease.seq);
+                    DeleteOutcome::Deleted
+                } else {
+                    DeleteOutcome::NotCurrent
+                }
+            })
+            .collect();
+        Ok(Some(outcomes))
+    }
+
+    async fn change_visibility(
+        &self,
+        queue: QueueId,
+        changes: Vec<ChangeVisibility>,
+        now: Millis,
+        max_inflight_ms: i64,
+    ) -> StoreResult<Option<Vec<ChangeVisibilityOutcome>>> {
+        let mut state = self.state()?;
+        let Some(q) = state.queues.get_mut(&queue) else {
+            return Ok(None);
+        };
+        let outcomes = changes
+            .into_iter()
+            .map(|change| {
+                let Some(m) = q.leased(change.lease) else {
+                    return ChangeVisibilityOutcome::NotCurrent;
+                };
+                let visible_at = now + change.visibility_timeout_ms;
+                let outcome = visibility_outcome(m.visible_at, m.leased_at, visible_at, now, max_inflight_ms);
+                if outcome == ChangeVisibilityOutcome::Changed {
+                    q.set_visible_at(change.lease.seq, visible_at);
+                }
+                outcome
+            })
+            .collect();
+        Ok(Some(outcomes))
+    }
+
+    async fn dead_letter_exhausted(
+        &self,
+        queue: QueueId,
+        target: DeadLetterTarget,
+        now: Millis,
+        limit: usize,
+    ) -> StoreResult<Option<u64>> {
+        let mut state = self.state()?;
+        let state = &mut *state;
+        let Some(q) = state.queues.get(&queue) else {
+            return Ok(None);
+        };
+        let Some(target) = state.dead_letter_target(queue, Some(target)) else {
+            return Ok(Some(0));
+        };
+        // Only received messages are read (in `(receive_count, seq)` order), from the first
+        // exhausted one on: the never-received backlog is not touched.
+        let mut exhausted: Vec<i64> = q
+            .received_at_least(target.max_receive_count)
+            .filter(|seq| q.messages[seq].visible_at <= now)
+            .take(limit)
+            .collect();
+        sweep_move_order(&mut exhausted, |&seq| seq);
+        let how = Move::DeadLetter { source_arn: &target.source_arn };
+        for &seq in &exhausted {
+            let message = state.queues.get_mut(&queue).and_then(|q| q.remove(seq)).expect("found above");
+            state.enqueue_moved(target.queue, message, how, target.reset_sent_at, now);
+        }
+        Ok(Some(exhausted.len() as u64))
+    }
+
+    async fn movable_messages(&self, queue: QueueId, now: Millis, limit: usize) -> StoreResult<Vec<MovableMessage>> {
+        let state = self.state()?;
+        let Some(q) = state.queues.get(&queue) else {
+            return Ok(Vec::new());
+        };
+        Ok(q.visible(now)
+            .take(limit)
+            .map(|seq| MovableMessage {
+                seq,
+                dead_letter_source_arn: q.messages[&seq].stored.dead_letter_source_arn.clone(),
+            })
+            .collect())
+    }
+
+    async fn move_messages(&self, source: QueueId, moves: Vec<MessageMove>, now: Millis) -> StoreResult<u64> {
+        let mut state = self.state()?;
+        let state = &mut *state;
+        let mut moved = 0;
+        for m in moves {
+            if !state.queues.contains_key(&m.destination) {
+                continue;
+            }
+            let Some(q) = state.queues.get_mut(&source) else { break };
+            let visible = matches!(q.messages.get(&m.seq), Some(message) if message.visible_at <= now);
+            if !visible {
+                continue;
+            }
+            let message = q.remove(m.seq).expect("found above");
+            state.enqueue_moved(m.destination, message, Move::Redrive, m.reset_sent_at, now);
+            moved += 1;
+        }
+        Ok(moved)
+    }
+
+    async fn save_move_task(&self, task: MoveTask) -> StoreResult<()> {
+        let mut state = self.state()?;
+        let state = &mut *state;
+        match state.move_tasks.get_mut(&task.handle) {
+            Some((_, saved)) => *saved = task,
+            None => {
+                state.last_move_task += 1;
+                state.move_tasks.insert(task.handle.clone(), (state.last_move_task, task));
+            }
+        }
+        Ok(())
+    }
+
+    async fn move_tasks(&self, source_queue: Option<QueueId>) -> StoreResult<Vec<MoveTask>> {
+        let state = self.state()?;
+        let mut tasks: Vec<(u64, MoveTask)> = state
+            .move_tasks
+            .values()
+            .filter(|(_, task)| source_queue.is_none() || source_queue == Some(task.source_queue))
+            .cloned()
+            .collect();
+        newest_first(&mut tasks);
+        Ok(tasks.into_iter().map(|(_, task)| task).collect())
+    }
+
+    async fn expire_messages(&self, retention_ms: &[(QueueId, i64)], now: Millis) -> StoreResult<u64> {
+        let mut state = self.state()?;
+        let mut removed = 0;
+        for &(queue, retention) in retention_ms {
+            if let Some(q) = state.queues.get_mut(&queue) {
+                removed += q.expire_before(now - retention);
+            }
+        }
+        // The periodic sweep also drops every expired deduplication record and receive attempt.
+        for q in state.queues.values_mut() {
+            while q.prune(now, PRUNE_PER_CALL) == PRUNE_PER_CALL {}
+        }
+        Ok(removed)
+    }
+
+    async fn close(&self) -> StoreResult<()> {
+        let mut state = self.state()?;
+        state.closed = true;
+        Ok(())
+    }
+}

@@ -1,0 +1,296 @@
+//! One queue of the memory engine: its messages and every index over them, kept consistent by
+//! the few methods that change them.
+//!
+//! Invariants:
+//! - `messages` (seq -> message), `by_visibility` (`(visible_at, seq)`), `by_age`
+//!   (`(sent_at, seq)`) and `by_receive_count` (`(receive_count, seq)`, received messages only)
+//!   always describe the same messages; every insert and removal goes through `insert` /
+//!   `remove`, every visibility change through `set_visible_at`, every receive through `lease`.
+//! - Message groups: `groups` holds each group's seqs; a group's head is its lowest seq. Every
+//!   head is in exactly one of `waiting` (keyed by the head's current `visible_at`) or `ready`,
+//!   and no other message is in either. A head enters `waiting` when it becomes head or its
+//!   visibility changes; `promote` moves the heads that have become visible to `ready`, so a FIFO
+//!   receive finds the available groups oldest first by walking `ready` in seq order, and the
+//!   next group to become available is the first entry of `waiting`. Neither walk reads a
+//!   group's backlog. The SQLite engine keeps the same two sets as `fifo_groups.ready`.
+//! - Deduplication records and receive attempts live here, so they go with the queue, and each
+//!   has an expiry index so pruning reads only expired entries.
+
+use std::collections::{BTreeSet, HashMap};
+
+use holdfast_core::store::{Lease, Millis, StoredMessage};
+
+use crate::rules::is_live;
+
+#[derive(Debug)]
+pub(super) struct Queue {
+    pub(super) record: holdfast_core::store::QueueRecord,
+    pub(super) last_purged_at: Option<Millis>,
+    pub(super) messages: HashMap<i64, Message>,
+    by_visibility: BTreeSet<(Millis, i64)>,
+    by_age: BTreeSet<(Millis, i64)>,
+    /// Received messages only: the dead-letter sweep reads exhausted messages from here without
+    /// touching the never-received backlog.
+    by_receive_count: BTreeSet<(u32, i64)>,
+    groups: HashMap<String, BTreeSet<i64>>,
+    /// Heads not yet known to be visible, as `(visible_at, seq)`.
+    waiting: BTreeSet<(Millis, i64)>,
+    /// Heads known to be visible, by seq.
+    ready: BTreeSet<i64>,
+    /// `(scope, deduplication id)` -> the first message sent with it.
+    dedup: HashMap<(String, String), DedupRecord>,
+    dedup_by_expiry: BTreeSet<(Millis, String, String)>,
+    attempts: HashMap<String, Attempt>,
+    attempts_by_expiry: BTreeSet<(Millis, String)>,
+}
+
+#[derive(Debug)]
+pub(super) struct Message {
+    pub(super) stored: StoredMessage,
+    pub(super) visible_at: Millis,
+    /// The current lease, `None` until the first receive. Kept apart from `stored.lease` (a plain
+    /// u64) so a never-received message matches no lease at all.
+    pub(super) lease: Option<u64>,
+    pub(super) leased_at: Millis,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct DedupRecord {
+    pub(super) message_id: String,
+    pub(super) seq: i64,
+    expires_at: Millis,
+}
+
+#[derive(Debug)]
+struct Attempt {
+    leases: Vec<Lease>,
+    expires_at: Millis,
+}
+
+impl Queue {
+    pub(super) fn new(record: holdfast_core::store::QueueRecord) -> Self {
+        Queue {
+            record,
+            last_purged_at: None,
+            messages: HashMap::new(),
+            by_visibility: BTreeSet::new(),
+            by_age: BTreeSet::new(),
+            by_receive_count: BTreeSet::new(),
+            groups: HashMap::new(),
+            waiting: BTreeSet::new(),
+            ready: BTreeSet::new(),
+            dedup: HashMap::new(),
+            dedup_by_expiry: BTreeSet::new(),
+            attempts: HashMap::new(),
+            attempts_by_expiry: BTreeSet::new(),
+        }
+    }
+
+    /// Adds a message. Its seq is the newest of the store, so in its group it is never the head
+    /// unless the group was empty.
+    pub(super) fn insert(&mut self, message: Message) {
+        let seq = message.stored.seq;
+        self.by_visibility.insert((message.visible_at, seq));
+        self.by_age.insert((message.stored.sent_at, seq));
+        if message.stored.receive_count > 0 {
+            self.by_receive_count.insert((message.stored.receive_count, seq));
+        }
+        if let Some(group) = &message.stored.group_id {
+            let seqs = self.groups.entry(group.clone()).or_default();
+            debug_assert!(seqs.last().copied().unwrap_or(i64::MIN) < seq, "seqs only grow");
+            if seqs.is_empty() {
+                self.waiting.insert((message.visible_at, seq));
+            }
+            seqs.insert(seq);
+        }
+        self.messages.insert(seq, message);
+    }
+
+    pub(super) fn remove(&mut self, seq: i64) -> Option<Message> {
+        let message = self.messages.remove(&seq)?;
+        self.by_visibility.remove(&(message.visible_at, seq));
+        self.by_age.remove(&(message.stored.sent_at, seq));
+        self.by_receive_count.remove(&(message.stored.receive_count, seq));
+        if let Some(group) = &message.stored.group_id {
+            let seqs = self.groups.get_mut(group).expect("a grouped message's group exists");
+            let was_head = seqs.first() == Some(&seq);
+            seqs.remove(&seq);
+            if was_head {
+                if !self.ready.remove(&seq) {
+                    self.waiting.remove(&(message.visible_at, seq));
+                }
+                match seqs.first() {
+                    Some(&head) => {
+                        self.waiting.insert((self.messages[&head].visible_at, head));
+                    }
+                    None => {
+                        self.groups.remove(group);
+                    }
+                }
+            }
+        }
+        Some(message)
+    }
+
+    /// Removes every message (PurgeQueue). Deduplication records and attempts stay: they outlive
+    /// the messages they name.
+    pub(super) fn clear_messages(&mut self) -> u64 {
+        let removed = self.messages.len() as u64;
+        self.messages.clear();
+        self.by_visibility.clear();
+        self.by_age.clear();
+        self.by_receive_count.clear();
+        self.groups.clear();
+        self.waiting.clear();
+        self.ready.clear();
+        removed
+    }
+
+    fn is_head(&self, message: &Message) -> bool {
+        message.stored.group_id.as_ref().is_some_and(|g| self.groups[g].first() == Some(&message.stored.seq))
+    }
+
+    pub(super) fn set_visible_at(&mut self, seq: i64, visible_at: Millis) {
+        let Some(message) = self.messages.get(&seq) else { return };
+        let old = message.visible_at;
+        if self.is_head(message) {
+            if !self.ready.remove(&seq) {
+                self.waiting.remove(&(old, seq));
+            }
+            self.waiting.insert((visible_at, seq));
+        }
+        self.by_visibility.remove(&(old, seq));
+        self.by_visibility.insert((visible_at, seq));
+        self.messages.get_mut(&seq).expect("looked up above").visible_at = visible_at;
+    }
+
+    /// Leases one message for a receive: new lease, one more receive, hidden until `visible_at`.
+    pub(super) fn lease(&mut self, seq: i64, now: Millis, visible_at: Millis) -> StoredMessage {
+        self.set_visible_at(seq, visible_at);
+        let m = self.messages.get_mut(&seq).expect("leasing a message of this queue");
+        self.by_receive_count.remove(&(m.stored.receive_count, seq));
+        let lease = rand::random::<u64>();
+        m.lease = Some(lease);
+        m.leased_at = now;
+        m.stored.lease = lease;
+        m.stored.receive_count += 1;
+        m.stored.first_received_at.get_or_insert(now);
+        self.by_receive_count.insert((m.stored.receive_count, seq));
+        m.stored.clone()
+    }
+
+    /// Removes every message sent before `cutoff`, oldest first.
+    pub(super) fn expire_before(&mut self, cutoff: Millis) -> u64 {
+        let expired: Vec<i64> = self.by_age.range(..(cutoff, i64::MIN)).map(|&(_, seq)| seq).collect();
+        for &seq in &expired {
+            self.remove(seq);
+        }
+        expired.len() as u64
+    }
+
+    /// The message leased by `lease` in this queue, if that lease is still its current one.
+    pub(super) fn leased(&self, lease: Lease) -> Option<&Message> {
+        self.messages.get(&lease.seq).filter(|m| m.lease == Some(lease.lease))
+    }
+
+    /// Visible messages in `(visible_at, seq)` order, the standard delivery order.
+    pub(super) fn visible(&self, now: Millis) -> impl Iterator<Item = i64> + '_ {
+        self.by_visibility.range(..(now + 1, i64::MIN)).map(|&(_, seq)| seq)
+    }
+
+    /// Hidden messages (in flight or delayed), for counting without reading the visible backlog.
+    pub(super) fn hidden(&self, now: Millis) -> impl Iterator<Item = i64> + '_ {
+        self.by_visibility.range((now + 1, i64::MIN)..).map(|&(_, seq)| seq)
+    }
+
+    /// Received messages with at least `min_receive_count` receives, in `(receive_count, seq)`
+    /// order, whatever their visibility.
+    pub(super) fn received_at_least(&self, min_receive_count: u32) -> impl Iterator<Item = i64> + '_ {
+        self.by_receive_count.range((min_receive_count, i64::MIN)..).map(|&(_, seq)| seq)
+    }
+
+    pub(super) fn next_visible_at(&self, now: Millis) -> Option<Millis> {
+        self.by_visibility.range((now + 1, i64::MIN)..).next().map(|&(at, _)| at)
+    }
+
+    // ---- FIFO ----
+
+    /// Moves the heads that are visible at `now` from `waiting` to `ready`.
+    pub(super) fn promote(&mut self, now: Millis) {
+        while let Some(&(at, seq)) = self.waiting.first() {
+            if at > now {
+                break;
+            }
+            self.waiting.pop_first();
+            self.ready.insert(seq);
+        }
+    }
+
+    /// The oldest available group's head after `after` (in head seq order). A ready head is
+    /// visible unless `now` went backwards since it was promoted; such a head is skipped.
+    pub(super) fn next_ready_head(&self, after: i64, now: Millis) -> Option<i64> {
+        self.ready.range(after.saturating_add(1)..).copied().find(|seq| self.messages[seq].visible_at <= now)
+    }
+
+    /// The group's first message at or after `from`.
+    pub(super) fn group_message_from(&self, group: &str, from: i64) -> Option<i64> {
+        self.groups.get(group)?.range(from..).next().copied()
+    }
+
+    /// When the next locked or delayed group becomes available.
+    pub(super) fn next_group_available_at(&self, now: Millis) -> Option<Millis> {
+        self.waiting.range((now + 1, i64::MIN)..).next().map(|&(at, _)| at)
+    }
+
+    // ---- deduplication ----
+
+    pub(super) fn live_dedup(&self, key: &(String, String), now: Millis) -> Option<&DedupRecord> {
+        self.dedup.get(key).filter(|r| is_live(r.expires_at, now))
+    }
+
+    pub(super) fn record_dedup(&mut self, key: (String, String), message_id: String, seq: i64, expires_at: Millis) {
+        let record = DedupRecord { message_id, seq, expires_at };
+        if let Some(old) = self.dedup.insert(key.clone(), record) {
+            self.dedup_by_expiry.remove(&(old.expires_at, key.0.clone(), key.1.clone()));
+        }
+        self.dedup_by_expiry.insert((expires_at, key.0, key.1));
+    }
+
+    /// Removes up to `limit` expired deduplication records and receive attempts, soonest
+    /// expired first. Returns how many went.
+    pub(super) fn prune(&mut self, now: Millis, limit: usize) -> usize {
+        let mut pruned = 0;
+        while pruned < limit {
+            let Some((at, scope, id)) = self.dedup_by_expiry.first().cloned() else { break };
+            if is_live(at, now) {
+                break;
+            }
+            self.dedup_by_expiry.pop_first();
+            self.dedup.remove(&(scope, id));
+            pruned += 1;
+        }
+        while pruned < limit {
+            let Some((at, id)) = self.attempts_by_expiry.first().cloned() else { break };
+            if is_live(at, now) {
+                break;
+            }
+            self.attempts_by_expiry.pop_first();
+            self.attempts.remove(&id);
+            pruned += 1;
+        }
+        pruned
+    }
+
+    // ---- receive attempts ----
+
+    pub(super) fn live_attempt(&self, id: &str, now: Millis) -> Option<Vec<Lease>> {
+        self.attempts.get(id).filter(|a| is_live(a.expires_at, now)).map(|a| a.leases.clone())
+    }
+
+    pub(super) fn record_attempt(&mut self, id: &str, leases: Vec<Lease>, expires_at: Millis) {
+        if let Some(old) = self.attempts.insert(id.to_owned(), Attempt { leases, expires_at }) {
+            self.attempts_by_expiry.remove(&(old.expires_at, id.to_owned()));
+        }
+        self.attempts_by_expiry.insert((expires_at, id.to_owned()));
+    }
+}
