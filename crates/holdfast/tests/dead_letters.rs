@@ -183,7 +183,18 @@ async fn fifo_dead_letter_queues_restart_retention(server: TestServer) {
     for body in ["a", "b"] {
         client.send_message().queue_url(&source).message_body(body).message_group_id("g").send().await.unwrap();
     }
-    let first = receive_all(&client, &source, 0, 0).await;
+    let first = client
+        .receive_message()
+        .queue_url(&source)
+        .max_number_of_messages(1)
+        .visibility_timeout(0)
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap();
+    assert_eq!(first[0].body.as_deref(), Some("a"));
     let sent_at: i64 = first[0].attributes.as_ref().unwrap()[&MessageSystemAttributeName::SentTimestamp].parse().unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
     let second = receive_all(&client, &source, 30, 0).await;
