@@ -212,27 +212,35 @@ pub(super) fn open(dir: &Path) -> Result<Connection, StoreError> {
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(|e| fail(e.to_string()))?;
-    configure(&conn).map_err(fail)?;
+    // Everything that decides whether the file is ours only reads it: a file we refuse must be
+    // left byte for byte as we found it, so WAL mode is switched on only after these checks.
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| fail(e.to_string()))?;
     match version {
-        0 => create(&conn, existed).map_err(fail)?,
-        1 => {
-            // Check the old file whole before changing it, then the new objects.
-            verify(&conn, &path, V1_OBJECTS).map_err(fail)?;
-            migrate(&conn, MIGRATION_V2, 2).map_err(|e| fail(format!("cannot migrate from schema version 1: {e}")))?;
-            check_objects(&conn, V2_OBJECTS).map_err(fail)?;
-            tracing::info!(path = %path.display(), "migrated the database from schema version 1 to 2");
+        0 => {
+            let tables: i64 = conn
+                .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
+                .map_err(|e| fail(e.to_string()))?;
+            if existed && tables > 0 {
+                return Err(fail("the file is a SQLite database but not a holdfast one (user_version 0)".into()));
+            }
         }
-        SCHEMA_VERSION => {
-            verify(&conn, &path, V1_OBJECTS).map_err(fail)?;
-            check_objects(&conn, V2_OBJECTS).map_err(fail)?;
-        }
+        1 | SCHEMA_VERSION => verify(&conn, &path, V1_OBJECTS).map_err(fail)?,
         v if v > SCHEMA_VERSION => {
             return Err(fail(format!(
                 "schema version {v} was written by a newer holdfast (this one knows {SCHEMA_VERSION})"
             )))
         }
         v => return Err(fail(format!("unknown schema version {v}"))),
+    }
+    configure(&conn).map_err(fail)?;
+    match version {
+        0 => create(&conn, existed).map_err(fail)?,
+        1 => {
+            migrate(&conn, MIGRATION_V2, 2).map_err(|e| fail(format!("cannot migrate from schema version 1: {e}")))?;
+            check_objects(&conn, V2_OBJECTS).map_err(fail)?;
+            tracing::info!(path = %path.display(), "migrated the database from schema version 1 to 2");
+        }
+        _ => check_objects(&conn, V2_OBJECTS).map_err(fail)?,
     }
     Ok(conn)
 }
