@@ -172,20 +172,6 @@ async fn tags() {
 }
 
 #[tokio::test]
-async fn features_of_a_later_release_answer_unsupported_operation() {
-    let server = TestServer::start();
-    let client = server.client();
-    let error = client
-        .create_queue()
-        .queue_name(unique("fifo") + ".fifo")
-        .attributes(QueueAttributeName::FifoQueue, "true")
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(error.into_service_error().meta().code(), Some("AWS.SimpleQueueService.UnsupportedOperation"));
-}
-
-#[tokio::test]
 async fn permissions_maintain_a_policy_document() {
     let server = TestServer::start();
     let client = server.client();

@@ -21,6 +21,7 @@
 
 mod moves;
 mod ops;
+mod queue_cache;
 mod receive;
 mod schema;
 mod writer;
@@ -28,7 +29,7 @@ mod writer;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::mpsc::{self, Sender};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use async_trait::async_trait;
@@ -40,6 +41,7 @@ use holdfast_core::store::{
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use queue_cache::QueueCache;
 use writer::{Command, Msg};
 
 pub use schema::DB_FILE;
@@ -51,6 +53,7 @@ pub struct SqliteStore {
     /// every later call sees `Closed` instead of queueing behind the shutdown.
     commands: Mutex<Option<Sender<Msg>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    queues: Arc<QueueCache>,
 }
 
 /// Reported when the writer thread is gone without `close` (it panicked): requests fail with a
@@ -67,7 +70,11 @@ impl SqliteStore {
             .name("holdfast-sqlite".into())
             .spawn(move || writer::run(conn, receiver))
             .map_err(|e| StoreError::Backend(format!("cannot start the SQLite writer thread: {e}")))?;
-        Ok(SqliteStore { commands: Mutex::new(Some(commands)), writer: Mutex::new(Some(writer)) })
+        Ok(SqliteStore {
+            commands: Mutex::new(Some(commands)),
+            writer: Mutex::new(Some(writer)),
+            queues: Arc::new(QueueCache::default()),
+        })
     }
 
     /// Runs `work` on the writer thread inside the next batch's transaction and waits for the
@@ -86,6 +93,20 @@ impl SqliteStore {
                 .map_err(|_| StoreError::Backend(WRITER_GONE.into()))?;
         }
         answer.await.map_err(|_| StoreError::Backend(WRITER_GONE.into()))?
+    }
+
+    /// Like `call`, for commands that change queue records: the cache forgets them first.
+    async fn call_changing_queues<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let queues = Arc::clone(&self.queues);
+        self.call(move |c| {
+            queues.invalidate();
+            work(c)
+        })
+        .await
     }
 
     fn join_writer(&self) {
@@ -118,12 +139,21 @@ impl Store for SqliteStore {
         recreate_cooldown_ms: i64,
     ) -> StoreResult<CreateQueueOutcome> {
         let name = name.to_owned();
-        self.call(move |c| ops::create_queue(c, &name, attributes, tags, now, recreate_cooldown_ms)).await
+        self.call_changing_queues(move |c| ops::create_queue(c, &name, attributes, tags, now, recreate_cooldown_ms))
+            .await
     }
 
     async fn get_queue(&self, name: &str) -> StoreResult<Option<QueueRecord>> {
+        let generation = match self.queues.lookup(name) {
+            Ok(record) => return Ok(Some(record)),
+            Err(generation) => generation,
+        };
         let name = name.to_owned();
-        self.call(move |c| ops::get_queue(c, &name)).await
+        let record = self.call(move |c| ops::get_queue(c, &name)).await?;
+        if let Some(record) = &record {
+            self.queues.fill(record, generation);
+        }
+        Ok(record)
     }
 
     async fn list_queues(&self, prefix: &str, after: Option<&str>, limit: usize) -> StoreResult<Vec<QueueRecord>> {
@@ -133,7 +163,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_queue(&self, queue: QueueId, now: Millis) -> StoreResult<bool> {
-        self.call(move |c| ops::delete_queue(c, queue, now)).await
+        self.call_changing_queues(move |c| ops::delete_queue(c, queue, now)).await
     }
 
     async fn set_queue_attributes(
@@ -142,15 +172,15 @@ impl Store for SqliteStore {
         attributes: BTreeMap<String, String>,
         now: Millis,
     ) -> StoreResult<bool> {
-        self.call(move |c| ops::set_queue_attributes(c, queue, attributes, now)).await
+        self.call_changing_queues(move |c| ops::set_queue_attributes(c, queue, attributes, now)).await
     }
 
     async fn tag_queue(&self, queue: QueueId, tags: BTreeMap<String, String>) -> StoreResult<bool> {
-        self.call(move |c| ops::tag_queue(c, queue, tags)).await
+        self.call_changing_queues(move |c| ops::tag_queue(c, queue, tags)).await
     }
 
     async fn untag_queue(&self, queue: QueueId, keys: Vec<String>) -> StoreResult<bool> {
-        self.call(move |c| ops::untag_queue(c, queue, keys)).await
+        self.call_changing_queues(move |c| ops::untag_queue(c, queue, keys)).await
     }
 
     async fn purge_queue(&self, queue: QueueId, now: Millis, cooldown_ms: i64) -> StoreResult<Option<PurgeOutcome>> {
