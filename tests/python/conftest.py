@@ -199,3 +199,28 @@ def queue_url(sqs):
         sqs.delete_queue(QueueUrl=url)
     except Exception:
         pass
+
+
+@pytest.fixture
+def make_queue(sqs):
+    """A factory for queues with unique names, all deleted afterwards:
+    `make_queue("prefix", {"VisibilityTimeout": "5"}, fifo=True)` returns the queue URL (a FIFO
+    queue gets the `.fifo` suffix and FifoQueue=true)."""
+    created = []
+
+    def make(prefix: str = "q", attributes: dict | None = None, fifo: bool = False) -> str:
+        attributes = dict(attributes or {})
+        name = unique_name(prefix)
+        if fifo:
+            name += ".fifo"
+            attributes.setdefault("FifoQueue", "true")
+        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        created.append(url)
+        return url
+
+    yield make
+    for url in reversed(created):
+        try:
+            sqs.delete_queue(QueueUrl=url)
+        except Exception:
+            pass

@@ -41,6 +41,11 @@ TOO_MANY_ENTRIES = "AWS.SimpleQueueService.TooManyEntriesInBatchRequest"
 IDS_NOT_DISTINCT = "AWS.SimpleQueueService.BatchEntryIdsNotDistinct"
 INVALID_BATCH_ENTRY_ID = "AWS.SimpleQueueService.InvalidBatchEntryId"
 INVALID_PARAMETER_VALUE = "InvalidParameterValue"
+INVALID_ATTRIBUTE_NAME = "InvalidAttributeName"
+INVALID_ATTRIBUTE_VALUE = "InvalidAttributeValue"
+MISSING_PARAMETER = "MissingParameter"
+RESOURCE_NOT_FOUND = "ResourceNotFoundException"
+OVER_LIMIT = "OverLimit"
 
 
 def unique_name(prefix: str = "t") -> str:
@@ -145,6 +150,42 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: floa
         if value or time.monotonic() >= deadline:
             return value
         time.sleep(interval)
+
+
+def queue_arn_of(client, queue_url: str) -> str:
+    return queue_attributes(client, queue_url, "QueueArn")["QueueArn"]
+
+
+def message_count(client, queue_url: str) -> int:
+    """ApproximateNumberOfMessages (visible messages) as an int."""
+    return int(queue_attributes(client, queue_url, "ApproximateNumberOfMessages")["ApproximateNumberOfMessages"])
+
+
+# --- dead-letter queues and message move tasks (SPEC §5.4, §5.5) ----------------------------
+
+
+def redrive_policy(target_arn: str, max_receive_count: int | str) -> str:
+    """A RedrivePolicy attribute value; a str count is sent as a JSON string (`"3"`)."""
+    return json.dumps({"deadLetterTargetArn": target_arn, "maxReceiveCount": max_receive_count})
+
+
+def latest_move_task(client, source_arn: str) -> dict | None:
+    results = client.list_message_move_tasks(SourceArn=source_arn).get("Results", [])
+    return results[0] if results else None
+
+
+def wait_for_move_task(client, source_arn: str, statuses: Iterable[str], timeout: float = 20.0) -> dict:
+    """Polls ListMessageMoveTasks until the newest task of `source_arn` has one of `statuses`;
+    returns that task entry, or fails after `timeout` seconds."""
+    wanted = set(statuses)
+    deadline = time.monotonic() + timeout
+    while True:
+        task = latest_move_task(client, source_arn)
+        if task is not None and task.get("Status") in wanted:
+            return task
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"move task of {source_arn} did not reach {sorted(wanted)} within {timeout}s: {task!r}")
+        time.sleep(0.2)
 
 
 # --- SigV4 (SPEC §11) for raw HTTP tests ---------------------------------------------------

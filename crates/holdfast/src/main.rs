@@ -1,5 +1,6 @@
 //! `holdfast`: the server (`holdfast serve`, or bare `holdfast`) and a command-line SQS client.
 
+mod bench;
 mod cli;
 mod config;
 mod http;
@@ -32,6 +33,15 @@ enum Command {
     Send(cli::SendArgs),
     /// Receive (and optionally delete) messages.
     Receive(cli::ReceiveArgs),
+    /// The lead form (`form serve`) and its queue-to-database worker (`form work`).
+    Form(holdfast_forms::FormArgs),
+    /// Drain a queue of JSON messages into a database table or an HTTP back end.
+    Sink(holdfast_forms::SinkArgs),
+    /// Load-test any SQS endpoint (holdfast, another SQS-compatible server, AWS).
+    Bench(bench::BenchArgs),
+    /// A no-op SQS endpoint with canned answers: the HTTP stack's ceiling, for `holdfast bench`.
+    #[command(hide = true)]
+    Baseline(bench::baseline::BaselineArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +52,10 @@ fn main() -> ExitCode {
         Some(Command::Queue(command)) => cli::run(cli::Invocation::Queue(command)),
         Some(Command::Send(args)) => cli::run(cli::Invocation::Send(args)),
         Some(Command::Receive(args)) => cli::run(cli::Invocation::Receive(args)),
+        Some(Command::Form(args)) => holdfast_forms::run_form(args),
+        Some(Command::Sink(args)) => holdfast_forms::run_sink(args),
+        Some(Command::Bench(args)) => bench::run(args),
+        Some(Command::Baseline(args)) => bench::baseline::run(args),
     }
 }
 

@@ -1,0 +1,351 @@
+//! The SQL side of the worker: one table in SQLite, MySQL/MariaDB or PostgreSQL, chosen by URL,
+//! through sqlx's `Any` driver.
+//!
+//! Invariant: inserting is idempotent. Every table has a primary key (the submission id for leads,
+//! the message id or a chosen JSON field for `holdfast sink`), and an insert of a key that is
+//! already there changes nothing and reports "duplicate". So a message delivered twice (at-least-
+//! once delivery, or a worker killed between its commit and its delete) is stored once.
+//!
+//! Values are stored as text (timestamps as RFC 3339), which the three databases agree on; table
+//! and column names are checked against a plain identifier pattern, because SQL cannot bind them.
+
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, AnyQueryResult};
+use sqlx::{AnyPool, Row as _};
+
+/// Which SQL dialect the URL selects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    MySql,
+    Postgres,
+}
+
+/// What a column holds, which decides its SQL type per dialect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColumnKind {
+    /// The primary key (at most 255 characters).
+    Key,
+    /// A short value: an id, a timestamp.
+    Short,
+    /// Text up to 64 KiB: a form field.
+    Text,
+    /// A whole message body (up to 256 KiB in SQS; more in MySQL's MEDIUMTEXT).
+    Long,
+}
+
+#[derive(Clone, Debug)]
+pub struct Column {
+    pub name: String,
+    pub kind: ColumnKind,
+    pub required: bool,
+}
+
+/// A table: its name and columns; the first column is the primary key.
+#[derive(Clone, Debug)]
+pub struct Table {
+    pub name: String,
+    pub columns: Vec<Column>,
+}
+
+/// One row, its values in the table's column order.
+pub type Row = Vec<Option<String>>;
+
+/// Whether a failure is the database being unreachable or a statement the database refused.
+#[derive(Debug)]
+pub enum DbError {
+    /// The connection failed or the server went away: try again later.
+    Unavailable(String),
+    /// The server answered and refused the statement.
+    Refused(String),
+}
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DbError::Unavailable(text) | DbError::Refused(text) => f.write_str(text),
+        }
+    }
+}
+
+impl From<sqlx::Error> for DbError {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::Database(error) => DbError::Refused(error.to_string()),
+            other => DbError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// A checked SQL identifier: a letter or underscore, then letters, digits, underscores.
+pub fn check_identifier(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if first_ok && name.len() <= 63 && chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        Ok(())
+    } else {
+        Err(format!("{name:?} is not a plain SQL name (letters, digits and _, at most 63)"))
+    }
+}
+
+/// A pool of connections to one database.
+pub struct Database {
+    pool: AnyPool,
+    dialect: Dialect,
+    /// The URL without its password, for log lines.
+    display: String,
+}
+
+impl Database {
+    /// Opens a pool lazily: no connection is made until first use, so a worker can start while
+    /// its database is down and wait for it.
+    pub fn open(url: &str, max_connections: u32) -> Result<Database, String> {
+        sqlx::any::install_default_drivers();
+        let (dialect, url) = if url.starts_with("sqlite:") {
+            // Create the file on first use unless the URL says otherwise.
+            let url = if url.contains("mode=") || url.contains(":memory:") {
+                url.to_string()
+            } else if url.contains('?') {
+                format!("{url}&mode=rwc")
+            } else {
+                format!("{url}?mode=rwc")
+            };
+            (Dialect::Sqlite, url)
+        } else if url.starts_with("mysql:") || url.starts_with("mariadb:") {
+            (Dialect::MySql, url.replacen("mariadb:", "mysql:", 1))
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            (Dialect::Postgres, url.to_string())
+        } else {
+            return Err(format!("unsupported database URL {url:?}: use sqlite://FILE, mysql://… or postgres://…"));
+        };
+        // SQLite takes one writer at a time: a single connection queues the workers' commits
+        // instead of having them fail with SQLITE_BUSY.
+        let (max_connections, acquire_timeout) = match dialect {
+            Dialect::Sqlite => (1, Duration::from_secs(60)),
+            _ => (max_connections.max(1), Duration::from_secs(10)),
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .min_connections(0)
+            .acquire_timeout(acquire_timeout)
+            .test_before_acquire(true)
+            .connect_lazy(&url)
+            .map_err(|error| format!("bad database URL: {error}"))?;
+        Ok(Database { pool, dialect, display: redact(&url) })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// The URL, without its password.
+    pub fn display(&self) -> &str {
+        &self.display
+    }
+
+    /// A round trip to the server.
+    pub async fn probe(&self) -> Result<(), DbError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Creates the table if it is missing, then checks that it has every column this worker
+    /// writes (a table someone else created may not).
+    pub async fn prepare(&self, table: &Table) -> Result<(), DbError> {
+        if self.dialect == Dialect::Sqlite {
+            // WAL lets readers (reports, the tests) look while the worker writes.
+            sqlx::query("PRAGMA journal_mode=WAL").execute(&self.pool).await?;
+        }
+        sqlx::query(&self.create_sql(table)).execute(&self.pool).await?;
+        let names: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
+        let check = format!("SELECT {} FROM {} WHERE 1 = 0", names.join(", "), table.name);
+        sqlx::query(&check).execute(&self.pool).await.map_err(|error| match DbError::from(error) {
+            DbError::Refused(text) => {
+                DbError::Refused(format!("table {} does not have the columns {}: {text}", table.name, names.join(", ")))
+            }
+            unavailable => unavailable,
+        })?;
+        Ok(())
+    }
+
+    fn create_sql(&self, table: &Table) -> String {
+        let columns: Vec<String> = table
+            .columns
+            .iter()
+            .map(|column| {
+                let kind = match (self.dialect, column.kind) {
+                    (Dialect::MySql, ColumnKind::Key | ColumnKind::Short) => "VARCHAR(255)",
+                    (Dialect::MySql, ColumnKind::Text) => "TEXT",
+                    (Dialect::MySql, ColumnKind::Long) => "MEDIUMTEXT",
+                    (_, _) => "TEXT",
+                };
+                let constraint = match (column.kind, column.required) {
+                    (ColumnKind::Key, _) => " NOT NULL PRIMARY KEY",
+                    (_, true) => " NOT NULL",
+                    (_, false) => "",
+                };
+                format!("{} {kind}{constraint}", column.name)
+            })
+            .collect();
+        let suffix = if self.dialect == Dialect::MySql { " DEFAULT CHARSET=utf8mb4" } else { "" };
+        format!("CREATE TABLE IF NOT EXISTS {} ({}){suffix}", table.name, columns.join(", "))
+    }
+
+    /// The insert that does nothing when the key is already there.
+    fn insert_sql(&self, table: &Table) -> String {
+        let names: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
+        let placeholders: Vec<String> = (1..=names.len())
+            .map(|i| if self.dialect == Dialect::Postgres { format!("${i}") } else { "?".to_string() })
+            .collect();
+        let key = &table.columns[0].name;
+        match self.dialect {
+            // INSERT IGNORE, not ON DUPLICATE KEY UPDATE: sqlx connects with CLIENT_FOUND_ROWS,
+            // under which the latter reports a duplicate as one affected row. Values are checked
+            // before they get here, so IGNORE has nothing else to hide.
+            Dialect::MySql => {
+                format!("INSERT IGNORE INTO {} ({}) VALUES ({})", table.name, names.join(", "), placeholders.join(", "))
+            }
+            _ => format!(
+                "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({key}) DO NOTHING",
+                table.name,
+                names.join(", "),
+                placeholders.join(", ")
+            ),
+        }
+    }
+
+    /// Inserts `rows` in one transaction. For each row: true if it was inserted, false if its key
+    /// was already there. Nothing is stored unless everything is.
+    pub async fn insert_all(&self, table: &Table, rows: &[Row]) -> Result<Vec<bool>, DbError> {
+        let sql = self.insert_sql(table);
+        let mut transaction = self.pool.begin().await?;
+        let mut inserted = Vec::with_capacity(rows.len());
+        for row in rows {
+            let mut query = sqlx::query(&sql);
+            for value in row {
+                query = query.bind(value.clone());
+            }
+            let result: AnyQueryResult = query.execute(&mut *transaction).await?;
+            inserted.push(result.rows_affected() > 0);
+        }
+        transaction.commit().await?;
+        Ok(inserted)
+    }
+
+    /// Rows in `table` (for reports and tests).
+    pub async fn count(&self, table: &str) -> Result<i64, DbError> {
+        check_identifier(table).map_err(DbError::Refused)?;
+        let row = sqlx::query(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&self.pool).await?;
+        Ok(row.try_get::<i64, _>(0)?)
+    }
+
+    /// Distinct values of `column` in `table` (for tests: one row per submission).
+    pub async fn count_distinct(&self, table: &str, column: &str) -> Result<i64, DbError> {
+        check_identifier(table).map_err(DbError::Refused)?;
+        check_identifier(column).map_err(DbError::Refused)?;
+        let sql = format!("SELECT COUNT(DISTINCT {column}) FROM {table}");
+        let row = sqlx::query(&sql).fetch_one(&self.pool).await?;
+        Ok(row.try_get::<i64, _>(0)?)
+    }
+
+    /// Drops `table` if it exists (for tests that share a database server).
+    pub async fn drop_table(&self, table: &str) -> Result<(), DbError> {
+        check_identifier(table).map_err(DbError::Refused)?;
+        sqlx::query(&format!("DROP TABLE IF EXISTS {table}")).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// `scheme://user:password@host` → `scheme://user:***@host`.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let Some((credentials, host)) = rest.split_once('@') else { return url.to_string() };
+    match credentials.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> Table {
+        Table {
+            name: "leads".into(),
+            columns: vec![
+                Column { name: "id".into(), kind: ColumnKind::Key, required: true },
+                Column { name: "body".into(), kind: ColumnKind::Long, required: true },
+                Column { name: "note".into(), kind: ColumnKind::Text, required: false },
+            ],
+        }
+    }
+
+    #[test]
+    fn identifiers_are_plain_names_only() {
+        assert!(check_identifier("leads_2026").is_ok());
+        assert!(check_identifier("_x").is_ok());
+        for bad in ["", "1leads", "leads;drop", "a b", "le\"ads", &"x".repeat(64)] {
+            assert!(check_identifier(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn passwords_stay_out_of_logs() {
+        assert_eq!(redact("postgres://app:s3cret@db:5432/leads"), "postgres://app:***@db:5432/leads");
+        assert_eq!(redact("sqlite://leads.db?mode=rwc"), "sqlite://leads.db?mode=rwc");
+    }
+
+    #[tokio::test]
+    async fn sqlite_inserts_are_idempotent_and_atomic() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let db = Database::open(&url, 4).unwrap();
+        let table = table();
+        db.prepare(&table).await.unwrap();
+        db.prepare(&table).await.unwrap();
+        let row = |id: &str| vec![Some(id.to_string()), Some("{}".to_string()), None];
+        assert_eq!(db.insert_all(&table, &[row("a"), row("b"), row("a")]).await.unwrap(), [true, true, false]);
+        assert_eq!(db.insert_all(&table, &[row("b"), row("c")]).await.unwrap(), [false, true]);
+        // A refused row rolls back the whole batch: "d" is not kept.
+        let bad = vec![Some("e".to_string()), None, None];
+        assert!(matches!(db.insert_all(&table, &[row("d"), bad]).await, Err(DbError::Refused(_))));
+        assert_eq!(db.count("leads").await.unwrap(), 3);
+        assert_eq!(db.count_distinct("leads", "id").await.unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_table_without_the_expected_columns_is_refused_with_a_clear_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let db = Database::open(&url, 1).unwrap();
+        sqlx::query("CREATE TABLE leads (id TEXT PRIMARY KEY)").execute(&db.pool).await.unwrap();
+        match db.prepare(&table()).await {
+            Err(DbError::Refused(text)) => assert!(text.contains("does not have the columns"), "{text}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn statements_follow_the_dialect() {
+        let db_sql = |dialect| {
+            let db = Database {
+                pool: AnyPoolOptions::new().connect_lazy("sqlite::memory:").unwrap(),
+                dialect,
+                display: String::new(),
+            };
+            (db.create_sql(&table()), db.insert_sql(&table()))
+        };
+        sqlx::any::install_default_drivers();
+        let (create, insert) = db_sql(Dialect::MySql);
+        assert_eq!(create, "CREATE TABLE IF NOT EXISTS leads (id VARCHAR(255) NOT NULL PRIMARY KEY, body MEDIUMTEXT NOT NULL, note TEXT) DEFAULT CHARSET=utf8mb4");
+        assert_eq!(insert, "INSERT IGNORE INTO leads (id, body, note) VALUES (?, ?, ?)");
+        let (_, insert) = db_sql(Dialect::Postgres);
+        assert_eq!(insert, "INSERT INTO leads (id, body, note) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING");
+    }
+}

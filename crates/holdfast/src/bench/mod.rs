@@ -1,0 +1,190 @@
+//! `holdfast bench`: a load generator for any SQS endpoint (holdfast, another SQS-compatible
+//! server, AWS over http), and `holdfast baseline`, a no-op endpoint that measures the HTTP
+//! stack's ceiling.
+//!
+//! It speaks AWS JSON 1.0 directly over lean keep-alive HTTP/1.1 connections ([`client`]), one
+//! per worker, on one tokio runtime. It usually shares the machine with the server it measures,
+//! so it reports its own CPU time next to the server's (`--server-pid`).
+//!
+//! Output: a progress line on stderr (rewritten every second), a summary table on stdout, or
+//! with `--json` one JSON object on stdout. Exit status 1 when the run was aborted (every request
+//! failed) or a roundtrip lost messages.
+
+pub mod baseline;
+mod client;
+mod procfs;
+mod report;
+mod scenarios;
+mod stats;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+#[derive(Args, Clone, Debug)]
+#[command(about = "Load-test an SQS endpoint: throughput, latency, backlog cost, idle long polls")]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub scenario: Scenario,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Options every scenario takes (before or after the scenario name).
+#[derive(Args, Clone, Debug)]
+pub struct CommonArgs {
+    /// The SQS endpoint (http only).
+    #[arg(long, global = true, env = "HOLDFAST_ENDPOINT_URL", default_value = "http://127.0.0.1:9324")]
+    pub endpoint_url: String,
+    /// Queue to use, created if missing and kept at the end. Default: a fresh uniquely named
+    /// queue, deleted at the end unless --keep. For `idle`, the prefix of the queue names.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub queue: Option<String>,
+    /// Concurrent workers: producers, and as many consumers where a scenario consumes. Each
+    /// worker has its own keep-alive connection.
+    #[arg(long, short = 'c', global = true, default_value_t = 32)]
+    pub concurrency: usize,
+    /// Seconds to run the measured phase for (fractions allowed).
+    #[arg(long, short = 'd', global = true, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Size of each message body, in bytes.
+    #[arg(long, global = true, default_value_t = 256)]
+    pub body_size: usize,
+    /// Print the summary as one JSON object on stdout instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// The server's process id, to report its CPU seconds and RSS (from /proc) for the run.
+    #[arg(long, global = true, value_name = "PID")]
+    pub server_pid: Option<u32>,
+    /// Keep the queue(s) the run created instead of deleting them at the end.
+    #[arg(long, global = true)]
+    pub keep: bool,
+    /// Sign requests with SigV4, with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY /
+    /// AWS_SESSION_TOKEN from the environment. Without it, requests carry a fixed dummy
+    /// Authorization header (holdfast accepts any).
+    #[arg(long, global = true)]
+    pub sign: bool,
+    /// Region to sign for.
+    #[arg(long, global = true, env = "AWS_REGION", default_value = "us-east-1")]
+    pub region: String,
+    /// Tokio worker threads of the load generator. 1 leaves the other cores to a local server.
+    #[arg(long, global = true, default_value_t = 1)]
+    pub threads: usize,
+    /// Seconds before a request without an answer counts as a timeout error (long polls get
+    /// their wait time on top).
+    #[arg(long, global = true, default_value_t = 10.0)]
+    pub request_timeout: f64,
+}
+
+impl CommonArgs {
+    fn request_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.request_timeout.max(0.001))
+    }
+}
+
+#[derive(Subcommand, Clone, Debug)]
+pub enum Scenario {
+    /// C producers call SendMessage for D seconds: messages/s and send latency.
+    Send,
+    /// C producers call SendMessageBatch (10 messages each) for D seconds.
+    SendBatch,
+    /// C producers and C consumers (receive up to 10 with WaitTimeSeconds=1, then delete) for D
+    /// seconds: fully processed (received and deleted) messages/s. Afterwards the queue is
+    /// drained and every sent MessageId is checked off: lost and duplicate messages are reported.
+    Roundtrip(RoundtripArgs),
+    /// A fixed offered rate with C long-polling consumers (WaitTimeSeconds=20): end-to-end
+    /// delivery latency (send timestamp embedded in each body) and per-request latency.
+    Latency(LatencyArgs),
+    /// Preload N messages (SendMessageBatch, C in parallel), then run the roundtrip with that
+    /// backlog present (without the final drain): preload rate, throughput, receive latency.
+    /// With --duration 0 it only preloads.
+    Backlog(BacklogArgs),
+    /// Create Q queues and hold P concurrent idle long polls (WaitTimeSeconds=20, re-issued) for D
+    /// seconds while measuring the server's CPU and RSS (use --server-pid). Each poll holds a
+    /// connection: raise the file descriptor limit (ulimit -n) of both processes first.
+    Idle(IdleArgs),
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct RoundtripArgs {
+    /// Producers send with SendMessageBatch (10 per call) instead of SendMessage.
+    #[arg(long)]
+    pub batch: bool,
+    /// Consumers delete what they received with one DeleteMessageBatch instead of one
+    /// DeleteMessage per message.
+    #[arg(long)]
+    pub delete_batch: bool,
+    /// Upper bound, in seconds, on draining the queue after the producers stop.
+    #[arg(long, default_value_t = 30.0)]
+    pub drain_timeout: f64,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct LatencyArgs {
+    /// Offered rate in messages per second, spread evenly over C producers (open loop: a late
+    /// send does not delay the next one's schedule).
+    #[arg(long, default_value_t = 1000.0)]
+    pub rate: f64,
+    /// Delete with DeleteMessageBatch instead of one DeleteMessage per message.
+    #[arg(long)]
+    pub delete_batch: bool,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct BacklogArgs {
+    /// Messages to preload before the roundtrip.
+    #[arg(long, default_value_t = 100_000)]
+    pub backlog: u64,
+    /// Producers send with SendMessageBatch during the roundtrip.
+    #[arg(long)]
+    pub batch: bool,
+    /// Consumers delete with DeleteMessageBatch.
+    #[arg(long)]
+    pub delete_batch: bool,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct IdleArgs {
+    /// Queues to create.
+    #[arg(long, default_value_t = 10_000)]
+    pub queues: usize,
+    /// Concurrent long polls to hold, spread round-robin over the queues.
+    #[arg(long, default_value_t = 5_000)]
+    pub polls: usize,
+}
+
+pub fn run(args: BenchArgs) -> ExitCode {
+    let threads = args.common.threads.max(1);
+    let runtime = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()
+    }
+    .expect("tokio runtime");
+    let json = args.common.json;
+    let result = runtime.block_on(scenarios::run(args));
+    // Long polls may still be parked on their connections: do not wait for them.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    match result {
+        Ok(report) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report).expect("report serializes"));
+            } else {
+                print!("{}", report.table());
+            }
+            if let Some(reason) = &report.aborted {
+                eprintln!("holdfast bench: run aborted: {reason}");
+                return ExitCode::FAILURE;
+            }
+            if report.reconcile.as_ref().is_some_and(|r| r.lost > 0) {
+                return ExitCode::FAILURE;
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("holdfast bench: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
