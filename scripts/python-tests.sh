@@ -17,4 +17,10 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 
-exec "$venv/bin/python" -m pytest tests/python "$@"
+# Without a path among the arguments, run the whole suite.
+paths=()
+for arg in "$@"; do
+    [[ "$arg" == tests/python* ]] && paths+=("$arg")
+done
+((${#paths[@]})) || set -- tests/python "$@"
+exec "$venv/bin/python" -m pytest "$@"

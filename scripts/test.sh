@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting and lints, the Rust tests (unit, storage conformance, end to
-# end with aws-sdk-sqs against the real binary, crash tests), then the Python compatibility suite
-# (boto3 on both wire protocols, the AWS CLI) in its own virtualenv.
+# end with aws-sdk-sqs against the real binary, crash and fault tests, the form system against
+# SQLite, MariaDB, PostgreSQL and Chromium), then the Python compatibility suite (boto3 on both
+# wire protocols, the AWS CLI) in its own virtualenv, on both storage engines.
+#
+# Tests that need MariaDB, PostgreSQL or Chromium print SKIPPED when those are missing;
+# `eval "$(scripts/forms-deps.sh)"` installs and starts them (.ci/run does).
 #
 # Usage: scripts/test.sh            everything
 #        scripts/test.sh --rust     only the Rust side
@@ -16,6 +20,10 @@ cargo fmt --all -- --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
+# One build of the server binary for every test process that spawns it.
+cargo build --quiet -p holdfast
+export HOLDFAST_BIN="$PWD/target/debug/holdfast"
+
 step "Rust tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast
@@ -27,6 +35,8 @@ if [[ "${1:-}" == "--rust" ]]; then
   exit 0
 fi
 
-step "Python compatibility suite (boto3 JSON + Query, AWS CLI)"
-cargo build --quiet -p holdfast
-HOLDFAST_BIN="$PWD/target/debug/holdfast" scripts/python-tests.sh -q
+step "Python compatibility suite on SQLite (boto3 JSON + Query, AWS CLI)"
+scripts/python-tests.sh -q
+
+step "Python compatibility suite on the memory engine"
+HOLDFAST_STORAGE=memory scripts/python-tests.sh -q
