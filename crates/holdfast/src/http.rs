@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
 use holdfast_api::{sqs_error, SqsError};
 use holdfast_core::{RequestContext, Sqs};
 use holdfast_protocol::{HttpRequest, Protocol};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
 pub struct App {
@@ -83,7 +83,9 @@ async fn read_body(body: Incoming, max_bytes: usize, timeout: Duration) -> Resul
             Err(sqs_error!(RequestEntityTooLarge, "The request body is larger than {max_bytes} bytes."))
         }
         Ok(Err(error)) => Err(sqs_error!(MalformedQueryString, "The request body could not be read: {error}.")),
-        Err(_) => Err(sqs_error!(RequestExpired, "The request body was not received within {} seconds.", timeout.as_secs())),
+        Err(_) => {
+            Err(sqs_error!(RequestExpired, "The request body was not received within {} seconds.", timeout.as_secs()))
+        }
     }
 }
 

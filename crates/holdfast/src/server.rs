@@ -42,8 +42,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let sqs = Arc::new(Sqs::new(Arc::clone(&store), Arc::new(SystemClock), config, shutdown_rx));
     declare_queues(&sqs, &settings.queues).await?;
 
-    let listener =
-        TcpListener::bind(settings.bind).await.with_context(|| format!("binding {}", settings.bind))?;
+    let listener = TcpListener::bind(settings.bind).await.with_context(|| format!("binding {}", settings.bind))?;
     let local_addr = listener.local_addr()?;
     tracing::info!(%local_addr, storage = ?settings.storage, data_dir = %settings.data_dir.display(), "holdfast is ready");
     // Tests and scripts read the bound address (port 0 picks a free one) from this line.

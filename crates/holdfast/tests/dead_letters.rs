@@ -43,7 +43,12 @@ async fn source_and_dead_letter_queue(client: &aws_sdk_sqs::Client, max: &str) -
     (source, dlq, dlq_arn)
 }
 
-async fn receive_all(client: &aws_sdk_sqs::Client, url: &str, visibility: i32, wait: i32) -> Vec<aws_sdk_sqs::types::Message> {
+async fn receive_all(
+    client: &aws_sdk_sqs::Client,
+    url: &str,
+    visibility: i32,
+    wait: i32,
+) -> Vec<aws_sdk_sqs::types::Message> {
     client
         .receive_message()
         .queue_url(url)
@@ -84,19 +89,47 @@ async fn redrive_policy_is_validated(server: TestServer) {
     assert_eq!(error_code(missing.unwrap_err()).as_deref(), Some("InvalidParameterValue"));
     let fifo_dlq = create_queue_with(&client, &(unique("fdlq") + ".fifo"), &[("FifoQueue", "true")]).await;
     let fifo_arn = queue_arn(&client, &fifo_dlq).await;
-    let mismatch = client.set_queue_attributes().queue_url(&source).attributes(QueueAttributeName::RedrivePolicy, redrive(&fifo_arn, "3")).send().await;
-    assert_eq!(error_code(mismatch.unwrap_err()).as_deref(), Some("InvalidParameterValue"), "a standard queue needs a standard DLQ");
+    let mismatch = client
+        .set_queue_attributes()
+        .queue_url(&source)
+        .attributes(QueueAttributeName::RedrivePolicy, redrive(&fifo_arn, "3"))
+        .send()
+        .await;
+    assert_eq!(
+        error_code(mismatch.unwrap_err()).as_deref(),
+        Some("InvalidParameterValue"),
+        "a standard queue needs a standard DLQ"
+    );
     let dlq = create_queue(&client, &unique("dlq")).await;
     let dlq_arn = queue_arn(&client, &dlq).await;
-    let zero = client.set_queue_attributes().queue_url(&source).attributes(QueueAttributeName::RedrivePolicy, redrive(&dlq_arn, "0")).send().await;
+    let zero = client
+        .set_queue_attributes()
+        .queue_url(&source)
+        .attributes(QueueAttributeName::RedrivePolicy, redrive(&dlq_arn, "0"))
+        .send()
+        .await;
     assert_eq!(error_code(zero.unwrap_err()).as_deref(), Some("InvalidParameterValue"));
     set_redrive(&client, &source, &dlq_arn, "5").await;
-    let stored = client.get_queue_attributes().queue_url(&source).attribute_names(QueueAttributeName::RedrivePolicy).send().await.unwrap();
-    let policy: serde_json::Value = serde_json::from_str(&stored.attributes.unwrap()[&QueueAttributeName::RedrivePolicy]).unwrap();
+    let stored = client
+        .get_queue_attributes()
+        .queue_url(&source)
+        .attribute_names(QueueAttributeName::RedrivePolicy)
+        .send()
+        .await
+        .unwrap();
+    let policy: serde_json::Value =
+        serde_json::from_str(&stored.attributes.unwrap()[&QueueAttributeName::RedrivePolicy]).unwrap();
     assert_eq!(policy, serde_json::json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5 }));
     // Removing the policy.
-    client.set_queue_attributes().queue_url(&source).attributes(QueueAttributeName::RedrivePolicy, "").send().await.unwrap();
-    let cleared = client.get_queue_attributes().queue_url(&source).attribute_names(QueueAttributeName::All).send().await.unwrap();
+    client
+        .set_queue_attributes()
+        .queue_url(&source)
+        .attributes(QueueAttributeName::RedrivePolicy, "")
+        .send()
+        .await
+        .unwrap();
+    let cleared =
+        client.get_queue_attributes().queue_url(&source).attribute_names(QueueAttributeName::All).send().await.unwrap();
     assert!(!cleared.attributes.unwrap().contains_key(&QueueAttributeName::RedrivePolicy));
 }
 
@@ -108,9 +141,20 @@ async fn redrive_allow_policy_is_enforced(server: TestServer) {
     let allowed_arn = queue_arn(&client, &allowed).await;
     let other = create_queue(&client, &unique("other")).await;
     let policy = format!(r#"{{"redrivePermission":"byQueue","sourceQueueArns":["{allowed_arn}"]}}"#);
-    client.set_queue_attributes().queue_url(&dlq).attributes(QueueAttributeName::RedriveAllowPolicy, policy).send().await.unwrap();
+    client
+        .set_queue_attributes()
+        .queue_url(&dlq)
+        .attributes(QueueAttributeName::RedriveAllowPolicy, policy)
+        .send()
+        .await
+        .unwrap();
     set_redrive(&client, &allowed, &dlq_arn, "2").await;
-    let denied = client.set_queue_attributes().queue_url(&other).attributes(QueueAttributeName::RedrivePolicy, redrive(&dlq_arn, "2")).send().await;
+    let denied = client
+        .set_queue_attributes()
+        .queue_url(&other)
+        .attributes(QueueAttributeName::RedrivePolicy, redrive(&dlq_arn, "2"))
+        .send()
+        .await;
     assert_eq!(error_code(denied.unwrap_err()).as_deref(), Some("InvalidParameterValue"));
     client
         .set_queue_attributes()
@@ -119,7 +163,12 @@ async fn redrive_allow_policy_is_enforced(server: TestServer) {
         .send()
         .await
         .unwrap();
-    let denied_all = client.create_queue().queue_name(unique("late")).attributes(QueueAttributeName::RedrivePolicy, redrive(&dlq_arn, "2")).send().await;
+    let denied_all = client
+        .create_queue()
+        .queue_name(unique("late"))
+        .attributes(QueueAttributeName::RedrivePolicy, redrive(&dlq_arn, "2"))
+        .send()
+        .await;
     assert_eq!(error_code(denied_all.unwrap_err()).as_deref(), Some("InvalidParameterValue"));
 }
 
@@ -131,7 +180,10 @@ async fn exhausted_messages_move_on_the_next_receive(server: TestServer) {
         .send_message()
         .queue_url(&source)
         .message_body("poison")
-        .message_attributes("kind", MessageAttributeValue::builder().data_type("String").string_value("bad").build().unwrap())
+        .message_attributes(
+            "kind",
+            MessageAttributeValue::builder().data_type("String").string_value("bad").build().unwrap(),
+        )
         .send()
         .await
         .unwrap();
@@ -150,7 +202,11 @@ async fn exhausted_messages_move_on_the_next_receive(server: TestServer) {
     assert_eq!(message.message_attributes.as_ref().unwrap()["kind"].string_value.as_deref(), Some("bad"));
     let attributes = message.attributes.as_ref().unwrap();
     assert_eq!(attributes[&MessageSystemAttributeName::DeadLetterQueueSourceArn], source_arn);
-    assert_eq!(attributes[&MessageSystemAttributeName::SentTimestamp], original_sent_at, "standard DLQs keep the enqueue time");
+    assert_eq!(
+        attributes[&MessageSystemAttributeName::SentTimestamp],
+        original_sent_at,
+        "standard DLQs keep the enqueue time"
+    );
     assert_eq!(count(&client, &source).await, "0");
 }
 
@@ -195,13 +251,19 @@ async fn fifo_dead_letter_queues_restart_retention(server: TestServer) {
         .messages
         .unwrap();
     assert_eq!(first[0].body.as_deref(), Some("a"));
-    let sent_at: i64 = first[0].attributes.as_ref().unwrap()[&MessageSystemAttributeName::SentTimestamp].parse().unwrap();
+    let sent_at: i64 =
+        first[0].attributes.as_ref().unwrap()[&MessageSystemAttributeName::SentTimestamp].parse().unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
     let second = receive_all(&client, &source, 30, 0).await;
-    assert_eq!(second.iter().map(|m| m.body.clone().unwrap()).collect::<Vec<_>>(), vec!["b"], "a moved; b is next in its group");
+    assert_eq!(
+        second.iter().map(|m| m.body.clone().unwrap()).collect::<Vec<_>>(),
+        vec!["b"],
+        "a moved; b is next in its group"
+    );
     let moved = receive_all(&client, &dlq, 30, 5).await;
     assert_eq!(moved[0].body.as_deref(), Some("a"));
-    let moved_sent_at: i64 = moved[0].attributes.as_ref().unwrap()[&MessageSystemAttributeName::SentTimestamp].parse().unwrap();
+    let moved_sent_at: i64 =
+        moved[0].attributes.as_ref().unwrap()[&MessageSystemAttributeName::SentTimestamp].parse().unwrap();
     assert!(moved_sent_at > sent_at, "FIFO dead-letter queues restart the retention clock");
 }
 
@@ -224,7 +286,14 @@ async fn list_dead_letter_source_queues_pages(server: TestServer) {
     assert!(all.next_token.is_none());
     let page = client.list_dead_letter_source_queues().queue_url(&dlq).max_results(2).send().await.unwrap();
     assert_eq!(page.queue_urls.len(), 2);
-    let rest = client.list_dead_letter_source_queues().queue_url(&dlq).max_results(2).next_token(page.next_token.unwrap()).send().await.unwrap();
+    let rest = client
+        .list_dead_letter_source_queues()
+        .queue_url(&dlq)
+        .max_results(2)
+        .next_token(page.next_token.unwrap())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(rest.queue_urls.len(), 1);
     assert!(rest.next_token.is_none());
 }
@@ -233,7 +302,17 @@ async fn list_dead_letter_source_queues_pages(server: TestServer) {
 async fn fill_dead_letter_queue(client: &aws_sdk_sqs::Client, source: &str, dlq: &str, count: usize) -> Vec<String> {
     let mut ids = Vec::new();
     for i in 0..count {
-        ids.push(client.send_message().queue_url(source).message_body(format!("m{i}")).send().await.unwrap().message_id.unwrap());
+        ids.push(
+            client
+                .send_message()
+                .queue_url(source)
+                .message_body(format!("m{i}"))
+                .send()
+                .await
+                .unwrap()
+                .message_id
+                .unwrap(),
+        );
     }
     while !receive_all(client, source, 0, 0).await.is_empty() {}
     let started = Instant::now();
@@ -249,7 +328,11 @@ async fn count_of(client: &aws_sdk_sqs::Client, url: &str) -> usize {
     count(client, url).await.parse().unwrap()
 }
 
-async fn wait_for_task(client: &aws_sdk_sqs::Client, dlq_arn: &str, done: &[&str]) -> aws_sdk_sqs::types::ListMessageMoveTasksResultEntry {
+async fn wait_for_task(
+    client: &aws_sdk_sqs::Client,
+    dlq_arn: &str,
+    done: &[&str],
+) -> aws_sdk_sqs::types::ListMessageMoveTasksResultEntry {
     let started = Instant::now();
     loop {
         let tasks = client.list_message_move_tasks().source_arn(dlq_arn).send().await.unwrap().results.unwrap();
@@ -277,7 +360,11 @@ async fn move_task_returns_messages_to_their_source(server: TestServer) {
     let mut returned_ids: Vec<String> = returned.iter().map(|m| m.message_id.clone().unwrap()).collect();
     returned_ids.sort();
     assert_eq!(returned_ids, ids, "the same messages are back in their source queue");
-    assert!(returned.iter().all(|m| !m.attributes.as_ref().unwrap().contains_key(&MessageSystemAttributeName::DeadLetterQueueSourceArn)));
+    assert!(returned.iter().all(|m| !m
+        .attributes
+        .as_ref()
+        .unwrap()
+        .contains_key(&MessageSystemAttributeName::DeadLetterQueueSourceArn)));
 }
 
 async fn move_task_to_a_destination_honours_its_rate_and_can_be_cancelled(server: TestServer) {
@@ -309,7 +396,11 @@ async fn move_task_to_a_destination_honours_its_rate_and_can_be_cancelled(server
     let task = wait_for_task(&client, &dlq_arn, &["CANCELLED"]).await;
     assert_eq!(task.status.as_deref(), Some("CANCELLED"));
     let moved = task.approximate_number_of_messages_moved as usize;
-    assert_eq!(count_of(&client, &destination).await + count_of(&client, &dlq).await, 8, "nothing lost, nothing doubled");
+    assert_eq!(
+        count_of(&client, &destination).await + count_of(&client, &dlq).await,
+        8,
+        "nothing lost, nothing doubled"
+    );
     assert_eq!(count_of(&client, &destination).await, moved);
     let again = client.cancel_message_move_task().task_handle(&handle).send().await;
     assert_eq!(error_code(again.unwrap_err()).as_deref(), Some("InvalidParameterValue"));
@@ -324,7 +415,8 @@ async fn move_task_rules(server: TestServer) {
     let missing = client.start_message_move_task().source_arn("arn:aws:sqs:us-east-1:000000000000:nope").send().await;
     assert_eq!(error_code(missing.unwrap_err()).as_deref(), Some("ResourceNotFoundException"));
     let (_, _, dlq_arn) = source_and_dead_letter_queue(&client, "1").await;
-    let too_fast = client.start_message_move_task().source_arn(&dlq_arn).max_number_of_messages_per_second(501).send().await;
+    let too_fast =
+        client.start_message_move_task().source_arn(&dlq_arn).max_number_of_messages_per_second(501).send().await;
     assert_eq!(error_code(too_fast.unwrap_err()).as_deref(), Some("InvalidParameterValue"));
     let bad_handle = client.cancel_message_move_task().task_handle("bm90IGEgaGFuZGxl").send().await;
     assert_eq!(error_code(bad_handle.unwrap_err()).as_deref(), Some("ResourceNotFoundException"));

@@ -211,7 +211,10 @@ async fn move_tasks_survive_a_restart() {
     let source = client
         .create_queue()
         .queue_name(&source_name)
-        .attributes(QueueAttributeName::RedrivePolicy, format!(r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":1}}"#))
+        .attributes(
+            QueueAttributeName::RedrivePolicy,
+            format!(r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":1}}"#),
+        )
         .send()
         .await
         .unwrap()
@@ -220,9 +223,25 @@ async fn move_tasks_survive_a_restart() {
     for i in 0..6 {
         client.send_message().queue_url(&source).message_body(format!("m{i}")).send().await.unwrap();
     }
-    while client.receive_message().queue_url(&source).max_number_of_messages(10).visibility_timeout(0).send().await.unwrap().messages.is_some() {}
+    while client
+        .receive_message()
+        .queue_url(&source)
+        .max_number_of_messages(10)
+        .visibility_timeout(0)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .is_some()
+    {}
     let count = |client: aws_sdk_sqs::Client, url: String| async move {
-        let attributes = client.get_queue_attributes().queue_url(url).attribute_names(QueueAttributeName::ApproximateNumberOfMessages).send().await.unwrap();
+        let attributes = client
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .send()
+            .await
+            .unwrap();
         attributes.attributes.unwrap()[&QueueAttributeName::ApproximateNumberOfMessages].parse::<usize>().unwrap()
     };
     assert_eq!(count(client.clone(), dlq.clone()).await, 6);

@@ -28,7 +28,12 @@ async fn fifo_queue(client: &aws_sdk_sqs::Client, extra: &[(&str, &str)]) -> Str
     create_queue_with(client, &fifo_name("f"), &attributes).await
 }
 
-async fn send(client: &aws_sdk_sqs::Client, url: &str, group: &str, body: &str) -> aws_sdk_sqs::operation::send_message::SendMessageOutput {
+async fn send(
+    client: &aws_sdk_sqs::Client,
+    url: &str,
+    group: &str,
+    body: &str,
+) -> aws_sdk_sqs::operation::send_message::SendMessageOutput {
     client
         .send_message()
         .queue_url(url)
@@ -40,7 +45,12 @@ async fn send(client: &aws_sdk_sqs::Client, url: &str, group: &str, body: &str) 
         .unwrap()
 }
 
-async fn receive(client: &aws_sdk_sqs::Client, url: &str, max: i32, visibility: i32) -> Vec<aws_sdk_sqs::types::Message> {
+async fn receive(
+    client: &aws_sdk_sqs::Client,
+    url: &str,
+    max: i32,
+    visibility: i32,
+) -> Vec<aws_sdk_sqs::types::Message> {
     client
         .receive_message()
         .queue_url(url)
@@ -62,20 +72,31 @@ async fn creation_rules(server: TestServer) {
     let client = server.client();
     let missing_attribute = client.create_queue().queue_name(fifo_name("noattr")).send().await.unwrap_err();
     assert_eq!(error_code(missing_attribute).as_deref(), Some("InvalidParameterValue"));
-    let not_fifo_name = client.create_queue().queue_name(unique("plain")).attributes(QueueAttributeName::FifoQueue, "true").send().await;
+    let not_fifo_name = client
+        .create_queue()
+        .queue_name(unique("plain"))
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await;
     assert_eq!(error_code(not_fifo_name.unwrap_err()).as_deref(), Some("InvalidParameterValue"));
-    let fifo_attribute_on_standard =
-        client.create_queue().queue_name(unique("std")).attributes(QueueAttributeName::ContentBasedDeduplication, "true").send().await;
+    let fifo_attribute_on_standard = client
+        .create_queue()
+        .queue_name(unique("std"))
+        .attributes(QueueAttributeName::ContentBasedDeduplication, "true")
+        .send()
+        .await;
     assert_eq!(error_code(fifo_attribute_on_standard.unwrap_err()).as_deref(), Some("InvalidAttributeName"));
 
     let url = fifo_queue(&client, &[]).await;
-    let all = client.get_queue_attributes().queue_url(&url).attribute_names(QueueAttributeName::All).send().await.unwrap();
+    let all =
+        client.get_queue_attributes().queue_url(&url).attribute_names(QueueAttributeName::All).send().await.unwrap();
     let all = all.attributes.unwrap();
     assert_eq!(all[&QueueAttributeName::FifoQueue], "true");
     assert_eq!(all[&QueueAttributeName::ContentBasedDeduplication], "false");
     assert_eq!(all[&QueueAttributeName::DeduplicationScope], "queue");
     assert_eq!(all[&QueueAttributeName::FifoThroughputLimit], "perQueue");
-    let change_type = client.set_queue_attributes().queue_url(&url).attributes(QueueAttributeName::FifoQueue, "false").send().await;
+    let change_type =
+        client.set_queue_attributes().queue_url(&url).attributes(QueueAttributeName::FifoQueue, "false").send().await;
     assert_eq!(error_code(change_type.unwrap_err()).as_deref(), Some("InvalidAttributeName"));
     let high_throughput_without_group_scope = client
         .set_queue_attributes()
@@ -133,7 +154,13 @@ async fn duplicates_are_accepted_but_not_enqueued(server: TestServer) {
 
     // The deduplication id is remembered after the message is deleted.
     for message in &messages {
-        client.delete_message().queue_url(&url).receipt_handle(message.receipt_handle.clone().unwrap()).send().await.unwrap();
+        client
+            .delete_message()
+            .queue_url(&url)
+            .receipt_handle(message.receipt_handle.clone().unwrap())
+            .send()
+            .await
+            .unwrap();
     }
     send(&client, &url, "g", "one").await;
     assert!(receive(&client, &url, 10, 30).await.is_empty(), "deduplicated within 5 minutes even after delete");
@@ -141,8 +168,24 @@ async fn duplicates_are_accepted_but_not_enqueued(server: TestServer) {
     let batch = client
         .send_message_batch()
         .queue_url(&url)
-        .entries(SendMessageBatchRequestEntry::builder().id("a").message_body("b1").message_group_id("g").message_deduplication_id("same").build().unwrap())
-        .entries(SendMessageBatchRequestEntry::builder().id("b").message_body("b2").message_group_id("g").message_deduplication_id("same").build().unwrap())
+        .entries(
+            SendMessageBatchRequestEntry::builder()
+                .id("a")
+                .message_body("b1")
+                .message_group_id("g")
+                .message_deduplication_id("same")
+                .build()
+                .unwrap(),
+        )
+        .entries(
+            SendMessageBatchRequestEntry::builder()
+                .id("b")
+                .message_body("b2")
+                .message_group_id("g")
+                .message_deduplication_id("same")
+                .build()
+                .unwrap(),
+        )
         .send()
         .await
         .unwrap();
@@ -167,7 +210,15 @@ async fn content_based_and_per_group_deduplication(server: TestServer) {
 
     let url = fifo_queue(&client, &[("DeduplicationScope", "messageGroup")]).await;
     for group in ["a", "b", "a"] {
-        client.send_message().queue_url(&url).message_body(group).message_group_id(group).message_deduplication_id("id").send().await.unwrap();
+        client
+            .send_message()
+            .queue_url(&url)
+            .message_body(group)
+            .message_group_id(group)
+            .message_deduplication_id("id")
+            .send()
+            .await
+            .unwrap();
     }
     let mut received = bodies(&receive(&client, &url, 10, 30).await);
     received.sort();
@@ -190,8 +241,18 @@ async fn order_within_a_group_and_group_locks(server: TestServer) {
     let second = receive(&client, &url, 10, 30).await;
     assert_eq!(bodies(&second), vec!["g2-1", "g2-2"], "g1 is locked while g1-1 is in flight; g2 flows");
     assert!(receive(&client, &url, 10, 30).await.is_empty(), "both groups are locked");
-    client.delete_message().queue_url(&url).receipt_handle(first[0].receipt_handle.clone().unwrap()).send().await.unwrap();
-    assert_eq!(bodies(&receive(&client, &url, 10, 30).await), vec!["g1-2", "g1-3"], "as many of one group as possible, in order");
+    client
+        .delete_message()
+        .queue_url(&url)
+        .receipt_handle(first[0].receipt_handle.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        bodies(&receive(&client, &url, 10, 30).await),
+        vec!["g1-2", "g1-3"],
+        "as many of one group as possible, in order"
+    );
 }
 
 async fn visibility_expiry_redelivers_the_head_first(server: TestServer) {
@@ -220,7 +281,8 @@ async fn receive_request_attempt_id_returns_the_same_messages(server: TestServer
     let first = attempt("retry-1").await.unwrap().messages.unwrap();
     let retried = attempt("retry-1").await.unwrap().messages.unwrap();
     assert_eq!(bodies(&first), bodies(&retried));
-    let handles = |m: &[aws_sdk_sqs::types::Message]| m.iter().map(|m| m.receipt_handle.clone().unwrap()).collect::<Vec<_>>();
+    let handles =
+        |m: &[aws_sdk_sqs::types::Message]| m.iter().map(|m| m.receipt_handle.clone().unwrap()).collect::<Vec<_>>();
     assert_eq!(handles(&first), handles(&retried), "the same receipt handles");
     assert!(attempt("another").await.unwrap().messages.is_none(), "a new attempt finds the group locked");
 }

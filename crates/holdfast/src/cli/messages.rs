@@ -2,7 +2,9 @@
 
 use std::io::BufRead;
 
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName, SendMessageBatchRequestEntry,
+};
 use clap::Args;
 
 use super::{client, key_value, queue_url, ClientArgs, CommandResult, Failure};
@@ -145,7 +147,9 @@ pub async fn receive(args: ReceiveArgs) -> CommandResult {
                     .message_attributes
                     .iter()
                     .flatten()
-                    .map(|(k, v)| (k.clone(), serde_json::json!({ "DataType": v.data_type, "StringValue": v.string_value })))
+                    .map(|(k, v)| {
+                        (k.clone(), serde_json::json!({ "DataType": v.data_type, "StringValue": v.string_value }))
+                    })
                     .collect();
                 println!(
                     "{}",
@@ -162,14 +166,21 @@ pub async fn receive(args: ReceiveArgs) -> CommandResult {
             }
             if let Some(handle) = &message.receipt_handle {
                 deletions.push(
-                    DeleteMessageBatchRequestEntry::builder().id(format!("m{index}")).receipt_handle(handle).build().expect("set"),
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(format!("m{index}"))
+                        .receipt_handle(handle)
+                        .build()
+                        .expect("set"),
                 );
             }
         }
         if args.delete && !deletions.is_empty() {
             let output = client.delete_message_batch().queue_url(&url).set_entries(Some(deletions)).send().await?;
             if let Some(failed) = output.failed.first() {
-                return Err(Failure { message: format!("delete failed: {}: {}", failed.code, failed.message.as_deref().unwrap_or("")), exit_code: 1 });
+                return Err(Failure {
+                    message: format!("delete failed: {}: {}", failed.code, failed.message.as_deref().unwrap_or("")),
+                    exit_code: 1,
+                });
             }
         }
     }

@@ -49,7 +49,11 @@ impl<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug> 
             SdkError::ServiceError(service) => {
                 let inner = service.err();
                 Failure {
-                    message: format!("{}: {}", inner.code().unwrap_or("Error"), inner.message().unwrap_or("(no message)")),
+                    message: format!(
+                        "{}: {}",
+                        inner.code().unwrap_or("Error"),
+                        inner.message().unwrap_or("(no message)")
+                    ),
                     exit_code: 1,
                 }
             }
@@ -115,5 +119,7 @@ pub async fn queue_url(client: &aws_sdk_sqs::Client, queue: &str) -> Result<Stri
 
 /// Parses `KEY=VALUE` arguments.
 pub fn key_value(text: &str) -> Result<(String, String), String> {
-    text.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("expected KEY=VALUE, got {text:?}"))
+    text.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {text:?}"))
 }

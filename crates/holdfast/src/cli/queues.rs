@@ -63,7 +63,8 @@ pub async fn run(command: QueueCommand) -> CommandResult {
         }
         QueueAction::List { prefix } => {
             let mut urls = Vec::new();
-            let mut pages = client.list_queues().set_queue_name_prefix(prefix).max_results(1000).into_paginator().send();
+            let mut pages =
+                client.list_queues().set_queue_name_prefix(prefix).max_results(1000).into_paginator().send();
             while let Some(page) = pages.next().await {
                 urls.extend(page?.queue_urls.unwrap_or_default());
             }
@@ -80,9 +81,18 @@ pub async fn run(command: QueueCommand) -> CommandResult {
         QueueAction::Attributes { queue, set } => {
             let url = queue_url(&client, &queue).await?;
             if set.is_empty() {
-                let output = client.get_queue_attributes().queue_url(url).attribute_names(QueueAttributeName::All).send().await?;
-                let attributes: BTreeMap<String, String> =
-                    output.attributes.unwrap_or_default().into_iter().map(|(k, v)| (k.as_str().to_string(), v)).collect();
+                let output = client
+                    .get_queue_attributes()
+                    .queue_url(url)
+                    .attribute_names(QueueAttributeName::All)
+                    .send()
+                    .await?;
+                let attributes: BTreeMap<String, String> = output
+                    .attributes
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k.as_str().to_string(), v))
+                    .collect();
                 if json {
                     println!("{}", serde_json::json!({ "Attributes": attributes }));
                 } else {
