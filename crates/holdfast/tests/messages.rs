@@ -463,7 +463,7 @@ async fn limits_are_enforced_with_sqs_error_codes() {
     assert_eq!(code(error).as_deref(), Some("InvalidParameterValue"));
     let error = client
         .send_message()
-        .queue_url(&format!("{}/000000000000/no-such-queue", server.url))
+        .queue_url(format!("{}/000000000000/no-such-queue", server.url))
         .message_body("x")
         .send()
         .await
