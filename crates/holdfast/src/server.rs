@@ -30,6 +30,7 @@ use crate::http::{self, App};
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    raise_open_file_limit();
     let store: Arc<dyn Store> = match settings.storage {
         StorageKind::Sqlite => Arc::new(
             SqliteStore::open(&settings.data_dir)
@@ -153,4 +154,14 @@ async fn declare_queues(sqs: &Arc<Sqs>, queues: &[QueueDeclaration]) -> anyhow::
         tracing::info!(queue = %queue.name, "declared queue is ready");
     }
     Ok(())
+}
+
+/// Each connection (and so each waiting long poll) holds a file descriptor. Many systems start
+/// processes with a soft limit of 1024, far below the hard limit; raise the soft limit so
+/// thousands of concurrent long polls do not fail with "too many open files".
+fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open file limit"),
+        Err(error) => tracing::warn!(%error, "could not raise the open file limit"),
+    }
 }
