@@ -1,11 +1,10 @@
 //! ListDeadLetterSourceQueues, and the sweep that dead-letters exhausted messages of queues nobody
 //! is receiving from.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use holdfast_api::types::*;
-use holdfast_api::{limits, sqs_error, SqsError};
+use holdfast_api::{limits, SqsError};
 
+use super::queues::{decode_next_token, encode_next_token};
 use super::receive::dead_letter_target;
 use crate::queue_attributes::QueueSettings;
 use crate::service::{internal, Queue, RequestContext, Sqs};
@@ -41,16 +40,7 @@ pub async fn list_dead_letter_source_queues(
         }
         None => None,
     };
-    let after = match req.next_token.as_deref().filter(|t| !t.is_empty()) {
-        Some(token) => Some(
-            URL_SAFE_NO_PAD
-                .decode(token)
-                .ok()
-                .and_then(|bytes| String::from_utf8(bytes).ok())
-                .ok_or_else(|| sqs_error!(InvalidParameterValue, "Invalid NextToken value."))?,
-        ),
-        None => None,
-    };
+    let after = req.next_token.as_deref().filter(|t| !t.is_empty()).map(decode_next_token).transpose()?;
     let target_arn = sqs.queue_arn(&queue.record.name);
     let mut sources: Vec<String> = all_queues(sqs)
         .await?
@@ -66,7 +56,7 @@ pub async fn list_dead_letter_source_queues(
     let more = sources.len() > limit;
     sources.truncate(limit);
     let next_token = match (more, max_results, sources.last()) {
-        (true, Some(_), Some(last)) => Some(URL_SAFE_NO_PAD.encode(last.as_bytes())),
+        (true, Some(_), Some(last)) => Some(encode_next_token(last)),
         _ => None,
     };
     Ok(ListDeadLetterSourceQueuesResponse {

@@ -102,14 +102,20 @@ pub async fn list_queues(
     page.truncate(limit);
     // Without MaxResults SQS answers up to 1,000 queues and never a NextToken.
     let next_token = match (more, max_results, page.last()) {
-        (true, Some(_), Some(last)) => Some(URL_SAFE_NO_PAD.encode(last.name.as_bytes())),
+        (true, Some(_), Some(last)) => Some(encode_next_token(&last.name)),
         _ => None,
     };
     let urls: Vec<String> = page.iter().map(|q| sqs.queue_url(ctx, &q.name)).collect();
     Ok(ListQueuesResponse { queue_urls: (!urls.is_empty()).then_some(urls), next_token })
 }
 
-fn decode_next_token(token: &str) -> Result<String, SqsError> {
+/// ListQueues and ListDeadLetterSourceQueues page by queue name; their NextToken is the last name
+/// of the page, opaque to clients.
+pub(crate) fn encode_next_token(last_name: &str) -> String {
+    URL_SAFE_NO_PAD.encode(last_name.as_bytes())
+}
+
+pub(crate) fn decode_next_token(token: &str) -> Result<String, SqsError> {
     URL_SAFE_NO_PAD
         .decode(token)
         .ok()
