@@ -5,23 +5,27 @@
 # 10k queues with 5k idle long polls. Raw results: target/bench/*.json; tables:
 # target/bench/results.md (also printed).
 #
-# Usage: scripts/bench-compare.sh [--quick] [--no-moto] [--no-cost] [--no-idle]
-#   --quick    short runs (3 s; backlogs 0 / 10k / 100k; 1,000 queues / 500 polls): ~4 minutes
-#   (full)     10 s runs; backlogs 0 / 100k / 1M; 10,000 queues / 5,000 polls: ~15-20 minutes
+# Usage: scripts/bench-compare.sh [--quick] [--no-side] [--no-moto] [--no-cost] [--no-idle] [--tables-only]
+#   --quick        short runs (3 s; backlogs 0 / 10k / 100k; 1,000 queues / 500 polls): ~5 minutes
+#   (full)         10 s runs; backlogs 0 / 100k / 1M; 10,000 queues / 5,000 polls: ~15-20 minutes
+#   --no-X         skip a section (side-by-side, moto, cost growth, idle); its earlier results stay
+#   --tables-only  only rebuild target/bench/results.md from the JSON already there
 #
 # Every server listens on loopback only and every run is bounded in time. The load generator and
 # the server share this machine's cores: each result reports both processes' CPU time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-QUICK=0 MOTO=1 COST=1 IDLE=1
+QUICK=0 SIDE=1 MOTO=1 COST=1 IDLE=1 TABLES_ONLY=0
 for arg in "$@"; do
     case "$arg" in
         --quick) QUICK=1 ;;
+        --no-side) SIDE=0 ;;
+        --tables-only) TABLES_ONLY=1 ;;
         --no-moto) MOTO=0 ;;
         --no-cost) COST=0 ;;
         --no-idle) IDLE=0 ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
         *) echo "unknown option $arg" >&2; exit 2 ;;
     esac
 done
@@ -37,13 +41,26 @@ OUT=target/bench
 BIN=target/release/holdfast
 PORT_BASE=19324
 mkdir -p "$OUT"
-rm -rf "$OUT"/*.json "$OUT"/*.err "$OUT"/*.log "$OUT"/data-*
+rm -rf "$OUT"/data-*
+# A section's earlier results are removed only when it runs again.
+if [ "$TABLES_ONLY" = 1 ]; then
+    SIDE=0 MOTO=0 COST=0 IDLE=0
+else
+    rm -f "$OUT"/fsync-*.json "$OUT"/settings.json
+    [ "$SIDE" = 1 ] && rm -f "$OUT"/{durable,memory,baseline}-*.{json,err,log}
+    [ "$MOTO" = 1 ] && rm -f "$OUT"/moto-*.{json,err,log}
+    [ "$COST" = 1 ] && rm -f "$OUT"/backlog-*.{json,err,log} "$OUT"/restart.json
+    [ "$IDLE" = 1 ] && rm -f "$OUT"/idle-*.{json,err,log}
+fi
 
 # Each long poll holds a socket on both sides.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-echo "== building (release)"
-cargo build --release -p holdfast --quiet
+if [ "$TABLES_ONLY" = 0 ]; then
+    echo "== building (release)"
+    cargo build --release -p holdfast --quiet
+    echo "{\"quick\": $QUICK, \"duration\": $D, \"concurrency\": $C}" >"$OUT/settings.json"
+fi
 
 PID=""
 URL=""
@@ -99,24 +116,39 @@ wait_quiet() {
     return 0
 }
 
-# fsync latency of the disk holding target/: the floor of every durable commit.
+# fsync latency of the disk holding target/: the floor of every durable commit. Appending and
+# fsyncing (the file grows: the filesystem journal commits too) and overwriting in place with
+# fdatasync (what SQLite's WAL does once it has reached its size) cost very different amounts.
 fsync_probe() {
+    [ "$TABLES_ONLY" = 1 ] && return 0
     python3 - "$OUT/fsync-$1.json" <<'EOF'
 import json, os, sys, time
 path = os.path.join(os.path.dirname(sys.argv[1]), "fsync.probe")
-fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-samples = []
-for _ in range(200):
-    os.write(fd, b"x" * 4096)
-    t = time.perf_counter()
+result = {}
+for mode in ["append_fsync", "overwrite_fdatasync"]:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    os.write(fd, b"x" * 65536 * 4)
     os.fsync(fd)
-    samples.append((time.perf_counter() - t) * 1000)
-os.close(fd)
+    samples = []
+    for i in range(200):
+        if mode == "append_fsync":
+            os.lseek(fd, 0, os.SEEK_END)
+            os.write(fd, b"x" * 4096)
+            t = time.perf_counter()
+            os.fsync(fd)
+        else:
+            os.pwrite(fd, b"y" * 4096, (i % 64) * 4096)
+            t = time.perf_counter()
+            os.fdatasync(fd)
+        samples.append((time.perf_counter() - t) * 1000)
+    os.close(fd)
+    samples.sort()
+    result[mode] = {"p50_ms": samples[100], "p99_ms": samples[198]}
 os.unlink(path)
-samples.sort()
-r = {"p50_ms": samples[100], "p90_ms": samples[180], "p99_ms": samples[198], "max_ms": samples[-1]}
-json.dump(r, open(sys.argv[1], "w"))
-print("   fsync of 4 KiB: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms" % (r["p50_ms"], r["p90_ms"], r["p99_ms"]))
+json.dump(result, open(sys.argv[1], "w"))
+print("   4 KiB append+fsync p50 %.2f ms, p99 %.2f ms; overwrite+fdatasync p50 %.2f ms, p99 %.2f ms" % (
+    result["append_fsync"]["p50_ms"], result["append_fsync"]["p99_ms"],
+    result["overwrite_fdatasync"]["p50_ms"], result["overwrite_fdatasync"]["p99_ms"]))
 EOF
 }
 
@@ -150,33 +182,37 @@ EOF
 
 # The side-by-side scenarios against the current target.
 scenarios() {
-    local target=$1 c=$2 d=$3
+    local target=$1 c=$2 d=$3 drain=()
+    # The baseline's queue is never empty: do not drain it.
+    [ "$target" = baseline ] && drain=(--drain-timeout 0)
     bench "$target-send" send -c "$c" -d "$d"
     bench "$target-send-batch" send-batch -c "$c" -d "$d"
-    bench "$target-roundtrip" roundtrip -c "$c" -d "$d"
-    bench "$target-roundtrip-batch" roundtrip --batch --delete-batch -c "$c" -d "$d"
+    bench "$target-roundtrip" roundtrip -c "$c" -d "$d" "${drain[@]}"
+    bench "$target-roundtrip-batch" roundtrip --batch --delete-batch -c "$c" -d "$d" "${drain[@]}"
     bench "$target-latency" latency --rate 1000 -c "$c" -d "$d"
 }
 
 echo "== disk"
 fsync_probe start
 
-echo "== side by side: $C producers / $C consumers, ${D} s per run"
-echo "-- holdfast durable (SQLite, fresh data dir)"
-rm -rf "$OUT/data-durable"
-start durable "$BIN" serve --bind "127.0.0.1:$PORT_BASE" --data-dir "$OUT/data-durable"
-scenarios durable "$C" "$D"
-stop
+if [ "$SIDE" = 1 ]; then
+    echo "== side by side: $C producers / $C consumers, ${D} s per run"
+    echo "-- holdfast durable (SQLite, fresh data dir)"
+    rm -rf "$OUT/data-durable"
+    start durable "$BIN" serve --bind "127.0.0.1:$PORT_BASE" --data-dir "$OUT/data-durable"
+    scenarios durable "$C" "$D"
+    stop
 
-echo "-- holdfast --storage memory"
-start memory "$BIN" serve --bind "127.0.0.1:$((PORT_BASE + 1))" --storage memory
-scenarios memory "$C" "$D"
-stop
+    echo "-- holdfast --storage memory"
+    start memory "$BIN" serve --bind "127.0.0.1:$((PORT_BASE + 1))" --storage memory
+    scenarios memory "$C" "$D"
+    stop
 
-echo "-- baseline (no-op, canned answers)"
-start baseline "$BIN" baseline --bind "127.0.0.1:$((PORT_BASE + 2))"
-scenarios baseline "$C" "$D"
-stop
+    echo "-- baseline (no-op, canned answers)"
+    start baseline "$BIN" baseline --bind "127.0.0.1:$((PORT_BASE + 2))"
+    scenarios baseline "$C" "$D"
+    stop
+fi
 
 if [ "$MOTO" = 1 ]; then
     echo "-- moto_server ($MOTO_C producers / $MOTO_C consumers, ${MOTO_D} s per run: it is much slower)"
@@ -290,10 +326,18 @@ def cpu(r):
     s = r.get("server") or {}
     return f"{s.get('cpu_pct', 0):.0f}% / {r['client']['cpu_pct']:.0f}%"
 
-fs = [load("fsync-start"), load("fsync-end")]
-if all(fs):
-    print("fsync of a 4 KiB write on the disk under target/ (the floor of a durable commit): "
-          + "; ".join(f"{w} p50 {f['p50_ms']:.2f} ms, p99 {f['p99_ms']:.2f} ms" for w, f in zip(["before", "after"], fs)) + "\n")
+fs = [(w, load(f"fsync-{w}")) for w in ["start", "end"]]
+fs = [(w, f) for w, f in fs if f and "append_fsync" in f]
+if fs:
+    print("4 KiB fsync latency on the disk under target/ (the floor of a durable commit), at the start and the end of the run:\n")
+    print("| when | append + fsync p50 / p99 | overwrite + fdatasync p50 / p99 |")
+    print("|---|---:|---:|")
+    for w, f in fs:
+        a, o = f["append_fsync"], f["overwrite_fdatasync"]
+        print(f"| {w} | {a['p50_ms']:.2f} / {a['p99_ms']:.2f} ms | {o['p50_ms']:.2f} / {o['p99_ms']:.2f} ms |")
+    print()
+settings = load("settings") or {}
+c, d = settings.get("concurrency", c), settings.get("duration", d)
 print(f"### Side by side ({c} producers + {c} consumers, {d} s per run; moto: {moto_c} + {moto_c}, {moto_d} s)\n")
 targets = [t for t in ["durable", "memory", "baseline", "moto"] if load(t + "-send")]
 label = {"durable": "holdfast SQLite", "memory": "holdfast memory", "baseline": "no-op baseline", "moto": "moto_server"}

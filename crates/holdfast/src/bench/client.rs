@@ -456,6 +456,35 @@ mod tests {
     }
 
     #[test]
+    fn signatures_verify() {
+        use holdfast_protocol::sigv4;
+        let signer = Signer {
+            access_key_id: "AKIDEXAMPLE".into(),
+            secret_access_key: "secret".into(),
+            session_token: Some(HeaderValue::from_static("token")),
+            region: "eu-west-1".into(),
+        };
+        let body = Bytes::from_static(b"{\"QueueName\":\"q\"}");
+        let mut request = hyper::Request::new(Full::new(body.clone()));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = "/".parse().unwrap();
+        request.headers_mut().insert(HOST, HeaderValue::from_static("127.0.0.1:9324"));
+        request.headers_mut().insert(CONTENT_TYPE, JSON_CONTENT_TYPE);
+        request.headers_mut().insert(X_AMZ_TARGET, Op::CreateQueue.target());
+        signer.sign(&mut request, &body);
+        let view = holdfast_protocol::HttpRequest {
+            method: request.method(),
+            uri: request.uri(),
+            headers: request.headers(),
+            body: &body,
+        };
+        let credential = sigv4::parse(&view).expect("a credential");
+        assert_eq!(credential.region, "eu-west-1");
+        assert!(sigv4::verify(&view, &credential, "secret"));
+        assert!(!sigv4::verify(&view, &credential, "other"));
+    }
+
+    #[test]
     fn endpoints() {
         let e = Endpoint::parse("http://127.0.0.1:9324").unwrap();
         assert_eq!(e.connect_to, "127.0.0.1:9324");
