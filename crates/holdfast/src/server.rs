@@ -85,6 +85,15 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The HTTP/1.1 connection settings every listener of this binary uses: keep-alive, and the idle
+/// timeout applied to reading each request's header (also between requests), so half-open or
+/// slow clients are cut off.
+pub(crate) fn http1_builder(idle_timeout: Duration) -> hyper::server::conn::http1::Builder {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(idle_timeout).keep_alive(true);
+    builder
+}
+
 fn serve_connection(
     graceful: &GracefulShutdown,
     app: Arc<App>,
@@ -97,11 +106,7 @@ fn serve_connection(
         let app = Arc::clone(&app);
         async move { Ok::<_, std::convert::Infallible>(http::handle(&app, request, local_addr).await) }
     });
-    let connection = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(idle_timeout)
-        .keep_alive(true)
-        .serve_connection(TokioIo::new(stream), service);
+    let connection = http1_builder(idle_timeout).serve_connection(TokioIo::new(stream), service);
     let connection = graceful.watch(connection);
     tokio::spawn(async move {
         if let Err(error) = connection.await {

@@ -20,7 +20,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 
 #[derive(Args, Clone, Debug)]
@@ -81,10 +81,7 @@ async fn serve(args: BaselineArgs) -> anyhow::Result<()> {
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
-                let connection = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(idle_timeout)
-                    .keep_alive(true)
+                let connection = crate::server::http1_builder(idle_timeout)
                     .serve_connection(TokioIo::new(stream), service_fn(move |request| answer(request, local_addr)));
                 tokio::spawn(async move {
                     let _ = connection.await;
