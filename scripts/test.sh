@@ -22,7 +22,7 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 # One build of the server binary for every test process that spawns it.
 cargo build --quiet -p holdfast
-export HOLDFAST_BIN="$PWD/target/debug/holdfast"
+export HOLDFAST_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/holdfast"
 
 step "Rust tests"
 if cargo nextest --version >/dev/null 2>&1; then
