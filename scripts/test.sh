@@ -20,8 +20,8 @@ cargo fmt --all -- --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-# One build of the server binary for every test process that spawns it.
-cargo build --quiet -p holdfast
+# One build of the server binary (and of the examples the tests run) for every test process.
+cargo build --quiet --workspace --bins --examples
 export HOLDFAST_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/holdfast"
 
 step "Rust tests"

@@ -8,8 +8,15 @@ use std::process::Command;
 
 use common::*;
 
+/// The example's binary. `cargo test` and `cargo nextest` build a package's examples before its
+/// tests (with the same features as the tests), so it is normally there already; building it
+/// again here with `-p` could resolve other features and rebuild half the dependency tree.
 fn orders_bin() -> PathBuf {
     let profile = profile_dir();
+    let built = profile.join("examples/orders");
+    if built.exists() {
+        return built;
+    }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);
     command
