@@ -47,6 +47,9 @@ pub struct Sqs {
     pub(crate) waiters: Waiters,
     /// Serialises changes to message move tasks (the runner's progress and cancellations).
     pub(crate) move_tasks_lock: tokio::sync::Mutex<()>,
+    /// Serialises AddPermission and RemovePermission, which read, edit and write back the Policy
+    /// document: two at once must not lose one's statement.
+    pub(crate) permissions_lock: tokio::sync::Mutex<()>,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -65,7 +68,15 @@ impl Sqs {
         shutdown: watch::Receiver<bool>,
     ) -> Self {
         let waiters = Waiters::new(Arc::clone(&clock));
-        Sqs { store, clock, config, waiters, move_tasks_lock: tokio::sync::Mutex::new(()), shutdown }
+        Sqs {
+            store,
+            clock,
+            config,
+            waiters,
+            move_tasks_lock: tokio::sync::Mutex::new(()),
+            permissions_lock: tokio::sync::Mutex::new(()),
+            shutdown,
+        }
     }
 
     pub fn config(&self) -> &ServiceConfig {

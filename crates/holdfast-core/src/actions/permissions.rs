@@ -70,6 +70,7 @@ fn validate_label(label: &str) -> Result<(), SqsError> {
 }
 
 pub async fn add_permission(sqs: &Sqs, req: AddPermissionRequest) -> Result<NoOutput, SqsError> {
+    let _edit = sqs.permissions_lock.lock().await;
     let queue = sqs.queue(&req.queue_url).await?;
     validate_label(&req.label)?;
     if req.aws_account_ids.is_empty() {
@@ -114,6 +115,7 @@ pub async fn add_permission(sqs: &Sqs, req: AddPermissionRequest) -> Result<NoOu
 }
 
 pub async fn remove_permission(sqs: &Sqs, req: RemovePermissionRequest) -> Result<NoOutput, SqsError> {
+    let _edit = sqs.permissions_lock.lock().await;
     let queue = sqs.queue(&req.queue_url).await?;
     let queue_arn = sqs.queue_arn(&queue.record.name);
     let mut policy = policy_of(&queue.record.attributes, &queue_arn);
