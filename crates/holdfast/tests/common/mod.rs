@@ -89,6 +89,18 @@ impl Drop for TestServer {
 }
 
 fn spawn(data_dir: &Path, extra_args: &[String]) -> (Child, String) {
+    let (child, first_line) = launch(data_dir, extra_args);
+    let line = first_line.recv_timeout(Duration::from_secs(60)).ok().flatten().unwrap_or_else(|| {
+        let log = std::fs::read_to_string(data_dir.with_extension("log")).unwrap_or_default();
+        panic!("holdfast did not report its address; its log:\n{log}")
+    });
+    let url = line.strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line: {line}")).to_string();
+    (child, url)
+}
+
+/// Starts `holdfast serve` on `data_dir` (log next to it, `<data_dir>.log`) and hands back the first
+/// line it prints, `listening on http://…`, or `None` if it closes stdout without one.
+fn launch(data_dir: &Path, extra_args: &[String]) -> (Child, mpsc::Receiver<Option<String>>) {
     std::fs::create_dir_all(data_dir).expect("data dir");
     let log = std::fs::File::create(data_dir.with_extension("log")).expect("log file");
     let mut child = Command::new(binary())
@@ -104,17 +116,11 @@ fn spawn(data_dir: &Path, extra_args: &[String]) -> (Child, String) {
     let (sender, receiver) = mpsc::channel();
     std::thread::spawn(move || {
         let mut lines = BufReader::new(stdout).lines();
-        let first = lines.next().and_then(Result::ok);
-        let _ = sender.send(first);
+        let _ = sender.send(lines.next().and_then(Result::ok));
         // Keep draining so the server never blocks on a full pipe.
         for _ in lines {}
     });
-    let line = receiver.recv_timeout(Duration::from_secs(60)).ok().flatten().unwrap_or_else(|| {
-        let log = std::fs::read_to_string(data_dir.with_extension("log")).unwrap_or_default();
-        panic!("holdfast did not report its address; its log:\n{log}")
-    });
-    let url = line.strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line: {line}")).to_string();
-    (child, url)
+    (child, receiver)
 }
 
 pub fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
@@ -291,25 +297,9 @@ where
 /// exits (or neither serves nor exits within `timeout`) instead of panicking: for startups that
 /// may legitimately be refused. The error carries the server's log as `stderr`.
 pub fn try_start_in(data_dir: &Path, extra_args: &[&str], timeout: Duration) -> Result<TestServer, Exited> {
-    std::fs::create_dir_all(data_dir).expect("data dir");
     let log_path = data_dir.with_extension("log");
-    let log = std::fs::File::create(&log_path).expect("log file");
-    let mut child = Command::new(binary())
-        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .args(extra_args)
-        .env("HOLDFAST_LOG", std::env::var("HOLDFAST_TEST_LOG").unwrap_or_else(|_| "warn".into()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(log))
-        .spawn()
-        .expect("spawn holdfast");
-    let stdout = child.stdout.take().expect("stdout");
-    let (sender, receiver) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        let _ = sender.send(lines.next().and_then(Result::ok));
-        for _ in lines {}
-    });
+    let owned_args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
+    let (mut child, receiver) = launch(data_dir, &owned_args);
     let first = receiver.recv_timeout(timeout);
     if let Ok(Some(line)) = &first {
         if let Some(url) = line.strip_prefix("listening on ") {
@@ -317,7 +307,7 @@ pub fn try_start_in(data_dir: &Path, extra_args: &[&str], timeout: Duration) -> 
                 child: Some(child),
                 url: url.to_string(),
                 data_dir: data_dir.to_path_buf(),
-                extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+                extra_args: owned_args,
                 _temp: None,
             });
         }
