@@ -3,7 +3,7 @@
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use holdfast_api::types::{MessageAttributeMap, MessageAttributeValue};
 use holdfast_api::Blob;
-use holdfast_core::message_attributes::{decode, encode, md5_hex, md5_of_attributes};
+use holdfast_core::digest::{decode, encode, md5_hex, md5_of_attributes};
 
 fn ten_attributes() -> MessageAttributeMap {
     (0..10)

@@ -3,20 +3,35 @@
 //! Request path: the transport decodes a typed `holdfast_api::Request`, `Sqs::handle` dispatches it
 //! to its action module in `actions/`, which validates it, makes one `Store` call per state change,
 //! and answers a typed `holdfast_api::Response`.
+//!
+//! The public surface is what the binary and the storage engines need: `Sqs` and its settings,
+//! the `Store` trait with its types, and the `Clock`. Everything else is this crate's own.
 
-pub mod actions;
 pub mod clock;
-pub mod fifo;
-pub mod message_attributes;
-pub mod names;
-pub mod queue_attributes;
-pub mod receipt;
-pub mod redrive;
-pub mod service;
 pub mod store;
-pub mod validate;
-pub mod waiters;
+
+mod actions;
+mod fifo;
+mod message_attributes;
+mod names;
+mod queue_attributes;
+mod receipt;
+mod redrive;
+mod service;
+mod timer;
+mod validate;
+mod waiters;
+
+#[cfg(test)]
+mod tests;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use service::{RequestContext, ServiceConfig, Sqs};
 pub use store::Store;
+
+/// The MD5 digests SQS answers carry (`MD5OfMessageBody`, `MD5OfMessageAttributes`) and the
+/// canonical attribute encoding they are computed over, for benchmarks and for clients that
+/// check digests.
+pub mod digest {
+    pub use crate::message_attributes::{decode, encode, md5_hex, md5_of_attributes};
+}

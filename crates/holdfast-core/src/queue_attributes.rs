@@ -35,8 +35,6 @@ pub const ALL_ATTRIBUTES: &[&str] = &[
     "SqsManagedSseEnabled",
 ];
 
-/// Attributes that only FIFO queues have.
-pub const FIFO_ONLY: &[&str] = &["FifoQueue", "ContentBasedDeduplication", "DeduplicationScope", "FifoThroughputLimit"];
 
 /// When an attribute may be given.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

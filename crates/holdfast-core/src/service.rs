@@ -13,8 +13,8 @@ use tokio::sync::watch;
 use crate::actions;
 use crate::clock::Clock;
 use crate::names;
-use crate::queue_attributes::QueueSettings;
 use crate::store::{Millis, QueueRecord, Store, StoreError};
+use crate::timer::{Due, QueueKey, Timer};
 use crate::waiters::Waiters;
 
 /// Deployment-wide settings the service needs.
@@ -45,19 +45,12 @@ pub struct Sqs {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) config: ServiceConfig,
     pub(crate) waiters: Waiters,
-    /// Serialises changes to message move tasks (the runner's progress and cancellations).
-    pub(crate) move_tasks_lock: tokio::sync::Mutex<()>,
-    /// Serialises AddPermission and RemovePermission, which read, edit and write back the Policy
-    /// document: two at once must not lose one's statement.
-    pub(crate) permissions_lock: tokio::sync::Mutex<()>,
+    pub(crate) timer: Timer,
     shutdown: watch::Receiver<bool>,
 }
 
-/// A queue resolved from a request, with its effective settings.
-pub(crate) struct Queue {
-    pub record: QueueRecord,
-    pub settings: QueueSettings,
-}
+/// A queue resolved from a request; `settings()` gives its effective settings.
+pub(crate) type Queue = QueueRecord;
 
 impl Sqs {
     /// `shutdown` turns true when the server stops: waiting long polls then answer at once.
@@ -67,16 +60,7 @@ impl Sqs {
         config: ServiceConfig,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
-        let waiters = Waiters::new(Arc::clone(&clock));
-        Sqs {
-            store,
-            clock,
-            config,
-            waiters,
-            move_tasks_lock: tokio::sync::Mutex::new(()),
-            permissions_lock: tokio::sync::Mutex::new(()),
-            shutdown,
-        }
+        Sqs { store, clock, config, waiters: Waiters::default(), timer: Timer::default(), shutdown }
     }
 
     pub fn config(&self) -> &ServiceConfig {
@@ -85,6 +69,11 @@ impl Sqs {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// Whether the service can serve: its store answers a round trip.
+    pub async fn check(&self) -> Result<(), StoreError> {
+        self.store.check().await
     }
 
     pub async fn handle(self: &Arc<Self>, ctx: &RequestContext, request: Request) -> Result<Response, SqsError> {
@@ -156,9 +145,7 @@ impl Sqs {
     }
 
     pub(crate) async fn queue_by_name(&self, name: &str) -> Result<Queue, SqsError> {
-        let record = self.store.get_queue(name).await.map_err(internal)?.ok_or_else(does_not_exist)?;
-        let settings = QueueSettings::from_attributes(&record.attributes);
-        Ok(Queue { record, settings })
+        self.store.get_queue(name).await.map_err(internal)?.ok_or_else(does_not_exist)
     }
 
     pub(crate) fn queue_url(&self, ctx: &RequestContext, name: &str) -> String {
@@ -169,68 +156,132 @@ impl Sqs {
         names::queue_arn(&self.config.region, &self.config.account_id, name)
     }
 
-    /// Starts the service's own work: resumes message move tasks interrupted by a restart, then
-    /// periodically dead-letters exhausted messages of queues nobody receives from and removes
-    /// messages past their retention period. Runs until the task is aborted.
+    /// Starts the service's own work: resumes message move tasks interrupted by a restart,
+    /// schedules a first look at every queue (retention, exhausted messages), then serves the
+    /// timer until shutdown. See `crate::timer`.
     pub fn spawn_background(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let sqs = Arc::clone(self);
         tokio::spawn(async move {
             if let Err(error) = actions::move_tasks::resume(&sqs).await {
                 tracing::warn!(%error, "resuming message move tasks failed");
             }
-            let mut ticks: u64 = 0;
-            let mut interval = tokio::time::interval(HOUSEKEEPING_INTERVAL);
-            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                interval.tick().await;
-                match actions::dead_letters::sweep(&sqs).await {
-                    Ok(0) => {}
-                    Ok(moved) => tracing::info!(moved, "moved exhausted messages to their dead-letter queues"),
-                    Err(error) => tracing::warn!(%error, "dead-letter sweep failed"),
-                }
-                if ticks.is_multiple_of(EXPIRY_EVERY_TICKS) {
-                    match sqs.expire_messages().await {
-                        Ok(0) => {}
-                        Ok(removed) => tracing::info!(removed, "expired messages past their retention period"),
-                        Err(error) => tracing::warn!(%error, "expiring messages failed"),
+            match actions::dead_letters::all_queues(&sqs).await {
+                Ok(queues) => {
+                    let now = sqs.now();
+                    for queue in &queues {
+                        sqs.timer.schedule(Due::Expire(queue.key()), now);
+                        if queue.settings().redrive_policy.is_some() {
+                            sqs.timer.schedule(Due::Visible(queue.key()), now);
+                        }
                     }
                 }
-                ticks += 1;
+                Err(error) => tracing::warn!(%error, "listing queues for housekeeping failed"),
             }
+            sqs.timer.schedule(Due::Prune, sqs.now());
+            sqs.run_timer().await;
         })
     }
 
-    /// Removes expired messages of every queue, so retention holds even for queues nobody
-    /// receives from.
-    pub async fn expire_messages(&self) -> Result<u64, SqsError> {
-        let retention: Vec<(i64, i64)> = actions::dead_letters::all_queues(self)
-            .await?
-            .iter()
-            .map(|q| (q.id, i64::from(QueueSettings::from_attributes(&q.attributes).message_retention_period) * 1000))
-            .collect();
-        self.store.expire_messages(&retention, self.now()).await.map_err(internal)
+    /// The timer's task: handles what is due, then sleeps until the next deadline or until an
+    /// earlier one is scheduled.
+    async fn run_timer(&self) {
+        let mut shutdown = self.shutdown_signal();
+        loop {
+            for due in self.timer.take_due(self.now()) {
+                self.fire(due).await;
+            }
+            // Everything due has been taken, so the next deadline is in the future.
+            let sleep = self.timer.next_deadline().map(|at| {
+                let distance = u64::try_from(at - self.now()).unwrap_or(0).max(1);
+                tokio::time::Instant::now() + std::time::Duration::from_millis(distance)
+            });
+            tokio::select! {
+                _ = self.timer.rearmed() => {}
+                _ = async { tokio::time::sleep_until(sleep.expect("guarded")).await }, if sleep.is_some() => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    async fn fire(&self, due: Due) {
+        let result = match &due {
+            Due::Visible(queue) => {
+                self.waiters.wake_all(queue.id);
+                actions::dead_letters::sweep_queue(self, queue).await
+            }
+            Due::Expire(queue) => self.expire_queue(queue).await,
+            Due::Prune => self.prune_records().await,
+        };
+        if let Err(error) = result {
+            // A failed step is tried again soon rather than dropped: the store may recover.
+            tracing::warn!(?due, %error, "scheduled work failed; retrying in a second");
+            self.timer.schedule(due, self.now() + RETRY_AFTER_MS);
+        }
+    }
+
+    /// Removes the queue's messages past its retention period and schedules the next expiry.
+    async fn expire_queue(&self, key: &QueueKey) -> Result<(), SqsError> {
+        let Some(queue) = self.live_queue(key).await? else { return Ok(()) };
+        let retention_ms = i64::from(queue.settings().message_retention_period) * 1000;
+        let now = self.now();
+        let outcome = match self.store.expire_messages(queue.id, now - retention_ms).await {
+            Err(StoreError::QueueNotFound(_)) => return Ok(()),
+            other => other.map_err(internal)?,
+        };
+        if outcome.removed > 0 {
+            tracing::info!(queue = %queue.name, removed = outcome.removed, "expired messages past their retention period");
+        }
+        if let Some(oldest) = outcome.oldest_sent_at {
+            self.timer.schedule(Due::Expire(key.clone()), (oldest + retention_ms).max(now + COALESCE_MS));
+        }
+        Ok(())
+    }
+
+    async fn prune_records(&self) -> Result<(), SqsError> {
+        let now = self.now();
+        if let Some(next) = self.store.prune_expired_records(now).await.map_err(internal)? {
+            self.timer.schedule(Due::Prune, next.max(now + COALESCE_MS));
+        }
+        Ok(())
+    }
+
+    /// The queue a deadline was scheduled for, if it still exists (and is not a new queue that
+    /// reuses the name).
+    pub(crate) async fn live_queue(&self, key: &QueueKey) -> Result<Option<Queue>, SqsError> {
+        let queue = self.store.get_queue(&key.name).await.map_err(internal)?;
+        Ok(queue.filter(|q| q.id == key.id))
     }
 }
 
-/// How often exhausted messages are dead-lettered when nobody receives them.
-const HOUSEKEEPING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
-/// Retention expiry runs every this many housekeeping ticks (30 s).
-const EXPIRY_EVERY_TICKS: u64 = 15;
+/// How long a failed piece of scheduled work waits before it is tried again.
+const RETRY_AFTER_MS: Millis = 1_000;
+/// Expiry and pruning run at most this often per key: under a steady stream of messages each
+/// run then removes a second's worth instead of waking for every message.
+const COALESCE_MS: Millis = 1_000;
+
+impl QueueRecord {
+    /// The timer's key for this queue.
+    pub(crate) fn key(&self) -> QueueKey {
+        QueueKey::new(self.id, &self.name)
+    }
+}
 
 pub(crate) fn does_not_exist() -> SqsError {
     sqs_error!(QueueDoesNotExist, "The specified queue does not exist.")
 }
 
-/// Storage failures are logged with their cause and reported without it.
+/// A store failure as the client sees it. A queue deleted since the request resolved it is
+/// `QueueDoesNotExist`; storage failures are logged with their cause chain and reported without it.
 pub(crate) fn internal(error: StoreError) -> SqsError {
-    match error {
-        StoreError::Full(cause) => {
-            tracing::warn!(%cause, "storage is full; refusing the request");
+    match &error {
+        StoreError::QueueNotFound(_) => does_not_exist(),
+        StoreError::Full(_) => {
+            tracing::warn!(error = %error.chain(), "storage is full; refusing the request");
             sqs_error!(ServiceUnavailable, "The server is out of storage space; try again later.")
         }
         StoreError::Closed => sqs_error!(ServiceUnavailable, "The server is shutting down."),
-        StoreError::Backend(cause) => {
-            tracing::warn!(%cause, "storage failure");
+        StoreError::Backend(_) => {
+            tracing::warn!(error = %error.chain(), "storage failure");
             sqs_error!(InternalFailure, "The request processing has failed because of an unknown error.")
         }
     }

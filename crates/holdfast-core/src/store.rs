@@ -17,8 +17,11 @@
 //! conformance suite drives time by hand instead of sleeping.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
+
+use crate::queue_attributes::QueueSettings;
 
 /// Epoch milliseconds. SQS timestamps are epoch seconds or milliseconds; all internal ones are ms.
 pub type Millis = i64;
@@ -27,22 +30,56 @@ pub type Millis = i64;
 /// and nothing addressed to the old one can reach it.
 pub type QueueId = i64;
 
-/// Storage failures. These never reach a client as such: the service logs them with their cause
-/// and answers `InternalFailure` (or `ServiceUnavailable` when the disk is full).
-#[derive(Debug, thiserror::Error)]
+/// What a storage failure was caused by, kept whole so logs show the full chain. Shared, so one
+/// failure can be the answer of every call that a failed batch held.
+pub type Cause = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Store failures.
+///
+/// One convention for a queue that is gone: looking a queue up by name answers `Ok(None)`; every
+/// call that acts on a `QueueId` fails with `QueueNotFound` when that queue no longer exists
+/// (deleted since the caller resolved it). The service turns that into `QueueDoesNotExist`.
+/// The other variants never reach a client as such: the service logs them with their cause chain
+/// and answers `InternalFailure` (or `ServiceUnavailable`).
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("storage is out of space: {0}")]
-    Full(String),
-    #[error("storage failure: {0}")]
-    Backend(String),
+    #[error("queue {0} does not exist")]
+    QueueNotFound(QueueId),
+    #[error("storage is out of space")]
+    Full(#[source] Cause),
+    #[error("storage failure")]
+    Backend(#[source] Cause),
     #[error("the store is shutting down")]
     Closed,
 }
 
+impl StoreError {
+    /// A backend failure from any error, or from a message (`"writer thread gone"`).
+    pub fn backend(cause: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
+        StoreError::Backend(Arc::from(cause.into()))
+    }
+
+    pub fn full(cause: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
+        StoreError::Full(Arc::from(cause.into()))
+    }
+
+    /// The error and every cause under it, joined with `: `, for logs.
+    pub fn chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
+    }
+}
+
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// A queue as stored.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A queue as stored. Engines build it with `QueueRecord::new`.
+#[derive(Clone, Debug)]
 pub struct QueueRecord {
     pub id: QueueId,
     pub name: String,
@@ -54,7 +91,39 @@ pub struct QueueRecord {
     pub tags: BTreeMap<String, String>,
     pub created_at: Millis,
     pub last_modified_at: Millis,
+    /// `attributes` parsed into settings on first use and shared by every clone of this record,
+    /// so an engine that caches records parses each queue's attributes (RedrivePolicy JSON
+    /// included) once per load, not once per request.
+    settings: Arc<OnceLock<QueueSettings>>,
 }
+
+impl QueueRecord {
+    pub fn new(
+        id: QueueId,
+        name: String,
+        attributes: BTreeMap<String, String>,
+        tags: BTreeMap<String, String>,
+        created_at: Millis,
+        last_modified_at: Millis,
+    ) -> Self {
+        QueueRecord { id, name, attributes, tags, created_at, last_modified_at, settings: Arc::default() }
+    }
+
+    /// The effective settings (defaults applied) of this record's attributes.
+    pub(crate) fn settings(&self) -> &QueueSettings {
+        self.settings.get_or_init(|| QueueSettings::from_attributes(&self.attributes))
+    }
+}
+
+/// Records are equal when their stored fields are; the parsed settings follow from those.
+impl PartialEq for QueueRecord {
+    fn eq(&self, other: &Self) -> bool {
+        (self.id, &self.name, &self.attributes, &self.tags, self.created_at, self.last_modified_at)
+            == (other.id, &other.name, &other.attributes, &other.tags, other.created_at, other.last_modified_at)
+    }
+}
+
+impl Eq for QueueRecord {}
 
 /// What `create_queue` found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,26 +174,15 @@ pub struct Deduplication {
     pub per_group: bool,
 }
 
-/// What `send_messages` did with one message.
+/// What `send_messages` did with one message: everything a send response reports about it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SendOutcome {
-    Enqueued {
-        seq: i64,
-    },
-    /// A FIFO send whose deduplication id was seen within the window: nothing was enqueued; the
-    /// first message's id and seq are reported instead.
-    Duplicate {
-        seq: i64,
-        message_id: String,
-    },
-}
-
-impl SendOutcome {
-    pub fn seq(&self) -> i64 {
-        match self {
-            SendOutcome::Enqueued { seq } | SendOutcome::Duplicate { seq, .. } => *seq,
-        }
-    }
+pub struct Sent {
+    /// The message's MessageId: the new message's, or for a duplicate the first message's.
+    pub message_id: String,
+    /// The message's seq (FIFO SequenceNumber); for a duplicate, the first message's.
+    pub seq: i64,
+    /// A FIFO send whose deduplication id was seen within the window: nothing was enqueued.
+    pub duplicate: bool,
 }
 
 /// A message as stored, returned by receive.
@@ -226,6 +284,23 @@ pub struct ReceiveOutcome {
     pub dead_lettered: u64,
 }
 
+/// What one `dead_letter_exhausted` call did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SweepOutcome {
+    pub moved: u64,
+    /// When the next exhausted message still in flight becomes visible (and so due to move), if
+    /// any: the service's timer wakes then.
+    pub next_due_at: Option<Millis>,
+}
+
+/// What one `expire_messages` call did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExpiryOutcome {
+    pub removed: u64,
+    /// The enqueue time of the oldest message left, if any: it expires a retention period later.
+    pub oldest_sent_at: Option<Millis>,
+}
+
 /// One message for a message move task to move: which message and where to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MessageMove {
@@ -267,6 +342,17 @@ impl MoveTaskStatus {
             .into_iter()
             .find(|s| s.as_str() == text)
     }
+}
+
+/// One step of a running move task, applied by `advance_move_task` unless the task was cancelled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MoveStep {
+    /// Move these messages (as `move_messages` describes) and add how many moved to the task.
+    Moved(Vec<MessageMove>),
+    /// Nothing is left to move.
+    Completed,
+    /// The task cannot go on.
+    Failed(String),
 }
 
 /// A message move task (StartMessageMoveTask), persisted so it survives restarts.
@@ -338,6 +424,7 @@ pub trait Store: Send + Sync + 'static {
         recreate_cooldown_ms: i64,
     ) -> StoreResult<CreateQueueOutcome>;
 
+    /// The live queue of that name, if any.
     async fn get_queue(&self, name: &str) -> StoreResult<Option<QueueRecord>>;
 
     /// Live queues whose name starts with `prefix`, in name order, starting after `after`,
@@ -345,97 +432,123 @@ pub trait Store: Send + Sync + 'static {
     async fn list_queues(&self, prefix: &str, after: Option<&str>, limit: usize) -> StoreResult<Vec<QueueRecord>>;
 
     /// Deletes the queue and all its messages; remembers the name and time for the cooldown.
-    /// Returns false if the queue did not exist.
-    async fn delete_queue(&self, queue: QueueId, now: Millis) -> StoreResult<bool>;
+    async fn delete_queue(&self, queue: QueueId, now: Millis) -> StoreResult<()>;
 
     /// Merges `attributes` into the queue's explicit attributes (an empty value removes one) and
-    /// sets `last_modified_at`. Returns false if the queue does not exist.
+    /// sets `last_modified_at`.
     async fn set_queue_attributes(
         &self,
         queue: QueueId,
         attributes: BTreeMap<String, String>,
         now: Millis,
+    ) -> StoreResult<()>;
+
+    /// Sets one explicit attribute to `value` (empty removes it) only if its explicit value is
+    /// still `expected` (`None`: unset): a compare-and-set for read-modify-write edits such as
+    /// AddPermission's. Returns false, changing nothing, if the value changed meanwhile.
+    async fn replace_queue_attribute(
+        &self,
+        queue: QueueId,
+        name: &str,
+        expected: Option<&str>,
+        value: &str,
+        now: Millis,
     ) -> StoreResult<bool>;
 
-    /// Adds or overwrites tags. Returns false if the queue does not exist.
-    async fn tag_queue(&self, queue: QueueId, tags: BTreeMap<String, String>) -> StoreResult<bool>;
+    /// Adds or overwrites tags.
+    async fn tag_queue(&self, queue: QueueId, tags: BTreeMap<String, String>) -> StoreResult<()>;
 
-    /// Removes tags (missing keys are ignored). Returns false if the queue does not exist.
-    async fn untag_queue(&self, queue: QueueId, keys: Vec<String>) -> StoreResult<bool>;
+    /// Removes tags (missing keys are ignored).
+    async fn untag_queue(&self, queue: QueueId, keys: Vec<String>) -> StoreResult<()>;
 
     /// Removes every message of the queue (visible, delayed and in flight), unless the queue was
-    /// purged less than `cooldown_ms` ago. `None` if the queue does not exist.
-    async fn purge_queue(&self, queue: QueueId, now: Millis, cooldown_ms: i64) -> StoreResult<Option<PurgeOutcome>>;
+    /// purged less than `cooldown_ms` ago.
+    async fn purge_queue(&self, queue: QueueId, now: Millis, cooldown_ms: i64) -> StoreResult<PurgeOutcome>;
 
     async fn queue_counts(&self, queue: QueueId, now: Millis) -> StoreResult<QueueCounts>;
 
     // ---- messages ----
 
-    /// Enqueues all messages atomically, in order; one outcome per message. With `dedup` (FIFO
+    /// Enqueues all messages atomically, in order; one `Sent` per message. With `dedup` (FIFO
     /// queues), a message whose `deduplication_id` was recorded within the window (in its group,
     /// for per-group scope) is not enqueued, and each enqueued id is recorded until `now +
-    /// window_ms`, surviving the message's deletion. Enqueues nothing if the queue does not exist:
-    /// `Ok(None)`.
+    /// window_ms`, surviving the message's deletion.
     async fn send_messages(
         &self,
         queue: QueueId,
         messages: Vec<NewMessage>,
         dedup: Option<Deduplication>,
         now: Millis,
-    ) -> StoreResult<Option<Vec<SendOutcome>>>;
+    ) -> StoreResult<Vec<Sent>>;
 
     /// Leases up to `max_messages` visible messages in the order `params.delivery` prescribes:
     /// each gets a new random lease, `receive_count + 1`, `first_received_at` if unset, and stays
     /// hidden until `now + visibility_timeout_ms`. Expired messages met on the way are removed;
-    /// exhausted ones are dead-lettered (`params.dead_letter`). `Ok(None)` if the queue does not
-    /// exist.
-    async fn receive_messages(&self, queue: QueueId, params: ReceiveParams) -> StoreResult<Option<ReceiveOutcome>>;
+    /// exhausted ones are dead-lettered (`params.dead_letter`).
+    async fn receive_messages(&self, queue: QueueId, params: ReceiveParams) -> StoreResult<ReceiveOutcome>;
 
     /// Deletes each message whose lease is current. One outcome per input, in order.
-    /// `Ok(None)` if the queue does not exist.
-    async fn delete_messages(&self, queue: QueueId, leases: Vec<Lease>) -> StoreResult<Option<Vec<DeleteOutcome>>>;
+    async fn delete_messages(&self, queue: QueueId, leases: Vec<Lease>) -> StoreResult<Vec<DeleteOutcome>>;
 
     /// Sets each leased message's visibility to `now + visibility_timeout_ms` where the lease is
-    /// current and still in flight. One outcome per input, in order. `Ok(None)` if the queue does
-    /// not exist.
+    /// current and still in flight. One outcome per input, in order.
     async fn change_visibility(
         &self,
         queue: QueueId,
         changes: Vec<ChangeVisibility>,
         now: Millis,
         max_inflight_ms: i64,
-    ) -> StoreResult<Option<Vec<ChangeVisibilityOutcome>>>;
+    ) -> StoreResult<Vec<ChangeVisibilityOutcome>>;
 
     /// Moves up to `limit` visible messages whose `receive_count >= max_receive_count` to the
     /// dead-letter queue, so they do not wait in the source queue for a receive that may never
-    /// come. Returns how many moved; `Ok(None)` if the source queue does not exist.
+    /// come, and says when the next exhausted message in flight becomes due.
     async fn dead_letter_exhausted(
         &self,
         queue: QueueId,
         target: DeadLetterTarget,
         now: Millis,
         limit: usize,
-    ) -> StoreResult<Option<u64>>;
+    ) -> StoreResult<SweepOutcome>;
 
     /// Up to `limit` visible messages of `queue`, in delivery order, for a move task to place.
     async fn movable_messages(&self, queue: QueueId, now: Millis, limit: usize) -> StoreResult<Vec<MovableMessage>>;
 
-    /// Moves each listed message from `source` to its destination, keeping its id, body,
-    /// attributes and (unless `reset_sent_at`) enqueue time, clearing its dead-letter source and
-    /// receive count. Messages no longer visible in `source`, or whose destination no longer
-    /// exists, are skipped. Returns how many moved.
-    async fn move_messages(&self, source: QueueId, moves: Vec<MessageMove>, now: Millis) -> StoreResult<u64>;
+    /// Removes the messages of `queue` sent before `sent_before` (now minus its retention period)
+    /// and reports the oldest message left, so expiry can be scheduled for exactly when it is due.
+    async fn expire_messages(&self, queue: QueueId, sent_before: Millis) -> StoreResult<ExpiryOutcome>;
 
-    /// Inserts or replaces a move task (by handle).
-    async fn save_move_task(&self, task: MoveTask) -> StoreResult<()>;
+    /// Forgets every deduplication record and receive attempt whose window has passed; returns
+    /// when the next one's does, if any is left.
+    async fn prune_expired_records(&self, now: Millis) -> StoreResult<Option<Millis>>;
+
+    // ---- message move tasks ----
+
+    /// Records a new RUNNING task, unless its source queue already has an active (RUNNING or
+    /// CANCELLING) task: then returns false and records nothing.
+    async fn start_move_task(&self, task: MoveTask) -> StoreResult<bool>;
+
+    /// Turns the RUNNING task `handle` into CANCELLING. Returns the task as it was found (so the
+    /// caller can tell a task that was not running), or `None` if there is no such task.
+    async fn cancel_move_task(&self, handle: &str) -> StoreResult<Option<MoveTask>>;
+
+    /// Applies one step of the runner to task `handle`, atomically with any cancellation: a
+    /// CANCELLING task becomes CANCELLED and the step is dropped; a RUNNING task takes the step
+    /// (`Moved`: each listed message moves from the task's source to its destination, keeping its
+    /// id, body, attributes and, unless `reset_sent_at`, its enqueue time, clearing its
+    /// dead-letter source and receive count; messages no longer visible in the source, or whose
+    /// destination is gone, are skipped; the task's `moved` grows by how many moved). Any other
+    /// task is left as it is. Returns the task afterwards, or `None` if there is no such task.
+    async fn advance_move_task(&self, handle: &str, step: MoveStep, now: Millis) -> StoreResult<Option<MoveTask>>;
 
     /// Move tasks, newest first: those of one source queue, or all.
     async fn move_tasks(&self, source_queue: Option<QueueId>) -> StoreResult<Vec<MoveTask>>;
 
-    /// Removes the messages of every queue that were sent before `now - retention` of their
-    /// queue, where `retention_ms` gives each queue's period. Returns how many were removed.
-    /// Called periodically so expiry happens even when nobody receives.
-    async fn expire_messages(&self, retention_ms: &[(QueueId, i64)], now: Millis) -> StoreResult<u64>;
+    // ---- the engine ----
+
+    /// Whether the engine can serve requests: answers `Ok` only after a round trip through the
+    /// engine's machinery (for SQLite, its writer thread), so a wedged or dead engine shows.
+    async fn check(&self) -> StoreResult<()>;
 
     /// Makes everything acknowledged so far durable and releases resources. Later calls fail
     /// with `StoreError::Closed`.

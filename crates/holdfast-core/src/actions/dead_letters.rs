@@ -1,17 +1,17 @@
 //! ListDeadLetterSourceQueues, and the sweep that dead-letters exhausted messages of queues nobody
-//! is receiving from.
+//! is receiving from, run by the service's timer when such a message becomes visible.
 
 use holdfast_api::types::*;
 use holdfast_api::{limits, SqsError};
 
 use super::queues::{decode_next_token, encode_next_token};
 use super::receive::dead_letter_target;
-use crate::queue_attributes::QueueSettings;
-use crate::service::{internal, Queue, RequestContext, Sqs};
-use crate::store::QueueRecord;
+use crate::service::{internal, RequestContext, Sqs};
+use crate::store::{QueueRecord, StoreError};
+use crate::timer::{Due, QueueKey};
 use crate::validate::check_range;
 
-/// How many exhausted messages one sweep moves per queue; the next sweep takes the rest.
+/// How many exhausted messages one sweep moves; a sweep that moved this many runs again at once.
 const SWEEP_LIMIT: usize = 1_000;
 
 /// Every live queue, page by page.
@@ -41,14 +41,11 @@ pub async fn list_dead_letter_source_queues(
         None => None,
     };
     let after = req.next_token.as_deref().filter(|t| !t.is_empty()).map(decode_next_token).transpose()?;
-    let target_arn = sqs.queue_arn(&queue.record.name);
+    let target_arn = sqs.queue_arn(&queue.name);
     let mut sources: Vec<String> = all_queues(sqs)
         .await?
         .into_iter()
-        .filter(|q| {
-            let settings = QueueSettings::from_attributes(&q.attributes);
-            settings.redrive_policy.is_some_and(|p| p.dead_letter_target_arn == target_arn)
-        })
+        .filter(|q| q.settings().redrive_policy.as_ref().is_some_and(|p| p.dead_letter_target_arn == target_arn))
         .map(|q| q.name)
         .filter(|name| after.as_ref().is_none_or(|after| name > after))
         .collect();
@@ -65,28 +62,31 @@ pub async fn list_dead_letter_source_queues(
     })
 }
 
-/// Moves exhausted messages of every queue with a RedrivePolicy to its dead-letter queue, so a
-/// poison message does not wait for a receive that may never come. Returns how many moved.
-pub(crate) async fn sweep(sqs: &Sqs) -> Result<u64, SqsError> {
-    let mut moved = 0;
-    for record in all_queues(sqs).await? {
-        let settings = QueueSettings::from_attributes(&record.attributes);
-        if settings.redrive_policy.is_none() {
-            continue;
-        }
-        let queue = Queue { record, settings };
-        let Some(target) = dead_letter_target(sqs, &queue).await? else { continue };
-        let target_queue = target.queue;
-        let count = sqs
-            .store
-            .dead_letter_exhausted(queue.record.id, target, sqs.now(), SWEEP_LIMIT)
-            .await
-            .map_err(internal)?
-            .unwrap_or(0);
-        if count > 0 {
-            sqs.waiters.messages_visible(target_queue, count as usize);
-            moved += count;
-        }
+/// Messages arrived in `queue` from another queue (dead-lettered or moved): wake its receivers,
+/// and let expiry look at it, since a moved message may keep an enqueue time older than any there.
+pub(crate) fn arrived(sqs: &Sqs, queue: &QueueKey, count: u64) {
+    sqs.waiters.messages_visible(queue.id, count as usize);
+    sqs.timer.schedule(Due::Expire(queue.clone()), sqs.now());
+}
+
+/// Moves the queue's exhausted messages to its dead-letter queue, so a poison message does not
+/// wait for a receive that may never come, and schedules the next sweep for when the next
+/// exhausted message in flight becomes visible.
+pub(crate) async fn sweep_queue(sqs: &Sqs, key: &QueueKey) -> Result<(), SqsError> {
+    let Some(queue) = sqs.live_queue(key).await? else { return Ok(()) };
+    let Some((rule, target)) = dead_letter_target(sqs, &queue).await? else { return Ok(()) };
+    let now = sqs.now();
+    let outcome = match sqs.store.dead_letter_exhausted(queue.id, rule, now, SWEEP_LIMIT).await {
+        Err(StoreError::QueueNotFound(_)) => return Ok(()),
+        other => other.map_err(internal)?,
+    };
+    if outcome.moved > 0 {
+        tracing::info!(queue = %queue.name, moved = outcome.moved, "moved exhausted messages to the dead-letter queue");
+        arrived(sqs, &target, outcome.moved);
     }
-    Ok(moved)
+    let next = if outcome.moved as usize >= SWEEP_LIMIT { Some(now) } else { outcome.next_due_at };
+    if let Some(at) = next {
+        sqs.timer.schedule(Due::Visible(key.clone()), at);
+    }
+    Ok(())
 }

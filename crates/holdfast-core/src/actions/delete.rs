@@ -7,7 +7,6 @@
 use holdfast_api::types::*;
 use holdfast_api::{NoOutput, SqsError};
 
-use super::exists;
 use super::send::failure;
 use crate::receipt;
 use crate::service::{internal, Sqs};
@@ -15,8 +14,8 @@ use crate::validate::check_batch_entry_ids;
 
 pub async fn delete_message(sqs: &Sqs, req: DeleteMessageRequest) -> Result<NoOutput, SqsError> {
     let queue = sqs.queue(&req.queue_url).await?;
-    let lease = receipt::decode(&req.receipt_handle, queue.record.id)?;
-    exists(sqs.store.delete_messages(queue.record.id, vec![lease]).await.map_err(internal)?)?;
+    let lease = receipt::decode(&req.receipt_handle, queue.id)?;
+    sqs.store.delete_messages(queue.id, vec![lease]).await.map_err(internal)?;
     Ok(NoOutput)
 }
 
@@ -30,7 +29,7 @@ pub async fn delete_message_batch(
     let mut successful = Vec::new();
     let mut failed = Vec::new();
     for entry in &req.entries {
-        match receipt::decode(&entry.receipt_handle, queue.record.id) {
+        match receipt::decode(&entry.receipt_handle, queue.id) {
             Ok(lease) => {
                 leases.push(lease);
                 successful.push(BatchResultEntry { id: entry.id.clone() });
@@ -39,7 +38,7 @@ pub async fn delete_message_batch(
         }
     }
     if !leases.is_empty() {
-        exists(sqs.store.delete_messages(queue.record.id, leases).await.map_err(internal)?)?;
+        sqs.store.delete_messages(queue.id, leases).await.map_err(internal)?;
     }
     Ok(DeleteMessageBatchResponse { successful, failed })
 }

@@ -11,9 +11,3 @@ pub mod send;
 pub mod tags;
 pub mod visibility;
 
-use holdfast_api::SqsError;
-
-/// Turns a store "queue does not exist" (`None`/`false`) into the SQS error.
-pub(crate) fn exists<T>(value: Option<T>) -> Result<T, SqsError> {
-    value.ok_or_else(crate::service::does_not_exist)
-}

@@ -5,9 +5,12 @@
 //! every RUNNING task and finishes cancellations that were under way. A task moves the messages
 //! that were in the dead-letter queue when it started (`ApproximateNumberOfMessagesToMove`);
 //! messages arriving later stay where they are, and nothing is lost either way because each move
-//! is one atomic store call. Only the runner and cancellation change a task, one at a time
-//! (`Sqs::move_tasks_lock`), so a cancellation is never overwritten by progress.
+//! is one atomic store call. Each change of a task is one store call too: starting checks for an
+//! active task and records the new one atomically, cancelling flips RUNNING to CANCELLING, and
+//! each runner step moves its messages and records the progress together
+//! (`Store::advance_move_task`), so a cancellation is never overwritten by progress.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,11 +20,11 @@ use holdfast_api::types::*;
 use holdfast_api::{sqs_error, SqsError};
 use serde_json::json;
 
-use super::dead_letters::all_queues;
-use crate::queue_attributes::QueueSettings;
+use super::dead_letters::{all_queues, arrived};
 use crate::redrive::queue_name_from_arn;
 use crate::service::{internal, Sqs};
-use crate::store::{MessageMove, MoveTask, MoveTaskStatus, QueueId, QueueRecord};
+use crate::store::{MessageMove, Millis, MoveStep, MoveTask, MoveTaskStatus, QueueId, QueueRecord};
+use crate::timer::QueueKey;
 use crate::validate::check_range;
 
 /// SQS's ceiling for `MaxNumberOfMessagesPerSecond`.
@@ -51,10 +54,6 @@ fn source_arn_of_handle(handle: &str) -> Option<String> {
     document.get("sourceArn")?.as_str().map(str::to_string)
 }
 
-fn is_active(task: &MoveTask) -> bool {
-    matches!(task.status, MoveTaskStatus::Running | MoveTaskStatus::Cancelling)
-}
-
 pub async fn start_message_move_task(
     sqs: &Arc<Sqs>,
     req: StartMessageMoveTaskRequest,
@@ -64,11 +63,10 @@ pub async fn start_message_move_task(
     if let Some(rate) = req.max_number_of_messages_per_second {
         check_range("MaxNumberOfMessagesPerSecond", rate, 1, MAX_RATE)?;
     }
-    let is_dead_letter_queue = all_queues(sqs).await?.iter().any(|q| {
-        QueueSettings::from_attributes(&q.attributes)
-            .redrive_policy
-            .is_some_and(|p| p.dead_letter_target_arn == source_arn)
-    });
+    let is_dead_letter_queue = all_queues(sqs)
+        .await?
+        .iter()
+        .any(|q| q.settings().redrive_policy.as_ref().is_some_and(|p| p.dead_letter_target_arn == source_arn));
     if !is_dead_letter_queue {
         return Err(sqs_error!(InvalidParameterValue, "Source queue must be configured as a Dead Letter Queue."));
     }
@@ -77,14 +75,6 @@ pub async fn start_message_move_task(
         if destination.id == source.id {
             return Err(sqs_error!(InvalidParameterValue, "The destination queue must differ from the source queue."));
         }
-    }
-    let _guard = sqs.move_tasks_lock.lock().await;
-    let existing = sqs.store.move_tasks(Some(source.id)).await.map_err(internal)?;
-    if existing.iter().any(is_active) {
-        return Err(sqs_error!(
-            InvalidParameterValue,
-            "There is already a task running. Only one active task is allowed for a source queue arn at a given time."
-        ));
     }
     let counts = sqs.store.queue_counts(source.id, sqs.now()).await.map_err(internal)?;
     let task = MoveTask {
@@ -99,7 +89,12 @@ pub async fn start_message_move_task(
         started_at: sqs.now(),
         failure_reason: None,
     };
-    sqs.store.save_move_task(task.clone()).await.map_err(internal)?;
+    if !sqs.store.start_move_task(task.clone()).await.map_err(internal)? {
+        return Err(sqs_error!(
+            InvalidParameterValue,
+            "There is already a task running. Only one active task is allowed for a source queue arn at a given time."
+        ));
+    }
     tracing::info!(source = %task.source_arn, destination = ?task.destination_arn, "message move task started");
     let handle = task.handle.clone();
     tokio::spawn(run(Arc::clone(sqs), task));
@@ -112,9 +107,14 @@ pub async fn cancel_message_move_task(
 ) -> Result<CancelMessageMoveTaskResponse, SqsError> {
     let source_arn = source_arn_of_handle(&req.task_handle).ok_or_else(|| not_found("TaskHandle"))?;
     let source = queue_by_arn(sqs, &source_arn, "TaskHandle").await?;
-    let _guard = sqs.move_tasks_lock.lock().await;
-    let tasks = sqs.store.move_tasks(Some(source.id)).await.map_err(internal)?;
-    let mut task = tasks.into_iter().find(|t| t.handle == req.task_handle).ok_or_else(|| not_found("TaskHandle"))?;
+    let task = sqs
+        .store
+        .cancel_move_task(&req.task_handle)
+        .await
+        .map_err(internal)?
+        .filter(|t| t.source_queue == source.id)
+        .ok_or_else(|| not_found("TaskHandle"))?;
+    // The store changed only a RUNNING task; any other is reported as it was.
     if task.status != MoveTaskStatus::Running {
         return Err(sqs_error!(
             InvalidParameterValue,
@@ -122,8 +122,6 @@ pub async fn cancel_message_move_task(
             task.status.as_str()
         ));
     }
-    task.status = MoveTaskStatus::Cancelling;
-    sqs.store.save_move_task(task.clone()).await.map_err(internal)?;
     Ok(CancelMessageMoveTaskResponse { approximate_number_of_messages_moved: Some(task.moved as i64) })
 }
 
@@ -156,15 +154,15 @@ pub async fn list_message_move_tasks(
 
 /// Restarts the runners of tasks that were running when the server stopped.
 pub(crate) async fn resume(sqs: &Arc<Sqs>) -> Result<(), SqsError> {
-    for mut task in sqs.store.move_tasks(None).await.map_err(internal)? {
+    for task in sqs.store.move_tasks(None).await.map_err(internal)? {
         match task.status {
             MoveTaskStatus::Running => {
                 tracing::info!(source = %task.source_arn, "resuming message move task");
                 tokio::spawn(run(Arc::clone(sqs), task));
             }
             MoveTaskStatus::Cancelling => {
-                task.status = MoveTaskStatus::Cancelled;
-                sqs.store.save_move_task(task).await.map_err(internal)?;
+                // Any step finishes a cancellation that was under way.
+                sqs.store.advance_move_task(&task.handle, MoveStep::Completed, sqs.now()).await.map_err(internal)?;
             }
             _ => {}
         }
@@ -172,14 +170,17 @@ pub(crate) async fn resume(sqs: &Arc<Sqs>) -> Result<(), SqsError> {
     Ok(())
 }
 
+/// A step's moves, and how many messages each destination is to receive.
+struct Plan {
+    moves: Vec<MessageMove>,
+    arrivals: Vec<(QueueKey, u64)>,
+}
+
 /// Where each message goes: the task's destination, or the queue it was dead-lettered from.
-async fn destinations(
-    sqs: &Sqs,
-    task: &MoveTask,
-    messages: &[crate::store::MovableMessage],
-) -> Result<Vec<MessageMove>, String> {
+async fn destinations(sqs: &Sqs, task: &MoveTask, messages: &[crate::store::MovableMessage]) -> Result<Plan, String> {
     let mut moves = Vec::with_capacity(messages.len());
-    let mut cache: std::collections::HashMap<String, (QueueId, bool)> = std::collections::HashMap::new();
+    let mut resolved: HashMap<String, (QueueKey, bool)> = HashMap::new();
+    let mut arrivals: HashMap<QueueId, (QueueKey, u64)> = HashMap::new();
     for message in messages {
         let arn = match (&task.destination_arn, &message.dead_letter_source_arn) {
             (Some(destination), _) => destination.clone(),
@@ -188,21 +189,41 @@ async fn destinations(
                 return Err("A message in the queue was not moved there by a redrive policy, so it has no source queue to return to; give a DestinationArn.".into());
             }
         };
-        if !cache.contains_key(&arn) {
+        if !resolved.contains_key(&arn) {
             let name = queue_name_from_arn(&arn, &sqs.config.account_id)
                 .ok_or_else(|| format!("{arn} is not a queue of this account."))?;
             let queue = sqs
                 .store
                 .get_queue(name)
                 .await
-                .map_err(|e| e.to_string())?
+                .map_err(|e| e.chain())?
                 .ok_or_else(|| format!("The destination queue {arn} does not exist."))?;
-            cache.insert(arn.clone(), (queue.id, QueueSettings::from_attributes(&queue.attributes).fifo));
+            resolved.insert(arn.clone(), (queue.key(), queue.settings().fifo));
         }
-        let (destination, fifo) = cache[&arn];
-        moves.push(MessageMove { seq: message.seq, destination, reset_sent_at: fifo });
+        let (destination, fifo) = &resolved[&arn];
+        moves.push(MessageMove { seq: message.seq, destination: destination.id, reset_sent_at: *fifo });
+        arrivals.entry(destination.id).or_insert_with(|| (destination.clone(), 0)).1 += 1;
     }
-    Ok(moves)
+    Ok(Plan { moves, arrivals: arrivals.into_values().collect() })
+}
+
+/// What the runner does next: move the next batch, or finish.
+async fn next_step(sqs: &Sqs, task: &MoveTask, batch: usize, now: Millis) -> (MoveStep, Vec<(QueueKey, u64)>) {
+    let remaining = task.to_move.saturating_sub(task.moved) as usize;
+    if remaining == 0 {
+        return (MoveStep::Completed, Vec::new());
+    }
+    let messages = match sqs.store.movable_messages(task.source_queue, now, batch.min(remaining)).await {
+        Ok(messages) => messages,
+        Err(error) => return (MoveStep::Failed(error.chain()), Vec::new()),
+    };
+    if messages.is_empty() {
+        return (MoveStep::Completed, Vec::new());
+    }
+    match destinations(sqs, task, &messages).await {
+        Ok(plan) => (MoveStep::Moved(plan.moves), plan.arrivals),
+        Err(reason) => (MoveStep::Failed(reason), Vec::new()),
+    }
 }
 
 /// Moves the task's messages until all that were there at the start are moved, the source is
@@ -211,62 +232,26 @@ async fn run(sqs: Arc<Sqs>, mut task: MoveTask) {
     let batch = task.max_per_second.map_or(BATCH, |rate| (rate as usize).min(BATCH));
     loop {
         let now = sqs.now();
-        let step = async {
-            let remaining = task.to_move.saturating_sub(task.moved) as usize;
-            if remaining == 0 {
-                return Ok::<_, String>(None);
-            }
-            let messages = sqs
-                .store
-                .movable_messages(task.source_queue, now, batch.min(remaining))
-                .await
-                .map_err(|e| e.to_string())?;
-            if messages.is_empty() {
-                return Ok(None);
-            }
-            let moves = destinations(&sqs, &task, &messages).await?;
-            let mut per_destination: std::collections::HashMap<QueueId, usize> = std::collections::HashMap::new();
-            for m in &moves {
-                *per_destination.entry(m.destination).or_default() += 1;
-            }
-            let moved = sqs.store.move_messages(task.source_queue, moves, now).await.map_err(|e| e.to_string())?;
-            for (queue, count) in per_destination {
-                sqs.waiters.messages_visible(queue, count);
-            }
-            Ok(Some(moved))
-        };
-        let result = step.await;
-        let _guard = sqs.move_tasks_lock.lock().await;
-        // A cancellation may have been saved since the last step.
-        let current = sqs
-            .store
-            .move_tasks(Some(task.source_queue))
-            .await
-            .ok()
-            .and_then(|tasks| tasks.into_iter().find(|t| t.handle == task.handle));
-        if current.as_ref().is_some_and(|t| t.status == MoveTaskStatus::Cancelling) {
-            task.status = MoveTaskStatus::Cancelled;
+        let (step, arrivals) = next_step(&sqs, &task, batch, now).await;
+        if let MoveStep::Failed(reason) = &step {
+            tracing::warn!(source = %task.source_arn, %reason, "message move task failed");
         }
-        let moved_now = match result {
-            Ok(Some(moved)) => moved,
-            Ok(None) => {
-                if task.status == MoveTaskStatus::Running {
-                    task.status = MoveTaskStatus::Completed;
-                }
-                0
-            }
-            Err(reason) => {
-                tracing::warn!(source = %task.source_arn, %reason, "message move task failed");
-                task.status = MoveTaskStatus::Failed;
-                task.failure_reason = Some(reason);
-                0
+        let advanced = match sqs.store.advance_move_task(&task.handle, step, now).await {
+            Ok(Some(advanced)) => advanced,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::warn!(error = %error.chain(), "recording a message move task's progress failed; retrying");
+                tokio::time::sleep(RETRY_AFTER).await;
+                continue;
             }
         };
-        task.moved += moved_now;
-        if let Err(error) = sqs.store.save_move_task(task.clone()).await {
-            tracing::warn!(%error, "saving a message move task failed; retrying");
+        let moved_now = advanced.moved.saturating_sub(task.moved);
+        task = advanced;
+        if moved_now > 0 {
+            for (destination, count) in &arrivals {
+                arrived(&sqs, destination, *count);
+            }
         }
-        drop(_guard);
         if task.status != MoveTaskStatus::Running {
             tracing::info!(source = %task.source_arn, status = task.status.as_str(), moved = task.moved, "message move task ended");
             return;
@@ -278,3 +263,6 @@ async fn run(sqs: Arc<Sqs>, mut task: MoveTask) {
         }
     }
 }
+
+/// How long the runner waits before trying again after the store failed to record a step.
+const RETRY_AFTER: Duration = Duration::from_secs(1);

@@ -1,12 +1,16 @@
 //! AddPermission and RemovePermission: they maintain the queue's `Policy` attribute as a real IAM
 //! policy document, one statement per label, as SQS does. Policies are stored and returned
 //! faithfully; enforcing them arrives with signature verification.
+//!
+//! Each edit reads the policy, changes it, and writes it back with a compare-and-set
+//! (`Store::replace_queue_attribute`): if anything changed the policy in between (another
+//! permission edit, or SetQueueAttributes), the edit starts over from the new document, so no
+//! concurrent change is lost and no lock is held across store calls.
 
 use holdfast_api::types::*;
 use holdfast_api::{limits, sqs_error, NoOutput, SqsError};
 use serde_json::{json, Value};
 
-use super::exists;
 use crate::service::{internal, Sqs};
 
 /// Actions a permission may grant (the model's documented values, plus `*`).
@@ -69,8 +73,35 @@ fn validate_label(label: &str) -> Result<(), SqsError> {
     }
 }
 
+/// How often an edit starts over because the policy changed under it before giving up. Edits of
+/// one queue's policy are rare; losing this many races in a row means something is hammering it.
+const MAX_EDIT_ATTEMPTS: usize = 32;
+
+/// Applies `edit` to the queue's policy document and stores the result atomically with respect
+/// to every other change of the policy. A policy left without statements is removed.
+async fn edit_policy(
+    sqs: &Sqs,
+    queue_url: &str,
+    edit: impl Fn(&mut Vec<Value>) -> Result<(), SqsError>,
+) -> Result<NoOutput, SqsError> {
+    for _ in 0..MAX_EDIT_ATTEMPTS {
+        let queue = sqs.queue(queue_url).await?;
+        let current = queue.attributes.get("Policy").map(String::as_str);
+        let mut policy = policy_of(&queue.attributes, &sqs.queue_arn(&queue.name));
+        let list = statements(&mut policy);
+        edit(list)?;
+        // The last permission gone: the queue has no policy, as after SetQueueAttributes(Policy="").
+        let replacement = if list.is_empty() { String::new() } else { policy.to_string() };
+        let stored =
+            sqs.store.replace_queue_attribute(queue.id, "Policy", current, &replacement, sqs.now()).await.map_err(internal)?;
+        if stored {
+            return Ok(NoOutput);
+        }
+    }
+    Err(sqs_error!(ServiceUnavailable, "The queue's policy is being changed concurrently; try again."))
+}
+
 pub async fn add_permission(sqs: &Sqs, req: AddPermissionRequest) -> Result<NoOutput, SqsError> {
-    let _edit = sqs.permissions_lock.lock().await;
     let queue = sqs.queue(&req.queue_url).await?;
     validate_label(&req.label)?;
     if req.aws_account_ids.is_empty() {
@@ -92,54 +123,41 @@ pub async fn add_permission(sqs: &Sqs, req: AddPermissionRequest) -> Result<NoOu
     if let Some(bad) = req.aws_account_ids.iter().find(|id| id.is_empty()) {
         return Err(sqs_error!(InvalidParameterValue, "Value {bad} for parameter AWSAccountIds is invalid."));
     }
-    let queue_arn = sqs.queue_arn(&queue.record.name);
-    let mut policy = policy_of(&queue.record.attributes, &queue_arn);
-    let list = statements(&mut policy);
-    if list.iter().any(|s| s.get("Sid").and_then(Value::as_str) == Some(req.label.as_str())) {
-        return Err(sqs_error!(
-            InvalidParameterValue,
-            "Value {} for parameter Label is invalid. Reason: Already exists.",
-            req.label
-        ));
-    }
-    let principals = req.aws_account_ids.iter().map(|id| format!("arn:aws:iam::{id}:root")).collect();
-    let actions = req.actions.iter().map(|a| format!("SQS:{a}")).collect();
-    list.push(json!({
-        "Sid": req.label,
-        "Effect": "Allow",
-        "Principal": { "AWS": one_or_many(principals) },
-        "Action": one_or_many(actions),
-        "Resource": queue_arn,
-    }));
-    store_policy(sqs, queue.record.id, &policy).await
+    let principals: Vec<String> = req.aws_account_ids.iter().map(|id| format!("arn:aws:iam::{id}:root")).collect();
+    let actions: Vec<String> = req.actions.iter().map(|a| format!("SQS:{a}")).collect();
+    let resource = sqs.queue_arn(&queue.name);
+    edit_policy(sqs, &req.queue_url, |list| {
+        if list.iter().any(|s| s.get("Sid").and_then(Value::as_str) == Some(req.label.as_str())) {
+            return Err(sqs_error!(
+                InvalidParameterValue,
+                "Value {} for parameter Label is invalid. Reason: Already exists.",
+                req.label
+            ));
+        }
+        list.push(json!({
+            "Sid": req.label,
+            "Effect": "Allow",
+            "Principal": { "AWS": one_or_many(principals.clone()) },
+            "Action": one_or_many(actions.clone()),
+            "Resource": resource,
+        }));
+        Ok(())
+    })
+    .await
 }
 
 pub async fn remove_permission(sqs: &Sqs, req: RemovePermissionRequest) -> Result<NoOutput, SqsError> {
-    let _edit = sqs.permissions_lock.lock().await;
-    let queue = sqs.queue(&req.queue_url).await?;
-    let queue_arn = sqs.queue_arn(&queue.record.name);
-    let mut policy = policy_of(&queue.record.attributes, &queue_arn);
-    let list = statements(&mut policy);
-    let before = list.len();
-    list.retain(|s| s.get("Sid").and_then(Value::as_str) != Some(req.label.as_str()));
-    if list.len() == before {
-        return Err(sqs_error!(
-            InvalidParameterValue,
-            "Value {} for parameter Label is invalid. Reason: can't find label on existing policy.",
-            req.label
-        ));
-    }
-    if list.is_empty() {
-        // The last permission gone: the queue has no policy, as after SetQueueAttributes(Policy="").
-        let cleared = std::collections::BTreeMap::from([("Policy".to_string(), String::new())]);
-        let updated = sqs.store.set_queue_attributes(queue.record.id, cleared, sqs.now()).await.map_err(internal)?;
-        return exists(updated.then_some(NoOutput));
-    }
-    store_policy(sqs, queue.record.id, &policy).await
-}
-
-async fn store_policy(sqs: &Sqs, queue_id: i64, policy: &Value) -> Result<NoOutput, SqsError> {
-    let attributes = std::collections::BTreeMap::from([("Policy".to_string(), policy.to_string())]);
-    let updated = sqs.store.set_queue_attributes(queue_id, attributes, sqs.now()).await.map_err(internal)?;
-    exists(updated.then_some(NoOutput))
+    edit_policy(sqs, &req.queue_url, |list| {
+        let before = list.len();
+        list.retain(|s| s.get("Sid").and_then(Value::as_str) != Some(req.label.as_str()));
+        if list.len() == before {
+            return Err(sqs_error!(
+                InvalidParameterValue,
+                "Value {} for parameter Label is invalid. Reason: can't find label on existing policy.",
+                req.label
+            ));
+        }
+        Ok(())
+    })
+    .await
 }

@@ -8,11 +8,12 @@ use base64::Engine;
 use holdfast_api::types::*;
 use holdfast_api::{limits, sqs_error, NoOutput, SqsError};
 
-use super::{exists, tags};
+use super::tags;
 use crate::names;
-use crate::queue_attributes::{self, effective_value, Occasion, QueueSettings, ALL_ATTRIBUTES};
+use crate::queue_attributes::{self, effective_value, Occasion, ALL_ATTRIBUTES};
 use crate::redrive::{queue_name_from_arn, RedriveAllowPolicy, RedrivePolicy};
 use crate::service::{does_not_exist, internal, RequestContext, Sqs};
+use crate::timer::Due;
 use crate::store::{CreateQueueOutcome, PurgeOutcome};
 
 pub async fn create_queue(
@@ -60,12 +61,10 @@ pub async fn create_queue(
 
 pub async fn delete_queue(sqs: &Sqs, req: DeleteQueueRequest) -> Result<NoOutput, SqsError> {
     let queue = sqs.queue(&req.queue_url).await?;
-    let deleted = sqs.store.delete_queue(queue.record.id, sqs.now()).await.map_err(internal)?;
-    if !deleted {
-        return Err(does_not_exist());
-    }
-    sqs.waiters.queue_deleted(queue.record.id);
-    tracing::info!(queue = %queue.record.name, "queue deleted");
+    sqs.store.delete_queue(queue.id, sqs.now()).await.map_err(internal)?;
+    sqs.waiters.queue_deleted(queue.id);
+    sqs.timer.forget_queue(queue.id);
+    tracing::info!(queue = %queue.name, "queue deleted");
     Ok(NoOutput)
 }
 
@@ -78,7 +77,7 @@ pub async fn get_queue_url(
         return Err(does_not_exist());
     }
     let queue = sqs.queue_by_name(&req.queue_name).await?;
-    Ok(GetQueueUrlResponse { queue_url: Some(sqs.queue_url(ctx, &queue.record.name)) })
+    Ok(GetQueueUrlResponse { queue_url: Some(sqs.queue_url(ctx, &queue.name)) })
 }
 
 pub async fn list_queues(
@@ -147,11 +146,11 @@ pub async fn get_queue_attributes(
 
     let needs_counts = wanted.iter().any(|a| a.starts_with("ApproximateNumberOfMessages"));
     let counts = if needs_counts {
-        Some(exists(Some(sqs.store.queue_counts(queue.record.id, sqs.now()).await.map_err(internal)?))?)
+        Some(sqs.store.queue_counts(queue.id, sqs.now()).await.map_err(internal)?)
     } else {
         None
     };
-    let record = &queue.record;
+    let record = &queue;
     let mut attributes = BTreeMap::new();
     for name in wanted {
         let value = match name {
@@ -172,29 +171,40 @@ pub async fn get_queue_attributes(
 
 pub async fn set_queue_attributes(sqs: &Sqs, req: SetQueueAttributesRequest) -> Result<NoOutput, SqsError> {
     let queue = sqs.queue(&req.queue_url).await?;
-    let attributes = queue_attributes::validate(&req.attributes, Occasion::SetQueueAttributes, queue.settings.fifo)?;
-    let mut effective = queue.record.attributes.clone();
+    let attributes = queue_attributes::validate(&req.attributes, Occasion::SetQueueAttributes, queue.settings().fifo)?;
+    let mut effective = queue.attributes.clone();
     effective.extend(attributes.clone());
     effective.retain(|_, value| !value.is_empty());
     queue_attributes::validate_combination(&effective)?;
-    check_redrive(sqs, &queue.record.name, queue.settings.fifo, &attributes).await?;
-    let updated = sqs.store.set_queue_attributes(queue.record.id, attributes, sqs.now()).await.map_err(internal)?;
-    exists(updated.then_some(NoOutput))
+    check_redrive(sqs, &queue.name, queue.settings().fifo, &attributes).await?;
+    let now = sqs.now();
+    let retention_changed = attributes.contains_key("MessageRetentionPeriod");
+    let redrive_set = attributes.get("RedrivePolicy").is_some_and(|policy| !policy.is_empty());
+    sqs.store.set_queue_attributes(queue.id, attributes, now).await.map_err(internal)?;
+    // A shorter retention period may expire messages now; a new RedrivePolicy may make messages
+    // exhausted now.
+    if retention_changed {
+        sqs.timer.schedule(Due::Expire(queue.key()), now);
+    }
+    if redrive_set {
+        sqs.timer.schedule(Due::Visible(queue.key()), now);
+    }
+    Ok(NoOutput)
 }
 
 pub async fn purge_queue(sqs: &Sqs, req: PurgeQueueRequest) -> Result<NoOutput, SqsError> {
     let queue = sqs.queue(&req.queue_url).await?;
     let cooldown_ms = i64::from(limits::PURGE_COOLDOWN_SECONDS) * 1000;
-    let outcome = sqs.store.purge_queue(queue.record.id, sqs.now(), cooldown_ms).await.map_err(internal)?;
-    match exists(outcome)? {
+    let outcome = sqs.store.purge_queue(queue.id, sqs.now(), cooldown_ms).await.map_err(internal)?;
+    match outcome {
         PurgeOutcome::Purged { removed } => {
-            tracing::info!(queue = %queue.record.name, removed, "queue purged");
+            tracing::info!(queue = %queue.name, removed, "queue purged");
             Ok(NoOutput)
         }
         PurgeOutcome::InProgress => Err(sqs_error!(
             PurgeQueueInProgress,
             "Only one PurgeQueue operation on {} is allowed every 60 seconds.",
-            queue.record.name
+            queue.name
         )),
     }
 }
@@ -223,8 +233,7 @@ async fn check_redrive(
         .await
         .map_err(internal)?
         .ok_or_else(|| reject("Dead-letter target does not exist."))?;
-    let target_settings = QueueSettings::from_attributes(&target.attributes);
-    if target_settings.fifo != source_fifo {
+    if target.settings().fifo != source_fifo {
         return Err(reject("Dead-letter queue must be the same type of queue as the source (FIFO or standard)."));
     }
     if let Some(allow) = target.attributes.get("RedriveAllowPolicy").and_then(|t| RedriveAllowPolicy::parse(t).ok()) {

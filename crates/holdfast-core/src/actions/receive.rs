@@ -9,13 +9,14 @@ use std::collections::BTreeMap;
 use holdfast_api::types::*;
 use holdfast_api::{limits, SqsError};
 
-use super::exists;
+use super::dead_letters;
 use crate::fifo;
 use crate::message_attributes::{self as attrs, AttributeFilter};
 use crate::receipt;
 use crate::redrive::queue_name_from_arn;
 use crate::service::{internal, Queue, Sqs};
 use crate::store::{DeadLetterTarget, Delivery, ReceiveAttempt, ReceiveParams, StoredMessage};
+use crate::timer::{Due, QueueKey};
 use crate::validate::{check_fifo_id, check_range};
 
 /// The message system attributes a receive can ask for (besides `All`).
@@ -45,21 +46,21 @@ pub async fn receive_message(sqs: &Sqs, req: ReceiveMessageRequest) -> Result<Re
             check_range("VisibilityTimeout", v, 0, i64::from(limits::VISIBILITY_TIMEOUT_MAX))?;
             v
         }
-        None => i64::from(queue.settings.visibility_timeout),
+        None => i64::from(queue.settings().visibility_timeout),
     };
     let wait_seconds = match req.wait_time_seconds {
         Some(w) => {
             check_range("WaitTimeSeconds", w, 0, i64::from(limits::WAIT_TIME_SECONDS_MAX))?;
             w
         }
-        None => i64::from(queue.settings.receive_message_wait_time_seconds),
+        None => i64::from(queue.settings().receive_message_wait_time_seconds),
     };
     if let Some(attempt_id) = &req.receive_request_attempt_id {
         // Only meaningful on FIFO queues; standard queues accept and ignore it.
         check_fifo_id("ReceiveRequestAttemptId", attempt_id)?;
     }
     let attempt = match &req.receive_request_attempt_id {
-        Some(id) if queue.settings.fifo => Some(ReceiveAttempt { id: id.clone(), window_ms: fifo::DEDUP_WINDOW_MS }),
+        Some(id) if queue.settings().fifo => Some(ReceiveAttempt { id: id.clone(), window_ms: fifo::DEDUP_WINDOW_MS }),
         _ => None,
     };
     let system_names: Vec<&str> = req
@@ -88,18 +89,24 @@ struct Batch {
 }
 
 /// The dead-letter queue a receive moves exhausted messages to, if the queue has a RedrivePolicy
-/// whose target still exists.
-pub(crate) async fn dead_letter_target(sqs: &Sqs, queue: &Queue) -> Result<Option<DeadLetterTarget>, SqsError> {
-    let Some(policy) = &queue.settings.redrive_policy else { return Ok(None) };
+/// whose target still exists, with the target's timer key.
+pub(crate) async fn dead_letter_target(
+    sqs: &Sqs,
+    queue: &Queue,
+) -> Result<Option<(DeadLetterTarget, QueueKey)>, SqsError> {
+    let Some(policy) = &queue.settings().redrive_policy else { return Ok(None) };
     let Some(name) = queue_name_from_arn(&policy.dead_letter_target_arn, &sqs.config.account_id) else {
         return Ok(None);
     };
     let target = sqs.store.get_queue(name).await.map_err(internal)?;
-    Ok(target.map(|target| DeadLetterTarget {
-        queue: target.id,
-        max_receive_count: policy.max_receive_count,
-        source_arn: sqs.queue_arn(&queue.record.name),
-        reset_sent_at: queue.settings.fifo,
+    Ok(target.map(|target| {
+        let rule = DeadLetterTarget {
+            queue: target.id,
+            max_receive_count: policy.max_receive_count,
+            source_arn: sqs.queue_arn(&queue.name),
+            reset_sent_at: queue.settings().fifo,
+        };
+        (rule, target.key())
     }))
 }
 
@@ -110,10 +117,11 @@ async fn wait_for_messages(
     wait_seconds: i64,
 ) -> Result<Vec<StoredMessage>, SqsError> {
     let Batch { max_messages, visibility_timeout_ms, attempt } = batch;
-    let queue_id = queue.record.id;
+    let queue_id = queue.id;
+    let key = queue.key();
     let dead_letter = dead_letter_target(sqs, queue).await?;
-    let delivery = if queue.settings.fifo { Delivery::Fifo } else { Delivery::Standard };
-    let retention_ms = i64::from(queue.settings.message_retention_period) * 1000;
+    let delivery = if queue.settings().fifo { Delivery::Fifo } else { Delivery::Standard };
+    let retention_ms = i64::from(queue.settings().message_retention_period) * 1000;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(wait_seconds as u64);
     let signal = sqs.waiters.signal(queue_id);
     let _registration = (wait_seconds > 0).then(|| signal.register());
@@ -126,24 +134,33 @@ async fn wait_for_messages(
         let now = sqs.now();
         let params = ReceiveParams {
             delivery,
-            dead_letter: dead_letter.clone(),
+            dead_letter: dead_letter.as_ref().map(|(rule, _)| rule.clone()),
             attempt: attempt.clone(),
             ..ReceiveParams::new(max_messages, visibility_timeout_ms, retention_ms, now)
         };
-        let outcome = exists(sqs.store.receive_messages(queue_id, params).await.map_err(internal)?)?;
-        if let (Some(target), moved @ 1..) = (&dead_letter, outcome.dead_lettered) {
-            sqs.waiters.messages_visible(target.queue, moved as usize);
+        let outcome = sqs.store.receive_messages(queue_id, params).await.map_err(internal)?;
+        if let (Some((_, target)), moved @ 1..) = (&dead_letter, outcome.dead_lettered) {
+            dead_letters::arrived(sqs, target, moved);
+        }
+        if attempt.is_some() {
+            sqs.timer.schedule(Due::Prune, now + fifo::DEDUP_WINDOW_MS);
         }
         if !outcome.messages.is_empty() {
-            // Whoever waits on this queue must wake when these messages' visibility runs out.
-            sqs.waiters.visible_at(queue_id, now + visibility_timeout_ms);
+            // Receives waiting on this queue must look again when these messages' visibility runs
+            // out, and so must the dead-letter sweep if that makes one of them exhausted.
+            let exhausted_then = dead_letter.as_ref().is_some_and(|(rule, _)| {
+                outcome.messages.iter().any(|m| m.receive_count >= rule.max_receive_count)
+            });
+            if exhausted_then || sqs.waiters.has_waiters(queue_id) {
+                sqs.timer.schedule(Due::Visible(key), now + visibility_timeout_ms);
+            }
             return Ok(outcome.messages);
         }
         if wait_seconds == 0 || *shutdown.borrow() {
             return Ok(Vec::new());
         }
         if let Some(at) = outcome.next_visible_at {
-            sqs.waiters.arm(&signal, at);
+            sqs.timer.schedule(Due::Visible(key.clone()), at);
         }
         tokio::select! {
             _ = &mut notified => {}
@@ -155,7 +172,7 @@ async fn wait_for_messages(
 
 fn render(queue: &Queue, message: StoredMessage, system_names: &[&str], filter: &AttributeFilter) -> Message {
     let receipt_handle =
-        receipt::encode(queue.record.id, crate::store::Lease { seq: message.seq, lease: message.lease });
+        receipt::encode(queue.id, crate::store::Lease { seq: message.seq, lease: message.lease });
     let all_system = system_names.contains(&"All");
     let mut attributes = BTreeMap::new();
     let system_attributes = attrs::decode(&message.system_attributes);
@@ -170,7 +187,7 @@ fn render(queue: &Queue, message: StoredMessage, system_names: &[&str], filter: 
             "ApproximateFirstReceiveTimestamp" => message.first_received_at.map(|t| t.to_string()),
             "MessageGroupId" => message.group_id.clone(),
             "MessageDeduplicationId" => message.deduplication_id.clone(),
-            "SequenceNumber" if queue.settings.fifo => Some(fifo::sequence_number(message.seq)),
+            "SequenceNumber" if queue.settings().fifo => Some(fifo::sequence_number(message.seq)),
             "DeadLetterQueueSourceArn" => message.dead_letter_source_arn.clone(),
             "AWSTraceHeader" => system_attributes.get("AWSTraceHeader").and_then(|v| v.string_value.clone()),
             _ => None,

@@ -9,7 +9,8 @@ use holdfast_api::{limits, sqs_error, SqsError};
 use crate::fifo;
 use crate::message_attributes as attrs;
 use crate::service::{internal, Queue, RequestContext, Sqs};
-use crate::store::{Deduplication, Millis, NewMessage, SendOutcome};
+use crate::store::{Deduplication, Millis, NewMessage, Sent};
+use crate::timer::Due;
 use crate::validate::{check_batch_entry_ids, check_fifo_id, check_message_characters};
 
 /// The members SendMessage and a SendMessageBatch entry share.
@@ -22,10 +23,8 @@ struct Outgoing<'a> {
     group_id: Option<&'a str>,
 }
 
-/// What a send result reports about one message.
-struct Receipt {
-    message_id: String,
-    sequence_number: Option<String>,
+/// The digests a send result reports about one message, computed from what the client sent.
+struct Digests {
     md5_of_body: String,
     md5_of_attributes: Option<String>,
     md5_of_system_attributes: Option<String>,
@@ -36,7 +35,7 @@ fn message_size(body: &str, attributes: &MessageAttributeMap) -> usize {
     body.len() + attrs::size_of(attributes)
 }
 
-fn prepare(queue: &Queue, sender_id: &str, now: Millis, out: Outgoing<'_>) -> Result<(NewMessage, Receipt), SqsError> {
+fn prepare(queue: &Queue, sender_id: &str, now: Millis, out: Outgoing<'_>) -> Result<(NewMessage, Digests), SqsError> {
     if out.body.is_empty() {
         return Err(sqs_error!(MissingParameter, "The request must contain the parameter MessageBody."));
     }
@@ -50,7 +49,7 @@ fn prepare(queue: &Queue, sender_id: &str, now: Millis, out: Outgoing<'_>) -> Re
     attrs::validate(out.attributes)?;
     attrs::validate_system(out.system_attributes)?;
     let size = message_size(out.body, out.attributes);
-    let max_size = queue.settings.maximum_message_size as usize;
+    let max_size = queue.settings().maximum_message_size as usize;
     if size > max_size {
         return Err(sqs_error!(
             InvalidParameterValue,
@@ -59,7 +58,7 @@ fn prepare(queue: &Queue, sender_id: &str, now: Millis, out: Outgoing<'_>) -> Re
     }
     let delay = match out.delay_seconds {
         // FIFO queues have only the queue's delay: per-message delays would break the order.
-        Some(delay) if queue.settings.fifo && delay != 0 => {
+        Some(delay) if queue.settings().fifo && delay != 0 => {
             return Err(sqs_error!(
                 InvalidParameterValue,
                 "Value {delay} for parameter DelaySeconds is invalid. Reason: The request includes a parameter that is not valid for this queue type."
@@ -74,9 +73,9 @@ fn prepare(queue: &Queue, sender_id: &str, now: Millis, out: Outgoing<'_>) -> Re
             }
             delay
         }
-        None => i64::from(queue.settings.delay_seconds),
+        None => i64::from(queue.settings().delay_seconds),
     };
-    let deduplication_id = if queue.settings.fifo {
+    let deduplication_id = if queue.settings().fifo {
         let Some(group) = out.group_id else {
             return Err(sqs_error!(MissingParameter, "The request must contain the parameter MessageGroupId."));
         };
@@ -86,7 +85,7 @@ fn prepare(queue: &Queue, sender_id: &str, now: Millis, out: Outgoing<'_>) -> Re
                 check_fifo_id("MessageDeduplicationId", explicit)?;
                 Some(explicit.to_string())
             }
-            None if queue.settings.content_based_deduplication => Some(fifo::content_deduplication_id(out.body)),
+            None if queue.settings().content_based_deduplication => Some(fifo::content_deduplication_id(out.body)),
             None => {
                 return Err(sqs_error!(
                     InvalidParameterValue,
@@ -109,16 +108,13 @@ fn prepare(queue: &Queue, sender_id: &str, now: Millis, out: Outgoing<'_>) -> Re
     };
     let encoded_attributes = attrs::encode(out.attributes);
     let encoded_system = attrs::encode(out.system_attributes);
-    let message_id = uuid::Uuid::new_v4().to_string();
-    let receipt = Receipt {
-        message_id: message_id.clone(),
-        sequence_number: None,
+    let digests = Digests {
         md5_of_body: attrs::md5_hex(out.body.as_bytes()),
         md5_of_attributes: (!out.attributes.is_empty()).then(|| attrs::md5_hex(&encoded_attributes)),
         md5_of_system_attributes: (!out.system_attributes.is_empty()).then(|| attrs::md5_hex(&encoded_system)),
     };
     let message = NewMessage {
-        message_id,
+        message_id: uuid::Uuid::new_v4().to_string(),
         body: out.body.to_string(),
         attributes: encoded_attributes,
         system_attributes: encoded_system,
@@ -128,49 +124,45 @@ fn prepare(queue: &Queue, sender_id: &str, now: Millis, out: Outgoing<'_>) -> Re
         sent_at: now,
         visible_at: now + delay * 1000,
     };
-    Ok((message, receipt))
+    Ok((message, digests))
 }
 
 fn sender_id(sqs: &Sqs, ctx: &RequestContext) -> String {
     ctx.access_key_id.clone().unwrap_or_else(|| sqs.config.account_id.clone())
 }
 
-/// Enqueues messages in one store call, wakes receivers waiting on the queue, and completes the
-/// receipts: a FIFO duplicate reports the first message's id, FIFO messages their sequence number.
-async fn enqueue(
-    sqs: &Sqs,
-    queue: &Queue,
-    messages: Vec<NewMessage>,
-    receipts: &mut [Receipt],
-) -> Result<(), SqsError> {
+/// Enqueues messages in one store call, wakes receivers waiting on the queue, and schedules what
+/// the new messages make due: their expiry, their delay's end for waiting receivers, and the end
+/// of FIFO deduplication windows.
+async fn enqueue(sqs: &Sqs, queue: &Queue, messages: Vec<NewMessage>) -> Result<Vec<Sent>, SqsError> {
     if messages.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let now = sqs.now();
-    let visible_at: Vec<Millis> = messages.iter().map(|m| m.visible_at).collect();
-    let dedup = queue
-        .settings
-        .fifo
-        .then_some(Deduplication { window_ms: fifo::DEDUP_WINDOW_MS, per_group: queue.settings.dedup_per_group });
-    let outcomes =
-        super::exists(sqs.store.send_messages(queue.record.id, messages, dedup, now).await.map_err(internal)?)?;
-    let mut visible_now = 0;
-    let mut earliest_delayed: Option<Millis> = None;
-    for ((outcome, receipt), at) in outcomes.iter().zip(receipts.iter_mut()).zip(visible_at) {
-        if queue.settings.fifo {
-            receipt.sequence_number = Some(fifo::sequence_number(outcome.seq()));
-        }
-        match outcome {
-            SendOutcome::Duplicate { message_id, .. } => receipt.message_id = message_id.clone(),
-            SendOutcome::Enqueued { .. } if at <= now => visible_now += 1,
-            SendOutcome::Enqueued { .. } => earliest_delayed = Some(earliest_delayed.map_or(at, |e| e.min(at))),
-        }
+    let settings = queue.settings();
+    let visible_now = messages.iter().filter(|m| m.visible_at <= now).count();
+    let earliest_delayed = messages.iter().map(|m| m.visible_at).filter(|&at| at > now).min();
+    let dedup =
+        settings.fifo.then_some(Deduplication { window_ms: fifo::DEDUP_WINDOW_MS, per_group: settings.dedup_per_group });
+    let sent = sqs.store.send_messages(queue.id, messages, dedup, now).await.map_err(internal)?;
+    // FIFO messages all share the queue's delay, so a duplicate (which enqueued nothing) is one
+    // of the visible ones exactly when any are.
+    let duplicates = sent.iter().filter(|s| s.duplicate).count();
+    sqs.waiters.messages_visible(queue.id, visible_now.saturating_sub(duplicates));
+    let key = queue.key();
+    if let Some(at) = earliest_delayed.filter(|_| sqs.waiters.has_waiters(queue.id)) {
+        sqs.timer.schedule(Due::Visible(key.clone()), at);
     }
-    sqs.waiters.messages_visible(queue.record.id, visible_now);
-    if let Some(at) = earliest_delayed {
-        sqs.waiters.visible_at(queue.record.id, at);
+    sqs.timer.schedule(Due::Expire(key), now + i64::from(settings.message_retention_period) * 1000);
+    if dedup.is_some() {
+        sqs.timer.schedule(Due::Prune, now + fifo::DEDUP_WINDOW_MS);
     }
-    Ok(())
+    Ok(sent)
+}
+
+/// A FIFO message's SequenceNumber.
+fn sequence_number(queue: &Queue, sent: &Sent) -> Option<String> {
+    queue.settings().fifo.then(|| fifo::sequence_number(sent.seq))
 }
 
 pub async fn send_message(
@@ -180,7 +172,7 @@ pub async fn send_message(
 ) -> Result<SendMessageResponse, SqsError> {
     let queue = sqs.queue(&req.queue_url).await?;
     let empty = MessageAttributeMap::new();
-    let (message, mut receipt) = prepare(
+    let (message, digests) = prepare(
         &queue,
         &sender_id(sqs, ctx),
         sqs.now(),
@@ -193,13 +185,13 @@ pub async fn send_message(
             group_id: req.message_group_id.as_deref(),
         },
     )?;
-    enqueue(sqs, &queue, vec![message], std::slice::from_mut(&mut receipt)).await?;
+    let sent = enqueue(sqs, &queue, vec![message]).await?.pop().expect("one outcome per message");
     Ok(SendMessageResponse {
-        md5_of_message_body: Some(receipt.md5_of_body),
-        md5_of_message_attributes: receipt.md5_of_attributes,
-        md5_of_message_system_attributes: receipt.md5_of_system_attributes,
-        message_id: Some(receipt.message_id),
-        sequence_number: receipt.sequence_number,
+        md5_of_message_body: Some(digests.md5_of_body),
+        md5_of_message_attributes: digests.md5_of_attributes,
+        md5_of_message_system_attributes: digests.md5_of_system_attributes,
+        sequence_number: sequence_number(&queue, &sent),
+        message_id: Some(sent.message_id),
     })
 }
 
@@ -226,7 +218,7 @@ pub async fn send_message_batch(
     let now = sqs.now();
     let empty = MessageAttributeMap::new();
     let mut messages = Vec::new();
-    let mut accepted: Vec<(String, Receipt)> = Vec::new();
+    let mut accepted: Vec<(String, Digests)> = Vec::new();
     let mut failed = Vec::new();
     for entry in &req.entries {
         let outgoing = Outgoing {
@@ -238,25 +230,24 @@ pub async fn send_message_batch(
             group_id: entry.message_group_id.as_deref(),
         };
         match prepare(&queue, &sender, now, outgoing) {
-            Ok((message, receipt)) => {
+            Ok((message, digests)) => {
                 messages.push(message);
-                accepted.push((entry.id.clone(), receipt));
+                accepted.push((entry.id.clone(), digests));
             }
             Err(error) => failed.push(failure(&entry.id, error)),
         }
     }
-    let (ids, mut receipts): (Vec<String>, Vec<Receipt>) = accepted.into_iter().unzip();
-    enqueue(sqs, &queue, messages, &mut receipts).await?;
-    let successful = ids
+    let sent = enqueue(sqs, &queue, messages).await?;
+    let successful = accepted
         .into_iter()
-        .zip(receipts)
-        .map(|(id, receipt)| SendMessageBatchResultEntry {
+        .zip(sent)
+        .map(|((id, digests), sent)| SendMessageBatchResultEntry {
             id,
-            message_id: receipt.message_id,
-            md5_of_message_body: receipt.md5_of_body,
-            md5_of_message_attributes: receipt.md5_of_attributes,
-            md5_of_message_system_attributes: receipt.md5_of_system_attributes,
-            sequence_number: receipt.sequence_number,
+            sequence_number: sequence_number(&queue, &sent),
+            message_id: sent.message_id,
+            md5_of_message_body: digests.md5_of_body,
+            md5_of_message_attributes: digests.md5_of_attributes,
+            md5_of_message_system_attributes: digests.md5_of_system_attributes,
         })
         .collect();
     Ok(SendMessageBatchResponse { successful, failed })

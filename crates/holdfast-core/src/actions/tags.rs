@@ -3,7 +3,6 @@
 use holdfast_api::types::*;
 use holdfast_api::{limits, sqs_error, NoOutput, SqsError};
 
-use super::exists;
 use crate::service::{internal, Sqs};
 
 /// Tag rules from the Developer Guide's quotas: keys 1–128 and values 0–256 characters of
@@ -45,18 +44,18 @@ pub async fn tag_queue(sqs: &Sqs, req: TagQueueRequest) -> Result<NoOutput, SqsE
         return Err(sqs_error!(MissingParameter, "The request must contain the parameter Tags."));
     }
     validate_tags(&req.tags)?;
-    let mut combined = queue.record.tags.clone();
+    let mut combined = queue.tags.clone();
     combined.extend(req.tags.clone());
     if combined.len() > limits::MAX_TAGS_PER_QUEUE {
         return Err(sqs_error!(
             InvalidParameterValue,
             "Too many tags added for queue {}: a queue can have at most {} tags.",
-            queue.record.name,
+            queue.name,
             limits::MAX_TAGS_PER_QUEUE
         ));
     }
-    let tagged = sqs.store.tag_queue(queue.record.id, req.tags).await.map_err(internal)?;
-    exists(tagged.then_some(NoOutput))
+    sqs.store.tag_queue(queue.id, req.tags).await.map_err(internal)?;
+    Ok(NoOutput)
 }
 
 pub async fn untag_queue(sqs: &Sqs, req: UntagQueueRequest) -> Result<NoOutput, SqsError> {
@@ -64,12 +63,12 @@ pub async fn untag_queue(sqs: &Sqs, req: UntagQueueRequest) -> Result<NoOutput, 
     if req.tag_keys.is_empty() {
         return Err(sqs_error!(MissingParameter, "The request must contain the parameter TagKeys."));
     }
-    let untagged = sqs.store.untag_queue(queue.record.id, req.tag_keys).await.map_err(internal)?;
-    exists(untagged.then_some(NoOutput))
+    sqs.store.untag_queue(queue.id, req.tag_keys).await.map_err(internal)?;
+    Ok(NoOutput)
 }
 
 pub async fn list_queue_tags(sqs: &Sqs, req: ListQueueTagsRequest) -> Result<ListQueueTagsResponse, SqsError> {
     let queue = sqs.queue(&req.queue_url).await?;
-    let tags = queue.record.tags;
+    let tags = queue.tags;
     Ok(ListQueueTagsResponse { tags: (!tags.is_empty()).then_some(tags) })
 }

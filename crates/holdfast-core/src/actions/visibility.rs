@@ -3,10 +3,10 @@
 use holdfast_api::types::*;
 use holdfast_api::{limits, sqs_error, NoOutput, SqsError};
 
-use super::exists;
 use super::send::failure;
 use crate::receipt;
-use crate::service::{internal, Sqs};
+use crate::service::{internal, Queue, Sqs};
+use crate::timer::Due;
 use crate::store::{ChangeVisibility, ChangeVisibilityOutcome};
 use crate::validate::{check_batch_entry_ids, check_range};
 
@@ -41,24 +41,26 @@ fn outcome_error(outcome: ChangeVisibilityOutcome, receipt_handle: &str, timeout
 
 async fn apply(
     sqs: &Sqs,
-    queue_id: i64,
+    queue: &Queue,
     changes: Vec<ChangeVisibility>,
 ) -> Result<Vec<ChangeVisibilityOutcome>, SqsError> {
     let now = sqs.now();
     let max_inflight_ms = i64::from(limits::VISIBILITY_TIMEOUT_MAX) * 1000;
     let earliest = changes.iter().map(|c| now + c.visibility_timeout_ms).min();
-    let outcomes =
-        exists(sqs.store.change_visibility(queue_id, changes, now, max_inflight_ms).await.map_err(internal)?)?;
+    let outcomes = sqs.store.change_visibility(queue.id, changes, now, max_inflight_ms).await.map_err(internal)?;
+    // Waiting receives, and a dead-letter sweep, must look again when these messages reappear.
     if let Some(at) = earliest {
-        sqs.waiters.visible_at(queue_id, at);
+        if sqs.waiters.has_waiters(queue.id) || queue.settings().redrive_policy.is_some() {
+            sqs.timer.schedule(Due::Visible(queue.key()), at);
+        }
     }
     Ok(outcomes)
 }
 
 pub async fn change_message_visibility(sqs: &Sqs, req: ChangeMessageVisibilityRequest) -> Result<NoOutput, SqsError> {
     let queue = sqs.queue(&req.queue_url).await?;
-    let change = parse_change(&req.receipt_handle, Some(req.visibility_timeout), queue.record.id)?;
-    let outcomes = apply(sqs, queue.record.id, vec![change]).await?;
+    let change = parse_change(&req.receipt_handle, Some(req.visibility_timeout), queue.id)?;
+    let outcomes = apply(sqs, &queue, vec![change]).await?;
     match outcomes.first().and_then(|&o| outcome_error(o, &req.receipt_handle, change.visibility_timeout_ms)) {
         Some(error) => Err(error),
         None => Ok(NoOutput),
@@ -75,7 +77,7 @@ pub async fn change_message_visibility_batch(
     let mut applied = Vec::new();
     let mut failed = Vec::new();
     for entry in &req.entries {
-        match parse_change(&entry.receipt_handle, entry.visibility_timeout, queue.record.id) {
+        match parse_change(&entry.receipt_handle, entry.visibility_timeout, queue.id) {
             Ok(change) => {
                 changes.push(change);
                 applied.push(entry);
@@ -86,7 +88,7 @@ pub async fn change_message_visibility_batch(
     let mut successful = Vec::new();
     if !changes.is_empty() {
         let timeouts: Vec<i64> = changes.iter().map(|c| c.visibility_timeout_ms).collect();
-        let outcomes = apply(sqs, queue.record.id, changes).await?;
+        let outcomes = apply(sqs, &queue, changes).await?;
         for ((entry, outcome), timeout_ms) in applied.into_iter().zip(outcomes).zip(timeouts) {
             match outcome_error(outcome, &entry.receipt_handle, timeout_ms) {
                 None => successful.push(BatchResultEntry { id: entry.id.clone() }),
