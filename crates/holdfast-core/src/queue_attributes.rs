@@ -35,7 +35,6 @@ pub const ALL_ATTRIBUTES: &[&str] = &[
     "SqsManagedSseEnabled",
 ];
 
-
 /// When an attribute may be given.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Occasion {

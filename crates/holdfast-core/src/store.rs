@@ -59,6 +59,14 @@ impl StoreError {
         StoreError::Backend(Arc::from(cause.into()))
     }
 
+    /// A backend failure with a sentence of context (what was being done) over its cause.
+    pub fn backend_in(
+        context: impl Into<String>,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        StoreError::backend(Context { context: context.into(), cause: cause.into() })
+    }
+
     pub fn full(cause: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
         StoreError::Full(Arc::from(cause.into()))
     }
@@ -77,6 +85,15 @@ impl StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What was being done when a cause failed, kept above it in the chain.
+#[derive(Debug, thiserror::Error)]
+#[error("{context}")]
+struct Context {
+    context: String,
+    #[source]
+    cause: Box<dyn std::error::Error + Send + Sync + 'static>,
+}
 
 /// A queue as stored. Engines build it with `QueueRecord::new`.
 #[derive(Clone, Debug)]

@@ -88,7 +88,7 @@ fn bench_store(c: &mut Criterion) {
                         let started = Instant::now();
                         for _ in 0..iters {
                             let params = ReceiveParams::new(1, 30_000, RETENTION_MS, now());
-                            let outcome = store.receive_messages(receive_queue, params).await.unwrap().unwrap();
+                            let outcome = store.receive_messages(receive_queue, params).await.unwrap();
                             let leases: Vec<Lease> =
                                 outcome.messages.iter().map(|m| Lease { seq: m.seq, lease: m.lease }).collect();
                             store.delete_messages(receive_queue, leases).await.unwrap();

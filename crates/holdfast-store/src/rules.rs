@@ -3,7 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use holdfast_core::store::{ChangeVisibilityOutcome, DeadLetterTarget, Deduplication, Millis, MoveTask, QueueId};
+use holdfast_core::store::{
+    ChangeVisibilityOutcome, DeadLetterTarget, Deduplication, MessageMove, Millis, MoveStep, MoveTask, MoveTaskStatus,
+    QueueId,
+};
 
 /// Merges SetQueueAttributes into the explicit attributes: an empty value removes the attribute
 /// (so it falls back to its default), any other value sets it.
@@ -134,4 +137,47 @@ pub(crate) fn moved_sent_at(sent_at: Millis, reset_sent_at: bool, now: Millis) -
 /// started in the same millisecond still list in a stable, meaningful order.
 pub(crate) fn newest_first(tasks: &mut [(u64, MoveTask)]) {
     tasks.sort_by(|(a_order, a), (b_order, b)| b.started_at.cmp(&a.started_at).then(b_order.cmp(a_order)));
+}
+
+// ---- message move tasks ----
+
+/// What one runner step does to a move task, decided from the task's status and the step.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct StepPlan {
+    /// Messages to move (the task is running and the step moves some).
+    pub moves: Vec<MessageMove>,
+    /// The task's new status and failure reason, if the step ends it.
+    pub ends: Option<(MoveTaskStatus, Option<String>)>,
+}
+
+/// A cancelled task (CANCELLING) becomes CANCELLED and the step is dropped; a running task takes
+/// the step; an ended task is left as it is.
+pub(crate) fn plan_step(status: MoveTaskStatus, step: MoveStep) -> StepPlan {
+    match (status, step) {
+        (MoveTaskStatus::Cancelling, _) => {
+            StepPlan { ends: Some((MoveTaskStatus::Cancelled, None)), ..StepPlan::default() }
+        }
+        (MoveTaskStatus::Running, MoveStep::Moved(moves)) => StepPlan { moves, ends: None },
+        (MoveTaskStatus::Running, MoveStep::Completed) => {
+            StepPlan { ends: Some((MoveTaskStatus::Completed, None)), ..StepPlan::default() }
+        }
+        (MoveTaskStatus::Running, MoveStep::Failed(reason)) => {
+            StepPlan { ends: Some((MoveTaskStatus::Failed, Some(reason))), ..StepPlan::default() }
+        }
+        (MoveTaskStatus::Completed | MoveTaskStatus::Cancelled | MoveTaskStatus::Failed, _) => StepPlan::default(),
+    }
+}
+
+/// Records a planned step's result on the task.
+pub(crate) fn finish_step(task: &mut MoveTask, moved: u64, ends: Option<(MoveTaskStatus, Option<String>)>) {
+    task.moved += moved;
+    if let Some((status, reason)) = ends {
+        task.status = status;
+        task.failure_reason = reason;
+    }
+}
+
+/// Whether a task keeps its source queue busy: only one such task per source.
+pub(crate) fn is_active(status: MoveTaskStatus) -> bool {
+    matches!(status, MoveTaskStatus::Running | MoveTaskStatus::Cancelling)
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use holdfast_core::store::{
     CreateQueueOutcome, DeadLetterTarget, Deduplication, DeleteOutcome, Delivery, Lease, MoveTask, MoveTaskStatus,
-    NewMessage, QueueCounts, QueueRecord, ReceiveAttempt, ReceiveParams, SendOutcome, Store, StoreError,
+    NewMessage, QueueCounts, QueueRecord, ReceiveAttempt, ReceiveParams, Sent, Store, StoreError,
 };
 use holdfast_store::sqlite::DB_FILE;
 use holdfast_store::SqliteStore;
@@ -45,7 +45,7 @@ async fn create(store: &dyn Store, name: &str) -> QueueRecord {
 fn open_error(dir: &Path) -> String {
     match SqliteStore::open(dir) {
         Ok(_) => panic!("opened a damaged store"),
-        Err(StoreError::Backend(reason)) => reason,
+        Err(error @ StoreError::Backend(_)) => error.chain(),
         Err(other) => panic!("unexpected error kind: {other:?}"),
     }
 }
@@ -55,16 +55,12 @@ async fn populate(dir: &Path) -> (QueueRecord, Lease, Lease) {
     let store = SqliteStore::open(dir).unwrap();
     let kept = create(&store, "kept").await;
     let gone = create(&store, "gone").await;
-    store.send_messages(gone.id, vec![message("g1", T0)], None, 0).await.unwrap().unwrap();
-    assert!(store.delete_queue(gone.id, T0 + 1).await.unwrap());
-    store
-        .send_messages(kept.id, (1..=4).map(|i| message(&format!("m{i}"), T0)).collect(), None, 0)
-        .await
-        .unwrap()
-        .unwrap();
-    let got = store.receive_messages(kept.id, params(2, T0)).await.unwrap().unwrap();
+    store.send_messages(gone.id, vec![message("g1", T0)], None, 0).await.unwrap();
+    store.delete_queue(gone.id, T0 + 1).await.unwrap();
+    store.send_messages(kept.id, (1..=4).map(|i| message(&format!("m{i}"), T0)).collect(), None, 0).await.unwrap();
+    let got = store.receive_messages(kept.id, params(2, T0)).await.unwrap();
     let leases: Vec<Lease> = got.messages.iter().map(|m| Lease { seq: m.seq, lease: m.lease }).collect();
-    let deleted = store.delete_messages(kept.id, vec![leases[0]]).await.unwrap().unwrap();
+    let deleted = store.delete_messages(kept.id, vec![leases[0]]).await.unwrap();
     assert_eq!(deleted, [DeleteOutcome::Deleted]);
     (kept, leases[0], leases[1])
 }
@@ -78,9 +74,9 @@ async fn check_reopened(dir: &Path, kept: &QueueRecord, deleted: Lease, in_fligh
     let counts = store.queue_counts(kept.id, T0).await.unwrap();
     assert_eq!(counts, QueueCounts { visible: 2, in_flight: 1, delayed: 0 });
     // Leases are durable: the in-flight message's receipt still works, the deleted one stays gone.
-    let outcomes = store.delete_messages(kept.id, vec![deleted, in_flight]).await.unwrap().unwrap();
+    let outcomes = store.delete_messages(kept.id, vec![deleted, in_flight]).await.unwrap();
     assert_eq!(outcomes, [DeleteOutcome::NotCurrent, DeleteOutcome::Deleted]);
-    let got = store.receive_messages(kept.id, params(10, T0 + VT)).await.unwrap().unwrap();
+    let got = store.receive_messages(kept.id, params(10, T0 + VT)).await.unwrap();
     let ids: Vec<&str> = got.messages.iter().map(|m| m.message_id.as_str()).collect();
     assert_eq!(ids, ["m3", "m4"]);
     assert_eq!(got.messages[0].attributes, [1, 2, 3]);
@@ -88,8 +84,8 @@ async fn check_reopened(dir: &Path, kept: &QueueRecord, deleted: Lease, in_fligh
     // Ids and seqs continue after the old ones instead of being reused.
     let newer = create(&store, "newer").await;
     assert!(newer.id > kept.id + 1);
-    let seqs = store.send_messages(newer.id, vec![message("n", T0)], None, 0).await.unwrap().unwrap();
-    assert!(seqs[0].seq() > got.messages[1].seq);
+    let seqs = store.send_messages(newer.id, vec![message("n", T0)], None, 0).await.unwrap();
+    assert!(seqs[0].seq > got.messages[1].seq);
     store.close().await.unwrap();
 }
 
@@ -149,7 +145,7 @@ async fn truncated_file_is_refused() {
         let store = SqliteStore::open(dir.path()).unwrap();
         let q = create(&store, "q").await;
         let batch = (0..200).map(|i| message(&format!("m{i}"), T0)).collect();
-        store.send_messages(q.id, batch, None, 0).await.unwrap().unwrap();
+        store.send_messages(q.id, batch, None, 0).await.unwrap();
         store.close().await.unwrap();
     }
     let path = dir.path().join(DB_FILE);
@@ -169,7 +165,7 @@ async fn overwritten_page_is_refused() {
         let store = SqliteStore::open(dir.path()).unwrap();
         let q = create(&store, "q").await;
         let batch = (0..200).map(|i| message(&format!("m{i}"), T0)).collect();
-        store.send_messages(q.id, batch, None, 0).await.unwrap().unwrap();
+        store.send_messages(q.id, batch, None, 0).await.unwrap();
         store.close().await.unwrap();
     }
     // Scribble over the middle of the file, past the header, as a bad sector or stray write would.
@@ -218,7 +214,7 @@ async fn concurrent_senders_all_land_exactly_once() {
         senders.push(tokio::spawn(async move {
             for i in 0..PER_TASK {
                 let seqs = store.send_messages(q.id, vec![message(&format!("{t}-{i}"), T0)], None, 0).await.unwrap();
-                assert_eq!(seqs.map(|s| s.len()), Some(1));
+                assert_eq!(seqs.len(), 1);
             }
         }));
     }
@@ -235,12 +231,12 @@ async fn concurrent_senders_all_land_exactly_once() {
         receivers.push(tokio::spawn(async move {
             let mut ids = Vec::new();
             loop {
-                let got = store.receive_messages(q.id, params(10, T0)).await.unwrap().unwrap();
+                let got = store.receive_messages(q.id, params(10, T0)).await.unwrap();
                 if got.messages.is_empty() {
                     return ids;
                 }
                 let leases = got.messages.iter().map(|m| Lease { seq: m.seq, lease: m.lease }).collect();
-                let outcomes = store.delete_messages(q.id, leases).await.unwrap().unwrap();
+                let outcomes = store.delete_messages(q.id, leases).await.unwrap();
                 assert!(outcomes.iter().all(|o| *o == DeleteOutcome::Deleted));
                 ids.extend(got.messages.into_iter().map(|m| m.message_id));
             }
@@ -283,25 +279,25 @@ async fn fifo_and_move_task_state_survives_reopen() {
         let q = create(&store, "q.fifo").await;
         let dlq = create(&store, "dlq.fifo").await;
         let batch = vec![deduplicated("a", "a"), deduplicated("b", "b"), deduplicated("c", "c")];
-        let sent = store.send_messages(q.id, batch, dedup, T0).await.unwrap().unwrap();
+        let sent = store.send_messages(q.id, batch, dedup, T0).await.unwrap();
         // a is received once and deleted; its id must still deduplicate after the restart.
-        let a = store.receive_messages(q.id, fifo(T0)).await.unwrap().unwrap().messages.remove(0);
-        let deleted = store.delete_messages(q.id, vec![Lease { seq: a.seq, lease: a.lease }]).await.unwrap().unwrap();
+        let a = store.receive_messages(q.id, fifo(T0)).await.unwrap().messages.remove(0);
+        let deleted = store.delete_messages(q.id, vec![Lease { seq: a.seq, lease: a.lease }]).await.unwrap();
         assert_eq!(deleted, [DeleteOutcome::Deleted]);
         // b is leased under an attempt id; it locks the group.
         let p = ReceiveParams { attempt: attempt(), ..fifo(T0 + 1) };
-        let b = store.receive_messages(q.id, p).await.unwrap().unwrap().messages.remove(0);
+        let b = store.receive_messages(q.id, p).await.unwrap().messages.remove(0);
         assert_eq!(b.message_id, "b");
-        store.save_move_task(MoveTask { source_queue: dlq.id, ..task.clone() }).await.unwrap();
+        store.start_move_task(MoveTask { source_queue: dlq.id, ..task.clone() }).await.unwrap();
         store.close().await.unwrap();
         (q, dlq, sent[0].clone(), b)
     };
     let store = SqliteStore::open(dir.path()).unwrap();
-    let again = store.send_messages(q.id, vec![deduplicated("a2", "a")], dedup, T0 + 2).await.unwrap().unwrap();
-    assert_eq!(again, [SendOutcome::Duplicate { seq: first.seq(), message_id: "a".into() }]);
+    let again = store.send_messages(q.id, vec![deduplicated("a2", "a")], dedup, T0 + 2).await.unwrap();
+    assert_eq!(again, [Sent { seq: first.seq, message_id: "a".into(), duplicate: true }]);
     let retry = ReceiveParams { attempt: attempt(), ..fifo(T0 + 3) };
-    assert_eq!(store.receive_messages(q.id, retry).await.unwrap().unwrap().messages, std::slice::from_ref(&leased));
-    let locked = store.receive_messages(q.id, fifo(T0 + 3)).await.unwrap().unwrap();
+    assert_eq!(store.receive_messages(q.id, retry).await.unwrap().messages, std::slice::from_ref(&leased));
+    let locked = store.receive_messages(q.id, fifo(T0 + 3)).await.unwrap();
     assert!(locked.messages.is_empty(), "c stays behind the in-flight b");
     assert_eq!(locked.next_visible_at, Some(T0 + 3 + VT));
     let tasks = store.move_tasks(Some(dlq.id)).await.unwrap();
@@ -310,13 +306,13 @@ async fn fifo_and_move_task_state_survives_reopen() {
     // Dead-lettered after the restart, then reopened again: the source ARN is kept.
     let target =
         DeadLetterTarget { queue: dlq.id, max_receive_count: 1, source_arn: "arn:q".into(), reset_sent_at: true };
-    assert_eq!(store.dead_letter_exhausted(q.id, target, T0 + 3 + VT, 10).await.unwrap(), Some(1));
+    assert_eq!(store.dead_letter_exhausted(q.id, target, T0 + 3 + VT, 10).await.unwrap().moved, 1);
     store.close().await.unwrap();
     let store = SqliteStore::open(dir.path()).unwrap();
-    let moved = store.receive_messages(dlq.id, fifo(T0 + 4 + VT)).await.unwrap().unwrap().messages.remove(0);
+    let moved = store.receive_messages(dlq.id, fifo(T0 + 4 + VT)).await.unwrap().messages.remove(0);
     assert_eq!((moved.message_id.as_str(), moved.dead_letter_source_arn.as_deref()), ("b", Some("arn:q")));
     assert_eq!(moved.sent_at, T0 + 3 + VT);
-    let c = store.receive_messages(q.id, fifo(T0 + 4 + VT)).await.unwrap().unwrap().messages.remove(0);
+    let c = store.receive_messages(q.id, fifo(T0 + 4 + VT)).await.unwrap().messages.remove(0);
     assert_eq!(c.message_id, "c", "the group opened when its head left");
     store.close().await.unwrap();
 }

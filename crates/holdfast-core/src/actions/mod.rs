@@ -10,4 +10,3 @@ pub mod receive;
 pub mod send;
 pub mod tags;
 pub mod visibility;
-

@@ -92,8 +92,11 @@ async fn edit_policy(
         edit(list)?;
         // The last permission gone: the queue has no policy, as after SetQueueAttributes(Policy="").
         let replacement = if list.is_empty() { String::new() } else { policy.to_string() };
-        let stored =
-            sqs.store.replace_queue_attribute(queue.id, "Policy", current, &replacement, sqs.now()).await.map_err(internal)?;
+        let stored = sqs
+            .store
+            .replace_queue_attribute(queue.id, "Policy", current, &replacement, sqs.now())
+            .await
+            .map_err(internal)?;
         if stored {
             return Ok(NoOutput);
         }

@@ -13,8 +13,8 @@ use crate::names;
 use crate::queue_attributes::{self, effective_value, Occasion, ALL_ATTRIBUTES};
 use crate::redrive::{queue_name_from_arn, RedriveAllowPolicy, RedrivePolicy};
 use crate::service::{does_not_exist, internal, RequestContext, Sqs};
-use crate::timer::Due;
 use crate::store::{CreateQueueOutcome, PurgeOutcome};
+use crate::timer::Due;
 
 pub async fn create_queue(
     sqs: &Sqs,
@@ -145,11 +145,8 @@ pub async fn get_queue_attributes(
     }
 
     let needs_counts = wanted.iter().any(|a| a.starts_with("ApproximateNumberOfMessages"));
-    let counts = if needs_counts {
-        Some(sqs.store.queue_counts(queue.id, sqs.now()).await.map_err(internal)?)
-    } else {
-        None
-    };
+    let counts =
+        if needs_counts { Some(sqs.store.queue_counts(queue.id, sqs.now()).await.map_err(internal)?) } else { None };
     let record = &queue;
     let mut attributes = BTreeMap::new();
     for name in wanted {

@@ -148,9 +148,9 @@ async fn wait_for_messages(
         if !outcome.messages.is_empty() {
             // Receives waiting on this queue must look again when these messages' visibility runs
             // out, and so must the dead-letter sweep if that makes one of them exhausted.
-            let exhausted_then = dead_letter.as_ref().is_some_and(|(rule, _)| {
-                outcome.messages.iter().any(|m| m.receive_count >= rule.max_receive_count)
-            });
+            let exhausted_then = dead_letter
+                .as_ref()
+                .is_some_and(|(rule, _)| outcome.messages.iter().any(|m| m.receive_count >= rule.max_receive_count));
             if exhausted_then || sqs.waiters.has_waiters(queue_id) {
                 sqs.timer.schedule(Due::Visible(key), now + visibility_timeout_ms);
             }
@@ -171,8 +171,7 @@ async fn wait_for_messages(
 }
 
 fn render(queue: &Queue, message: StoredMessage, system_names: &[&str], filter: &AttributeFilter) -> Message {
-    let receipt_handle =
-        receipt::encode(queue.id, crate::store::Lease { seq: message.seq, lease: message.lease });
+    let receipt_handle = receipt::encode(queue.id, crate::store::Lease { seq: message.seq, lease: message.lease });
     let all_system = system_names.contains(&"All");
     let mut attributes = BTreeMap::new();
     let system_attributes = attrs::decode(&message.system_attributes);

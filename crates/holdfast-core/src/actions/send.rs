@@ -142,8 +142,9 @@ async fn enqueue(sqs: &Sqs, queue: &Queue, messages: Vec<NewMessage>) -> Result<
     let settings = queue.settings();
     let visible_now = messages.iter().filter(|m| m.visible_at <= now).count();
     let earliest_delayed = messages.iter().map(|m| m.visible_at).filter(|&at| at > now).min();
-    let dedup =
-        settings.fifo.then_some(Deduplication { window_ms: fifo::DEDUP_WINDOW_MS, per_group: settings.dedup_per_group });
+    let dedup = settings
+        .fifo
+        .then_some(Deduplication { window_ms: fifo::DEDUP_WINDOW_MS, per_group: settings.dedup_per_group });
     let sent = sqs.store.send_messages(queue.id, messages, dedup, now).await.map_err(internal)?;
     // FIFO messages all share the queue's delay, so a duplicate (which enqueued nothing) is one
     // of the visible ones exactly when any are.

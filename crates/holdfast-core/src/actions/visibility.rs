@@ -6,8 +6,8 @@ use holdfast_api::{limits, sqs_error, NoOutput, SqsError};
 use super::send::failure;
 use crate::receipt;
 use crate::service::{internal, Queue, Sqs};
-use crate::timer::Due;
 use crate::store::{ChangeVisibility, ChangeVisibilityOutcome};
+use crate::timer::Due;
 use crate::validate::{check_batch_entry_ids, check_range};
 
 fn parse_change(receipt_handle: &str, timeout: Option<i64>, queue_id: i64) -> Result<ChangeVisibility, SqsError> {

@@ -1,7 +1,7 @@
 //! Conformance cases for FIFO queues (SPEC §5.2): deduplication, delivery order and the group
 //! lock, receive attempts.
 
-use holdfast_core::store::{Deduplication, Delivery, ReceiveAttempt, SendOutcome};
+use holdfast_core::store::{Deduplication, Delivery, ReceiveAttempt, Sent};
 
 use super::*;
 
@@ -36,8 +36,8 @@ async fn send_with(
     messages: Vec<NewMessage>,
     dedup: Deduplication,
     now: Millis,
-) -> Vec<SendOutcome> {
-    store.send_messages(queue.id, messages, Some(dedup), now).await.unwrap().expect("queue exists")
+) -> Vec<Sent> {
+    store.send_messages(queue.id, messages, Some(dedup), now).await.unwrap()
 }
 
 /// Sends with queue-scoped deduplication at `T0`; every message must be enqueued.
@@ -46,21 +46,21 @@ pub(super) async fn send_fifo(store: &dyn Store, queue: &QueueRecord, messages: 
     outcomes
         .iter()
         .map(|o| match o {
-            SendOutcome::Enqueued { seq } => *seq,
+            Sent { seq, duplicate: false, .. } => *seq,
             other => panic!("expected every message enqueued: {other:?}"),
         })
         .collect()
 }
 
-fn enqueued(outcomes: &[SendOutcome]) -> i64 {
+fn enqueued(outcomes: &[Sent]) -> i64 {
     match outcomes {
-        [SendOutcome::Enqueued { seq }] => *seq,
+        [Sent { seq, duplicate: false, .. }] => *seq,
         other => panic!("expected one enqueued message: {other:?}"),
     }
 }
 
-fn duplicate_of(seq: i64, message_id: &str) -> SendOutcome {
-    SendOutcome::Duplicate { seq, message_id: message_id.to_owned() }
+fn duplicate_of(seq: i64, message_id: &str) -> Sent {
+    Sent { message_id: message_id.to_owned(), seq, duplicate: true }
 }
 
 pub async fn dedup_reports_the_first_message(store: &dyn Store) {
@@ -95,7 +95,7 @@ pub async fn dedup_outlives_the_message(store: &dyn Store) {
     assert_eq!(again, [duplicate_of(first, "m1")], "deleting the message does not forget its id");
     assert_eq!(queue_counts(store, &q, T0 + 2).await, counts(0, 0, 0));
     // Purging does not forget it either.
-    assert!(matches!(store.purge_queue(q.id, T0 + 3, COOLDOWN).await.unwrap(), Some(PurgeOutcome::Purged { .. })));
+    assert!(matches!(store.purge_queue(q.id, T0 + 3, COOLDOWN).await.unwrap(), PurgeOutcome::Purged { .. }));
     let again = send_with(store, &q, vec![dedup_as(fifo("m3", "g", T0), "d")], QUEUE_SCOPE, T0 + 4).await;
     assert_eq!(again, [duplicate_of(first, "m1")]);
 }
@@ -135,7 +135,8 @@ pub async fn dedup_within_one_batch(store: &dyn Store) {
         dedup_as(fifo("c", "g2", T0), "d1"),
     ];
     let outcomes = send_with(store, &q, batch, QUEUE_SCOPE, T0).await;
-    let (SendOutcome::Enqueued { seq: a }, SendOutcome::Enqueued { seq: b }) = (&outcomes[0], &outcomes[1]) else {
+    let (Sent { seq: a, duplicate: false, .. }, Sent { seq: b, duplicate: false, .. }) = (&outcomes[0], &outcomes[1])
+    else {
         panic!("{outcomes:?}")
     };
     assert!(b > a);
@@ -148,8 +149,8 @@ pub async fn dedup_within_one_batch(store: &dyn Store) {
         dedup_as(fifo("z", "g1", T0), "d"),
     ];
     let outcomes = send_with(store, &q, batch, GROUP_SCOPE, T0).await;
-    let SendOutcome::Enqueued { seq: x } = outcomes[0] else { panic!("{outcomes:?}") };
-    assert!(matches!(outcomes[1], SendOutcome::Enqueued { .. }), "{outcomes:?}");
+    let Sent { seq: x, duplicate: false, .. } = outcomes[0] else { panic!("{outcomes:?}") };
+    assert!(matches!(outcomes[1], Sent { duplicate: false, .. }), "{outcomes:?}");
     assert_eq!(outcomes[2], duplicate_of(x, "x"));
     let got = receive(store, &q, fifo_params(10, VT, T0)).await;
     assert_eq!(ids(&got), ["x", "y"]);
@@ -357,9 +358,9 @@ pub async fn delete_queue_clears_dedup_and_attempts(store: &dyn Store) {
     send_fifo(store, &q, vec![dedup_as(fifo("m", "g", T0), "d")]).await;
     let got = receive(store, &q, with_attempt(fifo_params(10, VT, T0), "attempt")).await;
     assert_eq!(ids(&got), ["m"]);
-    assert!(store.delete_queue(q.id, T0 + 1).await.unwrap());
-    assert_eq!(store.send_messages(q.id, vec![fifo("x", "g", T0)], Some(QUEUE_SCOPE), T0 + 1).await.unwrap(), None);
-    assert_eq!(store.receive_messages(q.id, with_attempt(fifo_params(10, VT, T0 + 1), "attempt")).await.unwrap(), None);
+    store.delete_queue(q.id, T0 + 1).await.unwrap();
+    assert_gone(store.send_messages(q.id, vec![fifo("x", "g", T0)], Some(QUEUE_SCOPE), T0 + 1).await);
+    assert_gone(store.receive_messages(q.id, with_attempt(fifo_params(10, VT, T0 + 1), "attempt")).await);
 
     // The re-created queue is a new queue: none of the old records apply to it.
     let later = T0 + 1 + COOLDOWN;

@@ -28,8 +28,9 @@ pub use redrive::*;
 use std::collections::BTreeMap;
 
 use holdfast_core::store::{
-    ChangeVisibility, ChangeVisibilityOutcome, CreateQueueOutcome, DeleteOutcome, Lease, Millis, NewMessage,
-    PurgeOutcome, QueueCounts, QueueRecord, ReceiveOutcome, ReceiveParams, Store, StoreError, StoredMessage,
+    ChangeVisibility, ChangeVisibilityOutcome, CreateQueueOutcome, DeadLetterTarget, DeleteOutcome, ExpiryOutcome,
+    Lease, Millis, NewMessage, PurgeOutcome, QueueCounts, QueueRecord, ReceiveOutcome, ReceiveParams, Store,
+    StoreError, StoreResult, StoredMessage,
 };
 
 /// Stamps out one `#[tokio::test]` per conformance case. `$make` is a closure returning
@@ -156,23 +157,25 @@ async fn create(store: &dyn Store, name: &str, now: Millis) -> QueueRecord {
     }
 }
 
+/// The one answer every per-queue call gives for a queue that no longer exists.
+#[track_caller]
+fn assert_gone<T: std::fmt::Debug>(result: StoreResult<T>) {
+    match result {
+        Err(StoreError::QueueNotFound(_)) => {}
+        other => panic!("expected QueueNotFound, got {other:?}"),
+    }
+}
+
 async fn send(store: &dyn Store, queue: &QueueRecord, messages: Vec<NewMessage>) -> Vec<i64> {
-    store
-        .send_messages(queue.id, messages, None, 0)
-        .await
-        .unwrap()
-        .expect("queue exists")
-        .iter()
-        .map(|o| o.seq())
-        .collect()
+    store.send_messages(queue.id, messages, None, 0).await.unwrap().iter().map(|o| o.seq).collect()
 }
 
 async fn receive(store: &dyn Store, queue: &QueueRecord, p: ReceiveParams) -> ReceiveOutcome {
-    store.receive_messages(queue.id, p).await.unwrap().expect("queue exists")
+    store.receive_messages(queue.id, p).await.unwrap()
 }
 
 async fn delete(store: &dyn Store, queue: &QueueRecord, leases: Vec<Lease>) -> Vec<DeleteOutcome> {
-    store.delete_messages(queue.id, leases).await.unwrap().expect("queue exists")
+    store.delete_messages(queue.id, leases).await.unwrap()
 }
 
 async fn change(
@@ -183,8 +186,7 @@ async fn change(
     now: Millis,
 ) -> ChangeVisibilityOutcome {
     let change = ChangeVisibility { lease: lease(m), visibility_timeout_ms: timeout };
-    let outcomes =
-        store.change_visibility(queue.id, vec![change], now, MAX_INFLIGHT).await.unwrap().expect("queue exists");
+    let outcomes = store.change_visibility(queue.id, vec![change], now, MAX_INFLIGHT).await.unwrap();
     outcomes[0]
 }
 
@@ -246,8 +248,8 @@ pub async fn delete_queue_and_recreate_cooldown(store: &dyn Store) {
     let q = create(store, "q", T0).await;
     create(store, "other", T0).await;
     let deleted_at = T0 + 1_000;
-    assert!(store.delete_queue(q.id, deleted_at).await.unwrap());
-    assert!(!store.delete_queue(q.id, deleted_at).await.unwrap(), "second delete finds nothing");
+    store.delete_queue(q.id, deleted_at).await.unwrap();
+    assert_gone(store.delete_queue(q.id, deleted_at).await);
     assert_eq!(store.get_queue("q").await.unwrap(), None);
     assert_eq!(names(&store.list_queues("", None, 10).await.unwrap()), ["other"]);
 
@@ -264,8 +266,8 @@ pub async fn delete_queue_and_recreate_cooldown(store: &dyn Store) {
     assert_eq!(recreated.created_at, deleted_at + COOLDOWN);
     assert_eq!(store.get_queue("q").await.unwrap(), Some(recreated.clone()));
     // The old id stays dead.
-    assert!(!store.delete_queue(q.id, deleted_at + COOLDOWN).await.unwrap());
-    assert_eq!(store.send_messages(q.id, vec![message("m", T0)], None, 0).await.unwrap(), None);
+    assert_gone(store.delete_queue(q.id, deleted_at + COOLDOWN).await);
+    assert_gone(store.send_messages(q.id, vec![message("m", T0)], None, 0).await);
     assert!(store.get_queue("other").await.unwrap().is_some());
 }
 
@@ -273,7 +275,7 @@ pub async fn queue_ids_never_reused(store: &dyn Store) {
     let a = create(store, "a", T0).await;
     let b = create(store, "b", T0).await;
     assert!(b.id > a.id);
-    assert!(store.delete_queue(b.id, T0).await.unwrap());
+    store.delete_queue(b.id, T0).await.unwrap();
     let c = create(store, "c", T0).await;
     assert!(c.id > b.id, "the id of the deleted newest queue is not handed out again");
 }
@@ -286,15 +288,15 @@ pub async fn set_queue_attributes_merges(store: &dyn Store) {
         panic!("not created")
     };
     let changes = map(&[("DelaySeconds", ""), ("MessageRetentionPeriod", "60"), ("VisibilityTimeout", "10")]);
-    assert!(store.set_queue_attributes(q.id, changes, T0 + 7).await.unwrap());
+    store.set_queue_attributes(q.id, changes, T0 + 7).await.unwrap();
     let after = store.get_queue("q").await.unwrap().unwrap();
     assert_eq!(after.attributes, map(&[("MessageRetentionPeriod", "60"), ("VisibilityTimeout", "10")]));
     assert_eq!(after.last_modified_at, T0 + 7);
     assert_eq!(after.created_at, T0);
     // Removing an attribute that is not set is harmless.
-    assert!(store.set_queue_attributes(q.id, map(&[("Policy", "")]), T0 + 8).await.unwrap());
+    store.set_queue_attributes(q.id, map(&[("Policy", "")]), T0 + 8).await.unwrap();
     assert_eq!(store.get_queue("q").await.unwrap().unwrap().attributes.len(), 2);
-    assert!(!store.set_queue_attributes(q.id + 1_000, map(&[("DelaySeconds", "1")]), T0).await.unwrap());
+    assert_gone(store.set_queue_attributes(q.id + 1_000, map(&[("DelaySeconds", "1")]), T0).await);
 }
 
 pub async fn tag_and_untag(store: &dyn Store) {
@@ -303,14 +305,14 @@ pub async fn tag_and_untag(store: &dyn Store) {
     else {
         panic!("not created")
     };
-    assert!(store.tag_queue(q.id, map(&[("b", "20"), ("c", "")])).await.unwrap());
+    store.tag_queue(q.id, map(&[("b", "20"), ("c", "")])).await.unwrap();
     assert_eq!(store.get_queue("q").await.unwrap().unwrap().tags, map(&[("a", "1"), ("b", "20"), ("c", "")]));
-    assert!(store.untag_queue(q.id, vec!["a".into(), "missing".into()]).await.unwrap());
+    store.untag_queue(q.id, vec!["a".into(), "missing".into()]).await.unwrap();
     let after = store.get_queue("q").await.unwrap().unwrap();
     assert_eq!(after.tags, map(&[("b", "20"), ("c", "")]));
     assert!(after.attributes.is_empty(), "tags do not leak into attributes");
-    assert!(!store.tag_queue(q.id + 1_000, map(&[("a", "1")])).await.unwrap());
-    assert!(!store.untag_queue(q.id + 1_000, vec!["a".into()]).await.unwrap());
+    assert_gone(store.tag_queue(q.id + 1_000, map(&[("a", "1")])).await);
+    assert_gone(store.untag_queue(q.id + 1_000, vec!["a".into()]).await);
 }
 
 pub async fn purge_and_cooldown(store: &dyn Store) {
@@ -322,21 +324,21 @@ pub async fn purge_and_cooldown(store: &dyn Store) {
 
     let purged_at = T0 + 1;
     let outcome = store.purge_queue(q.id, purged_at, COOLDOWN).await.unwrap();
-    assert_eq!(outcome, Some(PurgeOutcome::Purged { removed: 3 }), "visible, in-flight and delayed all go");
+    assert_eq!(outcome, PurgeOutcome::Purged { removed: 3 }, "visible, in-flight and delayed all go");
     assert_eq!(queue_counts(store, &q, purged_at).await, counts(0, 0, 0));
     assert!(receive(store, &q, params(10, VT, T0 + 120_000)).await.messages.is_empty());
     assert_eq!(delete(store, &q, vec![lease(&got.messages[0])]).await, [DeleteOutcome::NotCurrent]);
 
     send(store, &q, vec![message("d", purged_at + 10)]).await;
     let outcome = store.purge_queue(q.id, purged_at + COOLDOWN - 1, COOLDOWN).await.unwrap();
-    assert_eq!(outcome, Some(PurgeOutcome::InProgress));
+    assert_eq!(outcome, PurgeOutcome::InProgress);
     assert_eq!(queue_counts(store, &q, purged_at + 20).await, counts(1, 0, 0), "a refused purge removes nothing");
 
     let outcome = store.purge_queue(q.id, purged_at + COOLDOWN, COOLDOWN).await.unwrap();
-    assert_eq!(outcome, Some(PurgeOutcome::Purged { removed: 1 }));
+    assert_eq!(outcome, PurgeOutcome::Purged { removed: 1 });
     let outcome = store.purge_queue(q.id, purged_at + COOLDOWN + 1, COOLDOWN).await.unwrap();
-    assert_eq!(outcome, Some(PurgeOutcome::InProgress), "the cooldown restarts at each purge");
-    assert_eq!(store.purge_queue(q.id + 1_000, T0, COOLDOWN).await.unwrap(), None);
+    assert_eq!(outcome, PurgeOutcome::InProgress, "the cooldown restarts at each purge");
+    assert_gone(store.purge_queue(q.id + 1_000, T0, COOLDOWN).await);
 }
 
 pub async fn send_and_receive_in_order(store: &dyn Store) {
@@ -498,10 +500,10 @@ pub async fn change_visibility_outcomes(store: &dyn Store) {
         ChangeVisibility { lease: lease(a), visibility_timeout_ms: 10 },
         ChangeVisibility { lease: lease(a2), visibility_timeout_ms: 10 },
     ];
-    let outcomes = store.change_visibility(q.id, changes, T0 + 70_001, MAX_INFLIGHT).await.unwrap().unwrap();
+    let outcomes = store.change_visibility(q.id, changes, T0 + 70_001, MAX_INFLIGHT).await.unwrap();
     assert_eq!(outcomes, [NotCurrent, NotCurrent, Changed]);
     let empty = store.change_visibility(q.id, Vec::new(), T0, MAX_INFLIGHT).await.unwrap();
-    assert_eq!(empty, Some(Vec::new()));
+    assert_eq!(empty, Vec::new());
 }
 
 pub async fn delayed_messages(store: &dyn Store) {
@@ -531,7 +533,7 @@ pub async fn counts_follow_state_and_clock(store: &dyn Store) {
     assert_eq!(queue_counts(store, &q, T0 + VT).await, counts(4, 0, 0));
     assert_eq!(delete(store, &q, vec![lease(&got.messages[0])]).await, [DeleteOutcome::Deleted]);
     assert_eq!(queue_counts(store, &q, T0).await, counts(2, 0, 1));
-    assert_eq!(store.queue_counts(q.id + 1_000, T0).await.unwrap(), counts(0, 0, 0));
+    assert_gone(store.queue_counts(q.id + 1_000, T0).await);
 }
 
 pub async fn next_visible_at(store: &dyn Store) {
@@ -576,14 +578,18 @@ pub async fn expire_messages(store: &dyn Store) {
     }
     receive(store, &short, params(1, VT, T0 + 1)).await;
     let now = T0 + 61_500;
-    let retention = [(short.id, 60_000), (long.id, 3_600_000), (untouched.id + 1_000, 1)];
-    let removed = store.expire_messages(&retention, now).await.unwrap();
-    assert_eq!(removed, 2, "short's in-flight a and visible b are expired, delayed c is not");
+    let expired = store.expire_messages(short.id, now - 60_000).await.unwrap();
+    assert_eq!(expired.removed, 2, "short's in-flight a and visible b are expired, delayed c is not");
+    assert_eq!(expired.oldest_sent_at, Some(T0 + 2_000), "c is the oldest left");
+    let kept = store.expire_messages(long.id, now - 3_600_000).await.unwrap();
+    assert_eq!(kept, ExpiryOutcome { removed: 0, oldest_sent_at: Some(T0) });
     assert_eq!(queue_counts(store, &short, now).await, counts(0, 0, 1));
     assert_eq!(queue_counts(store, &long, now).await, counts(2, 0, 1));
     assert_eq!(queue_counts(store, &untouched, now).await, counts(2, 0, 1));
-    assert_eq!(store.expire_messages(&retention, now).await.unwrap(), 0);
-    assert_eq!(store.expire_messages(&[], now).await.unwrap(), 0);
+    assert_eq!(store.expire_messages(short.id, now - 60_000).await.unwrap().removed, 0);
+    // The last message gone, there is nothing left to expire.
+    let emptied = store.expire_messages(long.id, T0 + 2_001).await.unwrap();
+    assert_eq!(emptied, ExpiryOutcome { removed: 3, oldest_sent_at: None });
     // The queue goes on working after expiry.
     let got = receive(store, &short, params(10, VT, T0 + 900_000)).await;
     assert_eq!(ids(&got), ["c"]);
@@ -593,20 +599,25 @@ pub async fn unknown_queue(store: &dyn Store) {
     let gone = create(store, "gone", T0).await;
     send(store, &gone, vec![message("m", T0)]).await;
     let m = receive(store, &gone, params(1, VT, T0)).await.messages.remove(0);
-    assert!(store.delete_queue(gone.id, T0).await.unwrap());
-    for id in [gone.id, gone.id + 1_000] {
-        assert_eq!(store.send_messages(id, vec![message("x", T0)], None, 0).await.unwrap(), None);
-        assert_eq!(store.receive_messages(id, params(10, VT, T0 + VT)).await.unwrap(), None);
-        assert_eq!(store.delete_messages(id, vec![lease(&m)]).await.unwrap(), None);
+    store.delete_queue(gone.id, T0).await.unwrap();
+    let fresh_id = create(store, "other", T0).await.id;
+    for id in [gone.id, gone.id + 1_000 + fresh_id] {
+        assert_gone(store.send_messages(id, vec![message("x", T0)], None, 0).await);
+        assert_gone(store.receive_messages(id, params(10, VT, T0 + VT)).await);
+        assert_gone(store.delete_messages(id, vec![lease(&m)]).await);
         let change = ChangeVisibility { lease: lease(&m), visibility_timeout_ms: 0 };
-        assert_eq!(store.change_visibility(id, vec![change], T0, MAX_INFLIGHT).await.unwrap(), None);
-        assert_eq!(store.purge_queue(id, T0, COOLDOWN).await.unwrap(), None);
-        assert!(!store.set_queue_attributes(id, map(&[("DelaySeconds", "1")]), T0).await.unwrap());
-        assert!(!store.tag_queue(id, map(&[("a", "1")])).await.unwrap());
-        assert!(!store.untag_queue(id, vec!["a".into()]).await.unwrap());
-        assert!(!store.delete_queue(id, T0).await.unwrap());
-        assert_eq!(store.queue_counts(id, T0).await.unwrap(), counts(0, 0, 0));
-        assert_eq!(store.expire_messages(&[(id, 1)], T0 + VT).await.unwrap(), 0);
+        assert_gone(store.change_visibility(id, vec![change], T0, MAX_INFLIGHT).await);
+        assert_gone(store.purge_queue(id, T0, COOLDOWN).await);
+        assert_gone(store.set_queue_attributes(id, map(&[("DelaySeconds", "1")]), T0).await);
+        assert_gone(store.tag_queue(id, map(&[("a", "1")])).await);
+        assert_gone(store.untag_queue(id, vec!["a".into()]).await);
+        assert_gone(store.delete_queue(id, T0).await);
+        assert_gone(store.queue_counts(id, T0).await);
+        assert_gone(store.expire_messages(id, T0 + VT).await);
+        assert_gone(store.replace_queue_attribute(id, "Policy", None, "{}", T0).await);
+        let target =
+            DeadLetterTarget { queue: fresh_id, max_receive_count: 1, source_arn: String::new(), reset_sent_at: false };
+        assert_gone(store.dead_letter_exhausted(id, target, T0, 10).await);
     }
     // A send to a missing queue enqueued nothing anywhere.
     let fresh = create(store, "fresh", T0).await;
@@ -626,15 +637,15 @@ pub async fn queues_are_isolated(store: &dyn Store) {
     // A lease of queue a, presented to queue b, touches nothing.
     assert_eq!(delete(store, &b, vec![lease(a1)]).await, [DeleteOutcome::NotCurrent]);
     let change = ChangeVisibility { lease: lease(a1), visibility_timeout_ms: 0 };
-    let outcomes = store.change_visibility(b.id, vec![change], T0 + 1, MAX_INFLIGHT).await.unwrap().unwrap();
+    let outcomes = store.change_visibility(b.id, vec![change], T0 + 1, MAX_INFLIGHT).await.unwrap();
     assert_eq!(outcomes, [ChangeVisibilityOutcome::NotCurrent]);
     assert_eq!(queue_counts(store, &a, T0 + 1).await, counts(0, 2, 0));
 
     let from_b = receive(store, &b, params(10, VT, T0)).await;
     assert_eq!(ids(&from_b), ["b1"]);
-    assert_eq!(store.purge_queue(a.id, T0, COOLDOWN).await.unwrap(), Some(PurgeOutcome::Purged { removed: 2 }));
+    assert_eq!(store.purge_queue(a.id, T0, COOLDOWN).await.unwrap(), PurgeOutcome::Purged { removed: 2 });
     assert_eq!(queue_counts(store, &b, T0).await, counts(0, 1, 0));
-    assert!(store.delete_queue(b.id, T0).await.unwrap());
+    store.delete_queue(b.id, T0).await.unwrap();
     send(store, &a, vec![message("a3", T0)]).await;
     assert_eq!(ids(&receive(store, &a, params(10, VT, T0)).await), ["a3"]);
 }
@@ -643,7 +654,7 @@ pub async fn delete_queue_removes_messages(store: &dyn Store) {
     let q = create(store, "q", T0).await;
     send(store, &q, vec![message("a", T0), message("b", T0)]).await;
     let got = receive(store, &q, params(1, VT, T0)).await;
-    assert!(store.delete_queue(q.id, T0).await.unwrap());
+    store.delete_queue(q.id, T0).await.unwrap();
     let again = create(store, "q", T0 + COOLDOWN).await;
     assert_eq!(queue_counts(store, &again, T0 + COOLDOWN).await, counts(0, 0, 0));
     assert!(receive(store, &again, params(10, VT, T0 + COOLDOWN + VT)).await.messages.is_empty());

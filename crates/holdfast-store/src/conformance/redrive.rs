@@ -1,6 +1,6 @@
 //! Conformance cases for dead-letter queues (SPEC §5.4) and message move tasks (SPEC §5.5).
 
-use holdfast_core::store::{DeadLetterTarget, MessageMove, MovableMessage, MoveTask, MoveTaskStatus};
+use holdfast_core::store::{DeadLetterTarget, MessageMove, MovableMessage, MoveStep, MoveTask, MoveTaskStatus};
 
 use super::fifo::{fifo, fifo_params, send_fifo};
 use super::*;
@@ -111,14 +111,14 @@ pub async fn dead_letter_target_deleted(store: &dyn Store) {
     let to_dlq = target(&dlq, 1, false);
     send(store, &source, vec![message("m", T0)]).await;
     receive(store, &source, redriven(params(10, 0, T0 + 1), &to_dlq)).await;
-    assert!(store.delete_queue(dlq.id, T0 + 2).await.unwrap());
+    store.delete_queue(dlq.id, T0 + 2).await.unwrap();
     let got = receive(store, &source, redriven(params(10, VT, T0 + 3), &to_dlq)).await;
     assert_eq!(ids(&got), ["m"], "a missing dead-letter queue is ignored");
     assert_eq!(got.messages[0].receive_count, 2);
     assert_eq!(got.dead_lettered, 0);
     // The sweep finds nowhere to move to either.
     let swept = store.dead_letter_exhausted(source.id, to_dlq.clone(), T0 + 3 + VT, 10).await.unwrap();
-    assert_eq!(swept, Some(0));
+    assert_eq!(swept.moved, 0);
     assert_eq!(queue_counts(store, &source, T0 + 3 + VT).await, counts(1, 0, 0));
 }
 
@@ -137,24 +137,25 @@ pub async fn dead_letter_exhausted_sweep(store: &dyn Store) {
     assert_eq!(queue_counts(store, &source, T0 + 5).await, counts(4, 1, 0));
 
     let swept = store.dead_letter_exhausted(source.id, to_dlq.clone(), T0 + 5, 10).await.unwrap();
-    assert_eq!(swept, Some(2), "a and e: visible and exhausted; d is in flight, b and c are not exhausted");
+    assert_eq!(swept.moved, 2, "a and e: visible and exhausted; d is in flight, b and c are not exhausted");
+    assert_eq!(swept.next_due_at, Some(T0 + 2 + VT), "d is due when its visibility timeout runs out");
     assert_eq!(queue_counts(store, &source, T0 + 5).await, counts(2, 1, 0));
     assert_eq!(queue_counts(store, &dlq, T0 + 5).await, counts(2, 0, 0));
     let moved = receive(store, &dlq, params(10, VT, T0 + 5)).await;
     assert_eq!(ids(&moved), ["a", "e"]);
     assert!(moved.messages.iter().all(|m| m.dead_letter_source_arn.as_deref() == Some(SOURCE_ARN)));
     assert!(moved.messages.iter().all(|m| m.receive_count == 3 && m.sent_at == T0));
-    assert_eq!(store.dead_letter_exhausted(source.id, to_dlq.clone(), T0 + 5, 10).await.unwrap(), Some(0));
+    assert_eq!(store.dead_letter_exhausted(source.id, to_dlq.clone(), T0 + 5, 10).await.unwrap().moved, 0);
 
     // The limit caps a sweep; d goes once its timeout runs out.
-    assert_eq!(store.dead_letter_exhausted(source.id, to_dlq.clone(), T0 + 2 + VT, 0).await.unwrap(), Some(0));
-    assert_eq!(store.dead_letter_exhausted(source.id, to_dlq.clone(), T0 + 2 + VT, 1).await.unwrap(), Some(1));
+    assert_eq!(store.dead_letter_exhausted(source.id, to_dlq.clone(), T0 + 2 + VT, 0).await.unwrap().moved, 0);
+    assert_eq!(store.dead_letter_exhausted(source.id, to_dlq.clone(), T0 + 2 + VT, 1).await.unwrap().moved, 1);
     assert_eq!(queue_counts(store, &source, T0 + 2 + VT).await, counts(2, 0, 0));
     let left = receive(store, &source, params(10, VT, T0 + 2 + VT)).await;
     assert_eq!(ids(&left), ["b", "c"]);
 
     // A missing source queue answers None.
-    assert_eq!(store.dead_letter_exhausted(source.id + 1_000, to_dlq, T0, 10).await.unwrap(), None);
+    assert_gone(store.dead_letter_exhausted(source.id + 1_000, to_dlq, T0, 10).await);
 
     // FIFO: x has been received more often than y, but they reach the DLQ in group order.
     let source = create(store, "source.fifo", T0).await;
@@ -164,7 +165,7 @@ pub async fn dead_letter_exhausted_sweep(store: &dyn Store) {
         receive(store, &source, fifo_params(max, 0, now)).await;
     }
     let swept = store.dead_letter_exhausted(source.id, target(&dlq, 2, true), T0 + 4, 10).await.unwrap();
-    assert_eq!(swept, Some(2));
+    assert_eq!(swept.moved, 2);
     let first = receive(store, &dlq, fifo_params(1, VT, T0 + 4)).await;
     assert_eq!(ids(&first), ["x"]);
     assert_eq!(first.messages[0].receive_count, 4);
@@ -189,7 +190,7 @@ pub async fn movable_and_move_messages(store: &dyn Store) {
     assert!(movable[..3].windows(2).all(|w| w[0].seq < w[1].seq));
     assert_eq!(store.movable_messages(dlq.id, T0 + 3, 2).await.unwrap(), movable[..2]);
     assert_eq!(queue_counts(store, &dlq, T0 + 3).await, counts(4, 0, 0), "listing leases nothing");
-    assert!(store.movable_messages(dlq.id + 1_000, T0 + 3, 10).await.unwrap().is_empty());
+    assert_gone(store.movable_messages(dlq.id + 1_000, T0 + 3, 10).await);
 
     // m1 goes in flight: no longer movable.
     let m1 = receive(store, &dlq, params(1, VT, T0 + 4)).await.messages.remove(0);
@@ -207,7 +208,9 @@ pub async fn movable_and_move_messages(store: &dyn Store) {
         MessageMove { seq: p, destination: other.id, reset_sent_at: true },
     ];
     let now = T0 + 5;
-    assert_eq!(store.move_messages(dlq.id, moves, now).await.unwrap(), 2, "in flight and missing destination skipped");
+    store.start_move_task(task("t", dlq.id, now)).await.unwrap();
+    let step = |moves| async move { store.advance_move_task("t", MoveStep::Moved(moves), now).await.unwrap().unwrap() };
+    assert_eq!(step(moves).await.moved, 2, "in flight and missing destination skipped");
     assert_eq!(queue_counts(store, &dlq, now).await, counts(1, 1, 0));
     assert_eq!(queue_counts(store, &source, now).await, counts(1, 0, 0));
 
@@ -224,11 +227,12 @@ pub async fn movable_and_move_messages(store: &dyn Store) {
     assert_eq!(p_moved.message_id, "p");
     assert_eq!(p_moved.sent_at, now, "reset_sent_at restarts the retention clock");
 
-    // Moving again finds nothing; missing source or no moves move nothing.
+    // Moving again finds nothing, and no moves move nothing: the task's count stays.
     let again = vec![MessageMove { seq: m2, destination: source.id, reset_sent_at: false }];
-    assert_eq!(store.move_messages(dlq.id, again.clone(), now).await.unwrap(), 0);
-    assert_eq!(store.move_messages(dlq.id + 1_000, again, now).await.unwrap(), 0);
-    assert_eq!(store.move_messages(dlq.id, Vec::new(), now).await.unwrap(), 0);
+    assert_eq!(step(again).await.moved, 2);
+    assert_eq!(step(Vec::new()).await.moved, 2);
+    // A task cannot start for a queue that is gone.
+    assert_gone(store.start_move_task(task("t2", dlq.id + 1_000, now)).await);
     // The in-flight m1's lease still works where it is.
     assert_eq!(delete(store, &dlq, vec![lease(&m1)]).await, [DeleteOutcome::Deleted]);
 }
@@ -259,21 +263,37 @@ pub async fn move_tasks_saved_and_listed(store: &dyn Store) {
         ..task("t2", b.id, T0 + 20)
     };
     let t3 = task("t3", a.id, T0 + 20);
-    for t in [&t1, &t2, &t3] {
-        store.save_move_task(t.clone()).await.unwrap();
-    }
+    assert!(store.start_move_task(t1.clone()).await.unwrap());
+    assert!(store.start_move_task(t2.clone()).await.unwrap());
+    assert!(!store.start_move_task(t3.clone()).await.unwrap(), "one active task per source queue");
+    assert_eq!(store.move_tasks(Some(a.id)).await.unwrap(), std::slice::from_ref(&t1), "the refused task is not saved");
+
+    // Cancelling answers the task as found and leaves it CANCELLING until the runner's next step.
+    assert_eq!(store.cancel_move_task("t1").await.unwrap(), Some(t1.clone()));
+    let cancelling = MoveTask { status: MoveTaskStatus::Cancelling, ..t1.clone() };
+    assert_eq!(store.move_tasks(Some(a.id)).await.unwrap(), std::slice::from_ref(&cancelling));
+    assert!(!store.start_move_task(t3.clone()).await.unwrap(), "a cancelling task is still active");
+    let cancelled = store.advance_move_task("t1", MoveStep::Completed, T0 + 21).await.unwrap().unwrap();
+    assert_eq!(cancelled, MoveTask { status: MoveTaskStatus::Cancelled, ..t1.clone() }, "the step is dropped");
+    assert_eq!(store.cancel_move_task("t1").await.unwrap(), Some(cancelled.clone()), "an ended task stays as it is");
+    assert!(store.start_move_task(t3.clone()).await.unwrap());
+
     let handles = |tasks: Vec<MoveTask>| tasks.into_iter().map(|t| t.handle).collect::<Vec<_>>();
-    assert_eq!(handles(store.move_tasks(None).await.unwrap()), ["t3", "t2", "t1"], "newest first, then latest saved");
+    assert_eq!(handles(store.move_tasks(None).await.unwrap()), ["t3", "t2", "t1"], "newest first, then latest started");
     assert_eq!(handles(store.move_tasks(Some(a.id)).await.unwrap()), ["t3", "t1"]);
     assert_eq!(store.move_tasks(Some(b.id)).await.unwrap(), std::slice::from_ref(&t2));
 
-    // Saving again replaces the task in place.
-    let done = MoveTask { status: MoveTaskStatus::Failed, moved: 7, failure_reason: Some("gone".into()), ..t1.clone() };
-    store.save_move_task(done.clone()).await.unwrap();
-    let all = store.move_tasks(None).await.unwrap();
-    assert_eq!(all, [t3.clone(), t2.clone(), done.clone()]);
+    // A failing step ends the task with its reason; later steps change nothing.
+    let failed = store.advance_move_task("t2", MoveStep::Failed("gone".into()), T0 + 22).await.unwrap().unwrap();
+    let expected = MoveTask { status: MoveTaskStatus::Failed, failure_reason: Some("gone".into()), ..t2.clone() };
+    assert_eq!(failed, expected);
+    assert_eq!(store.advance_move_task("t2", MoveStep::Completed, T0 + 23).await.unwrap(), Some(expected.clone()));
+    assert_eq!(store.advance_move_task("nope", MoveStep::Completed, T0).await.unwrap(), None);
+    assert_eq!(store.cancel_move_task("nope").await.unwrap(), None);
 
     // Tasks outlive their source queue.
-    assert!(store.delete_queue(a.id, T0 + 30).await.unwrap());
-    assert_eq!(store.move_tasks(Some(a.id)).await.unwrap(), [t3, done]);
+    store.delete_queue(a.id, T0 + 30).await.unwrap();
+    assert_eq!(store.move_tasks(Some(a.id)).await.unwrap(), [t3, cancelled]);
+    let completed = store.advance_move_task("t3", MoveStep::Completed, T0 + 31).await.unwrap().unwrap();
+    assert_eq!(completed.status, MoveTaskStatus::Completed);
 }

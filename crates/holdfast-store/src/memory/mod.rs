@@ -25,13 +25,14 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use crate::rules::{
-    dedup_key, judge, merge_attributes, moved_sent_at, newest_first, sweep_move_order, usable_dead_letter,
-    visibility_outcome, Verdict, PRUNE_PER_CALL,
+    dedup_key, finish_step, is_active, judge, merge_attributes, moved_sent_at, newest_first, plan_step,
+    sweep_move_order, usable_dead_letter, visibility_outcome, Verdict, PRUNE_PER_CALL,
 };
 use holdfast_core::store::{
     ChangeVisibility, ChangeVisibilityOutcome, CreateQueueOutcome, DeadLetterTarget, Deduplication, DeleteOutcome,
-    Delivery, Lease, MessageMove, Millis, MovableMessage, MoveTask, NewMessage, PurgeOutcome, QueueCounts, QueueId,
-    QueueRecord, ReceiveOutcome, ReceiveParams, SendOutcome, Store, StoreError, StoreResult, StoredMessage,
+    Delivery, ExpiryOutcome, Lease, MessageMove, Millis, MovableMessage, MoveStep, MoveTask, MoveTaskStatus,
+    NewMessage, PurgeOutcome, QueueCounts, QueueId, QueueRecord, ReceiveOutcome, ReceiveParams, Sent, Store,
+    StoreError, StoreResult, StoredMessage, SweepOutcome,
 };
 use queue::{Message, Queue};
 
@@ -79,10 +80,8 @@ impl MemoryStore {
     fn state(&self) -> StoreResult<MutexGuard<'_, State>> {
         // A poisoned lock means a call panicked half-way through a mutation: the state may break
         // the invariants above, so refuse to go on rather than serve from it.
-        let state = self
-            .state
-            .lock()
-            .map_err(|_| StoreError::Backend("memory store lock poisoned by an earlier panic".into()))?;
+        let state =
+            self.state.lock().map_err(|_| StoreError::backend("memory store lock poisoned by an earlier panic"))?;
         if state.closed {
             return Err(StoreError::Closed);
         }
@@ -127,6 +126,34 @@ impl State {
 
     fn dead_letter_target(&self, source: QueueId, target: Option<DeadLetterTarget>) -> Option<DeadLetterTarget> {
         usable_dead_letter(source, target, |id| self.queues.contains_key(&id))
+    }
+
+    fn queue(&self, queue: QueueId) -> StoreResult<&Queue> {
+        self.queues.get(&queue).ok_or(StoreError::QueueNotFound(queue))
+    }
+
+    fn queue_mut(&mut self, queue: QueueId) -> StoreResult<&mut Queue> {
+        self.queues.get_mut(&queue).ok_or(StoreError::QueueNotFound(queue))
+    }
+
+    /// Moves each listed message that is still visible in `source` to its destination, as a move
+    /// task does (see `Store::advance_move_task`). Returns how many moved.
+    fn move_messages(&mut self, source: QueueId, moves: Vec<MessageMove>, now: Millis) -> u64 {
+        let mut moved = 0;
+        for m in moves {
+            if !self.queues.contains_key(&m.destination) {
+                continue;
+            }
+            let Some(q) = self.queues.get_mut(&source) else { break };
+            let visible = matches!(q.messages.get(&m.seq), Some(message) if message.visible_at <= now);
+            if !visible {
+                continue;
+            }
+            let message = q.remove(m.seq).expect("found above");
+            self.enqueue_moved(m.destination, message, Move::Redrive, m.reset_sent_at, now);
+            moved += 1;
+        }
+        moved
     }
 }
 
@@ -244,14 +271,7 @@ impl Store for MemoryStore {
             return Ok(CreateQueueOutcome::DeletedRecently);
         }
         state.last_queue_id += 1;
-        let record = QueueRecord {
-            id: state.last_queue_id,
-            name: name.to_owned(),
-            attributes,
-            tags,
-            created_at: now,
-            last_modified_at: now,
-        };
+        let record = QueueRecord::new(state.last_queue_id, name.to_owned(), attributes, tags, now, now);
         state.by_name.insert(name.to_owned(), record.id);
         state.queues.insert(record.id, Queue::new(record.clone()));
         Ok(CreateQueueOutcome::Created(record))
@@ -278,14 +298,12 @@ impl Store for MemoryStore {
             .collect())
     }
 
-    async fn delete_queue(&self, queue: QueueId, now: Millis) -> StoreResult<bool> {
+    async fn delete_queue(&self, queue: QueueId, now: Millis) -> StoreResult<()> {
         let mut state = self.state()?;
-        let Some(removed) = state.queues.remove(&queue) else {
-            return Ok(false);
-        };
+        let removed = state.queues.remove(&queue).ok_or(StoreError::QueueNotFound(queue))?;
         state.by_name.remove(&removed.record.name);
         state.deleted.insert(removed.record.name, now);
-        Ok(true)
+        Ok(())
     }
 
     async fn set_queue_attributes(
@@ -293,54 +311,67 @@ impl Store for MemoryStore {
         queue: QueueId,
         attributes: BTreeMap<String, String>,
         now: Millis,
+    ) -> StoreResult<()> {
+        let mut state = self.state()?;
+        let q = state.queue_mut(queue)?;
+        let record = &q.record;
+        let mut merged = record.attributes.clone();
+        merge_attributes(&mut merged, attributes);
+        q.record =
+            QueueRecord::new(record.id, record.name.clone(), merged, record.tags.clone(), record.created_at, now);
+        Ok(())
+    }
+
+    async fn replace_queue_attribute(
+        &self,
+        queue: QueueId,
+        name: &str,
+        expected: Option<&str>,
+        value: &str,
+        now: Millis,
     ) -> StoreResult<bool> {
         let mut state = self.state()?;
-        let Some(q) = state.queues.get_mut(&queue) else {
+        let q = state.queue_mut(queue)?;
+        if q.record.attributes.get(name).map(String::as_str) != expected {
             return Ok(false);
-        };
-        merge_attributes(&mut q.record.attributes, attributes);
-        q.record.last_modified_at = now;
+        }
+        let record = &q.record;
+        let mut merged = record.attributes.clone();
+        merge_attributes(&mut merged, BTreeMap::from([(name.to_owned(), value.to_owned())]));
+        q.record =
+            QueueRecord::new(record.id, record.name.clone(), merged, record.tags.clone(), record.created_at, now);
         Ok(true)
     }
 
-    async fn tag_queue(&self, queue: QueueId, tags: BTreeMap<String, String>) -> StoreResult<bool> {
+    async fn tag_queue(&self, queue: QueueId, tags: BTreeMap<String, String>) -> StoreResult<()> {
         let mut state = self.state()?;
-        let Some(q) = state.queues.get_mut(&queue) else {
-            return Ok(false);
-        };
-        q.record.tags.extend(tags);
-        Ok(true)
+        state.queue_mut(queue)?.record.tags.extend(tags);
+        Ok(())
     }
 
-    async fn untag_queue(&self, queue: QueueId, keys: Vec<String>) -> StoreResult<bool> {
+    async fn untag_queue(&self, queue: QueueId, keys: Vec<String>) -> StoreResult<()> {
         let mut state = self.state()?;
-        let Some(q) = state.queues.get_mut(&queue) else {
-            return Ok(false);
-        };
+        let q = state.queue_mut(queue)?;
         for key in keys {
             q.record.tags.remove(&key);
         }
-        Ok(true)
+        Ok(())
     }
 
-    async fn purge_queue(&self, queue: QueueId, now: Millis, cooldown_ms: i64) -> StoreResult<Option<PurgeOutcome>> {
+    async fn purge_queue(&self, queue: QueueId, now: Millis, cooldown_ms: i64) -> StoreResult<PurgeOutcome> {
         let mut state = self.state()?;
-        let Some(q) = state.queues.get_mut(&queue) else {
-            return Ok(None);
-        };
+        let q = state.queue_mut(queue)?;
         if q.last_purged_at.is_some_and(|at| now - at < cooldown_ms) {
-            return Ok(Some(PurgeOutcome::InProgress));
+            return Ok(PurgeOutcome::InProgress);
         }
         let removed = q.clear_messages();
         q.last_purged_at = Some(now);
-        Ok(Some(PurgeOutcome::Purged { removed }))
+        Ok(PurgeOutcome::Purged { removed })
     }
 
     async fn queue_counts(&self, queue: QueueId, now: Millis) -> StoreResult<QueueCounts> {
         let state = self.state()?;
-        let Some(q) = state.queues.get(&queue) else {
-            return Ok(QueueCounts::default());
-        };
+        let q = state.queue(queue)?;
         // Only hidden messages are walked: visible ones are the rest of the total, so the cost
         // follows the in-flight and delayed messages, not the backlog.
         let mut counts = QueueCounts::default();
@@ -361,18 +392,16 @@ impl Store for MemoryStore {
         messages: Vec<NewMessage>,
         dedup: Option<Deduplication>,
         now: Millis,
-    ) -> StoreResult<Option<Vec<SendOutcome>>> {
+    ) -> StoreResult<Vec<Sent>> {
         let mut state = self.state()?;
         let state = &mut *state;
-        if !state.queues.contains_key(&queue) {
-            return Ok(None);
-        }
+        state.queue(queue)?;
         let mut outcomes = Vec::with_capacity(messages.len());
         for m in messages {
             let key = dedup.as_ref().and_then(|d| dedup_key(d, m.group_id.as_deref(), m.deduplication_id.as_deref()));
             let q = state.queues.get_mut(&queue).expect("checked above");
             if let Some(first) = key.as_ref().and_then(|key| q.live_dedup(key, now)) {
-                outcomes.push(SendOutcome::Duplicate { seq: first.seq, message_id: first.message_id.clone() });
+                outcomes.push(Sent { message_id: first.message_id.clone(), seq: first.seq, duplicate: true });
                 continue;
             }
             state.last_seq += 1;
@@ -380,21 +409,19 @@ impl Store for MemoryStore {
             if let (Some(key), Some(dedup)) = (key, dedup) {
                 q.record_dedup(key, m.message_id.clone(), seq, now + dedup.window_ms);
             }
+            outcomes.push(Sent { message_id: m.message_id.clone(), seq, duplicate: false });
             q.insert(new_message(seq, m));
-            outcomes.push(SendOutcome::Enqueued { seq });
         }
         if dedup.is_some() {
             state.queues.get_mut(&queue).expect("checked above").prune(now, PRUNE_PER_CALL);
         }
-        Ok(Some(outcomes))
+        Ok(outcomes)
     }
 
-    async fn receive_messages(&self, queue: QueueId, params: ReceiveParams) -> StoreResult<Option<ReceiveOutcome>> {
+    async fn receive_messages(&self, queue: QueueId, params: ReceiveParams) -> StoreResult<ReceiveOutcome> {
         let mut state = self.state()?;
         let state = &mut *state;
-        if !state.queues.contains_key(&queue) {
-            return Ok(None);
-        }
+        state.queue(queue)?;
         let target = state.dead_letter_target(queue, params.dead_letter.clone());
         let q = state.queues.get_mut(&queue).expect("checked above");
         let now = params.now;
@@ -411,7 +438,7 @@ impl Store for MemoryStore {
                 }
                 messages.sort_by_key(|m| m.seq);
                 let next_visible_at = next_visible_at(q, params.delivery, now);
-                return Ok(Some(ReceiveOutcome { messages, next_visible_at, dead_lettered: 0 }));
+                return Ok(ReceiveOutcome { messages, next_visible_at, dead_lettered: 0 });
             }
         }
         let max_receive_count = target.as_ref().map(|t| t.max_receive_count);
@@ -435,14 +462,12 @@ impl Store for MemoryStore {
                 state.enqueue_moved(target.queue, message, how, target.reset_sent_at, now);
             }
         }
-        Ok(Some(ReceiveOutcome { messages, next_visible_at, dead_lettered }))
+        Ok(ReceiveOutcome { messages, next_visible_at, dead_lettered })
     }
 
-    async fn delete_messages(&self, queue: QueueId, leases: Vec<Lease>) -> StoreResult<Option<Vec<DeleteOutcome>>> {
+    async fn delete_messages(&self, queue: QueueId, leases: Vec<Lease>) -> StoreResult<Vec<DeleteOutcome>> {
         let mut state = self.state()?;
-        let Some(q) = state.queues.get_mut(&queue) else {
-            return Ok(None);
-        };
+        let q = state.queue_mut(queue)?;
         let outcomes = leases
             .into_iter()
             .map(|lease| {
@@ -454,7 +479,7 @@ impl Store for MemoryStore {
                 }
             })
             .collect();
-        Ok(Some(outcomes))
+        Ok(outcomes)
     }
 
     async fn change_visibility(
@@ -463,11 +488,9 @@ impl Store for MemoryStore {
         changes: Vec<ChangeVisibility>,
         now: Millis,
         max_inflight_ms: i64,
-    ) -> StoreResult<Option<Vec<ChangeVisibilityOutcome>>> {
+    ) -> StoreResult<Vec<ChangeVisibilityOutcome>> {
         let mut state = self.state()?;
-        let Some(q) = state.queues.get_mut(&queue) else {
-            return Ok(None);
-        };
+        let q = state.queue_mut(queue)?;
         let outcomes = changes
             .into_iter()
             .map(|change| {
@@ -482,7 +505,7 @@ impl Store for MemoryStore {
                 outcome
             })
             .collect();
-        Ok(Some(outcomes))
+        Ok(outcomes)
     }
 
     async fn dead_letter_exhausted(
@@ -491,15 +514,14 @@ impl Store for MemoryStore {
         target: DeadLetterTarget,
         now: Millis,
         limit: usize,
-    ) -> StoreResult<Option<u64>> {
+    ) -> StoreResult<SweepOutcome> {
         let mut state = self.state()?;
         let state = &mut *state;
-        let Some(q) = state.queues.get(&queue) else {
-            return Ok(None);
-        };
+        state.queue(queue)?;
         let Some(target) = state.dead_letter_target(queue, Some(target)) else {
-            return Ok(Some(0));
+            return Ok(SweepOutcome::default());
         };
+        let q = state.queue(queue)?;
         // Only received messages are read (in `(receive_count, seq)` order), from the first
         // exhausted one on: the never-received backlog is not touched.
         let mut exhausted: Vec<i64> = q
@@ -513,14 +535,13 @@ impl Store for MemoryStore {
             let message = state.queues.get_mut(&queue).and_then(|q| q.remove(seq)).expect("found above");
             state.enqueue_moved(target.queue, message, how, target.reset_sent_at, now);
         }
-        Ok(Some(exhausted.len() as u64))
+        let next_due_at = state.queue(queue)?.next_exhausted_at(target.max_receive_count, now);
+        Ok(SweepOutcome { moved: exhausted.len() as u64, next_due_at })
     }
 
     async fn movable_messages(&self, queue: QueueId, now: Millis, limit: usize) -> StoreResult<Vec<MovableMessage>> {
         let state = self.state()?;
-        let Some(q) = state.queues.get(&queue) else {
-            return Ok(Vec::new());
-        };
+        let q = state.queue(queue)?;
         Ok(q.visible(now)
             .take(limit)
             .map(|seq| MovableMessage {
@@ -530,37 +551,56 @@ impl Store for MemoryStore {
             .collect())
     }
 
-    async fn move_messages(&self, source: QueueId, moves: Vec<MessageMove>, now: Millis) -> StoreResult<u64> {
+    async fn expire_messages(&self, queue: QueueId, sent_before: Millis) -> StoreResult<ExpiryOutcome> {
         let mut state = self.state()?;
-        let state = &mut *state;
-        let mut moved = 0;
-        for m in moves {
-            if !state.queues.contains_key(&m.destination) {
-                continue;
-            }
-            let Some(q) = state.queues.get_mut(&source) else { break };
-            let visible = matches!(q.messages.get(&m.seq), Some(message) if message.visible_at <= now);
-            if !visible {
-                continue;
-            }
-            let message = q.remove(m.seq).expect("found above");
-            state.enqueue_moved(m.destination, message, Move::Redrive, m.reset_sent_at, now);
-            moved += 1;
-        }
-        Ok(moved)
+        let q = state.queue_mut(queue)?;
+        let removed = q.expire_before(sent_before);
+        Ok(ExpiryOutcome { removed, oldest_sent_at: q.oldest_sent_at() })
     }
 
-    async fn save_move_task(&self, task: MoveTask) -> StoreResult<()> {
+    async fn prune_expired_records(&self, now: Millis) -> StoreResult<Option<Millis>> {
+        let mut state = self.state()?;
+        let mut next = None;
+        for q in state.queues.values_mut() {
+            while q.prune(now, PRUNE_PER_CALL) == PRUNE_PER_CALL {}
+            next = next.into_iter().chain(q.next_record_expiry()).min();
+        }
+        Ok(next)
+    }
+
+    async fn start_move_task(&self, task: MoveTask) -> StoreResult<bool> {
         let mut state = self.state()?;
         let state = &mut *state;
-        match state.move_tasks.get_mut(&task.handle) {
-            Some((_, saved)) => *saved = task,
-            None => {
-                state.last_move_task += 1;
-                state.move_tasks.insert(task.handle.clone(), (state.last_move_task, task));
-            }
+        state.queue(task.source_queue)?;
+        let busy = state.move_tasks.values().any(|(_, t)| t.source_queue == task.source_queue && is_active(t.status));
+        if busy {
+            return Ok(false);
         }
-        Ok(())
+        state.last_move_task += 1;
+        state.move_tasks.insert(task.handle.clone(), (state.last_move_task, task));
+        Ok(true)
+    }
+
+    async fn cancel_move_task(&self, handle: &str) -> StoreResult<Option<MoveTask>> {
+        let mut state = self.state()?;
+        let Some((_, task)) = state.move_tasks.get_mut(handle) else { return Ok(None) };
+        let found = task.clone();
+        if task.status == MoveTaskStatus::Running {
+            task.status = MoveTaskStatus::Cancelling;
+        }
+        Ok(Some(found))
+    }
+
+    async fn advance_move_task(&self, handle: &str, step: MoveStep, now: Millis) -> StoreResult<Option<MoveTask>> {
+        let mut state = self.state()?;
+        let state = &mut *state;
+        let Some((_, task)) = state.move_tasks.get(handle) else { return Ok(None) };
+        let source = task.source_queue;
+        let plan = plan_step(task.status, step);
+        let moved = state.move_messages(source, plan.moves, now);
+        let (_, task) = state.move_tasks.get_mut(handle).expect("found above");
+        finish_step(task, moved, plan.ends);
+        Ok(Some(task.clone()))
     }
 
     async fn move_tasks(&self, source_queue: Option<QueueId>) -> StoreResult<Vec<MoveTask>> {
@@ -575,19 +615,8 @@ impl Store for MemoryStore {
         Ok(tasks.into_iter().map(|(_, task)| task).collect())
     }
 
-    async fn expire_messages(&self, retention_ms: &[(QueueId, i64)], now: Millis) -> StoreResult<u64> {
-        let mut state = self.state()?;
-        let mut removed = 0;
-        for &(queue, retention) in retention_ms {
-            if let Some(q) = state.queues.get_mut(&queue) {
-                removed += q.expire_before(now - retention);
-            }
-        }
-        // The periodic sweep also drops every expired deduplication record and receive attempt.
-        for q in state.queues.values_mut() {
-            while q.prune(now, PRUNE_PER_CALL) == PRUNE_PER_CALL {}
-        }
-        Ok(removed)
+    async fn check(&self) -> StoreResult<()> {
+        self.state().map(drop)
     }
 
     async fn close(&self) -> StoreResult<()> {

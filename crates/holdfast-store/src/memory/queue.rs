@@ -209,6 +209,17 @@ impl Queue {
         self.by_receive_count.range((min_receive_count, i64::MIN)..).map(|&(_, seq)| seq)
     }
 
+    /// The enqueue time of the oldest message.
+    pub(super) fn oldest_sent_at(&self) -> Option<Millis> {
+        self.by_age.first().map(|&(at, _)| at)
+    }
+
+    /// When the first exhausted message (at least `min_receive_count` receives) that is still
+    /// hidden at `now` becomes visible.
+    pub(super) fn next_exhausted_at(&self, min_receive_count: u32, now: Millis) -> Option<Millis> {
+        self.received_at_least(min_receive_count).map(|seq| self.messages[&seq].visible_at).filter(|&at| at > now).min()
+    }
+
     pub(super) fn next_visible_at(&self, now: Millis) -> Option<Millis> {
         self.by_visibility.range((now + 1, i64::MIN)..).next().map(|&(at, _)| at)
     }
@@ -279,6 +290,13 @@ impl Queue {
             pruned += 1;
         }
         pruned
+    }
+
+    /// When the next deduplication record or receive attempt expires.
+    pub(super) fn next_record_expiry(&self) -> Option<Millis> {
+        let dedup = self.dedup_by_expiry.first().map(|(at, _, _)| *at);
+        let attempts = self.attempts_by_expiry.first().map(|(at, _)| *at);
+        dedup.into_iter().chain(attempts).min()
     }
 
     // ---- receive attempts ----

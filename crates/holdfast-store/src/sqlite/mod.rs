@@ -35,8 +35,8 @@ use std::thread::JoinHandle;
 use async_trait::async_trait;
 use holdfast_core::store::{
     ChangeVisibility, ChangeVisibilityOutcome, CreateQueueOutcome, DeadLetterTarget, Deduplication, DeleteOutcome,
-    Lease, MessageMove, Millis, MovableMessage, MoveTask, NewMessage, PurgeOutcome, QueueCounts, QueueId, QueueRecord,
-    ReceiveOutcome, ReceiveParams, SendOutcome, Store, StoreError, StoreResult,
+    ExpiryOutcome, Lease, Millis, MovableMessage, MoveStep, MoveTask, NewMessage, PurgeOutcome, QueueCounts, QueueId,
+    QueueRecord, ReceiveOutcome, ReceiveParams, Sent, Store, StoreError, StoreResult, SweepOutcome,
 };
 use rusqlite::Connection;
 use tokio::sync::oneshot;
@@ -69,7 +69,7 @@ impl SqliteStore {
         let writer = std::thread::Builder::new()
             .name("holdfast-sqlite".into())
             .spawn(move || writer::run(conn, receiver))
-            .map_err(|e| StoreError::Backend(format!("cannot start the SQLite writer thread: {e}")))?;
+            .map_err(StoreError::backend)?;
         Ok(SqliteStore {
             commands: Mutex::new(Some(commands)),
             writer: Mutex::new(Some(writer)),
@@ -90,9 +90,9 @@ impl SqliteStore {
             let commands = commands.as_ref().ok_or(StoreError::Closed)?;
             commands
                 .send(Msg::Job(Box::new(Command::new(work, reply))))
-                .map_err(|_| StoreError::Backend(WRITER_GONE.into()))?;
+                .map_err(|_| StoreError::backend(WRITER_GONE))?;
         }
-        answer.await.map_err(|_| StoreError::Backend(WRITER_GONE.into()))?
+        answer.await.map_err(|_| StoreError::backend(WRITER_GONE))?
     }
 
     /// Like `call`, for commands that change queue records: the cache forgets them first.
@@ -126,6 +126,12 @@ impl Drop for SqliteStore {
         self.commands.lock().unwrap_or_else(PoisonError::into_inner).take();
         self.join_writer();
     }
+}
+
+/// A per-queue command's answer, with the one convention of `Store`: a queue that is gone is
+/// `QueueNotFound`. The SQL functions answer `None` (or `false`) for it.
+fn found<T>(queue: QueueId, answer: Option<T>) -> StoreResult<T> {
+    answer.ok_or(StoreError::QueueNotFound(queue))
 }
 
 #[async_trait]
@@ -162,8 +168,9 @@ impl Store for SqliteStore {
         self.call(move |c| ops::list_queues(c, &prefix, after.as_deref(), limit)).await
     }
 
-    async fn delete_queue(&self, queue: QueueId, now: Millis) -> StoreResult<bool> {
-        self.call_changing_queues(move |c| ops::delete_queue(c, queue, now)).await
+    async fn delete_queue(&self, queue: QueueId, now: Millis) -> StoreResult<()> {
+        let deleted = self.call_changing_queues(move |c| ops::delete_queue(c, queue, now)).await?;
+        found(queue, deleted.then_some(()))
     }
 
     async fn set_queue_attributes(
@@ -171,24 +178,42 @@ impl Store for SqliteStore {
         queue: QueueId,
         attributes: BTreeMap<String, String>,
         now: Millis,
+    ) -> StoreResult<()> {
+        let written = self.call_changing_queues(move |c| ops::set_queue_attributes(c, queue, attributes, now)).await?;
+        found(queue, written).map(drop)
+    }
+
+    async fn replace_queue_attribute(
+        &self,
+        queue: QueueId,
+        name: &str,
+        expected: Option<&str>,
+        value: &str,
+        now: Millis,
     ) -> StoreResult<bool> {
-        self.call_changing_queues(move |c| ops::set_queue_attributes(c, queue, attributes, now)).await
+        let (name, expected, value) = (name.to_owned(), expected.map(str::to_owned), value.to_owned());
+        let written = self
+            .call_changing_queues(move |c| {
+                ops::replace_queue_attribute(c, queue, &name, expected.as_deref(), &value, now)
+            })
+            .await?;
+        found(queue, written)
     }
 
-    async fn tag_queue(&self, queue: QueueId, tags: BTreeMap<String, String>) -> StoreResult<bool> {
-        self.call_changing_queues(move |c| ops::tag_queue(c, queue, tags)).await
+    async fn tag_queue(&self, queue: QueueId, tags: BTreeMap<String, String>) -> StoreResult<()> {
+        found(queue, self.call_changing_queues(move |c| ops::tag_queue(c, queue, tags)).await?).map(drop)
     }
 
-    async fn untag_queue(&self, queue: QueueId, keys: Vec<String>) -> StoreResult<bool> {
-        self.call_changing_queues(move |c| ops::untag_queue(c, queue, keys)).await
+    async fn untag_queue(&self, queue: QueueId, keys: Vec<String>) -> StoreResult<()> {
+        found(queue, self.call_changing_queues(move |c| ops::untag_queue(c, queue, keys)).await?).map(drop)
     }
 
-    async fn purge_queue(&self, queue: QueueId, now: Millis, cooldown_ms: i64) -> StoreResult<Option<PurgeOutcome>> {
-        self.call(move |c| ops::purge_queue(c, queue, now, cooldown_ms)).await
+    async fn purge_queue(&self, queue: QueueId, now: Millis, cooldown_ms: i64) -> StoreResult<PurgeOutcome> {
+        found(queue, self.call(move |c| ops::purge_queue(c, queue, now, cooldown_ms)).await?)
     }
 
     async fn queue_counts(&self, queue: QueueId, now: Millis) -> StoreResult<QueueCounts> {
-        self.call(move |c| ops::queue_counts(c, queue, now)).await
+        found(queue, self.call(move |c| ops::queue_counts(c, queue, now)).await?)
     }
 
     async fn send_messages(
@@ -197,16 +222,16 @@ impl Store for SqliteStore {
         messages: Vec<NewMessage>,
         dedup: Option<Deduplication>,
         now: Millis,
-    ) -> StoreResult<Option<Vec<SendOutcome>>> {
-        self.call(move |c| ops::send_messages(c, queue, messages, dedup, now)).await
+    ) -> StoreResult<Vec<Sent>> {
+        found(queue, self.call(move |c| ops::send_messages(c, queue, messages, dedup, now)).await?)
     }
 
-    async fn receive_messages(&self, queue: QueueId, params: ReceiveParams) -> StoreResult<Option<ReceiveOutcome>> {
-        self.call(move |c| receive::receive_messages(c, queue, params)).await
+    async fn receive_messages(&self, queue: QueueId, params: ReceiveParams) -> StoreResult<ReceiveOutcome> {
+        found(queue, self.call(move |c| receive::receive_messages(c, queue, params)).await?)
     }
 
-    async fn delete_messages(&self, queue: QueueId, leases: Vec<Lease>) -> StoreResult<Option<Vec<DeleteOutcome>>> {
-        self.call(move |c| ops::delete_messages(c, queue, leases)).await
+    async fn delete_messages(&self, queue: QueueId, leases: Vec<Lease>) -> StoreResult<Vec<DeleteOutcome>> {
+        found(queue, self.call(move |c| ops::delete_messages(c, queue, leases)).await?)
     }
 
     async fn change_visibility(
@@ -215,8 +240,8 @@ impl Store for SqliteStore {
         changes: Vec<ChangeVisibility>,
         now: Millis,
         max_inflight_ms: i64,
-    ) -> StoreResult<Option<Vec<ChangeVisibilityOutcome>>> {
-        self.call(move |c| ops::change_visibility(c, queue, changes, now, max_inflight_ms)).await
+    ) -> StoreResult<Vec<ChangeVisibilityOutcome>> {
+        found(queue, self.call(move |c| ops::change_visibility(c, queue, changes, now, max_inflight_ms)).await?)
     }
 
     async fn dead_letter_exhausted(
@@ -225,38 +250,52 @@ impl Store for SqliteStore {
         target: DeadLetterTarget,
         now: Millis,
         limit: usize,
-    ) -> StoreResult<Option<u64>> {
-        self.call(move |c| moves::dead_letter_exhausted(c, queue, target, now, limit)).await
+    ) -> StoreResult<SweepOutcome> {
+        found(queue, self.call(move |c| moves::dead_letter_exhausted(c, queue, target, now, limit)).await?)
     }
 
     async fn movable_messages(&self, queue: QueueId, now: Millis, limit: usize) -> StoreResult<Vec<MovableMessage>> {
-        self.call(move |c| moves::movable_messages(c, queue, now, limit)).await
+        found(queue, self.call(move |c| moves::movable_messages(c, queue, now, limit)).await?)
     }
 
-    async fn move_messages(&self, source: QueueId, moves: Vec<MessageMove>, now: Millis) -> StoreResult<u64> {
-        self.call(move |c| moves::move_messages(c, source, moves, now)).await
+    async fn expire_messages(&self, queue: QueueId, sent_before: Millis) -> StoreResult<ExpiryOutcome> {
+        found(queue, self.call(move |c| ops::expire_messages(c, queue, sent_before)).await?)
     }
 
-    async fn save_move_task(&self, task: MoveTask) -> StoreResult<()> {
-        self.call(move |c| moves::save_move_task(c, task)).await
+    async fn prune_expired_records(&self, now: Millis) -> StoreResult<Option<Millis>> {
+        self.call(move |c| ops::prune_expired_records(c, now)).await
+    }
+
+    async fn start_move_task(&self, task: MoveTask) -> StoreResult<bool> {
+        let source = task.source_queue;
+        found(source, self.call(move |c| moves::start_move_task(c, task)).await?)
+    }
+
+    async fn cancel_move_task(&self, handle: &str) -> StoreResult<Option<MoveTask>> {
+        let handle = handle.to_owned();
+        self.call(move |c| moves::cancel_move_task(c, &handle)).await
+    }
+
+    async fn advance_move_task(&self, handle: &str, step: MoveStep, now: Millis) -> StoreResult<Option<MoveTask>> {
+        let handle = handle.to_owned();
+        self.call(move |c| moves::advance_move_task(c, &handle, step, now)).await
     }
 
     async fn move_tasks(&self, source_queue: Option<QueueId>) -> StoreResult<Vec<MoveTask>> {
         self.call(move |c| moves::move_tasks(c, source_queue)).await
     }
 
-    async fn expire_messages(&self, retention_ms: &[(QueueId, i64)], now: Millis) -> StoreResult<u64> {
-        let retention_ms = retention_ms.to_vec();
-        self.call(move |c| ops::expire_messages(c, &retention_ms, now)).await
+    async fn check(&self) -> StoreResult<()> {
+        self.call(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
     }
 
     async fn close(&self) -> StoreResult<()> {
         let commands = self.commands.lock().unwrap_or_else(PoisonError::into_inner).take();
         let commands = commands.ok_or(StoreError::Closed)?;
         let (ack, closed) = oneshot::channel();
-        commands.send(Msg::Close(ack)).map_err(|_| StoreError::Backend(WRITER_GONE.into()))?;
+        commands.send(Msg::Close(ack)).map_err(|_| StoreError::backend(WRITER_GONE))?;
         drop(commands);
-        let result = closed.await.map_err(|_| StoreError::Backend(WRITER_GONE.into()))?;
+        let result = closed.await.map_err(|_| StoreError::backend(WRITER_GONE))?;
         // The thread has replied as its last act; joining only reaps it.
         self.join_writer();
         result

@@ -9,12 +9,16 @@
 //! - The sweep reads `messages_received` from the first exhausted receive count on (see
 //!   `schema::MIGRATION_V2` for why that index), never the never-received backlog.
 
-use holdfast_core::store::{DeadLetterTarget, MessageMove, Millis, MovableMessage, MoveTask, MoveTaskStatus, QueueId};
+use holdfast_core::store::{
+    DeadLetterTarget, MessageMove, Millis, MovableMessage, MoveStep, MoveTask, MoveTaskStatus, QueueId, SweepOutcome,
+};
 use rusqlite::types::Type;
 use rusqlite::{params, Connection, OptionalExtension, Result};
 
 use super::ops::{adjust_count, queue_exists};
-use crate::rules::{moved_sent_at, newest_first, sweep_move_order, usable_dead_letter};
+use crate::rules::{
+    finish_step, is_active, moved_sent_at, newest_first, plan_step, sweep_move_order, usable_dead_letter,
+};
 
 /// How a message leaves its queue.
 #[derive(Clone, Copy)]
@@ -76,13 +80,13 @@ pub(super) fn dead_letter_exhausted(
     target: DeadLetterTarget,
     now: Millis,
     limit: usize,
-) -> Result<Option<u64>> {
+) -> Result<Option<SweepOutcome>> {
     if !queue_exists(conn, queue)? {
         return Ok(None);
     }
     let exists = target.queue != queue && queue_exists(conn, target.queue)?;
     let Some(target) = usable_dead_letter(queue, Some(target), |_| exists) else {
-        return Ok(Some(0));
+        return Ok(Some(SweepOutcome::default()));
     };
     let mut exhausted: Vec<(i64, Millis)> = conn
         .prepare_cached(SWEEP)?
@@ -98,7 +102,14 @@ pub(super) fn dead_letter_exhausted(
         adjust_count(conn, queue, -moved)?;
         adjust_count(conn, target.queue, moved)?;
     }
-    Ok(Some(moved as u64))
+    // The same index range as the sweep, past `now`: the exhausted messages still in flight.
+    let next_due_at: Option<Millis> = conn
+        .prepare_cached(
+            "SELECT min(visible_at) FROM messages INDEXED BY messages_received
+             WHERE queue_id = ?1 AND receive_count >= ?2 AND receive_count > 0 AND visible_at > ?3",
+        )?
+        .query_row(params![queue, target.max_receive_count, now], |r| r.get(0))?;
+    Ok(Some(SweepOutcome { moved: moved as u64, next_due_at }))
 }
 
 pub(super) fn movable_messages(
@@ -106,7 +117,10 @@ pub(super) fn movable_messages(
     queue: QueueId,
     now: Millis,
     limit: usize,
-) -> Result<Vec<MovableMessage>> {
+) -> Result<Option<Vec<MovableMessage>>> {
+    if !queue_exists(conn, queue)? {
+        return Ok(None);
+    }
     conn.prepare_cached(
         "SELECT seq, dead_letter_source_arn FROM messages WHERE queue_id = ?1 AND visible_at <= ?2
          ORDER BY visible_at, seq LIMIT ?3",
@@ -114,10 +128,11 @@ pub(super) fn movable_messages(
     .query_map(params![queue, now, limit as i64], |r| {
         Ok(MovableMessage { seq: r.get(0)?, dead_letter_source_arn: r.get(1)? })
     })?
-    .collect()
+    .collect::<Result<_>>()
+    .map(Some)
 }
 
-pub(super) fn move_messages(conn: &Connection, source: QueueId, moves: Vec<MessageMove>, now: Millis) -> Result<u64> {
+fn move_messages(conn: &Connection, source: QueueId, moves: Vec<MessageMove>, now: Millis) -> Result<u64> {
     let mut moved = 0;
     for m in moves {
         let sent_at: Option<Millis> = conn
@@ -136,7 +151,7 @@ pub(super) fn move_messages(conn: &Connection, source: QueueId, moves: Vec<Messa
     Ok(moved)
 }
 
-pub(super) fn save_move_task(conn: &Connection, task: MoveTask) -> Result<()> {
+fn save_move_task(conn: &Connection, task: &MoveTask) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO move_tasks (handle, source_queue, source_arn, destination_arn, max_per_second, status, moved,
                                  to_move, started_at, failure_reason)
@@ -162,7 +177,53 @@ pub(super) fn save_move_task(conn: &Connection, task: MoveTask) -> Result<()> {
     Ok(())
 }
 
+/// Records a new task unless its source has an active one. `None` if the source queue is gone.
+pub(super) fn start_move_task(conn: &Connection, task: MoveTask) -> Result<Option<bool>> {
+    if !queue_exists(conn, task.source_queue)? {
+        return Ok(None);
+    }
+    if move_tasks(conn, Some(task.source_queue))?.iter().any(|t| is_active(t.status)) {
+        return Ok(Some(false));
+    }
+    save_move_task(conn, &task)?;
+    Ok(Some(true))
+}
+
+fn move_task(conn: &Connection, handle: &str) -> Result<Option<MoveTask>> {
+    Ok(move_tasks_where(conn, "handle = ?1", [handle])?.into_iter().next())
+}
+
+pub(super) fn cancel_move_task(conn: &Connection, handle: &str) -> Result<Option<MoveTask>> {
+    let Some(task) = move_task(conn, handle)? else { return Ok(None) };
+    if task.status == MoveTaskStatus::Running {
+        save_move_task(conn, &MoveTask { status: MoveTaskStatus::Cancelling, ..task.clone() })?;
+    }
+    Ok(Some(task))
+}
+
+pub(super) fn advance_move_task(
+    conn: &Connection,
+    handle: &str,
+    step: MoveStep,
+    now: Millis,
+) -> Result<Option<MoveTask>> {
+    let Some(mut task) = move_task(conn, handle)? else { return Ok(None) };
+    let plan = plan_step(task.status, step);
+    let moved = if plan.moves.is_empty() { 0 } else { move_messages(conn, task.source_queue, plan.moves, now)? };
+    finish_step(&mut task, moved, plan.ends);
+    save_move_task(conn, &task)?;
+    Ok(Some(task))
+}
+
 pub(super) fn move_tasks(conn: &Connection, source_queue: Option<QueueId>) -> Result<Vec<MoveTask>> {
+    match source_queue {
+        Some(queue) => move_tasks_where(conn, "source_queue = ?1", [queue]),
+        None => move_tasks_where(conn, "1", []),
+    }
+}
+
+/// The tasks matching `filter` (an SQL condition over `params`), newest first.
+fn move_tasks_where(conn: &Connection, filter: &str, params: impl rusqlite::Params) -> Result<Vec<MoveTask>> {
     const COLUMNS: &str = "id, handle, source_queue, source_arn, destination_arn, max_per_second, status, moved, \
                            to_move, started_at, failure_reason";
     let row = |r: &rusqlite::Row<'_>| -> Result<(u64, MoveTask)> {
@@ -188,16 +249,10 @@ pub(super) fn move_tasks(conn: &Connection, source_queue: Option<QueueId>) -> Re
         };
         Ok((r.get::<_, i64>(0)? as u64, task))
     };
-    let mut tasks: Vec<(u64, MoveTask)> = match source_queue {
-        Some(queue) => conn
-            .prepare_cached(&format!("SELECT {COLUMNS} FROM move_tasks WHERE source_queue = ?1"))?
-            .query_map([queue], row)?
-            .collect::<Result<_>>()?,
-        None => conn
-            .prepare_cached(&format!("SELECT {COLUMNS} FROM move_tasks"))?
-            .query_map([], row)?
-            .collect::<Result<_>>()?,
-    };
+    let mut tasks: Vec<(u64, MoveTask)> = conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM move_tasks WHERE {filter}"))?
+        .query_map(params, row)?
+        .collect::<Result<_>>()?;
     newest_first(&mut tasks);
     Ok(tasks.into_iter().map(|(_, task)| task).collect())
 }

@@ -19,8 +19,8 @@
 use std::collections::BTreeMap;
 
 use holdfast_core::store::{
-    ChangeVisibility, ChangeVisibilityOutcome, CreateQueueOutcome, Deduplication, DeleteOutcome, Lease, Millis,
-    NewMessage, PurgeOutcome, QueueCounts, QueueId, QueueRecord, SendOutcome,
+    ChangeVisibility, ChangeVisibilityOutcome, CreateQueueOutcome, Deduplication, DeleteOutcome, ExpiryOutcome, Lease,
+    Millis, NewMessage, PurgeOutcome, QueueCounts, QueueId, QueueRecord, Sent,
 };
 use rusqlite::types::Type;
 use rusqlite::{params, Connection, OptionalExtension, Result, Row};
@@ -30,14 +30,7 @@ use crate::rules::{dedup_key, is_live, merge_attributes, visibility_outcome, PRU
 const QUEUE_COLUMNS: &str = "id, name, attributes, tags, created_at, last_modified_at";
 
 fn queue_from_row(row: &Row<'_>) -> Result<QueueRecord> {
-    Ok(QueueRecord {
-        id: row.get(0)?,
-        name: row.get(1)?,
-        attributes: from_json(row, 2)?,
-        tags: from_json(row, 3)?,
-        created_at: row.get(4)?,
-        last_modified_at: row.get(5)?,
-    })
+    Ok(QueueRecord::new(row.get(0)?, row.get(1)?, from_json(row, 2)?, from_json(row, 3)?, row.get(4)?, row.get(5)?))
 }
 
 fn from_json(row: &Row<'_>, column: usize) -> Result<BTreeMap<String, String>> {
@@ -88,14 +81,14 @@ pub(super) fn create_queue(
         "INSERT INTO queues (name, attributes, tags, created_at, last_modified_at) VALUES (?1, ?2, ?3, ?4, ?4)",
     )?
     .execute(params![name, to_json(&attributes)?, to_json(&tags)?, now])?;
-    Ok(CreateQueueOutcome::Created(QueueRecord {
-        id: conn.last_insert_rowid(),
-        name: name.to_owned(),
+    Ok(CreateQueueOutcome::Created(QueueRecord::new(
+        conn.last_insert_rowid(),
+        name.to_owned(),
         attributes,
         tags,
-        created_at: now,
-        last_modified_at: now,
-    }))
+        now,
+        now,
+    )))
 }
 
 pub(super) fn get_queue(conn: &Connection, name: &str) -> Result<Option<QueueRecord>> {
@@ -155,25 +148,28 @@ pub(super) fn delete_queue(conn: &Connection, queue: QueueId, now: Millis) -> Re
     Ok(true)
 }
 
-/// Reads one of the queue's JSON maps, lets `change` edit it, writes it back. `extra` runs on the
-/// same row (e.g. setting `last_modified_at`). False if the queue does not exist.
+/// Reads one of the queue's JSON maps, lets `change` edit it, and writes it back unless `change`
+/// declines (returns false). `extra` runs on the same row (e.g. setting `last_modified_at`).
+/// `None` if the queue does not exist, else whether the map was written.
 fn edit_map(
     conn: &Connection,
     queue: QueueId,
     column: &str,
-    change: impl FnOnce(&mut BTreeMap<String, String>),
+    change: impl FnOnce(&mut BTreeMap<String, String>) -> bool,
     extra: Option<Millis>,
-) -> Result<bool> {
+) -> Result<Option<bool>> {
     let current: Option<String> = conn
         .prepare_cached(&format!("SELECT {column} FROM queues WHERE id = ?1"))?
         .query_row([queue], |r| r.get(0))
         .optional()?;
     let Some(current) = current else {
-        return Ok(false);
+        return Ok(None);
     };
     let mut map: BTreeMap<String, String> = serde_json::from_str(&current)
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, Type::Text, Box::new(e)))?;
-    change(&mut map);
+    if !change(&mut map) {
+        return Ok(Some(false));
+    }
     match extra {
         Some(now) => conn
             .prepare_cached(&format!("UPDATE queues SET {column} = ?2, last_modified_at = ?3 WHERE id = ?1"))?
@@ -182,7 +178,7 @@ fn edit_map(
             .prepare_cached(&format!("UPDATE queues SET {column} = ?2 WHERE id = ?1"))?
             .execute(params![queue, to_json(&map)?])?,
     };
-    Ok(true)
+    Ok(Some(true))
 }
 
 pub(super) fn set_queue_attributes(
@@ -190,15 +186,56 @@ pub(super) fn set_queue_attributes(
     queue: QueueId,
     attributes: BTreeMap<String, String>,
     now: Millis,
-) -> Result<bool> {
-    edit_map(conn, queue, "attributes", |current| merge_attributes(current, attributes), Some(now))
+) -> Result<Option<bool>> {
+    edit_map(
+        conn,
+        queue,
+        "attributes",
+        |current| {
+            merge_attributes(current, attributes);
+            true
+        },
+        Some(now),
+    )
 }
 
-pub(super) fn tag_queue(conn: &Connection, queue: QueueId, tags: BTreeMap<String, String>) -> Result<bool> {
-    edit_map(conn, queue, "tags", |current| current.extend(tags), None)
+pub(super) fn replace_queue_attribute(
+    conn: &Connection,
+    queue: QueueId,
+    name: &str,
+    expected: Option<&str>,
+    value: &str,
+    now: Millis,
+) -> Result<Option<bool>> {
+    edit_map(
+        conn,
+        queue,
+        "attributes",
+        |current| {
+            if current.get(name).map(String::as_str) != expected {
+                return false;
+            }
+            merge_attributes(current, BTreeMap::from([(name.to_owned(), value.to_owned())]));
+            true
+        },
+        Some(now),
+    )
 }
 
-pub(super) fn untag_queue(conn: &Connection, queue: QueueId, keys: Vec<String>) -> Result<bool> {
+pub(super) fn tag_queue(conn: &Connection, queue: QueueId, tags: BTreeMap<String, String>) -> Result<Option<bool>> {
+    edit_map(
+        conn,
+        queue,
+        "tags",
+        |current| {
+            current.extend(tags);
+            true
+        },
+        None,
+    )
+}
+
+pub(super) fn untag_queue(conn: &Connection, queue: QueueId, keys: Vec<String>) -> Result<Option<bool>> {
     edit_map(
         conn,
         queue,
@@ -207,6 +244,7 @@ pub(super) fn untag_queue(conn: &Connection, queue: QueueId, keys: Vec<String>) 
             for key in &keys {
                 current.remove(key);
             }
+            true
         },
         None,
     )
@@ -234,13 +272,13 @@ pub(super) fn purge_queue(
     Ok(Some(PurgeOutcome::Purged { removed: removed as u64 }))
 }
 
-pub(super) fn queue_counts(conn: &Connection, queue: QueueId, now: Millis) -> Result<QueueCounts> {
+pub(super) fn queue_counts(conn: &Connection, queue: QueueId, now: Millis) -> Result<Option<QueueCounts>> {
     let total: Option<i64> = conn
         .prepare_cached("SELECT message_count FROM queues WHERE id = ?1")?
         .query_row([queue], |r| r.get(0))
         .optional()?;
     let Some(total) = total else {
-        return Ok(QueueCounts::default());
+        return Ok(None);
     };
     // Only the hidden messages (in flight or delayed) are counted by scanning; the visible ones
     // are the rest of the total, so a deep backlog costs nothing here.
@@ -250,11 +288,11 @@ pub(super) fn queue_counts(conn: &Connection, queue: QueueId, now: Millis) -> Re
              WHERE queue_id = ?1 AND visible_at > ?2",
         )?
         .query_row(params![queue, now], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(QueueCounts {
+    Ok(Some(QueueCounts {
         visible: (total - hidden).max(0) as u64,
         in_flight: in_flight as u64,
         delayed: (hidden - in_flight) as u64,
-    })
+    }))
 }
 
 /// Removes every message of the queue. Its groups go first, so the delete trigger finds no group
@@ -270,7 +308,7 @@ pub(super) fn send_messages(
     messages: Vec<NewMessage>,
     dedup: Option<Deduplication>,
     now: Millis,
-) -> Result<Option<Vec<SendOutcome>>> {
+) -> Result<Option<Vec<Sent>>> {
     let Some(dedup) = dedup else {
         // Counting first doubles as the existence check: no row updated, no queue.
         if !adjust_count(conn, queue, messages.len() as i64)? {
@@ -278,7 +316,8 @@ pub(super) fn send_messages(
         }
         let mut outcomes = Vec::with_capacity(messages.len());
         for m in messages {
-            outcomes.push(SendOutcome::Enqueued { seq: insert_message(conn, queue, m)? });
+            let message_id = m.message_id.clone();
+            outcomes.push(Sent { seq: insert_message(conn, queue, m)?, message_id, duplicate: false });
         }
         return Ok(Some(outcomes));
     };
@@ -303,7 +342,7 @@ pub(super) fn send_messages(
             let first: Option<(String, i64, Millis)> =
                 lookup.query_row(params![queue, scope, id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).optional()?;
             if let Some((message_id, seq, _)) = first.filter(|(_, _, expires_at)| is_live(*expires_at, now)) {
-                outcomes.push(SendOutcome::Duplicate { seq, message_id });
+                outcomes.push(Sent { message_id, seq, duplicate: true });
                 continue;
             }
         }
@@ -313,7 +352,7 @@ pub(super) fn send_messages(
             record.execute(params![queue, scope, id, message_id, seq, now + dedup.window_ms])?;
         }
         enqueued += 1;
-        outcomes.push(SendOutcome::Enqueued { seq });
+        outcomes.push(Sent { message_id, seq, duplicate: false });
     }
     adjust_count(conn, queue, enqueued)?;
     prune_dedup_records(conn, now, Some(PRUNE_PER_CALL))?;
@@ -433,18 +472,34 @@ pub(super) fn change_visibility(
     Ok(Some(outcomes))
 }
 
-pub(super) fn expire_messages(conn: &Connection, retention_ms: &[(QueueId, i64)], now: Millis) -> Result<u64> {
-    let mut delete = conn.prepare_cached("DELETE FROM messages WHERE queue_id = ?1 AND sent_at < ?2")?;
-    let mut removed = 0;
-    for &(queue, retention) in retention_ms {
-        let n = delete.execute(params![queue, now - retention])?;
-        if n > 0 {
-            adjust_count(conn, queue, -(n as i64))?;
-            removed += n as u64;
-        }
+/// Removes the queue's messages sent before `sent_before` through the age index, and reads the
+/// oldest one left from the same index. `None` if the queue does not exist.
+pub(super) fn expire_messages(conn: &Connection, queue: QueueId, sent_before: Millis) -> Result<Option<ExpiryOutcome>> {
+    if !queue_exists(conn, queue)? {
+        return Ok(None);
     }
-    // The periodic sweep also drops every expired deduplication record and receive attempt.
+    let removed = conn
+        .prepare_cached("DELETE FROM messages WHERE queue_id = ?1 AND sent_at < ?2")?
+        .execute(params![queue, sent_before])?;
+    if removed > 0 {
+        adjust_count(conn, queue, -(removed as i64))?;
+    }
+    let oldest_sent_at: Option<Millis> = conn
+        .prepare_cached("SELECT min(sent_at) FROM messages WHERE queue_id = ?1")?
+        .query_row([queue], |r| r.get(0))?;
+    Ok(Some(ExpiryOutcome { removed: removed as u64, oldest_sent_at }))
+}
+
+/// Drops every expired deduplication record and receive attempt, and says when the next one
+/// expires (both tables have an expiry index, so each read is one seek).
+pub(super) fn prune_expired_records(conn: &Connection, now: Millis) -> Result<Option<Millis>> {
     prune_dedup_records(conn, now, None)?;
     prune_receive_attempts(conn, now, None)?;
-    Ok(removed)
+    let next: Option<Millis> = conn
+        .prepare_cached(
+            "SELECT min(at) FROM (SELECT min(expires_at) AS at FROM dedup_records
+                                  UNION ALL SELECT min(expires_at) FROM receive_attempts)",
+        )?
+        .query_row([], |r| r.get(0))?;
+    Ok(next)
 }

@@ -55,14 +55,7 @@ mod tests {
     use super::*;
 
     fn record(name: &str, id: i64) -> QueueRecord {
-        QueueRecord {
-            id,
-            name: name.into(),
-            attributes: Default::default(),
-            tags: Default::default(),
-            created_at: 0,
-            last_modified_at: 0,
-        }
+        QueueRecord::new(id, name.into(), Default::default(), Default::default(), 0, 0)
     }
 
     #[test]

@@ -203,9 +203,9 @@ const V2_OBJECTS: &[&str] = &[
 /// Opens (creating if needed) `dir/holdfast.db`, ready for the writer thread.
 pub(super) fn open(dir: &Path) -> Result<Connection, StoreError> {
     std::fs::create_dir_all(dir)
-        .map_err(|e| StoreError::Backend(format!("cannot create data directory {}: {e}", dir.display())))?;
+        .map_err(|e| StoreError::backend_in(format!("cannot create data directory {}", dir.display()), e))?;
     let path = dir.join(DB_FILE);
-    let fail = |reason: String| StoreError::Backend(format!("cannot open {}: {reason}", path.display()));
+    let fail = |reason: String| StoreError::backend_in(format!("cannot open {}", path.display()), reason);
     let existed = check_file(&path).map_err(fail)?;
     let conn = Connection::open_with_flags(
         &path,

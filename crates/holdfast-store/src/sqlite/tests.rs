@@ -1,7 +1,9 @@
 //! Engine-internal tests that need the writer's connection: a full database.
 
 use super::*;
-use holdfast_core::store::{ChangeVisibility, Delivery, MoveTaskStatus, ReceiveAttempt, StoreError};
+use holdfast_core::store::{
+    ChangeVisibility, Delivery, MessageMove, MoveStep, MoveTaskStatus, ReceiveAttempt, StoreError,
+};
 
 fn message(id: &str, body_len: usize) -> NewMessage {
     NewMessage {
@@ -39,8 +41,7 @@ async fn full_database_fails_cleanly_and_recovers() {
     let mut sent = 0;
     let full = loop {
         match store.send_messages(q.id, vec![message(&format!("m{sent}"), 3_000)], None, 0).await {
-            Ok(Some(_)) => sent += 1,
-            Ok(None) => panic!("queue vanished"),
+            Ok(_) => sent += 1,
             Err(err) => break err,
         }
         assert!(sent < 1_000, "the page limit never bit");
@@ -50,9 +51,9 @@ async fn full_database_fails_cleanly_and_recovers() {
     assert_eq!(store.queue_counts(q.id, 0).await.unwrap().visible, sent);
 
     store.call(|c| c.query_row("PRAGMA max_page_count = 1000000", [], |_| Ok(()))).await.unwrap();
-    assert!(store.send_messages(q.id, vec![message("after", 3_000)], None, 0).await.unwrap().is_some());
+    assert_eq!(store.send_messages(q.id, vec![message("after", 3_000)], None, 0).await.unwrap().len(), 1);
     let params = ReceiveParams::new(10, 1_000, 1 << 40, 1);
-    let got = store.receive_messages(q.id, params).await.unwrap().unwrap();
+    let got = store.receive_messages(q.id, params).await.unwrap();
     let received = got.messages.len() as u64;
     assert_eq!(received, (sent + 1).min(10));
     assert_eq!(store.queue_counts(q.id, 1).await.unwrap().visible + received, sent + 1);
@@ -121,11 +122,11 @@ async fn sweep_reads_only_exhausted_messages() {
     let store = SqliteStore::open(dir.path()).unwrap();
     let q = create(&store, "q").await;
     let batch = (0..2_000).map(|i| message(&format!("m{i}"), 10)).collect();
-    store.send_messages(q.id, batch, None, 0).await.unwrap().unwrap();
+    store.send_messages(q.id, batch, None, 0).await.unwrap();
     // Everything received once and visible again; two messages received twice.
-    store.receive_messages(q.id, ReceiveParams::new(2_000, 0, 1 << 40, 1)).await.unwrap().unwrap();
+    store.receive_messages(q.id, ReceiveParams::new(2_000, 0, 1 << 40, 1)).await.unwrap();
     for now in 2..=3 {
-        store.receive_messages(q.id, ReceiveParams::new(1, 0, 1 << 40, now)).await.unwrap().unwrap();
+        store.receive_messages(q.id, ReceiveParams::new(1, 0, 1 << 40, now)).await.unwrap();
     }
     let (found, steps) = store
         .call(move |c| {
@@ -173,24 +174,24 @@ async fn migrates_a_version_1_database() {
 
     // The groups were derived from the messages: g is locked by m1, h flows.
     let fifo_params = |now| ReceiveParams { delivery: Delivery::Fifo, ..ReceiveParams::new(10, 30_000, 1 << 40, now) };
-    let got = store.receive_messages(fifo.id, fifo_params(2000)).await.unwrap().unwrap();
+    let got = store.receive_messages(fifo.id, fifo_params(2000)).await.unwrap();
     assert_eq!(got.messages.iter().map(|m| m.message_id.as_str()).collect::<Vec<_>>(), ["m4"]);
     assert_eq!(got.next_visible_at, Some(31000));
     // m1's lease survived; deleting it opens g.
-    let deleted = store.delete_messages(fifo.id, vec![Lease { seq: 2, lease: 42 }]).await.unwrap().unwrap();
+    let deleted = store.delete_messages(fifo.id, vec![Lease { seq: 2, lease: 42 }]).await.unwrap();
     assert_eq!(deleted, [DeleteOutcome::Deleted]);
-    let got = store.receive_messages(fifo.id, fifo_params(2001)).await.unwrap().unwrap();
+    let got = store.receive_messages(fifo.id, fifo_params(2001)).await.unwrap();
     let m2 = &got.messages[0];
     assert_eq!(
         (m2.message_id.as_str(), m2.body.as_str(), m2.dead_letter_source_arn.as_deref()),
         ("m2", "body 2", None)
     );
-    let got = store.receive_messages(std.id, ReceiveParams::new(10, 30_000, 1 << 40, 2000)).await.unwrap().unwrap();
+    let got = store.receive_messages(std.id, ReceiveParams::new(10, 30_000, 1 << 40, 2000)).await.unwrap();
     assert_eq!(got.messages[0].message_id, "m3");
     assert_eq!(got.messages[0].attributes, [1]);
     // New rows continue after the old seqs.
-    let seqs = store.send_messages(std.id, vec![message("new", 0)], None, 0).await.unwrap().unwrap();
-    assert_eq!(seqs[0].seq(), 5);
+    let seqs = store.send_messages(std.id, vec![message("new", 0)], None, 0).await.unwrap();
+    assert_eq!(seqs[0].seq, 5);
     store.close().await.unwrap();
 
     // Reopened as version 2, it passes the checks and keeps the state.
@@ -210,13 +211,13 @@ async fn queue_deletion_removes_its_records() {
     let dedup = Some(Deduplication { window_ms: 300_000, per_group: false });
     for queue in [&q, &keep] {
         let batch = vec![grouped("a", "g1", "d1"), grouped("b", "g2", "d2")];
-        store.send_messages(queue.id, batch, dedup, 10).await.unwrap().unwrap();
+        store.send_messages(queue.id, batch, dedup, 10).await.unwrap();
         let attempt = Some(ReceiveAttempt { id: "x".into(), window_ms: 300_000 });
         let p = ReceiveParams { delivery: Delivery::Fifo, attempt, ..ReceiveParams::new(1, 30_000, 1 << 40, 10) };
-        assert_eq!(store.receive_messages(queue.id, p).await.unwrap().unwrap().messages.len(), 1);
+        assert_eq!(store.receive_messages(queue.id, p).await.unwrap().messages.len(), 1);
     }
     store
-        .save_move_task(MoveTask {
+        .start_move_task(MoveTask {
             handle: "h".into(),
             source_queue: q.id,
             source_arn: "arn".into(),
@@ -234,13 +235,13 @@ async fn queue_deletion_removes_its_records() {
         [rows(store, "dedup_records").await, rows(store, "receive_attempts").await, rows(store, "fifo_groups").await]
     };
     assert_eq!(counts(&store).await, [4, 2, 4]);
-    assert!(store.delete_queue(q.id, 20).await.unwrap());
+    store.delete_queue(q.id, 20).await.unwrap();
     assert_eq!(counts(&store).await, [2, 1, 2], "only the other queue's records are left");
     assert_eq!(rows(&store, "move_tasks").await, 1);
 }
 
 /// Expired deduplication records and attempts are pruned a few per call that adds one, and all
-/// at once by `expire_messages`, so the tables hold about their live records.
+/// at once by `prune_expired_records`, so the tables hold about their live records.
 #[tokio::test]
 async fn expired_records_are_pruned() {
     let dir = tempfile::tempdir().unwrap();
@@ -248,20 +249,23 @@ async fn expired_records_are_pruned() {
     let q = create(&store, "q.fifo").await;
     let short = Some(Deduplication { window_ms: 10, per_group: true });
     let batch = (0..40).map(|i| grouped(&format!("m{i}"), "g", &format!("d{i}"))).collect();
-    store.send_messages(q.id, batch, short, 100).await.unwrap().unwrap();
+    store.send_messages(q.id, batch, short, 100).await.unwrap();
     assert_eq!(rows(&store, "dedup_records").await, 40);
-    store.send_messages(q.id, vec![grouped("n", "g", "n")], short, 110).await.unwrap().unwrap();
+    store.send_messages(q.id, vec![grouped("n", "g", "n")], short, 110).await.unwrap();
     let left = 40 - crate::rules::PRUNE_PER_CALL as i64 + 1;
     assert_eq!(rows(&store, "dedup_records").await, left, "a send prunes a bounded number of expired records");
     for (i, now) in [(0, 110), (1, 111)] {
         let attempt = Some(ReceiveAttempt { id: format!("a{i}"), window_ms: 10 });
         let p = ReceiveParams { attempt, ..ReceiveParams::new(1, 0, 1 << 40, now) };
-        store.receive_messages(q.id, p).await.unwrap().unwrap();
+        store.receive_messages(q.id, p).await.unwrap();
     }
     assert_eq!(rows(&store, "receive_attempts").await, 2);
-    store.expire_messages(&[], 120).await.unwrap();
+    let next = store.prune_expired_records(120).await.unwrap();
     assert_eq!(rows(&store, "dedup_records").await, 0);
     assert_eq!(rows(&store, "receive_attempts").await, 1, "the attempt live until 121 stays");
+    assert_eq!(next, Some(121), "the next record to expire");
+    assert_eq!(store.prune_expired_records(121).await.unwrap(), None);
+    assert_eq!(rows(&store, "receive_attempts").await, 0);
 }
 
 /// `(queue_id, group_id, head_seq, head_visible_at)`.
@@ -283,31 +287,43 @@ async fn fifo_groups_follow_every_change() {
         dead_letter: Some(target.clone()),
         ..ReceiveParams::new(max, vt, 1_000, now)
     };
+    let back = MoveTask {
+        handle: "back".into(),
+        source_queue: dlq.id,
+        source_arn: "arn".into(),
+        destination_arn: None,
+        max_per_second: None,
+        status: MoveTaskStatus::Running,
+        moved: 0,
+        to_move: u64::MAX,
+        started_at: 0,
+        failure_reason: None,
+    };
+    store.start_move_task(back).await.unwrap();
     let mut leases = Vec::new();
     let mut now = 100;
     for round in 0..30_i64 {
         now += 7;
         let batch = (0..3).map(|i| grouped(&format!("m{round}-{i}"), &format!("g{}", (round + i) % 4), "d")).collect();
-        store.send_messages(q.id, batch, None, now).await.unwrap().unwrap();
-        let got =
-            store.receive_messages(q.id, fifo(2 + (round as usize % 3), 20 * (round % 2), now)).await.unwrap().unwrap();
+        store.send_messages(q.id, batch, None, now).await.unwrap();
+        let got = store.receive_messages(q.id, fifo(2 + (round as usize % 3), 20 * (round % 2), now)).await.unwrap();
         leases.extend(got.messages.iter().map(|m| Lease { seq: m.seq, lease: m.lease }));
         match round % 5 {
             0 => drop(store.delete_messages(q.id, leases.drain(..leases.len() / 2).collect()).await.unwrap()),
             1 => {
                 let changes =
                     leases.iter().map(|&lease| ChangeVisibility { lease, visibility_timeout_ms: 0 }).collect();
-                store.change_visibility(q.id, changes, now, 1 << 40).await.unwrap().unwrap();
+                store.change_visibility(q.id, changes, now, 1 << 40).await.unwrap();
             }
-            2 => drop(store.expire_messages(&[(q.id, 50)], now).await.unwrap()),
+            2 => drop(store.expire_messages(q.id, now - 50).await.unwrap()),
             3 => {
                 let movable = store.movable_messages(dlq.id, now, 2).await.unwrap();
                 let moves = movable.iter().map(|m| MessageMove { seq: m.seq, destination: q.id, reset_sent_at: true });
-                store.move_messages(dlq.id, moves.collect(), now).await.unwrap();
+                store.advance_move_task("back", MoveStep::Moved(moves.collect()), now).await.unwrap();
             }
             _ => drop(store.dead_letter_exhausted(q.id, target.clone(), now, 3).await.unwrap()),
         }
-        store.receive_messages(dlq.id, fifo(1, 5, now)).await.unwrap().unwrap();
+        store.receive_messages(dlq.id, fifo(1, 5, now)).await.unwrap();
         let (stored, derived, wrong_ready): (Vec<GroupRow>, Vec<GroupRow>, i64) = store
             .call(move |c| {
                 let read = |sql: &str| -> rusqlite::Result<Vec<GroupRow>> {
@@ -331,7 +347,7 @@ async fn fifo_groups_follow_every_change() {
         assert_eq!(stored, derived, "round {round}");
         assert_eq!(wrong_ready, 0, "round {round}: a ready head that is not visible");
     }
-    assert!(store.purge_queue(q.id, now, 0).await.unwrap().is_some());
-    assert!(store.delete_queue(dlq.id, now).await.unwrap());
+    assert!(matches!(store.purge_queue(q.id, now, 0).await.unwrap(), PurgeOutcome::Purged { .. }));
+    store.delete_queue(dlq.id, now).await.unwrap();
     assert_eq!(rows(&store, "fifo_groups").await, 0);
 }

@@ -80,9 +80,9 @@ where
     fn run(&mut self, conn: &Connection) -> Option<StoreError> {
         let result = match self.work.take() {
             Some(work) => in_savepoint(conn, work),
-            None => Err(StoreError::Backend("command ran twice".into())),
+            None => Err(StoreError::backend("command ran twice")),
         };
-        let err = result.as_ref().err().map(copy_error);
+        let err = result.as_ref().err().cloned();
         self.result = Some(result);
         err
     }
@@ -94,7 +94,7 @@ where
     }
 
     fn reply(self: Box<Self>) {
-        let result = self.result.unwrap_or_else(|| Err(StoreError::Backend("command never ran".into())));
+        let result = self.result.unwrap_or_else(|| Err(StoreError::backend("command never ran")));
         // The caller may have given up (its future was dropped); nothing to do then.
         let _ = self.reply.send(result);
     }
@@ -190,7 +190,7 @@ fn execute(conn: &Connection, batch: &mut [Box<dyn Job>]) {
         let err = batch[i].run(conn);
         if conn.is_autocommit() {
             // SQLite rolled the whole transaction back: earlier commands' effects are lost too.
-            let err = err.unwrap_or_else(|| StoreError::Backend("transaction rolled back by SQLite".into()));
+            let err = err.unwrap_or_else(|| StoreError::backend("transaction rolled back by SQLite"));
             tracing::warn!(error = %err, "SQLite aborted a transaction; failing its commands");
             fail_all(&mut batch[open_from..i], &err);
             open_from = i + 1;
@@ -219,7 +219,7 @@ fn begin(conn: &Connection) -> StoreResult<()> {
 
 fn fail_all(jobs: &mut [Box<dyn Job>], err: &StoreError) {
     for job in jobs {
-        job.fail(copy_error(err));
+        job.fail(err.clone());
     }
 }
 
@@ -235,20 +235,11 @@ fn shut_down(conn: Connection) -> StoreResult<()> {
 
 /// Classifies a SQLite error: a full disk (or a database at its size limit) is `Full`, which the
 /// service reports as ServiceUnavailable and which clears once space is freed; anything else is
-/// `Backend` with its cause.
+/// `Backend`. Either keeps the SQLite error as its cause.
 pub(super) fn store_error(err: rusqlite::Error) -> StoreError {
     if err.sqlite_error_code() == Some(ErrorCode::DiskFull) {
-        StoreError::Full(err.to_string())
+        StoreError::full(err)
     } else {
-        StoreError::Backend(err.to_string())
-    }
-}
-
-/// `StoreError` is not `Clone` (it is core's type); a batch needs one error for many callers.
-fn copy_error(err: &StoreError) -> StoreError {
-    match err {
-        StoreError::Full(cause) => StoreError::Full(cause.clone()),
-        StoreError::Backend(cause) => StoreError::Backend(cause.clone()),
-        StoreError::Closed => StoreError::Closed,
+        StoreError::backend(err)
     }
 }
