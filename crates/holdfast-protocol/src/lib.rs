@@ -70,6 +70,16 @@ pub const JSON_CONTENT_TYPE: &str = "application/x-amz-json-1.0";
 pub const XML_CONTENT_TYPE: &str = "text/xml";
 const TARGET_PREFIX: &str = "AmazonSQS";
 
+/// The protocol a request speaks, from its headers alone: what an error must be written in
+/// before the body has been read (a body too large, or too slow to arrive).
+pub fn protocol_of(headers: &http::HeaderMap) -> Protocol {
+    if headers.contains_key("x-amz-target") {
+        Protocol::Json
+    } else {
+        Protocol::Query
+    }
+}
+
 /// Routes and decodes `req` (SPEC §6–§9).
 pub fn decode(req: &HttpRequest<'_>) -> Decoded {
     let credentials = sigv4::parse(req);

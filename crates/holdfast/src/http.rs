@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use holdfast_api::{sqs_error, SqsError};
 use holdfast_core::{RequestContext, Sqs};
-use holdfast_protocol::{HttpRequest, Protocol};
+use holdfast_protocol::HttpRequest;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
+use tokio::sync::watch;
 
 pub struct App {
     pub sqs: Arc<Sqs>,
@@ -22,7 +23,12 @@ pub struct App {
     pub max_request_bytes: usize,
     /// How long a client may take to send its body.
     pub body_timeout: Duration,
+    /// True once the server is shutting down: `/ready` then turns load balancers away.
+    pub shutdown: watch::Receiver<bool>,
 }
+
+/// How long `/health` and `/ready` wait for the store to answer before calling it unavailable.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub type HttpResponse = hyper::Response<Full<Bytes>>;
 
@@ -31,11 +37,15 @@ pub async fn handle(app: &App, request: hyper::Request<Incoming>, local_addr: So
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = request.into_parts();
 
-    if parts.method == hyper::Method::GET && parts.uri.path() == "/health" && parts.uri.query().is_none() {
-        return hyper::Response::new(Full::new(Bytes::from_static(b"ok\n")));
+    if parts.method == hyper::Method::GET && parts.uri.query().is_none() {
+        match parts.uri.path() {
+            "/health" => return probe(app, false).await,
+            "/ready" => return probe(app, true).await,
+            _ => {}
+        }
     }
-    // Until the body is decoded, the protocol is known from the header alone.
-    let early_protocol = if parts.headers.contains_key("x-amz-target") { Protocol::Json } else { Protocol::Query };
+    // Until the body is decoded, the protocol is known from the headers alone.
+    let early_protocol = holdfast_protocol::protocol_of(&parts.headers);
     let body = match read_body(body, app.max_request_bytes, app.body_timeout).await {
         Ok(body) => body,
         Err(error) => {
@@ -74,6 +84,33 @@ pub async fn handle(app: &App, request: hyper::Request<Incoming>, local_addr: So
         Ok(_) => tracing::debug!(%request_id, action, status = response.status().as_u16(), elapsed_us, "request"),
     }
     response.map(Full::new)
+}
+
+/// `/health` (liveness: the store answers a round trip) and `/ready` (readiness: that, and the
+/// server is not shutting down). 200 with `ok`/`ready`, or 503 with the reason.
+async fn probe(app: &App, readiness: bool) -> HttpResponse {
+    let answer = |status: hyper::StatusCode, text: String| {
+        let mut response = hyper::Response::new(Full::new(Bytes::from(text)));
+        *response.status_mut() = status;
+        response
+            .headers_mut()
+            .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
+        response
+    };
+    if readiness && *app.shutdown.borrow() {
+        return answer(hyper::StatusCode::SERVICE_UNAVAILABLE, "unavailable: shutting down\n".into());
+    }
+    match tokio::time::timeout(PROBE_TIMEOUT, app.sqs.check()).await {
+        Ok(Ok(())) => answer(hyper::StatusCode::OK, if readiness { "ready\n" } else { "ok\n" }.into()),
+        Ok(Err(error)) => {
+            tracing::warn!(error = %error.chain(), "health check: the store is unavailable");
+            answer(hyper::StatusCode::SERVICE_UNAVAILABLE, format!("unavailable: {error}\n"))
+        }
+        Err(_) => answer(
+            hyper::StatusCode::SERVICE_UNAVAILABLE,
+            format!("unavailable: the store did not answer within {} seconds\n", PROBE_TIMEOUT.as_secs()),
+        ),
+    }
 }
 
 async fn read_body(body: Incoming, max_bytes: usize, timeout: Duration) -> Result<Bytes, SqsError> {

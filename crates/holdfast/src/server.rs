@@ -55,6 +55,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         public_url: settings.public_url.clone(),
         max_request_bytes: settings.max_request_bytes,
         body_timeout: idle_timeout,
+        shutdown: shutdown_tx.subscribe(),
     });
     let housekeeping = sqs.spawn_background();
     let graceful = GracefulShutdown::new();

@@ -573,6 +573,38 @@ fn post(host: &str, headers: &str, body: &[u8]) -> Vec<u8> {
     request
 }
 
+// ---------------------------------------------------------------------------------------------
+// A panic inside the store.
+
+/// A storage command that panics fails its own request with InternalFailure; the writer thread
+/// survives, so every later request is served and `/health` and `/ready` stay truthful (200).
+/// The panic is injected by the `fault-injection` feature, which the test build enables.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_the_store_fails_one_request_and_the_server_goes_on() {
+    let doomed = unique("panics");
+    // Each test runs in its own process under nextest; under `cargo test` the name is unique, so
+    // other tests' servers never meet it.
+    std::env::set_var("HOLDFAST_FAULT_PANIC_ON_CREATE", &doomed);
+    let mut server = TestServer::start();
+    let client = client_without_retries(&server.url);
+    let error = tokio::time::timeout(CALL_TIMEOUT, client.create_queue().queue_name(&doomed).send())
+        .await
+        .expect("CreateQueue answers")
+        .expect_err("the injected panic fails the request");
+    assert_eq!(error.code(), Some("InternalFailure"), "{error:?}");
+    assert!(server.log().contains("injected panic"), "the panic is logged:\n{}", server.log());
+
+    for path in ["/health", "/ready"] {
+        let status = tokio::time::timeout(CALL_TIMEOUT, http_get(&server.url, path)).await.expect("answers");
+        assert_eq!(status, Some(200), "{path} after a panic in the store");
+    }
+    let url = create_queue(&client, &unique("after-panic")).await;
+    still_serves(&mut server, &client, &url, "a panic in the store").await;
+    // The failed command left nothing behind.
+    let listed = client.get_queue_url().queue_name(&doomed).send().await;
+    assert!(listed.expect_err("never created").into_service_error().is_queue_does_not_exist());
+}
+
 /// A normal round trip through the SDK: the server still works.
 async fn still_serves(server: &mut TestServer, client: &aws_sdk_sqs::Client, url: &str, after: &str) {
     assert!(server.is_running(), "the server died after {after}\nserver log:\n{}", server.log());

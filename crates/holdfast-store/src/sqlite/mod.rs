@@ -145,6 +145,10 @@ impl Store for SqliteStore {
         recreate_cooldown_ms: i64,
     ) -> StoreResult<CreateQueueOutcome> {
         let name = name.to_owned();
+        #[cfg(feature = "fault-injection")]
+        if std::env::var("HOLDFAST_FAULT_PANIC_ON_CREATE").is_ok_and(|target| target == name) {
+            return self.call(|_| -> rusqlite::Result<CreateQueueOutcome> { panic!("injected panic") }).await;
+        }
         self.call_changing_queues(move |c| ops::create_queue(c, &name, attributes, tags, now, recreate_cooldown_ms))
             .await
     }

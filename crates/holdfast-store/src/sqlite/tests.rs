@@ -351,3 +351,28 @@ async fn fifo_groups_follow_every_change() {
     store.delete_queue(dlq.id, now).await.unwrap();
     assert_eq!(rows(&store, "fifo_groups").await, 0);
 }
+
+/// A command that panics fails its batch and nothing else: the writer thread lives on, the
+/// batch's other effects are rolled back, and the next call is served.
+#[tokio::test]
+async fn a_panicking_command_fails_its_batch_and_the_writer_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let q = create(&store, "q").await;
+    let panicked = store.call(|_| -> rusqlite::Result<()> { panic!("boom") }).await.unwrap_err();
+    assert!(matches!(panicked, StoreError::Backend(_)), "{panicked:?}");
+    assert!(panicked.chain().contains("boom"), "{}", panicked.chain());
+    store.check().await.expect("the writer still answers");
+    assert_eq!(store.send_messages(q.id, vec![message("after", 10)], None, 0).await.unwrap().len(), 1);
+
+    // A batch that holds a panicking command loses every effect, its other commands' too.
+    let (a, b, c) = tokio::join!(
+        store.send_messages(q.id, vec![message("a", 10)], None, 0),
+        store.call(|_| -> rusqlite::Result<()> { panic!("boom") }),
+        store.send_messages(q.id, vec![message("c", 10)], None, 0),
+    );
+    assert!(b.is_err());
+    let delivered = [a.is_ok(), c.is_ok()].iter().filter(|ok| **ok).count() as u64;
+    assert_eq!(store.queue_counts(q.id, 0).await.unwrap().visible, 1 + delivered, "only acknowledged sends are kept");
+    store.close().await.unwrap();
+}

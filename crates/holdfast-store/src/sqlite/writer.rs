@@ -15,6 +15,10 @@
 //!   lost, then opens a new transaction for the rest of the batch.
 //! - After any failure the connection is left outside a transaction, so the next batch starts
 //!   clean: a full disk fails requests until space is freed, then the store carries on.
+//! - A command that panics does not take the thread with it: the panic is caught, the batch's
+//!   transaction is rolled back and every command of the batch fails (the store cannot tell
+//!   what the panicking command left half done), and the thread goes on with the next batch. One
+//!   bad request costs its batch, never the store.
 
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
@@ -49,11 +53,20 @@ impl std::fmt::Debug for Msg {
     }
 }
 
+/// How one command ran.
+pub(super) enum Ran {
+    Ok,
+    /// The command failed; its savepoint is rolled back and the rest of the batch goes on.
+    Failed(StoreError),
+    /// The command panicked; nothing it did can be trusted.
+    Panicked(StoreError),
+}
+
 /// One command with its reply channel; type-erased so one channel carries every command.
 pub(super) trait Job: Send {
     /// Runs the command in the open transaction, inside its own savepoint, and keeps its result
-    /// until the transaction's fate is known. Returns the command's error, if any.
-    fn run(&mut self, conn: &Connection) -> Option<StoreError>;
+    /// until the transaction's fate is known.
+    fn run(&mut self, conn: &Connection) -> Ran;
     /// The transaction that held this command's effects is gone: answer `err` instead, unless the
     /// command had already failed by itself (its own error says more).
     fn fail(&mut self, err: StoreError);
@@ -77,14 +90,34 @@ where
     T: Send,
     F: FnOnce(&Connection) -> rusqlite::Result<T> + Send,
 {
-    fn run(&mut self, conn: &Connection) -> Option<StoreError> {
-        let result = match self.work.take() {
-            Some(work) => in_savepoint(conn, work),
-            None => Err(StoreError::backend("command ran twice")),
+    fn run(&mut self, conn: &Connection) -> Ran {
+        let Some(work) = self.work.take() else {
+            let err = StoreError::backend("command ran twice");
+            self.result = Some(Err(err.clone()));
+            return Ran::Failed(err);
         };
-        let err = result.as_ref().err().cloned();
-        self.result = Some(result);
-        err
+        // The connection is only borrowed by the command; after a panic `execute` rolls the
+        // transaction back, so no half-done state outlives the unwinding.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| in_savepoint(conn, work))) {
+            Ok(result) => {
+                let ran = match &result {
+                    Ok(_) => Ran::Ok,
+                    Err(err) => Ran::Failed(err.clone()),
+                };
+                self.result = Some(result);
+                ran
+            }
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic without a message".into());
+                let err = StoreError::backend_in("a storage command panicked", message);
+                self.result = Some(Err(err.clone()));
+                Ran::Panicked(err)
+            }
+        }
     }
 
     fn fail(&mut self, err: StoreError) {
@@ -187,11 +220,24 @@ fn execute(conn: &Connection, batch: &mut [Box<dyn Job>]) {
             }
             open_from = i;
         }
-        let err = batch[i].run(conn);
+        let err = match batch[i].run(conn) {
+            Ran::Ok => None,
+            Ran::Failed(err) => Some(err),
+            Ran::Panicked(err) => {
+                tracing::error!(error = %err.chain(), "failing the batch of a panicking command");
+                if !conn.is_autocommit() {
+                    if let Err(rollback) = conn.execute_batch("ROLLBACK") {
+                        tracing::error!(error = %rollback, "rollback after a panic failed");
+                    }
+                }
+                fail_all(batch, &err);
+                return;
+            }
+        };
         if conn.is_autocommit() {
             // SQLite rolled the whole transaction back: earlier commands' effects are lost too.
             let err = err.unwrap_or_else(|| StoreError::backend("transaction rolled back by SQLite"));
-            tracing::warn!(error = %err, "SQLite aborted a transaction; failing its commands");
+            tracing::warn!(error = %err.chain(), "SQLite aborted a transaction; failing its commands");
             fail_all(&mut batch[open_from..i], &err);
             open_from = i + 1;
         }
@@ -202,7 +248,7 @@ fn execute(conn: &Connection, batch: &mut [Box<dyn Job>]) {
     let committed = conn.prepare_cached("COMMIT").and_then(|mut s| s.execute([]));
     if let Err(err) = committed {
         let err = store_error(err);
-        tracing::warn!(error = %err, commands = batch.len() - open_from, "commit failed");
+        tracing::warn!(error = %err.chain(), commands = batch.len() - open_from, "commit failed");
         if !conn.is_autocommit() {
             if let Err(rollback) = conn.execute_batch("ROLLBACK") {
                 tracing::error!(error = %rollback, "rollback after a failed commit failed");
