@@ -22,9 +22,6 @@ mod timer;
 mod validate;
 mod waiters;
 
-#[cfg(test)]
-mod tests;
-
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use service::{RequestContext, ServiceConfig, Sqs};
 pub use store::Store;

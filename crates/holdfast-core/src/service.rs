@@ -232,7 +232,7 @@ impl Sqs {
             tracing::info!(queue = %queue.name, removed = outcome.removed, "expired messages past their retention period");
         }
         if let Some(oldest) = outcome.oldest_sent_at {
-            self.timer.schedule(Due::Expire(key.clone()), (oldest + retention_ms).max(now + COALESCE_MS));
+            self.timer.schedule(Due::Expire(key.clone()), expires_at(oldest, retention_ms).max(now + COALESCE_MS));
         }
         Ok(())
     }
@@ -251,6 +251,12 @@ impl Sqs {
         let queue = self.store.get_queue(&key.name).await.map_err(internal)?;
         Ok(queue.filter(|q| q.id == key.id))
     }
+}
+
+/// The first moment a message sent at `sent_at` is past its retention period: stores expire
+/// messages sent strictly before `now - retention`.
+pub(crate) fn expires_at(sent_at: Millis, retention_ms: i64) -> Millis {
+    sent_at + retention_ms + 1
 }
 
 /// How long a failed piece of scheduled work waits before it is tried again.

@@ -8,7 +8,7 @@ use holdfast_api::{limits, sqs_error, SqsError};
 
 use crate::fifo;
 use crate::message_attributes as attrs;
-use crate::service::{internal, Queue, RequestContext, Sqs};
+use crate::service::{expires_at, internal, Queue, RequestContext, Sqs};
 use crate::store::{Deduplication, Millis, NewMessage, Sent};
 use crate::timer::Due;
 use crate::validate::{check_batch_entry_ids, check_fifo_id, check_message_characters};
@@ -154,7 +154,7 @@ async fn enqueue(sqs: &Sqs, queue: &Queue, messages: Vec<NewMessage>) -> Result<
     if let Some(at) = earliest_delayed.filter(|_| sqs.waiters.has_waiters(queue.id)) {
         sqs.timer.schedule(Due::Visible(key.clone()), at);
     }
-    sqs.timer.schedule(Due::Expire(key), now + i64::from(settings.message_retention_period) * 1000);
+    sqs.timer.schedule(Due::Expire(key), expires_at(now, i64::from(settings.message_retention_period) * 1000));
     if dedup.is_some() {
         sqs.timer.schedule(Due::Prune, now + fifo::DEDUP_WINDOW_MS);
     }
