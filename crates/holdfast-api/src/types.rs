@@ -34,13 +34,13 @@ pub struct MessageAttributeValue {
 
 // ---- queues ----
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct CreateQueueRequest {
     pub queue_name: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attributes: Option<AttributeMap>,
-    #[serde(default, rename = "tags")]
+    #[serde(default, rename = "tags", skip_serializing_if = "Option::is_none")]
     pub tags: Option<TagMap>,
 }
 
@@ -51,17 +51,17 @@ pub struct CreateQueueResponse {
     pub queue_url: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DeleteQueueRequest {
     pub queue_url: String,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct GetQueueUrlRequest {
     pub queue_name: String,
-    #[serde(default, rename = "QueueOwnerAWSAccountId")]
+    #[serde(default, rename = "QueueOwnerAWSAccountId", skip_serializing_if = "Option::is_none")]
     pub queue_owner_aws_account_id: Option<String>,
 }
 
@@ -72,14 +72,14 @@ pub struct GetQueueUrlResponse {
     pub queue_url: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ListQueuesRequest {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue_name_prefix: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_results: Option<i64>,
 }
 
@@ -92,11 +92,11 @@ pub struct ListQueuesResponse {
     pub next_token: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct GetQueueAttributesRequest {
     pub queue_url: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attribute_names: Option<Vec<String>>,
 }
 
@@ -107,14 +107,14 @@ pub struct GetQueueAttributesResponse {
     pub attributes: Option<AttributeMap>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct SetQueueAttributesRequest {
     pub queue_url: String,
     pub attributes: AttributeMap,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct PurgeQueueRequest {
     pub queue_url: String,
@@ -122,21 +122,21 @@ pub struct PurgeQueueRequest {
 
 // ---- tags ----
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct TagQueueRequest {
     pub queue_url: String,
     pub tags: TagMap,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct UntagQueueRequest {
     pub queue_url: String,
     pub tag_keys: Vec<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ListQueueTagsRequest {
     pub queue_url: String,
@@ -151,7 +151,7 @@ pub struct ListQueueTagsResponse {
 
 // ---- permissions ----
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct AddPermissionRequest {
     pub queue_url: String,
@@ -161,7 +161,7 @@ pub struct AddPermissionRequest {
     pub actions: Vec<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct RemovePermissionRequest {
     pub queue_url: String,
@@ -170,20 +170,20 @@ pub struct RemovePermissionRequest {
 
 // ---- messages ----
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct SendMessageRequest {
     pub queue_url: String,
     pub message_body: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_seconds: Option<i64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_attributes: Option<MessageAttributeMap>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_system_attributes: Option<MessageAttributeMap>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_deduplication_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_group_id: Option<String>,
 }
 
@@ -201,24 +201,24 @@ pub struct SendMessageResponse {
     pub sequence_number: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct SendMessageBatchRequestEntry {
     pub id: String,
     pub message_body: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_seconds: Option<i64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_attributes: Option<MessageAttributeMap>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_system_attributes: Option<MessageAttributeMap>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_deduplication_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_group_id: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct SendMessageBatchRequest {
     pub queue_url: String,
@@ -259,24 +259,24 @@ pub struct SendMessageBatchResponse {
     pub failed: Vec<BatchResultErrorEntry>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ReceiveMessageRequest {
     pub queue_url: String,
     /// Deprecated in favour of `MessageSystemAttributeNames`, still sent by older clients.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attribute_names: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_system_attribute_names: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_attribute_names: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_number_of_messages: Option<i64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub visibility_timeout: Option<i64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_time_seconds: Option<i64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receive_request_attempt_id: Option<String>,
 }
 
@@ -306,21 +306,21 @@ pub struct ReceiveMessageResponse {
     pub messages: Option<Vec<Message>>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DeleteMessageRequest {
     pub queue_url: String,
     pub receipt_handle: String,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DeleteMessageBatchRequestEntry {
     pub id: String,
     pub receipt_handle: String,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DeleteMessageBatchRequest {
     pub queue_url: String,
@@ -341,7 +341,7 @@ pub struct DeleteMessageBatchResponse {
     pub failed: Vec<BatchResultErrorEntry>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ChangeMessageVisibilityRequest {
     pub queue_url: String,
@@ -349,16 +349,16 @@ pub struct ChangeMessageVisibilityRequest {
     pub visibility_timeout: i64,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ChangeMessageVisibilityBatchRequestEntry {
     pub id: String,
     pub receipt_handle: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub visibility_timeout: Option<i64>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ChangeMessageVisibilityBatchRequest {
     pub queue_url: String,
@@ -374,13 +374,13 @@ pub struct ChangeMessageVisibilityBatchResponse {
 
 // ---- dead-letter queues and message move tasks ----
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ListDeadLetterSourceQueuesRequest {
     pub queue_url: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_results: Option<i64>,
 }
 
@@ -392,13 +392,13 @@ pub struct ListDeadLetterSourceQueuesResponse {
     pub next_token: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct StartMessageMoveTaskRequest {
     pub source_arn: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destination_arn: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_number_of_messages_per_second: Option<i64>,
 }
 
@@ -409,7 +409,7 @@ pub struct StartMessageMoveTaskResponse {
     pub task_handle: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct CancelMessageMoveTaskRequest {
     pub task_handle: String,
@@ -422,11 +422,11 @@ pub struct CancelMessageMoveTaskResponse {
     pub approximate_number_of_messages_moved: Option<i64>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ListMessageMoveTasksRequest {
     pub source_arn: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_results: Option<i64>,
 }
 

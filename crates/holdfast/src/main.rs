@@ -1,6 +1,6 @@
 //! `holdfast`: the server (`holdfast serve`, or bare `holdfast`) and a command-line SQS client.
 
-mod bench;
+mod baseline;
 mod cli;
 mod config;
 mod http;
@@ -38,10 +38,10 @@ enum Command {
     /// Drain a queue of JSON messages into a database table or an HTTP back end.
     Sink(holdfast_forms::SinkArgs),
     /// Load-test any SQS endpoint (holdfast, another SQS-compatible server, AWS).
-    Bench(bench::BenchArgs),
+    Bench(holdfast_bench::BenchArgs),
     /// A no-op SQS endpoint with canned answers: the HTTP stack's ceiling, for `holdfast bench`.
     #[command(hide = true)]
-    Baseline(bench::baseline::BaselineArgs),
+    Baseline(baseline::BaselineArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,8 +54,8 @@ fn main() -> ExitCode {
         Some(Command::Receive(args)) => cli::run(cli::Invocation::Receive(args)),
         Some(Command::Form(args)) => holdfast_forms::run_form(args),
         Some(Command::Sink(args)) => holdfast_forms::run_sink(args),
-        Some(Command::Bench(args)) => bench::run(args),
-        Some(Command::Baseline(args)) => bench::baseline::run(args),
+        Some(Command::Bench(args)) => holdfast_bench::run(args),
+        Some(Command::Baseline(args)) => baseline::run(args),
     }
 }
 

@@ -1,6 +1,7 @@
 //! `holdfast bench`: a load generator for any SQS endpoint (holdfast, another SQS-compatible
-//! server, AWS over http), and `holdfast baseline`, a no-op endpoint that measures the HTTP
-//! stack's ceiling.
+//! server, AWS over http). Its runs are compared with those against `holdfast baseline`, the
+//! server's own HTTP stack answering canned responses (in the `holdfast` crate, beside the
+//! server it measures).
 //!
 //! It speaks AWS JSON 1.0 directly over lean keep-alive HTTP/1.1 connections ([`client`]), one
 //! per worker, on one tokio runtime. It usually shares the machine with the server it measures,
@@ -10,7 +11,6 @@
 //! with `--json` one JSON object on stdout. Exit status 1 when the run was aborted (every request
 //! failed) or a roundtrip lost messages.
 
-pub mod baseline;
 mod client;
 mod procfs;
 mod report;

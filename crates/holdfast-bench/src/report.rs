@@ -136,6 +136,10 @@ pub struct Idle {
     pub polls: usize,
     /// Long polls that returned (empty after their 20 s, or with a message) and were re-issued.
     pub polls_completed: u64,
+    /// The server's voluntary context switches during the measured phase (with --server-pid):
+    /// about how often its threads were woken.
+    pub server_wakeups: Option<u64>,
+    pub server_wakeups_per_s: Option<f64>,
 }
 
 impl Report {
@@ -181,6 +185,13 @@ impl Report {
                     group(idle.polls_completed)
                 ),
             );
+            if let (Some(wakeups), Some(per_s)) = (idle.server_wakeups, idle.server_wakeups_per_s) {
+                row(
+                    &mut out,
+                    "wakeups",
+                    format!("server: {} voluntary context switches, {per_s:.2} per second", group(wakeups)),
+                );
+            }
         } else {
             let what = match self.scenario.as_str() {
                 "send" | "send-batch" => "msgs/s sent",

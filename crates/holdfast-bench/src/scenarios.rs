@@ -14,7 +14,9 @@ use bytes::Bytes;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::client::{self, Bodies, CallError, Client, Endpoint, Op, Signer};
+use holdfast_api::Action;
+
+use super::client::{self, Bodies, CallError, Client, Endpoint, Signer};
 use super::report::{self, Idle, Monitor, Offered, Preload, Reconcile, Report};
 use super::stats::{Errors, Histogram, Progress};
 use super::{procfs, BenchArgs, CommonArgs, Scenario};
@@ -220,13 +222,13 @@ fn fresh_name() -> String {
 /// The queue's URL, creating it if it does not exist.
 async fn ensure_queue(ctx: &Ctx, name: &str) -> anyhow::Result<String> {
     let mut client = ctx.client();
-    let answer = match client.call(Op::GetQueueUrl, client::get_queue_url_body(name), ctx.timeout()).await {
+    let answer = match client.call(Action::GetQueueUrl, client::get_queue_url_body(name), ctx.timeout()).await {
         Ok(answer) => answer,
         Err(CallError::Service { code, .. })
             if code.contains("QueueDoesNotExist") || code.contains("NonExistentQueue") =>
         {
             client
-                .call(Op::CreateQueue, client::create_queue_body(name), ctx.timeout())
+                .call(Action::CreateQueue, client::create_queue_body(name), ctx.timeout())
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))
                 .with_context(|| format!("creating queue {name} at {}", ctx.endpoint.url))?
@@ -241,8 +243,8 @@ async fn ensure_queue(ctx: &Ctx, name: &str) -> anyhow::Result<String> {
 }
 
 async fn delete_queue(ctx: &Ctx, queue_url: &str) -> Result<(), CallError> {
-    let body = Bytes::from(format!("{{\"QueueUrl\":{}}}", serde_json::to_string(queue_url).expect("string")));
-    ctx.client().call(Op::DeleteQueue, body, ctx.timeout() * 6).await.map(drop)
+    let body = Bodies::new(queue_url).delete_queue();
+    ctx.client().call(Action::DeleteQueue, body, ctx.timeout() * 6).await.map(drop)
 }
 
 // ---- producers ----
@@ -259,7 +261,7 @@ async fn produce(
 ) -> Tally {
     let mut tally = Tally::default();
     let mut client = ctx.client();
-    let op = if batch { Op::SendMessageBatch } else { Op::SendMessage };
+    let op = if batch { Action::SendMessageBatch } else { Action::SendMessage };
     while Instant::now() < deadline && !ctx.progress.aborted() {
         let started = Instant::now();
         let result = client.call(op, request.clone(), ctx.timeout()).await;
@@ -386,7 +388,7 @@ async fn consume(ctx: Arc<Ctx>, bodies: Bodies, plan: Arc<ConsumerPlan>) -> Tall
             break;
         }
         let done_before_receive = plan.producers_done.load(Ordering::Relaxed);
-        let result = client.call(Op::ReceiveMessage, receive.clone(), timeout).await;
+        let result = client.call(Action::ReceiveMessage, receive.clone(), timeout).await;
         tally.requests += 1;
         let answer = match result {
             Ok(answer) => answer,
@@ -438,7 +440,7 @@ async fn delete(
         let started = Instant::now();
         let request = bodies.delete_batch(messages.iter().map(|m| m.receipt_handle.as_ref()));
         tally.requests += 1;
-        match client.call(Op::DeleteMessageBatch, request, ctx.timeout()).await {
+        match client.call(Action::DeleteMessageBatch, request, ctx.timeout()).await {
             Ok(answer) => {
                 tally.delete.record(started.elapsed());
                 match client::parse::<client::BatchAnswer<'_>>(&answer) {
@@ -469,7 +471,7 @@ async fn delete(
         for message in messages {
             let started = Instant::now();
             tally.requests += 1;
-            match client.call(Op::DeleteMessage, bodies.delete(&message.receipt_handle), ctx.timeout()).await {
+            match client.call(Action::DeleteMessage, bodies.delete(&message.receipt_handle), ctx.timeout()).await {
                 Ok(_) => {
                     tally.delete.record(started.elapsed());
                     ctx.progress.success();
@@ -575,7 +577,7 @@ async fn produce_paced(
         let stamp = format!("{}|", started.duration_since(base).as_micros());
         let request = bodies.send(&payload(&stamp, ctx.args.body_size));
         tally.requests += 1;
-        match client.call(Op::SendMessage, request, ctx.timeout()).await {
+        match client.call(Action::SendMessage, request, ctx.timeout()).await {
             Ok(_) => {
                 tally.send.record(started.elapsed());
                 ctx.progress.success();
@@ -597,7 +599,7 @@ async fn consume_latency(ctx: Arc<Ctx>, bodies: Bodies, base: Instant, delete_ba
     while !*stop.borrow() && !ctx.progress.aborted() {
         let started = Instant::now();
         let result = tokio::select! {
-            result = client.call(Op::ReceiveMessage, receive.clone(), timeout) => result,
+            result = client.call(Action::ReceiveMessage, receive.clone(), timeout) => result,
             _ = stop.changed() => break,
         };
         tally.requests += 1;
@@ -693,7 +695,7 @@ async fn preload_worker(ctx: Arc<Ctx>, request: Bytes, next_batch: Arc<AtomicU64
     while next_batch.fetch_add(1, Ordering::Relaxed) < batches && !ctx.progress.aborted() {
         let started = Instant::now();
         tally.requests += 1;
-        match client.call(Op::SendMessageBatch, request.clone(), ctx.timeout()).await {
+        match client.call(Action::SendMessageBatch, request.clone(), ctx.timeout()).await {
             Ok(answer) => {
                 tally.send.record(started.elapsed());
                 let sent = record_send(&ctx, &mut tally, &answer, true, false);
@@ -778,7 +780,7 @@ async fn poll_idle(ctx: Arc<Ctx>, request: Bytes) -> Tally {
     while !*stop.borrow() && !ctx.progress.aborted() {
         let started = Instant::now();
         let result = tokio::select! {
-            result = client.call(Op::ReceiveMessage, request.clone(), timeout) => result,
+            result = client.call(Action::ReceiveMessage, request.clone(), timeout) => result,
             _ = stop.changed() => break,
         };
         tally.requests += 1;
@@ -802,10 +804,10 @@ async fn poll_idle(ctx: Arc<Ctx>, request: Bytes) -> Tally {
 async fn for_queues(
     ctx: &Arc<Ctx>,
     count: usize,
-    make: impl Fn(usize) -> (Op, Bytes),
+    make: impl Fn(usize) -> (Action, Bytes),
 ) -> (Vec<Option<String>>, Errors) {
     let next = Arc::new(AtomicU64::new(0));
-    let calls: Arc<Vec<(Op, Bytes)>> = Arc::new((0..count).map(make).collect());
+    let calls: Arc<Vec<(Action, Bytes)>> = Arc::new((0..count).map(make).collect());
     let mut set = JoinSet::new();
     for _ in 0..ctx.args.concurrency.min(count.max(1)) {
         let (ctx, next, calls) = (Arc::clone(ctx), Arc::clone(&next), Arc::clone(&calls));
@@ -853,7 +855,7 @@ async fn run_idle(ctx: &Arc<Ctx>, queues: usize, polls: usize, report: &mut Repo
     eprintln!("creating {} queues", report::group(queues as u64));
     let started = Instant::now();
     let (urls, create_errors) =
-        for_queues(ctx, queues, |i| (Op::CreateQueue, client::create_queue_body(&format!("{prefix}-{i}")))).await;
+        for_queues(ctx, queues, |i| (Action::CreateQueue, client::create_queue_body(&format!("{prefix}-{i}")))).await;
     let queue_create_s = started.elapsed().as_secs_f64();
     let urls: Vec<String> = urls.into_iter().flatten().collect();
     if urls.is_empty() {
@@ -869,9 +871,13 @@ async fn run_idle(ctx: &Arc<Ctx>, queues: usize, polls: usize, report: &mut Repo
     }
     // Measure once the polls are parked: connecting 5,000 sockets is not idling.
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let server = ctx.args.server_pid.map(|pid| pid.to_string());
+    let switches = || server.as_deref().and_then(procfs::voluntary_context_switches);
+    let switches_before = switches();
     let monitor = ctx.monitor("polls");
     tokio::time::sleep(Duration::from_secs_f64(ctx.args.duration)).await;
     let phase = monitor.finish().await;
+    let server_wakeups = switches().zip(switches_before).map(|(after, before)| after.saturating_sub(before));
     let wall = phase.wall;
     let _ = ctx.stop.send(true);
     let mut tally = join_all(set).await;
@@ -880,19 +886,21 @@ async fn run_idle(ctx: &Arc<Ctx>, queues: usize, polls: usize, report: &mut Repo
     report.requests = tally.requests;
     report.requests_per_s = tally.requests as f64 / wall;
     phase.fill(report);
-    report.idle = Some(Idle { queues: urls.len(), queue_create_s, polls, polls_completed: tally.polls_completed });
+    report.idle = Some(Idle {
+        queues: urls.len(),
+        queue_create_s,
+        polls,
+        polls_completed: tally.polls_completed,
+        server_wakeups,
+        server_wakeups_per_s: server_wakeups.map(|w| w as f64 / wall),
+    });
     if report.server.is_none() {
         report.notes.push("no --server-pid: the server's CPU and RSS were not measured".into());
     }
     if fresh && !ctx.args.keep {
         eprintln!("deleting {} queues", report::group(urls.len() as u64));
-        let (_, delete_errors) = for_queues(ctx, urls.len(), |i| {
-            (
-                Op::DeleteQueue,
-                Bytes::from(format!("{{\"QueueUrl\":{}}}", serde_json::to_string(&urls[i]).expect("string"))),
-            )
-        })
-        .await;
+        let (_, delete_errors) =
+            for_queues(ctx, urls.len(), |i| (Action::DeleteQueue, Bodies::new(&urls[i]).delete_queue())).await;
         if delete_errors.total() > 0 {
             report.notes.push(format!("{} queues could not be deleted", delete_errors.total()));
         }

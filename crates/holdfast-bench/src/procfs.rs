@@ -75,6 +75,23 @@ pub fn threads(pid: &str) -> BTreeMap<String, f64> {
     out
 }
 
+/// Voluntary context switches of every thread of `pid`, summed: how often its threads went to
+/// sleep waiting for something, and so (give or take) how often they were woken. An idle server
+/// should barely add to it. `None` when unreadable.
+pub fn voluntary_context_switches(pid: &str) -> Option<u64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = 0;
+    for task in tasks.flatten() {
+        let Ok(status) = std::fs::read_to_string(task.path().join("status")) else { continue };
+        total += status
+            .lines()
+            .find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|value| value.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Some(total)
+}
+
 /// Machine-wide CPU time from `/proc/stat`, in seconds summed over all cores.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct MachineSample {
@@ -102,6 +119,7 @@ mod tests {
             assert!(sample.rss_bytes > 0);
             assert!(sample.cpu_seconds >= 0.0);
             assert!(!super::threads("self").is_empty());
+            assert!(super::voluntary_context_switches("self").is_some());
         }
         if let Some(machine) = super::machine() {
             assert!(machine.busy_seconds >= 0.0 && machine.iowait_seconds >= 0.0);

@@ -8,16 +8,22 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use holdfast_api::types::{
+    CreateQueueRequest, DeleteMessageBatchRequest, DeleteMessageBatchRequestEntry, DeleteMessageRequest,
+    DeleteQueueRequest, GetQueueUrlRequest, ReceiveMessageRequest, SendMessageBatchRequest,
+    SendMessageBatchRequestEntry, SendMessageRequest,
+};
+use holdfast_api::Action;
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
 use http::{Method, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 const JSON_CONTENT_TYPE: HeaderValue = HeaderValue::from_static("application/x-amz-json-1.0");
 const DUMMY_AUTHORIZATION: HeaderValue = HeaderValue::from_static(
@@ -27,32 +33,17 @@ const X_AMZ_TARGET: HeaderName = HeaderName::from_static("x-amz-target");
 const X_AMZ_DATE: HeaderName = HeaderName::from_static("x-amz-date");
 const X_AMZ_SECURITY_TOKEN: HeaderName = HeaderName::from_static("x-amz-security-token");
 
-/// The SQS actions the load generator calls.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Op {
-    CreateQueue,
-    GetQueueUrl,
-    DeleteQueue,
-    SendMessage,
-    SendMessageBatch,
-    ReceiveMessage,
-    DeleteMessage,
-    DeleteMessageBatch,
-}
-
-impl Op {
-    fn target(self) -> HeaderValue {
-        HeaderValue::from_static(match self {
-            Op::CreateQueue => "AmazonSQS.CreateQueue",
-            Op::GetQueueUrl => "AmazonSQS.GetQueueUrl",
-            Op::DeleteQueue => "AmazonSQS.DeleteQueue",
-            Op::SendMessage => "AmazonSQS.SendMessage",
-            Op::SendMessageBatch => "AmazonSQS.SendMessageBatch",
-            Op::ReceiveMessage => "AmazonSQS.ReceiveMessage",
-            Op::DeleteMessage => "AmazonSQS.DeleteMessage",
-            Op::DeleteMessageBatch => "AmazonSQS.DeleteMessageBatch",
-        })
-    }
+/// The `X-Amz-Target` header of an action, built once per action.
+fn target(action: Action) -> HeaderValue {
+    static TARGETS: OnceLock<Vec<HeaderValue>> = OnceLock::new();
+    let targets = TARGETS.get_or_init(|| {
+        Action::ALL
+            .iter()
+            .map(|a| HeaderValue::from_str(&format!("AmazonSQS.{}", a.name())).expect("action names are ASCII"))
+            .collect()
+    });
+    let index = Action::ALL.iter().position(|a| *a == action).expect("every action is in ALL");
+    targets[index].clone()
 }
 
 /// Where requests go: `http://host:port[/path]`.
@@ -227,9 +218,9 @@ impl Client {
         Client { endpoint, signer, sender: None }
     }
 
-    /// Calls `op` with the JSON `body`; the answer's body on HTTP 200.
-    pub async fn call(&mut self, op: Op, body: Bytes, timeout: Duration) -> Result<Bytes, CallError> {
-        match tokio::time::timeout(timeout, self.call_inner(op, body)).await {
+    /// Calls `action` with the JSON `body`; the answer's body on HTTP 200.
+    pub async fn call(&mut self, action: Action, body: Bytes, timeout: Duration) -> Result<Bytes, CallError> {
+        match tokio::time::timeout(timeout, self.call_inner(action, body)).await {
             Ok(result) => result,
             Err(_) => {
                 // The connection is mid-request: it cannot be reused.
@@ -239,14 +230,14 @@ impl Client {
         }
     }
 
-    async fn call_inner(&mut self, op: Op, body: Bytes) -> Result<Bytes, CallError> {
+    async fn call_inner(&mut self, action: Action, body: Bytes) -> Result<Bytes, CallError> {
         let mut request = hyper::Request::new(Full::new(body.clone()));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = self.endpoint.path.clone();
         let headers = request.headers_mut();
         headers.insert(HOST, self.endpoint.host.clone());
         headers.insert(CONTENT_TYPE, JSON_CONTENT_TYPE);
-        headers.insert(X_AMZ_TARGET, op.target());
+        headers.insert(X_AMZ_TARGET, target(action));
         match &self.signer {
             Some(signer) => signer.sign(&mut request, &body),
             None => {
@@ -305,74 +296,77 @@ impl Client {
 
 // ---- request bodies ----
 
-/// JSON-quoted `text`.
-fn quoted(text: &str) -> String {
-    serde_json::to_string(text).expect("strings serialize")
+/// A request as its JSON body.
+pub fn body(request: &impl Serialize) -> Bytes {
+    Bytes::from(serde_json::to_vec(request).expect("requests serialize"))
 }
 
-/// Request bodies for one queue. The queue URL is escaped once.
+/// Request bodies for one queue. The ones that never change are built once.
 #[derive(Clone, Debug)]
 pub struct Bodies {
-    /// `{"QueueUrl":"..."`, without the closing brace.
-    head: String,
+    queue_url: String,
 }
 
 impl Bodies {
     pub fn new(queue_url: &str) -> Bodies {
-        Bodies { head: format!("{{\"QueueUrl\":{}", quoted(queue_url)) }
+        Bodies { queue_url: queue_url.to_owned() }
     }
 
     pub fn send(&self, message_body: &str) -> Bytes {
-        Bytes::from(format!("{},\"MessageBody\":{}}}", self.head, quoted(message_body)))
+        body(&SendMessageRequest {
+            queue_url: self.queue_url.clone(),
+            message_body: message_body.to_owned(),
+            ..Default::default()
+        })
     }
 
     /// A batch of `bodies` with Ids "0", "1", ...
     pub fn send_batch<'a>(&self, bodies: impl IntoIterator<Item = &'a str>) -> Bytes {
-        let mut out = String::with_capacity(self.head.len() + 64);
-        out.push_str(&self.head);
-        out.push_str(",\"Entries\":[");
-        for (i, body) in bodies.into_iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str(&format!("{{\"Id\":\"{i}\",\"MessageBody\":{}}}", quoted(body)));
-        }
-        out.push_str("]}");
-        Bytes::from(out)
+        let entries = bodies
+            .into_iter()
+            .enumerate()
+            .map(|(i, message_body)| SendMessageBatchRequestEntry {
+                id: i.to_string(),
+                message_body: message_body.to_owned(),
+                ..Default::default()
+            })
+            .collect();
+        body(&SendMessageBatchRequest { queue_url: self.queue_url.clone(), entries })
     }
 
     pub fn receive(&self, max_messages: u32, wait_seconds: u32) -> Bytes {
-        Bytes::from(format!(
-            "{},\"MaxNumberOfMessages\":{max_messages},\"WaitTimeSeconds\":{wait_seconds}}}",
-            self.head
-        ))
+        body(&ReceiveMessageRequest {
+            queue_url: self.queue_url.clone(),
+            max_number_of_messages: Some(i64::from(max_messages)),
+            wait_time_seconds: Some(i64::from(wait_seconds)),
+            ..Default::default()
+        })
     }
 
     pub fn delete(&self, receipt_handle: &str) -> Bytes {
-        Bytes::from(format!("{},\"ReceiptHandle\":{}}}", self.head, quoted(receipt_handle)))
+        body(&DeleteMessageRequest { queue_url: self.queue_url.clone(), receipt_handle: receipt_handle.to_owned() })
     }
 
     pub fn delete_batch<'a>(&self, receipt_handles: impl IntoIterator<Item = &'a str>) -> Bytes {
-        let mut out = String::with_capacity(self.head.len() + 1024);
-        out.push_str(&self.head);
-        out.push_str(",\"Entries\":[");
-        for (i, handle) in receipt_handles.into_iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str(&format!("{{\"Id\":\"{i}\",\"ReceiptHandle\":{}}}", quoted(handle)));
-        }
-        out.push_str("]}");
-        Bytes::from(out)
+        let entries = receipt_handles
+            .into_iter()
+            .enumerate()
+            .map(|(i, handle)| DeleteMessageBatchRequestEntry { id: i.to_string(), receipt_handle: handle.to_owned() })
+            .collect();
+        body(&DeleteMessageBatchRequest { queue_url: self.queue_url.clone(), entries })
+    }
+
+    pub fn delete_queue(&self) -> Bytes {
+        body(&DeleteQueueRequest { queue_url: self.queue_url.clone() })
     }
 }
 
 pub fn create_queue_body(name: &str) -> Bytes {
-    Bytes::from(format!("{{\"QueueName\":{}}}", quoted(name)))
+    body(&CreateQueueRequest { queue_name: name.to_owned(), ..Default::default() })
 }
 
 pub fn get_queue_url_body(name: &str) -> Bytes {
-    create_queue_body(name)
+    body(&GetQueueUrlRequest { queue_name: name.to_owned(), ..Default::default() })
 }
 
 // ---- answers ----
@@ -470,7 +464,7 @@ mod tests {
         *request.uri_mut() = "/".parse().unwrap();
         request.headers_mut().insert(HOST, HeaderValue::from_static("127.0.0.1:9324"));
         request.headers_mut().insert(CONTENT_TYPE, JSON_CONTENT_TYPE);
-        request.headers_mut().insert(X_AMZ_TARGET, Op::CreateQueue.target());
+        request.headers_mut().insert(X_AMZ_TARGET, target(Action::CreateQueue));
         signer.sign(&mut request, &body);
         let view = holdfast_protocol::HttpRequest {
             method: request.method(),
@@ -505,5 +499,8 @@ mod tests {
         assert_eq!(v["WaitTimeSeconds"], 20);
         let v: serde_json::Value = serde_json::from_slice(&b.delete_batch(["x"])).unwrap();
         assert_eq!(v["Entries"][0]["Id"], "0");
+        let v: serde_json::Value = serde_json::from_slice(&b.send("m")).unwrap();
+        assert_eq!(v, serde_json::json!({"QueueUrl": "http://h/000000000000/q\"1", "MessageBody": "m"}), "no nulls");
+        assert_eq!(target(Action::SendMessageBatch), "AmazonSQS.SendMessageBatch");
     }
 }
