@@ -12,6 +12,7 @@
 //! failed) or a roundtrip lost messages.
 
 mod client;
+mod compare;
 mod procfs;
 mod report;
 mod scenarios;
@@ -104,6 +105,10 @@ pub enum Scenario {
     /// seconds while measuring the server's CPU and RSS (use --server-pid). Each poll holds a
     /// connection: raise the file descriptor limit (ulimit -n) of both processes first.
     Idle(IdleArgs),
+    /// Run every scenario side by side against holdfast (SQLite and memory), the no-op baseline
+    /// and optionally moto, plus backlog growth, restart time and idle cost, each server started
+    /// here on loopback; prints the tables and writes them to <out>/results.md.
+    Compare(compare::CompareArgs),
 }
 
 #[derive(Args, Clone, Debug)]
@@ -154,18 +159,26 @@ pub struct IdleArgs {
     pub polls: usize,
 }
 
-pub fn run(args: BenchArgs) -> ExitCode {
+/// Runs one scenario on its own runtime and returns its report.
+pub(crate) fn run_report(args: BenchArgs) -> anyhow::Result<report::Report> {
     let threads = args.common.threads.max(1);
     let runtime = if threads == 1 {
         tokio::runtime::Builder::new_current_thread().enable_all().build()
     } else {
         tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()
-    }
-    .expect("tokio runtime");
-    let json = args.common.json;
+    }?;
     let result = runtime.block_on(scenarios::run(args));
     // Long polls may still be parked on their connections: do not wait for them.
     runtime.shutdown_timeout(Duration::from_millis(200));
+    result
+}
+
+pub fn run(args: BenchArgs) -> ExitCode {
+    if let Scenario::Compare(compare) = args.scenario {
+        return compare::run(compare, args.common);
+    }
+    let json = args.common.json;
+    let result = run_report(args);
     match result {
         Ok(report) => {
             if json {

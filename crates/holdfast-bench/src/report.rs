@@ -315,7 +315,7 @@ pub fn group(n: u64) -> String {
     out
 }
 
-fn group_f(x: f64) -> String {
+pub fn group_f(x: f64) -> String {
     group(x.round().max(0.0) as u64)
 }
 

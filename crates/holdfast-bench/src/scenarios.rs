@@ -180,6 +180,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
         Scenario::Latency(l) => run_latency(&ctx, &bodies, l.rate, l.delete_batch, &mut report).await,
         Scenario::Backlog(b) => run_backlog(&ctx, &bodies, b, &mut report).await,
         Scenario::Idle(_) => unreachable!("handled above"),
+        Scenario::Compare(_) => anyhow::bail!("compare runs scenarios; it is not one"),
     };
     if fresh && !common.keep {
         if let Err(error) = delete_queue(&ctx, &queue_url).await {
@@ -210,6 +211,7 @@ fn scenario_name(scenario: &Scenario) -> &'static str {
         Scenario::Latency(_) => "latency",
         Scenario::Backlog(_) => "backlog",
         Scenario::Idle(_) => "idle",
+        Scenario::Compare(_) => "compare",
     }
 }
 

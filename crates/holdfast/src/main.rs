@@ -34,8 +34,10 @@ enum Command {
     /// Receive (and optionally delete) messages.
     Receive(cli::ReceiveArgs),
     /// The lead form (`form serve`) and its queue-to-database worker (`form work`).
+    #[cfg(feature = "forms")]
     Form(holdfast_forms::FormArgs),
     /// Drain a queue of JSON messages into a database table or an HTTP back end.
+    #[cfg(feature = "forms")]
     Sink(holdfast_forms::SinkArgs),
     /// Load-test any SQS endpoint (holdfast, another SQS-compatible server, AWS).
     Bench(holdfast_bench::BenchArgs),
@@ -52,7 +54,9 @@ fn main() -> ExitCode {
         Some(Command::Queue(command)) => cli::run(cli::Invocation::Queue(command)),
         Some(Command::Send(args)) => cli::run(cli::Invocation::Send(args)),
         Some(Command::Receive(args)) => cli::run(cli::Invocation::Receive(args)),
+        #[cfg(feature = "forms")]
         Some(Command::Form(args)) => holdfast_forms::run_form(args),
+        #[cfg(feature = "forms")]
         Some(Command::Sink(args)) => holdfast_forms::run_sink(args),
         Some(Command::Bench(args)) => holdfast_bench::run(args),
         Some(Command::Baseline(args)) => baseline::run(args),

@@ -63,10 +63,6 @@ impl Harness {
         }
     }
 
-    pub fn now(&self) -> i64 {
-        holdfast_core::Clock::now(self.clock.as_ref())
-    }
-
     pub async fn call(&self, request: Request) -> Result<Response, SqsError> {
         self.sqs.handle(&self.ctx, request).await
     }

@@ -1,0 +1,789 @@
+//! `holdfast bench compare`: the side-by-side run. It starts each target on loopback, runs the
+//! same scenarios against each in this process, and prints one table:
+//!
+//! - side by side: holdfast on SQLite (durable), holdfast in memory, the no-op baseline (the HTTP
+//!   stack's ceiling) and, when asked, moto's server;
+//! - cost growth: a roundtrip with a backlog of 0 / 100k / 1M messages, on both engines, and the
+//!   restart time with the biggest backlog on disk;
+//! - idle: an idle server's wakeups with 1,000 queues, and 10,000 queues holding 5,000 long polls;
+//! - the disk's fsync latency at the start and the end, the floor of every durable commit.
+//!
+//! Raw results go to `<out>/<name>.json` (one `holdfast bench` report each), the tables to
+//! `<out>/results.md`. `--tables-only` rebuilds the tables from the JSON already there.
+//! Every server listens on 127.0.0.1 only and every run is bounded in time.
+
+use std::fmt::Write as _;
+use std::fs::OpenOptions;
+use std::io::{BufRead, BufReader, Write as _};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use serde_json::{json, Value};
+
+use crate::client::{self, Bodies, Client, Endpoint};
+use crate::{procfs, report, BacklogArgs, BenchArgs, CommonArgs, IdleArgs, LatencyArgs, RoundtripArgs, Scenario};
+
+#[derive(Args, Clone, Debug)]
+pub struct CompareArgs {
+    /// Short runs (3 s; backlogs 0 / 10k / 100k; 1,000 queues and 500 polls): about 5 minutes.
+    /// Without it: 10 s runs, backlogs up to 1M, 10,000 queues and 5,000 polls: 15-20 minutes.
+    #[arg(long)]
+    pub quick: bool,
+    /// Skip the side-by-side section.
+    #[arg(long)]
+    pub no_side: bool,
+    /// Also measure moto's server (installed with pip into <out>/venv on first use).
+    #[arg(long)]
+    pub moto: bool,
+    /// Skip the cost-growth section (backlogs and restart).
+    #[arg(long)]
+    pub no_cost: bool,
+    /// Skip the idle section.
+    #[arg(long)]
+    pub no_idle: bool,
+    /// Only rebuild the tables from the results already in <out>.
+    #[arg(long)]
+    pub tables_only: bool,
+    /// Where results go.
+    #[arg(long, default_value = "target/bench")]
+    pub out: PathBuf,
+    /// The holdfast binary to start as the server. Default: this one.
+    #[arg(long)]
+    pub server_binary: Option<PathBuf>,
+}
+
+/// Run lengths and sizes for one comparison.
+struct Plan {
+    duration: f64,
+    moto_duration: f64,
+    backlogs: Vec<u64>,
+    queues: usize,
+    polls: usize,
+    idle_duration: f64,
+}
+
+impl Plan {
+    fn new(quick: bool) -> Plan {
+        if quick {
+            Plan {
+                duration: 3.0,
+                moto_duration: 2.0,
+                backlogs: vec![0, 10_000, 100_000],
+                queues: 1_000,
+                polls: 500,
+                idle_duration: 10.0,
+            }
+        } else {
+            Plan {
+                duration: 10.0,
+                moto_duration: 5.0,
+                backlogs: vec![0, 100_000, 1_000_000],
+                queues: 10_000,
+                polls: 5_000,
+                idle_duration: 25.0,
+            }
+        }
+    }
+}
+
+/// Producers and consumers per side-by-side run (moto is much slower: fewer).
+const CONCURRENCY: usize = 32;
+const MOTO_CONCURRENCY: usize = 4;
+/// Queues of the quiet-idle run: the server's wakeups with this many queues and nothing to do.
+const QUIET_QUEUES: usize = 1_000;
+const QUIET_SECONDS: f64 = 20.0;
+
+pub fn run(args: CompareArgs, common: CommonArgs) -> ExitCode {
+    match compare(&args, &common) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("holdfast bench compare: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn compare(args: &CompareArgs, common: &CommonArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let plan = Plan::new(args.quick);
+    if !args.tables_only {
+        let binary = match &args.server_binary {
+            Some(path) => path.clone(),
+            None => std::env::current_exe().context("finding this binary")?,
+        };
+        let mut runner = Runner { out: args.out.clone(), binary, common: common.clone(), quiet_budget: 300 };
+        runner
+            .save("settings", &json!({"quick": args.quick, "duration": plan.duration, "concurrency": CONCURRENCY}))?;
+        println!("== disk");
+        runner.fsync_probe("start")?;
+        if !args.no_side {
+            runner.side_by_side(&plan)?;
+        }
+        if args.moto {
+            runner.moto(&plan)?;
+        }
+        if !args.no_cost {
+            runner.cost_growth(&plan)?;
+        }
+        if !args.no_idle {
+            runner.idle(&plan)?;
+        }
+        println!("== disk, again");
+        runner.fsync_probe("end")?;
+    }
+    println!("== tables");
+    let tables = tables(&args.out, &plan);
+    print!("{tables}");
+    std::fs::write(args.out.join("results.md"), tables).context("writing results.md")?;
+    Ok(())
+}
+
+struct Runner {
+    out: PathBuf,
+    binary: PathBuf,
+    common: CommonArgs,
+    /// Seconds left for waiting on a quiet machine over the whole comparison.
+    quiet_budget: u32,
+}
+
+/// A server started for one section, stopped (SIGTERM, then waited for) when dropped.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Runner {
+    fn save(&self, name: &str, value: &impl serde::Serialize) -> anyhow::Result<()> {
+        let text = serde_json::to_string_pretty(value)?;
+        std::fs::write(self.out.join(format!("{name}.json")), text).with_context(|| format!("writing {name}.json"))
+    }
+
+    /// Starts `holdfast serve ARGS` (or `baseline`) on a free loopback port and waits for its
+    /// `listening on` line.
+    fn start(&self, name: &str, args: &[&str]) -> anyhow::Result<Server> {
+        let log = std::fs::File::create(self.out.join(format!("{name}.log")))?;
+        let mut child = Command::new(&self.binary)
+            .args(args)
+            .args(["--bind", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .with_context(|| format!("starting {}", self.binary.display()))?;
+        let url = listening_url(&mut child, Duration::from_secs(120));
+        match url {
+            Some(url) => Ok(Server { child, url }),
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                anyhow::bail!("{name} did not start; see {}/{name}.log", self.out.display())
+            }
+        }
+    }
+
+    /// Other processes take CPU and disk from both sides and depress every figure. Waits (at
+    /// most 60 s, and at most 300 s over the whole comparison) for a second in which the machine
+    /// is less than 30% busy; each report records how busy the rest of the machine was anyway.
+    fn wait_quiet(&mut self) {
+        let mut waited = 0;
+        while self.quiet_budget > 0 && waited < 60 {
+            let (Some(a), Some(b)) = (procfs::machine(), {
+                std::thread::sleep(Duration::from_secs(1));
+                procfs::machine()
+            }) else {
+                return;
+            };
+            if (b.busy_seconds - a.busy_seconds) * 100.0 < 30.0 {
+                return;
+            }
+            waited += 1;
+            self.quiet_budget -= 1;
+        }
+        if waited > 0 {
+            println!("   (the machine was still busy after waiting {waited} s; running anyway)");
+        }
+    }
+
+    /// One `holdfast bench` run against `server`, saved as `<name>.json` and summarised in a line.
+    fn bench(
+        &mut self,
+        name: &str,
+        server: &Server,
+        concurrency: usize,
+        duration: f64,
+        scenario: Scenario,
+    ) -> anyhow::Result<()> {
+        self.wait_quiet();
+        let mut common = self.common.clone();
+        common.endpoint_url = server.url.clone();
+        common.server_pid = Some(server.child.id());
+        common.concurrency = concurrency;
+        common.duration = duration;
+        common.json = true;
+        let outcome = crate::run_report(BenchArgs { scenario, common });
+        let value = match &outcome {
+            Ok(report) => serde_json::to_value(report)?,
+            Err(error) => json!({ "failed": format!("{error:#}") }),
+        };
+        self.save(name, &value)?;
+        println!("   {}", summary_line(name, &value));
+        Ok(())
+    }
+
+    fn scenarios(&mut self, target: &str, server: &Server, concurrency: usize, duration: f64) -> anyhow::Result<()> {
+        // The baseline's queue is never empty: it cannot be drained.
+        let drain_timeout = if target == "baseline" { 0.0 } else { 30.0 };
+        let roundtrip = |batch| RoundtripArgs { batch, delete_batch: batch, drain_timeout };
+        self.bench(&format!("{target}-send"), server, concurrency, duration, Scenario::Send)?;
+        self.bench(&format!("{target}-send-batch"), server, concurrency, duration, Scenario::SendBatch)?;
+        self.bench(
+            &format!("{target}-roundtrip"),
+            server,
+            concurrency,
+            duration,
+            Scenario::Roundtrip(roundtrip(false)),
+        )?;
+        let batch = Scenario::Roundtrip(roundtrip(true));
+        self.bench(&format!("{target}-roundtrip-batch"), server, concurrency, duration, batch)?;
+        let latency = Scenario::Latency(LatencyArgs { rate: 1000.0, delete_batch: false });
+        self.bench(&format!("{target}-latency"), server, concurrency, duration, latency)
+    }
+
+    fn side_by_side(&mut self, plan: &Plan) -> anyhow::Result<()> {
+        println!("== side by side: {CONCURRENCY} producers / {CONCURRENCY} consumers, {} s per run", plan.duration);
+        let data = self.fresh_dir("data-durable")?;
+        println!("-- holdfast durable (SQLite, fresh data dir)");
+        let server = self.start("durable", &["serve", "--data-dir", &data])?;
+        self.scenarios("durable", &server, CONCURRENCY, plan.duration)?;
+        drop(server);
+        std::fs::remove_dir_all(&data).ok();
+
+        println!("-- holdfast --storage memory");
+        let server = self.start("memory", &["serve", "--storage", "memory"])?;
+        self.scenarios("memory", &server, CONCURRENCY, plan.duration)?;
+        drop(server);
+
+        println!("-- baseline (no-op, canned answers)");
+        let server = self.start("baseline", &["baseline"])?;
+        self.scenarios("baseline", &server, CONCURRENCY, plan.duration)
+    }
+
+    fn moto(&mut self, plan: &Plan) -> anyhow::Result<()> {
+        println!(
+            "-- moto_server ({MOTO_CONCURRENCY} producers / {MOTO_CONCURRENCY} consumers, {} s per run: it is much slower)",
+            plan.moto_duration
+        );
+        let venv = self.out.join("venv");
+        let moto = venv.join("bin/moto_server");
+        if !moto.exists() {
+            run_command(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+            run_command(Command::new(venv.join("bin/pip")).args(["install", "--quiet", "moto[server]"]))?;
+        }
+        let port = free_port()?;
+        let log = std::fs::File::create(self.out.join("moto.log"))?;
+        let child = Command::new(&moto)
+            .args(["-p", &port.to_string()])
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .context("starting moto_server")?;
+        let server = Server { child, url: format!("http://127.0.0.1:{port}") };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            anyhow::ensure!(Instant::now() < deadline, "moto_server did not start; see moto.log");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.scenarios("moto", &server, MOTO_CONCURRENCY, plan.moto_duration)
+    }
+
+    fn cost_growth(&mut self, plan: &Plan) -> anyhow::Result<()> {
+        let biggest = plan.backlogs.iter().copied().max().unwrap_or(0);
+        let mut kept = None;
+        for storage in ["sqlite", "memory"] {
+            println!("== cost growth ({storage}): roundtrip with a backlog of {:?} messages", plan.backlogs);
+            for &backlog in &plan.backlogs {
+                let name = format!("backlog-{storage}-{backlog}");
+                let data = self.fresh_dir(&format!("data-{name}"))?;
+                let server = self.start(&name, &["serve", "--storage", storage, "--data-dir", &data])?;
+                // The biggest SQLite backlog stays on disk for the restart measurement.
+                let keep = storage == "sqlite" && backlog == biggest;
+                let scenario = Scenario::Backlog(BacklogArgs { backlog, batch: false, delete_batch: false });
+                let saved = (self.common.queue.clone(), self.common.keep);
+                if keep {
+                    self.common.queue = Some("backlog".into());
+                    self.common.keep = true;
+                }
+                let result = self.bench(&name, &server, CONCURRENCY, plan.duration, scenario);
+                (self.common.queue, self.common.keep) = saved;
+                result?;
+                drop(server);
+                if keep {
+                    kept = Some(data);
+                } else {
+                    std::fs::remove_dir_all(&data).ok();
+                }
+            }
+        }
+        if let Some(data) = kept {
+            println!("== restart with {} messages on disk (SQLite)", report::group(biggest));
+            let restart = self.restart(&data)?;
+            println!("   {restart}");
+            self.save("restart", &restart)?;
+            std::fs::remove_dir_all(&data).ok();
+        }
+        Ok(())
+    }
+
+    /// Restarts a server on `data` and times it to `listening on` and to the first message
+    /// received.
+    fn restart(&self, data: &str) -> anyhow::Result<Value> {
+        let started = Instant::now();
+        let server = self.start("restart", &["serve", "--data-dir", data])?;
+        let listening_s = started.elapsed().as_secs_f64();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        runtime.block_on(async {
+            let endpoint = std::sync::Arc::new(Endpoint::parse(&server.url)?);
+            let mut client = Client::new(endpoint, None);
+            let queue_url = format!("{}/000000000000/backlog", server.url);
+            let bodies = Bodies::new(&queue_url);
+            let timeout = Duration::from_secs(30);
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                anyhow::ensure!(Instant::now() < deadline, "no message received within 60 s of the restart");
+                let answer = client.call(holdfast_api::Action::ReceiveMessage, bodies.receive(1, 0), timeout).await;
+                if let Ok(body) = answer {
+                    let received: client::ReceiveAnswer = client::parse(&body).map_err(|e| anyhow::anyhow!("{e}"))?;
+                    if !received.messages.is_empty() {
+                        break;
+                    }
+                }
+            }
+            let first_receive_s = started.elapsed().as_secs_f64();
+            let request = holdfast_api::types::GetQueueAttributesRequest {
+                queue_url,
+                attribute_names: Some(vec!["ApproximateNumberOfMessages".into()]),
+            };
+            let answer = client
+                .call(holdfast_api::Action::GetQueueAttributes, client::body(&request), timeout)
+                .await
+                .map_err(|e| anyhow::anyhow!("GetQueueAttributes: {e}"))?;
+            let attributes: Value = serde_json::from_slice(&answer)?;
+            let on_disk =
+                attributes["Attributes"]["ApproximateNumberOfMessages"].as_str().unwrap_or("0").parse::<u64>()?;
+            Ok(json!({"listening_s": listening_s, "first_receive_s": first_receive_s, "messages_on_disk": on_disk}))
+        })
+    }
+
+    fn idle(&mut self, plan: &Plan) -> anyhow::Result<()> {
+        for storage in ["sqlite", "memory"] {
+            let data = self.fresh_dir("data-idle")?;
+            println!("== idle ({storage}): {QUIET_QUEUES} queues and nothing to do, {QUIET_SECONDS} s");
+            let server =
+                self.start(&format!("quiet-{storage}"), &["serve", "--storage", storage, "--data-dir", &data])?;
+            let quiet = Scenario::Idle(IdleArgs { queues: QUIET_QUEUES, polls: 0 });
+            self.bench(&format!("quiet-{storage}"), &server, CONCURRENCY, QUIET_SECONDS, quiet)?;
+            drop(server);
+            std::fs::remove_dir_all(&data).ok();
+
+            let data = self.fresh_dir("data-idle")?;
+            println!(
+                "== idle ({storage}): {} queues, {} long polls held for {} s",
+                plan.queues, plan.polls, plan.idle_duration
+            );
+            let server =
+                self.start(&format!("idle-{storage}"), &["serve", "--storage", storage, "--data-dir", &data])?;
+            let timeout = std::mem::replace(&mut self.common.request_timeout, 30.0);
+            let held = Scenario::Idle(IdleArgs { queues: plan.queues, polls: plan.polls });
+            let result = self.bench(&format!("idle-{storage}"), &server, CONCURRENCY, plan.idle_duration, held);
+            self.common.request_timeout = timeout;
+            result?;
+            drop(server);
+            std::fs::remove_dir_all(&data).ok();
+        }
+        Ok(())
+    }
+
+    fn fresh_dir(&self, name: &str) -> anyhow::Result<String> {
+        let path = self.out.join(name);
+        if path.exists() {
+            std::fs::remove_dir_all(&path).with_context(|| format!("removing {}", path.display()))?;
+        }
+        Ok(path.to_string_lossy().into_owned())
+    }
+
+    /// 4 KiB fsync latency of the disk under `out`: appending and fsyncing (the file grows, so
+    /// the filesystem journal commits too) and overwriting in place with fdatasync (what
+    /// SQLite's WAL does once it has reached its size) cost very different amounts.
+    fn fsync_probe(&self, when: &str) -> anyhow::Result<()> {
+        let path = self.out.join("fsync.probe");
+        let mut result = serde_json::Map::new();
+        for mode in ["append_fsync", "overwrite_fdatasync"] {
+            let mut file = OpenOptions::new().write(true).create(true).truncate(true).open(&path)?;
+            file.write_all(&[b'x'; 65536 * 4])?;
+            file.sync_all()?;
+            let mut samples = Vec::with_capacity(200);
+            for i in 0..200u64 {
+                let started = if mode == "append_fsync" {
+                    file.write_all(&[b'x'; 4096])?;
+                    let started = Instant::now();
+                    file.sync_all()?;
+                    started
+                } else {
+                    file.write_all_at(&[b'y'; 4096], (i % 64) * 4096)?;
+                    let started = Instant::now();
+                    file.sync_data()?;
+                    started
+                };
+                samples.push(started.elapsed().as_secs_f64() * 1000.0);
+            }
+            samples.sort_by(f64::total_cmp);
+            result.insert(mode.into(), json!({"p50_ms": samples[100], "p99_ms": samples[198]}));
+        }
+        std::fs::remove_file(&path).ok();
+        let ms = |mode: &str, q: &str| result[mode][q].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "   4 KiB append+fsync p50 {:.2} ms, p99 {:.2} ms; overwrite+fdatasync p50 {:.2} ms, p99 {:.2} ms",
+            ms("append_fsync", "p50_ms"),
+            ms("append_fsync", "p99_ms"),
+            ms("overwrite_fdatasync", "p50_ms"),
+            ms("overwrite_fdatasync", "p99_ms")
+        );
+        self.save(&format!("fsync-{when}"), &Value::Object(result))
+    }
+}
+
+/// Reads the child's stdout until its `listening on http://…` line, within `timeout`.
+fn listening_url(child: &mut Child, timeout: Duration) -> Option<String> {
+    let stdout = child.stdout.take()?;
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        for line in lines.by_ref().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("listening on ") {
+                let _ = sender.send(url.trim().to_owned());
+                break;
+            }
+        }
+        // Keep draining so the server never blocks on a full pipe.
+        for _ in lines {}
+    });
+    receiver.recv_timeout(timeout).ok()
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn run_command(command: &mut Command) -> anyhow::Result<()> {
+    let status = command.status().with_context(|| format!("running {command:?}"))?;
+    anyhow::ensure!(status.success(), "{command:?} failed: {status}");
+    Ok(())
+}
+
+// ---- summaries and tables, from the saved JSON ----
+
+fn num(value: &Value) -> Option<f64> {
+    value.as_f64()
+}
+
+fn p99(report: &Value, op: &str) -> String {
+    latency(report, op, "p99_ms")
+}
+
+fn latency(report: &Value, op: &str, quantile: &str) -> String {
+    num(&report["latency_ms"][op][quantile]).map_or("-".into(), |ms| format!("{ms:.2}"))
+}
+
+fn rate(value: &Value) -> String {
+    num(value).map_or("-".into(), report::group_f)
+}
+
+fn summary_line(name: &str, r: &Value) -> String {
+    if let Some(failed) = r["failed"].as_str() {
+        return format!("{name:<30} failed: {failed}");
+    }
+    let mut line = format!(
+        "{name:<30} {:>9} msgs/s  errors {:<4} p99 ms send {} recv {} delivery {}  CPU server {:.0}% client {:.0}% others {:.0}%",
+        rate(&r["messages_per_s"]),
+        r["errors"],
+        p99(r, "send"),
+        p99(r, "receive"),
+        p99(r, "delivery"),
+        num(&r["server"]["cpu_pct"]).unwrap_or(0.0),
+        num(&r["client"]["cpu_pct"]).unwrap_or(0.0),
+        num(&r["machine"]["others_pct"]).unwrap_or(0.0),
+    );
+    if let Some(aborted) = r["aborted"].as_str() {
+        let _ = write!(line, "  ABORTED: {aborted}");
+    }
+    if let Some(lost) = r["reconcile"]["lost"].as_u64().filter(|&lost| lost > 0) {
+        let _ = write!(line, "  reconcile: {lost} lost");
+    }
+    if let Some(per_s) = num(&r["idle"]["server_wakeups_per_s"]) {
+        let _ = write!(line, "  server wakeups {per_s:.2}/s");
+    }
+    line
+}
+
+/// Loads `<out>/<name>.json`, if a run saved it and it did not fail.
+fn load(out: &Path, name: &str) -> Option<Value> {
+    let text = std::fs::read_to_string(out.join(format!("{name}.json"))).ok()?;
+    let value: Value = serde_json::from_str(&text).ok()?;
+    value.get("failed").is_none().then_some(value)
+}
+
+fn cpu(r: &Value) -> String {
+    format!("{:.0}% / {:.0}%", num(&r["server"]["cpu_pct"]).unwrap_or(0.0), num(&r["client"]["cpu_pct"]).unwrap_or(0.0))
+}
+
+fn tables(out: &Path, plan: &Plan) -> String {
+    let mut t = String::new();
+    fsync_table(&mut t, out);
+    side_table(&mut t, out, plan);
+    cost_table(&mut t, out, plan);
+    idle_table(&mut t, out);
+    targets_table(&mut t, out, plan);
+    t
+}
+
+fn fsync_table(t: &mut String, out: &Path) {
+    let probes: Vec<(&str, Value)> =
+        ["start", "end"].into_iter().filter_map(|when| Some((when, load(out, &format!("fsync-{when}"))?))).collect();
+    if probes.is_empty() {
+        return;
+    }
+    let _ = writeln!(t, "4 KiB fsync latency on the disk under the results (the floor of a durable commit):\n");
+    let _ = writeln!(t, "| when | append + fsync p50 / p99 | overwrite + fdatasync p50 / p99 |\n|---|---:|---:|");
+    for (when, f) in probes {
+        let ms = |mode: &str| {
+            format!(
+                "{:.2} / {:.2} ms",
+                num(&f[mode]["p50_ms"]).unwrap_or(f64::NAN),
+                num(&f[mode]["p99_ms"]).unwrap_or(f64::NAN)
+            )
+        };
+        let _ = writeln!(t, "| {when} | {} | {} |", ms("append_fsync"), ms("overwrite_fdatasync"));
+    }
+    let _ = writeln!(t);
+}
+
+fn side_table(t: &mut String, out: &Path, plan: &Plan) {
+    let targets: Vec<&str> = ["durable", "memory", "baseline", "moto"]
+        .into_iter()
+        .filter(|target| load(out, &format!("{target}-send")).is_some())
+        .collect();
+    if targets.is_empty() {
+        return;
+    }
+    let label = |target: &str| match target {
+        "durable" => "holdfast SQLite",
+        "memory" => "holdfast memory",
+        "baseline" => "no-op baseline",
+        _ => "moto_server",
+    };
+    let _ = writeln!(
+        t,
+        "### Side by side ({CONCURRENCY} producers + {CONCURRENCY} consumers, {} s per run; moto: {MOTO_CONCURRENCY} + {MOTO_CONCURRENCY}, {} s)\n",
+        plan.duration, plan.moto_duration
+    );
+    let _ = writeln!(t, "| scenario | {} |", targets.iter().map(|x| label(x)).collect::<Vec<_>>().join(" | "));
+    let _ = writeln!(t, "|---|{}", "---:|".repeat(targets.len()));
+    type Cell = fn(&Value) -> String;
+    let rows: [(&str, &str, Cell); 10] = [
+        ("send: msgs/s", "send", |r| rate(&r["messages_per_s"])),
+        ("send: p50 / p99 ms", "send", |r| format!("{} / {}", latency(r, "send", "p50_ms"), p99(r, "send"))),
+        ("send-batch (10): msgs/s", "send-batch", |r| rate(&r["messages_per_s"])),
+        ("roundtrip single: msgs/s processed", "roundtrip", |r| rate(&r["messages_per_s"])),
+        ("roundtrip single: p99 send / receive / delete ms", "roundtrip", |r| {
+            format!("{} / {} / {}", p99(r, "send"), p99(r, "receive"), p99(r, "delete"))
+        }),
+        ("roundtrip single: lost / duplicated", "roundtrip", |r| {
+            format!("{} / {}", r["reconcile"]["lost"], r["reconcile"]["duplicates"])
+        }),
+        ("roundtrip batch+delete-batch: msgs/s processed", "roundtrip-batch", |r| rate(&r["messages_per_s"])),
+        ("latency @1,000 msgs/s: delivery p50 / p99 ms", "latency", |r| {
+            format!("{} / {}", latency(r, "delivery", "p50_ms"), p99(r, "delivery"))
+        }),
+        ("roundtrip single: CPU server / client", "roundtrip", cpu),
+        ("roundtrip batch: CPU server / client", "roundtrip-batch", cpu),
+    ];
+    for (title, scenario, cell) in rows {
+        let cells: Vec<String> = targets
+            .iter()
+            .map(|target| {
+                let canned = *target == "baseline" && (scenario == "latency" || title.contains("lost"));
+                match load(out, &format!("{target}-{scenario}")) {
+                    _ if canned => "n/a (canned answers)".into(),
+                    Some(r) => cell(&r),
+                    None => "-".into(),
+                }
+            })
+            .collect();
+        let _ = writeln!(t, "| {title} | {} |", cells.join(" | "));
+    }
+    let errors: Vec<String> = targets
+        .iter()
+        .map(|target| {
+            let total: u64 = ["send", "send-batch", "roundtrip", "roundtrip-batch", "latency"]
+                .iter()
+                .filter_map(|s| load(out, &format!("{target}-{s}")))
+                .map(|r| r["errors"].as_u64().unwrap_or(0))
+                .sum();
+            total.to_string()
+        })
+        .collect();
+    let _ = writeln!(t, "| errors (all runs) | {} |", errors.join(" | "));
+}
+
+fn cost_table(t: &mut String, out: &Path, plan: &Plan) {
+    let rows: Vec<(&str, u64, Value)> = ["sqlite", "memory"]
+        .into_iter()
+        .flat_map(|s| plan.backlogs.iter().filter_map(move |&b| Some((s, b, load(out, &format!("backlog-{s}-{b}"))?))))
+        .collect();
+    if !rows.is_empty() {
+        let _ =
+            writeln!(t, "\n### Cost growth: roundtrip (single calls, {CONCURRENCY} + {CONCURRENCY}) with a backlog\n");
+        let _ = writeln!(
+            t,
+            "| storage | backlog | preload msgs/s | roundtrip msgs/s | vs empty | receive p50 / p99 ms | server RSS after preload MiB | RSS per queued message |"
+        );
+        let _ = writeln!(t, "|---|---:|---:|---:|---:|---:|---:|---:|");
+        for (storage, backlog, r) in &rows {
+            let empty = load(out, &format!("backlog-{storage}-0"));
+            let vs = match (empty.as_ref().and_then(|e| num(&e["messages_per_s"])), num(&r["messages_per_s"])) {
+                (Some(e), Some(x)) if e > 0.0 => format!("{:.0}%", 100.0 * x / e),
+                _ => "-".into(),
+            };
+            let preload = &r["preload"];
+            let per_message = num(&preload["server_rss_bytes_per_message"])
+                .filter(|_| *backlog > 0)
+                .map_or("-".into(), |b| format!("{b:.0} B"));
+            let _ = writeln!(
+                t,
+                "| {storage} | {} | {} | {} | {vs} | {} / {} | {:.0} | {per_message} |",
+                report::group(*backlog),
+                if *backlog > 0 { rate(&preload["messages_per_s"]) } else { "-".into() },
+                rate(&r["messages_per_s"]),
+                latency(r, "receive", "p50_ms"),
+                p99(r, "receive"),
+                num(&preload["server_rss_mib_after"]).unwrap_or(0.0),
+            );
+        }
+    }
+    if let Some(restart) = load(out, "restart") {
+        let _ = writeln!(
+            t,
+            "\n### Restart with {} messages on disk (SQLite)\n\n| to `listening on` | to first successful receive |\n|---:|---:|",
+            report::group(restart["messages_on_disk"].as_u64().unwrap_or(0))
+        );
+        let _ = writeln!(
+            t,
+            "| {:.2} s | {:.2} s |",
+            num(&restart["listening_s"]).unwrap_or(f64::NAN),
+            num(&restart["first_receive_s"]).unwrap_or(f64::NAN)
+        );
+    }
+}
+
+fn idle_table(t: &mut String, out: &Path) {
+    let runs: Vec<(String, Value)> = ["quiet", "idle"]
+        .into_iter()
+        .flat_map(|kind| ["sqlite", "memory"].into_iter().map(move |s| format!("{kind}-{s}")))
+        .filter_map(|name| Some((name.clone(), load(out, &name)?)))
+        .collect();
+    if runs.is_empty() {
+        return;
+    }
+    let _ = writeln!(t, "\n### Idle: queues, long polls held, and how often the server wakes\n");
+    let _ = writeln!(
+        t,
+        "| run | queues | long polls | server wakeups/s | server CPU | server RSS | client CPU | errors |\n|---|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for (name, r) in runs {
+        let idle = &r["idle"];
+        let _ = writeln!(
+            t,
+            "| {name} | {} | {} | {} | {:.1}% | {:.0} MiB | {:.1}% | {} |",
+            report::group(idle["queues"].as_u64().unwrap_or(0)),
+            report::group(idle["polls"].as_u64().unwrap_or(0)),
+            num(&idle["server_wakeups_per_s"]).map_or("-".into(), |w| format!("{w:.2}")),
+            num(&r["server"]["cpu_pct"]).unwrap_or(0.0),
+            num(&r["server"]["rss_mib_end"]).unwrap_or(0.0),
+            num(&r["client"]["cpu_pct"]).unwrap_or(0.0),
+            r["errors"],
+        );
+    }
+}
+
+fn targets_table(t: &mut String, out: &Path, plan: &Plan) {
+    let _ = writeln!(t, "\n### Targets\n\n| target | measured | met |\n|---|---:|:-:|");
+    let mut target = |name: String, value: String, met: bool| {
+        let _ = writeln!(t, "| {name} | {value} | {} |", if met { "yes" } else { "**no**" });
+    };
+    let per_s = |name: &str| load(out, name).and_then(|r| num(&r["messages_per_s"]));
+    if let Some(x) = per_s("durable-roundtrip") {
+        target("durable roundtrip, single calls, 32+32: ≥ 10,000 msgs/s".into(), report::group_f(x), x >= 10_000.0);
+    }
+    if let Some(x) = per_s("durable-roundtrip-batch") {
+        target("durable roundtrip, batches of 10: ≥ 50,000 msgs/s".into(), report::group_f(x), x >= 50_000.0);
+    }
+    if let (Some(durable), Some(memory)) = (per_s("durable-roundtrip"), per_s("memory-roundtrip")) {
+        let ratio = durable / memory;
+        target(
+            "durable ≥ half of in-memory (roundtrip, single)".into(),
+            format!("{:.0}%", 100.0 * ratio),
+            ratio >= 0.5,
+        );
+    }
+    let biggest = plan.backlogs.iter().copied().max().unwrap_or(0);
+    if let (Some(empty), Some(full)) = (per_s("backlog-sqlite-0"), per_s(&format!("backlog-sqlite-{biggest}"))) {
+        let ratio = full / empty;
+        target(
+            format!("throughput with a {} backlog ≥ 80% of empty (SQLite)", report::group(biggest)),
+            format!("{:.0}%", 100.0 * ratio),
+            ratio >= 0.8,
+        );
+    }
+    if let Some(p99) = load(out, "durable-latency").and_then(|r| num(&r["latency_ms"]["delivery"]["p99_ms"])) {
+        target(
+            "p99 delivery to a waiting long poll at 1,000 msgs/s < 5 ms (durable)".into(),
+            format!("{p99:.2} ms"),
+            p99 < 5.0,
+        );
+    }
+    if let Some(s) = load(out, "restart").and_then(|r| num(&r["first_receive_s"])) {
+        target(
+            format!("restart with {} messages < 10 s (first receive)", report::group(biggest)),
+            format!("{s:.2} s"),
+            s < 10.0,
+        );
+    }
+    for storage in ["sqlite", "memory"] {
+        if let Some(w) = load(out, &format!("quiet-{storage}")).and_then(|r| num(&r["idle"]["server_wakeups_per_s"])) {
+            target(
+                format!("idle server with {} queues ({storage}): ≤ 2 wakeups/s", report::group(QUIET_QUEUES as u64)),
+                format!("{w:.2}/s"),
+                w <= 2.0,
+            );
+        }
+    }
+}
