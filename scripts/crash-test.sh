@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The long crash test: load against the release binary, `kill -9` at random moments, restart on the
 # same data directory, then check the whole history (nothing acknowledged lost, no acknowledged
-# delete undone, nothing delivered that was never sent). See crates/holdfast/tests/crash.rs.
+# delete undone, nothing delivered that was never sent). See crates/holdfast/tests/e2e/crash.rs.
 #
 # Usage: scripts/crash-test.sh [--cycles N] [--seed S]
 #   --cycles N   kills to run (default 50; CI runs 3 through plain `cargo test`)
@@ -24,4 +24,4 @@ export HOLDFAST_CRASH_CYCLES="$cycles"
 if [[ -n "$seed" ]]; then
   export HOLDFAST_CRASH_SEED="$seed"
 fi
-exec cargo test --release -p holdfast --test crash -- --nocapture kill_9
+exec cargo test --release -p holdfast --test e2e -- --nocapture crash::kill_9

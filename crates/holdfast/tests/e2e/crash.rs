@@ -28,8 +28,6 @@
 //! run's choices (kill moments, batch sizes, visibility timeouts; thread timing still varies).
 //! `scripts/crash-test.sh` runs the long version.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -38,7 +36,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
 };
-use common::{client_without_retries, unique, TestServer};
+use crate::common::{client_without_retries, unique, TestServer};
 use md5::{Digest, Md5};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -528,7 +526,7 @@ async fn kill_9_at_random_moments_keeps_delivery_at_least_once() {
     let data_dir = temp.path().join("data");
     let mut server = TestServer::start_in(&data_dir, &[]);
     let name = unique("crash");
-    common::create_queue(&server.client(), &name).await;
+    crate::common::create_queue(&server.client(), &name).await;
 
     let recorder = Recorder { history: Arc::default(), start: Instant::now() };
     let unfinished = Arc::new(Mutex::new(Vec::new()));

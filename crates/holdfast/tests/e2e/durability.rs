@@ -1,13 +1,11 @@
 //! Nothing acknowledged is lost: restarts, `kill -9` in the middle of traffic, graceful shutdown.
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::QueueAttributeName;
-use common::{create_queue, unique, TestServer};
+use crate::common::{create_queue, unique, TestServer};
 
 #[tokio::test]
 async fn queues_and_messages_survive_a_restart() {

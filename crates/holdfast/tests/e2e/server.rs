@@ -1,13 +1,11 @@
 //! Server-level behaviour: configuration file, request limits, protocol sniffing on the wire.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
 use aws_sdk_sqs::types::QueueAttributeName;
-use common::TestServer;
+use crate::common::TestServer;
 
 fn host_port(url: &str) -> String {
     url.trim_start_matches("http://").to_string()

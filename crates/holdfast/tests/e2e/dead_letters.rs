@@ -1,12 +1,10 @@
 //! Dead-letter queues, redrive policies and message move tasks through aws-sdk-sqs, on every
 //! storage engine.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName};
-use common::{create_queue, create_queue_with, error_code, queue_arn, unique, TestServer};
+use crate::common::{create_queue, create_queue_with, error_code, queue_arn, unique, TestServer};
 
 on_every_engine!(
     redrive_policy_is_validated,

@@ -1,7 +1,5 @@
 //! Sending, receiving, deleting and hiding messages through aws-sdk-sqs, against the real binary.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::operation::change_message_visibility::ChangeMessageVisibilityError;
@@ -11,7 +9,7 @@ use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, MessageAttributeValue,
     MessageSystemAttributeName, MessageSystemAttributeValue, QueueAttributeName, SendMessageBatchRequestEntry,
 };
-use common::{create_queue, unique, TestServer};
+use crate::common::{create_queue, unique, TestServer};
 use md5::{Digest, Md5};
 
 fn md5_hex(bytes: &[u8]) -> String {

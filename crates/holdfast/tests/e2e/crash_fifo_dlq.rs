@@ -8,15 +8,13 @@
 //!   queue on their second receive, while the server is killed. After the restart every
 //!   acknowledged message must be in exactly one of the two queues.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::QueueAttributeName;
-use common::{client_without_retries, unique, TestServer};
+use crate::common::{client_without_retries, unique, TestServer};
 
 const GROUPS: usize = 4;
 

@@ -3,8 +3,6 @@
 //! file), never hang, crash, lose what it acknowledged, or start on a store it cannot trust.
 //! Every wait is bounded; nothing depends on speed.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -14,7 +12,7 @@ use std::time::Duration;
 use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::error::ProvideErrorMetadata;
 use aws_sdk_sqs::operation::send_message::SendMessageError;
-use common::{client_without_retries, create_queue, serve_until_exit, unique, TestServer};
+use crate::common::{client_without_retries, create_queue, serve_until_exit, unique, TestServer};
 use rand::RngCore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -300,7 +298,7 @@ async fn a_crash_while_the_disk_is_full_loses_nothing() {
     assert_service_unavailable(&error, "SendMessage", || server.log());
     server.kill9();
 
-    match common::try_start_in(&data_dir, &[], STARTUP_TIMEOUT) {
+    match crate::common::try_start_in(&data_dir, &[], STARTUP_TIMEOUT) {
         Ok(mut full) => {
             println!("restarted on a full disk: it serves");
             let client = client_without_retries(&full.url);

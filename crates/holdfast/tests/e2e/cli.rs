@@ -1,11 +1,9 @@
 //! The `holdfast` command-line client against a running server.
 
-mod common;
-
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::{binary, unique, TestServer};
+use crate::common::{binary, unique, TestServer};
 
 fn cli(server: &TestServer, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
     let mut child = Command::new(binary())

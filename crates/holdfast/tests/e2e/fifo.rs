@@ -1,12 +1,10 @@
 //! FIFO queues through aws-sdk-sqs on every storage engine: creation rules, deduplication,
 //! sequence numbers, strict order per group, group locks, receive-attempt retries.
 
-mod common;
-
 use std::time::Duration;
 
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry};
-use common::{create_queue_with, error_code, unique, TestServer};
+use crate::common::{create_queue_with, error_code, unique, TestServer};
 
 on_every_engine!(
     creation_rules,
