@@ -1,8 +1,8 @@
 """Helpers shared by the Python compatibility tests.
 
-Nothing here talks to the server on its own: the MD5 digests (SPEC §10), a small SigV4 signer
-(SPEC §11) for the raw-HTTP tests, and assertion helpers for botocore errors. The digests and
-the signer are checked against the SPEC's published vectors in test_protocol.py, so a failure
+Nothing here talks to the server on its own: the MD5 digests (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-message-metadata.html#sqs-attributes-md5-message-digest-calculation), a small SigV4 signer
+(Signature Version 4 (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv-create-signed-request.html)) for the raw-HTTP tests, and assertion helpers for botocore errors. The digests and
+the signer are checked against published vectors in test_protocol.py, so a failure
 of a server test can be trusted to be the server's.
 """
 
@@ -30,7 +30,7 @@ REGION = "us-east-1"
 ACCESS_KEY = "test"
 SECRET_KEY = "test"
 
-# Query codes (SPEC §3.1/§3.3): botocore reports these as Error.Code on both protocols — on
+# Query codes (the API reference, common errors (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/CommonErrors.html)): botocore reports these as Error.Code on both protocols — on
 # JSON through the x-amzn-query-error header, on Query from the XML <Code>.
 NON_EXISTENT_QUEUE = "AWS.SimpleQueueService.NonExistentQueue"
 QUEUE_ALREADY_EXISTS = "QueueAlreadyExists"
@@ -57,7 +57,7 @@ def protocol_of(client) -> str:
     return client.meta.service_model.protocol
 
 
-# --- MD5 digests (SPEC §10.2) -------------------------------------------------------------
+# --- MD5 digests (MD5 digests) -------------------------------------------------------------
 
 
 def md5_hex(text: str) -> str:
@@ -161,7 +161,7 @@ def message_count(client, queue_url: str) -> int:
     return int(queue_attributes(client, queue_url, "ApproximateNumberOfMessages")["ApproximateNumberOfMessages"])
 
 
-# --- dead-letter queues and message move tasks (SPEC §5.4, §5.5) ----------------------------
+# --- dead-letter queues and message move tasks (dead-letter queues, StartMessageMoveTask) ----------------------------
 
 
 def redrive_policy(target_arn: str, max_receive_count: int | str) -> str:
@@ -188,7 +188,7 @@ def wait_for_move_task(client, source_arn: str, statuses: Iterable[str], timeout
         time.sleep(0.2)
 
 
-# --- SigV4 (SPEC §11) for raw HTTP tests ---------------------------------------------------
+# --- SigV4 (Signature Version 4) for raw HTTP tests ---------------------------------------------------
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 

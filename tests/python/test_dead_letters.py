@@ -1,6 +1,6 @@
 """Dead-letter queues: RedrivePolicy and RedriveAllowPolicy validation, moving exhausted messages
 on receive and in the background, what a dead-lettered message keeps, and
-ListDeadLetterSourceQueues (SPEC §4.1, §5.2, §5.4), over both protocols."""
+ListDeadLetterSourceQueues (SetQueueAttributes, FIFO queues, dead-letter queues), over both protocols."""
 
 from __future__ import annotations
 

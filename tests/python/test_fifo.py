@@ -1,5 +1,5 @@
 """FIFO queues: creation rules and attributes, deduplication, sequence numbers, per-group order,
-the group lock and ReceiveRequestAttemptId (SPEC §4.1, §4.2, §5.2), over both protocols."""
+the group lock and ReceiveRequestAttemptId (SetQueueAttributes, CreateQueue, FIFO queues), over both protocols."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
-"""Celery's broker library, kombu, with its real SQS transport pointed at holdfast (SPEC §12, kombu row).
+"""Celery's broker library, kombu, with its real SQS transport pointed at holdfast (docs/compatibility.md, "Clients tested", kombu row).
 
 kombu talks to SQS two ways: boto3 for CreateQueue/SendMessage/DeleteMessage/... and, when an
 event loop (hub) is set as Celery's worker does, its own pycurl-based client
 (`kombu.asynchronous.aws.sqs.connection.AsyncSQSConnection`) for ReceiveMessage, which builds
-JSON or Query requests by hand depending on the installed botocore model (SPEC §8.1: Query mode
+JSON or Query requests by hand depending on the installed botocore model (the Query protocol (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-making-api-requests-xml.html): Query mode
 POSTs to the queue path with no `Version` and `MessageSystemAttributeName.{n}`; DeleteMessage and
 ChangeMessageVisibility are presigned GETs). The async test runs once per protocol: `query` puts
 the Query-era botocore model first on AWS_DATA_PATH, so boto3 and kombu's own client speak
@@ -277,7 +277,7 @@ def test_async_client_receive_change_visibility_delete(connect, json_client, hub
 
     methods = {(r[0], "Target" if r[2] else "query") for r in sent}
     if protocol == "query":
-        # SPEC §8.1: kombu's hand-built Query ReceiveMessage has no Version and uses the plural-less
+        # the Query protocol: kombu's hand-built Query ReceiveMessage has no Version and uses the plural-less
         # MessageSystemAttributeName.{n}; the server must accept exactly that.
         form = _text(receives[0][3])
         assert "MessageSystemAttributeName.1=ApproximateReceiveCount" in form and "Version=" not in form, form

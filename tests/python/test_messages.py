@@ -1,5 +1,5 @@
 """Messages: send/receive/delete, MD5 digests, attributes, visibility, delay, long polling,
-batches and limits (SPEC §4.3–§4.5, §5.1, §5.3, §5.6, §10), over both protocols."""
+batches and limits (message attributes, ReceiveMessage, visibility timeout, fair queues, long polling, MD5 digests), over both protocols."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ ATTRIBUTES = {
 }
 
 
-# --- the digest helper itself, against SPEC §10.2/§10.3 vectors ----------------------------
+# --- the digest helper itself, against MD5 digests vectors ----------------------------
 
 
 def test_md5_helper_matches_spec_vectors():
@@ -208,7 +208,7 @@ def test_message_attribute_name_filters(sqs, queue_url, names, expected):
     for name in expected:
         assert returned[name] == FILTER_ATTRIBUTES[name]
     if expected:
-        # The digest covers exactly the returned subset (SPEC §10.4).
+        # The digest covers exactly the returned subset (MD5 digests).
         assert message["MD5OfMessageAttributes"] == md5_of_attributes({n: FILTER_ATTRIBUTES[n] for n in expected})
     else:
         assert "MD5OfMessageAttributes" not in message
@@ -275,7 +275,7 @@ def test_system_attributes_via_message_system_attribute_names(json_client):
     _check_system_attributes(message["Attributes"], sent_at, int(time.time() * 1000))
     message = receive_one(sqs, url, MessageSystemAttributeNames=["SenderId", "ApproximateFirstReceiveTimestamp"], VisibilityTimeout=0)
     assert set(message["Attributes"]) == {"SenderId", "ApproximateFirstReceiveTimestamp"}
-    # AttributeNames and MessageSystemAttributeNames are unioned (SPEC §4.5).
+    # AttributeNames and MessageSystemAttributeNames are unioned (ReceiveMessage).
     message = receive_one(sqs, url, AttributeNames=["SentTimestamp"], MessageSystemAttributeNames=["ApproximateReceiveCount"])
     assert set(message["Attributes"]) == {"SentTimestamp", "ApproximateReceiveCount"}
     assert message["Attributes"]["ApproximateReceiveCount"] == "3"
@@ -296,7 +296,7 @@ def test_untraced_message_has_no_system_digest(sqs, queue_url):
 
 
 def test_message_group_id_on_standard_queue(sqs, queue_url):
-    # Fair queues (SPEC §5.3): accepted on a standard queue and returned as a system attribute.
+    # Fair queues (fair queues): accepted on a standard queue and returned as a system attribute.
     sent = sqs.send_message(QueueUrl=queue_url, MessageBody="tenant message", MessageGroupId="tenant-a")
     assert "SequenceNumber" not in sent
     sqs.send_message(QueueUrl=queue_url, MessageBody="no tenant")
@@ -337,7 +337,7 @@ def test_visibility_timeout_redelivers_with_new_receipt_handle(sqs, queue_url):
     assert second["Attributes"]["ApproximateReceiveCount"] == "2"
     assert second["ReceiptHandle"] != first["ReceiptHandle"]
 
-    # The stale handle's delete succeeds but must not delete the redelivered message (SPEC §5.1).
+    # The stale handle's delete succeeds but must not delete the redelivered message (visibility timeout).
     sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=first["ReceiptHandle"])
     assert queue_attributes(sqs, queue_url, "ApproximateNumberOfMessagesNotVisible") == {"ApproximateNumberOfMessagesNotVisible": "1"}
     # The current handle still works.

@@ -1,5 +1,5 @@
 """Message move tasks (DLQ redrive): StartMessageMoveTask, ListMessageMoveTasks and
-CancelMessageMoveTask (SPEC §2, §4.4, §5.5), over both protocols."""
+CancelMessageMoveTask (the API reference, message quotas, StartMessageMoveTask), over both protocols."""
 
 from __future__ import annotations
 

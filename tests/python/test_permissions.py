@@ -1,5 +1,5 @@
 """AddPermission and RemovePermission maintain the queue's Policy attribute as an IAM policy
-document (SPEC §2, §4.1, §4.2), over both protocols."""
+document (the API reference, SetQueueAttributes, CreateQueue), over both protocols."""
 
 from __future__ import annotations
 

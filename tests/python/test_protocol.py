@@ -1,6 +1,6 @@
 """The wire itself, without an SDK: raw AWS JSON 1.0 and Query/XML requests built with urllib
-(SPEC §3, §6–§9), signed by the small SigV4 signer in holdfast_testlib (checked here against
-the SPEC §11.4 vectors first)."""
+(the API reference, common errors (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/CommonErrors.html), docs/compatibility.md, "Wire protocols", docs/compatibility.md, "Queue URLs"), signed by the small SigV4 signer in holdfast_testlib (checked here against
+the Signature Version 4 (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv-create-signed-request.html) vectors first)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from holdfast_testlib import (
 JSON_CONTENT_TYPE = "application/x-amz-json-1.0"
 
 
-# --- the signer, against SPEC §11.4 ---------------------------------------------------------
+# --- the signer, against Signature Version 4 ---------------------------------------------------------
 
 
 def test_signer_matches_spec_header_vector():
@@ -155,7 +155,7 @@ def test_json_batch_results_always_carry_both_lists(server):
 
 
 def test_queue_url_host_is_ignored(server):
-    # Only the last two path segments of QueueUrl name the queue (SPEC §9).
+    # Only the last two path segments of QueueUrl name the queue (docs/compatibility.md, "Queue URLs").
     name, _ = _create_queue(server)
     elsewhere = f"http://localhost:1/{ACCOUNT_ID}/{name}"
     resp = json_call(server.url, "SendMessage", {"QueueUrl": elsewhere, "MessageBody": "via another host"})
@@ -261,7 +261,7 @@ def test_query_form_plus_is_space_and_cr_survives_xml(server):
 
     resp = query_post(server.url + "/", [("Action", "ReceiveMessage"), ("Version", "2012-11-05"), ("QueueUrl", url), ("WaitTimeSeconds", "2")])
     assert resp.status == 200, resp.body
-    # An XML parser turns a literal CR into LF; the server must escape it (&#xD;) (SPEC §8.3).
+    # An XML parser turns a literal CR into LF; the server must escape it (&#xD;) (the Query protocol (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-making-api-requests-xml.html)).
     assert resp.xml().findtext("ReceiveMessageResult/Message/Body") == body
 
 

@@ -1,5 +1,5 @@
 """Queue lifecycle and attributes: CreateQueue, GetQueueUrl, ListQueues, DeleteQueue,
-Get/SetQueueAttributes and PurgeQueue (SPEC §4.1, §4.2, §5.1), over both protocols."""
+Get/SetQueueAttributes and PurgeQueue (SetQueueAttributes, CreateQueue, visibility timeout), over both protocols."""
 
 from __future__ import annotations
 
@@ -117,7 +117,7 @@ def test_delete_queue_then_it_does_not_exist(sqs):
     err = expect_error(NON_EXISTENT_QUEUE, sqs.get_queue_url, QueueName=name, exception="QueueDoesNotExist", status=400)
     if protocol_of(sqs) == "json":
         # botocore's JSON parser puts the x-amzn-query-error code in Error.Code and the
-        # __type shape in Error.QueryErrorCode (SPEC §3.2).
+        # __type shape in Error.QueryErrorCode (the API reference, common errors (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/CommonErrors.html)).
         assert err.response["Error"]["Code"] == "AWS.SimpleQueueService.NonExistentQueue"
         assert err.response["Error"].get("QueryErrorCode") == "QueueDoesNotExist"
     expect_error(NON_EXISTENT_QUEUE, sqs.send_message, QueueUrl=url, MessageBody="x", exception="QueueDoesNotExist")

@@ -1,4 +1,4 @@
-"""Queue tags: TagQueue, UntagQueue, ListQueueTags and CreateQueue's `tags` (SPEC §4.2), over
+"""Queue tags: TagQueue, UntagQueue, ListQueueTags and CreateQueue's `tags` (CreateQueue (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_CreateQueue.html)), over
 both protocols."""
 
 from __future__ import annotations

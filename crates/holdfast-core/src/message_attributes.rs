@@ -1,6 +1,6 @@
 //! Message attributes: validation, the canonical encoding, MD5 digests and name filters.
 //!
-//! The canonical encoding is the byte sequence SQS feeds to MD5 (SPEC §10.1, Developer Guide
+//! The canonical encoding is the byte sequence SQS feeds to MD5 (MD5 digests <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-message-metadata.html#sqs-attributes-md5-message-digest-calculation>, Developer Guide
 //! "Calculating the MD5 message digest for message attributes"): attributes sorted by name, each
 //! as `len(name) name len(type) type transport len(value) value` with big-endian u32 lengths and
 //! transport 1 for strings and numbers, 2 for binary. Stores keep exactly these bytes, so a

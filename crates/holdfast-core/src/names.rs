@@ -2,7 +2,7 @@
 //!
 //! A queue URL is `<base>/<account-id>/<queue-name>`, where the base is whatever address the
 //! client reached us by (or a configured public URL), so URLs we hand out lead back here. When
-//! reading a URL only its last two path segments matter: clients may address any host (SPEC §9).
+//! reading a URL only its last two path segments matter: clients may address any host (docs/compatibility.md, "Queue URLs").
 
 use holdfast_api::{limits, sqs_error, SqsError};
 

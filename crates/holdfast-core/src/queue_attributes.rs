@@ -1,4 +1,4 @@
-//! Queue attributes: which exist, which may be set, their valid values and defaults (SPEC §4.1).
+//! Queue attributes: which exist, which may be set, their valid values and defaults (SetQueueAttributes <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SetQueueAttributes.html>).
 //!
 //! Stores keep only the attributes a client set explicitly, already normalised here; the effective
 //! settings (`QueueSettings`) apply the defaults when read. Read-only attributes (counts,

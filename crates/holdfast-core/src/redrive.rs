@@ -1,4 +1,4 @@
-//! The two dead-letter policies, as JSON documents in queue attributes (SPEC §4.1, §5.4):
+//! The two dead-letter policies, as JSON documents in queue attributes (SetQueueAttributes, dead-letter queues):
 //! `RedrivePolicy` on a source queue names its dead-letter queue and how many receives a message
 //! gets before it moves there; `RedriveAllowPolicy` on a dead-letter queue says which sources may
 //! name it.

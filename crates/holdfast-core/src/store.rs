@@ -181,7 +181,7 @@ pub struct NewMessage {
     pub visible_at: Millis,
 }
 
-/// How a FIFO queue deduplicates sends (SPEC §5.2).
+/// How a FIFO queue deduplicates sends (FIFO queues <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-fifo-queues.html>).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Deduplication {
     /// A deduplication id seen within this window (5 minutes) makes a send a duplicate, even if
@@ -238,7 +238,7 @@ pub enum Delivery {
     /// Best effort: visible messages in `(visible_at, seq)` order.
     #[default]
     Standard,
-    /// Strict order within each message group (SPEC §5.2): a group's messages are delivered in
+    /// Strict order within each message group (FIFO queues): a group's messages are delivered in
     /// `seq` order, and while any of them is in flight no later one is delivered (the group is
     /// locked). Groups whose first remaining message is visible are served oldest first, as many
     /// of one group's messages as fit before the next group.

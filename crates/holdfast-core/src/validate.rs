@@ -1,4 +1,4 @@
-//! Small validation rules shared by several actions (SPEC §4).
+//! Small validation rules shared by several actions (the SQS quotas <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-quotas.html>).
 
 use holdfast_api::{limits, sqs_error, SqsError};
 

@@ -1,4 +1,4 @@
-//! AWS JSON 1.0 requests and responses (SPEC §7).
+//! AWS JSON 1.0 requests and responses (the AWS JSON protocol <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-making-api-requests-json.html>).
 //!
 //! Decoding is a fast path and a slow path. The fast path deserializes the typed request
 //! straight from the body bytes: no intermediate `Value`, which matters at tens of thousands of
@@ -6,7 +6,7 @@
 //! path) is the body parsed into a `Value` and walked against the model to say precisely what is
 //! wrong: malformed JSON is `SerializationException`, an absent or `null` required member
 //! (recursively, e.g. a batch entry's `Id`) is `MissingParameter`, a value of the wrong type is
-//! `InvalidParameterValue`. Explicit `null` counts as absent (SPEC §7.1) and unknown members are
+//! `InvalidParameterValue`. Explicit `null` counts as absent (the AWS JSON protocol) and unknown members are
 //! ignored.
 
 use base64::Engine;
@@ -17,7 +17,7 @@ use crate::model::{model, Shape, ShapeId};
 use crate::query::{invalid, missing};
 
 /// Decodes the JSON body of `action`. `default_queue_url` fills `QueueUrl` when the body has
-/// none (the queue taken from the request path, SPEC §9).
+/// none (the queue taken from the request path: docs/compatibility.md, "Queue URLs").
 pub(crate) fn decode(action: Action, body: &[u8], default_queue_url: Option<&str>) -> Result<Request, SqsError> {
     let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { body };
     if default_queue_url.is_none() {

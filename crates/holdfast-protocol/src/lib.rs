@@ -1,6 +1,6 @@
 //! Bytes to typed SQS requests and typed responses back to bytes.
 //!
-//! Holdfast answers both SQS wire protocols on one endpoint (SPEC §6): AWS JSON 1.0
+//! Holdfast answers both SQS wire protocols on one endpoint (docs/compatibility.md, "Wire protocols"): AWS JSON 1.0
 //! (`X-Amz-Target: AmazonSQS.<Op>`, [`json`]) and the legacy Query protocol (`Action=<Op>` in
 //! the form body or URL query string, XML answers, [`query`] and [`xml`]). [`decode`] routes a
 //! request, decodes it into a `holdfast_api::Request` and reports the protocol to answer in;
@@ -14,7 +14,7 @@
 //! Architecture Invariant: the JSON fast path deserializes the typed request directly from the
 //! body; the service model is parsed once per process ([`model`]).
 //!
-//! Queue addressing (SPEC §9): when a request has no `QueueUrl` and its path is
+//! Queue addressing (docs/compatibility.md, "Queue URLs"): when a request has no `QueueUrl` and its path is
 //! `/<account-id>/<queue-name>` (Java v1, kombu), `QueueUrl` is set to that path, e.g.
 //! `/000000000000/q1`; the service reads the last two path segments of any `QueueUrl`.
 
@@ -80,7 +80,7 @@ pub fn protocol_of(headers: &http::HeaderMap) -> Protocol {
     }
 }
 
-/// Routes and decodes `req` (SPEC §6–§9).
+/// Routes and decodes `req` (docs/compatibility.md, "Wire protocols", docs/compatibility.md, "Queue URLs").
 pub fn decode(req: &HttpRequest<'_>) -> Decoded {
     let credentials = sigv4::parse(req);
     let path_queue_url = queue_url_from_path(req.uri.path());
@@ -164,7 +164,7 @@ pub fn encode_error(protocol: Protocol, error: &SqsError, request_id: &str) -> h
     match protocol {
         Protocol::Json => {
             // aws-sdk-rust types errors by this header only; botocore reads the legacy code from
-            // it (SPEC §3.2).
+            // it (the API reference, common errors <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/CommonErrors.html>).
             let query_error = format!("{};{}", error.code.query_code(), error.code.fault().as_str());
             build(status, JSON_CONTENT_TYPE, request_id, Some(&query_error), json::error_body(error))
         }

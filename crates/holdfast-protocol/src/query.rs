@@ -1,4 +1,4 @@
-//! Query-protocol requests: form/query-string parameters to the typed request (SPEC §8.1–§8.2).
+//! Query-protocol requests: form/query-string parameters to the typed request (the Query protocol <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-making-api-requests-xml.html>).
 //!
 //! The flat `Key.1.Sub=value` pairs are first folded into a tree on `.`, then read against the
 //! operation's input shape from the Query-era model into a `serde_json::Value` whose keys are
@@ -101,7 +101,7 @@ fn parse_index(segment: &str) -> Option<u64> {
 }
 
 /// Reads the input structure `input` from the parameter tree. `default_queue_url` is used when
-/// no `QueueUrl` parameter is present (the queue taken from the request path, SPEC §9).
+/// no `QueueUrl` parameter is present (the queue taken from the request path: docs/compatibility.md, "Queue URLs").
 pub(crate) fn read_input(root: &Node<'_>, input: ShapeId, default_queue_url: Option<&str>) -> Result<Value, SqsError> {
     let reader = Reader { model: model() };
     let Shape::Struct(shape) = reader.model.shape(input) else { unreachable!("inputs are structures") };

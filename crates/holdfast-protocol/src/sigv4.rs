@@ -1,4 +1,4 @@
-//! AWS Signature Version 4 for service `sqs` (SPEC §11): locating the signature (the
+//! AWS Signature Version 4 for service `sqs` (Signature Version 4 <https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv-create-signed-request.html>): locating the signature (the
 //! `Authorization` header or presigned `X-Amz-*` query parameters) and recomputing it.
 //!
 //! Reference: botocore `auth.py` `SigV4Auth`/`SigV4QueryAuth`. The canonical URI is the
@@ -137,7 +137,7 @@ fn build(
     })
 }
 
-/// The canonical request of SPEC §11.2 for `req`, signing `signed_headers`.
+/// The canonical request of Signature Version 4 for `req`, signing `signed_headers`.
 pub fn canonical_request(req: &HttpRequest<'_>, signed_headers: &[String]) -> String {
     let mut sorted: Vec<&str> = signed_headers.iter().map(String::as_str).collect();
     sorted.sort_unstable();

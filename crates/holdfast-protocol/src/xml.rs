@@ -1,4 +1,4 @@
-//! Query-protocol responses: the XML documents of SPEC §8.3 (success) and §8.4 (errors).
+//! Query-protocol responses: the XML success and error documents of the Query protocol <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-making-api-requests-xml.html>.
 //!
 //! A success document is written straight from the typed `Response` by a serde `Serializer`
 //! that walks the operation's output shape in the Query-era model alongside the value: struct
@@ -9,7 +9,7 @@
 //!
 //! Invariant: every text node goes through [`escape_into`], which escapes CR as `&#xD;`.
 //! XML parsers normalise a literal CR to LF (XML 1.0 §2.11), which would change message bodies
-//! and break clients' MD5 checks (SPEC §8.3).
+//! and break clients' MD5 checks (the Query protocol).
 
 use std::fmt::{self, Display, Write as _};
 
@@ -46,7 +46,7 @@ pub(crate) fn response_document(response: &Response, request_id: &str) -> String
     out
 }
 
-/// The `<ErrorResponse>` document of SPEC §8.4.
+/// The `<ErrorResponse>` document of the Query protocol.
 pub(crate) fn error_document(error: &SqsError, request_id: &str) -> String {
     let mut out = String::with_capacity(256 + error.message.len());
     let _ = write!(

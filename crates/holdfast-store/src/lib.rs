@@ -13,7 +13,7 @@
 //! decides whether the group is available, and available groups are found through a "ready" set
 //! ordered by head seq, refilled from a "waiting" set ordered by head visibility. Messages
 //! without a group id are not in any group, so a FIFO receive never sees them; the service sets
-//! a group id on every FIFO message (SPEC §5.2).
+//! a group id on every FIFO message (FIFO queues <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-fifo-queues.html>).
 //!
 //! Architecture Invariant: this crate knows no SQS validation rule. It stores what the service
 //! has already validated and enforces only the invariants `Store` documents (atomicity, lease

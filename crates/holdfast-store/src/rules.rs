@@ -39,7 +39,7 @@ pub(crate) fn visibility_outcome(
     }
 }
 
-// ---- deduplication (SPEC §5.2) ----
+// ---- deduplication (FIFO queues <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-fifo-queues.html>) ----
 
 /// The key a deduplication id is recorded under, or `None` if the message carries no id (the
 /// service always sets one for FIFO queues; without one there is nothing to deduplicate on).
@@ -72,7 +72,7 @@ pub(crate) fn is_live(expires_at: Millis, now: Millis) -> bool {
 /// back to their live records even if the sweep never runs, and few enough to keep a send cheap.
 pub(crate) const PRUNE_PER_CALL: usize = 32;
 
-// ---- receive: what to do with each message met (SPEC §5.4) ----
+// ---- receive: what to do with each message met (dead-letter queues <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-dead-letter-queues.html>) ----
 
 /// What receive does with a visible message it meets, in delivery order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

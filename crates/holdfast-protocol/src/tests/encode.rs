@@ -1,5 +1,5 @@
-//! Response and error encoding: JSON (SPEC §7.2–§7.3) and the recorded XML documents of
-//! SPEC §8.3–§8.4, which botocore 1.34.89 parsed back to the intended values.
+//! Response and error encoding: JSON (the AWS JSON protocol <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-making-api-requests-json.html>) and the recorded XML documents of
+//! the Query protocol <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-making-api-requests-xml.html>, which botocore 1.34.89 parsed back to the intended values.
 
 use holdfast_api::types::*;
 use holdfast_api::{sqs_error, Blob, NoOutput, Response};
@@ -8,7 +8,7 @@ use crate::{encode_error, encode_response, Protocol};
 
 const RID: &str = "00000000-0000-0000-0000-000000000000";
 
-/// Drops the indentation between elements, so SPEC's pretty-printed documents compare with the
+/// Drops the indentation between elements, so pretty-printed recorded documents compare with the
 /// compact ones written here. Text content (e.g. the `&#xD;\n` of a body) is untouched.
 fn compact(xml: &str) -> String {
     let mut out = String::with_capacity(xml.len());
@@ -73,7 +73,7 @@ fn spec_list_queues() {
 
 #[test]
 fn spec_get_queue_attributes() {
-    // Map entries come out in key order (the api's maps are BTreeMaps); SPEC lists
+    // Map entries come out in key order (the api's maps are BTreeMaps); the recording lists
     // VisibilityTimeout first. Entry order carries no meaning: botocore builds a dict.
     assert_xml(
         Response::GetQueueAttributes(GetQueueAttributesResponse {
@@ -223,7 +223,7 @@ fn spec_message() -> Message {
 
 #[test]
 fn spec_receive_message_escapes_cr() {
-    // As in SPEC except the two system attributes, which come out in key order.
+    // As recorded, except the two system attributes, which come out in key order.
     let expected = r#"<?xml version="1.0"?>
 <ReceiveMessageResponse xmlns="http://queue.amazonaws.com/doc/2012-11-05/">
   <ReceiveMessageResult>

@@ -1,4 +1,4 @@
-//! AWS JSON 1.0 decoding: every botocore 1.44.5 example of SPEC §7.1, and the diagnosis of
+//! AWS JSON 1.0 decoding: every botocore 1.44.5 example of the AWS JSON protocol <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-making-api-requests-json.html>, and the diagnosis of
 //! requests that do not decode.
 
 use holdfast_api::types::*;
@@ -112,7 +112,7 @@ pub(crate) fn expected_add_permission() -> Request {
 
 #[test]
 fn captured_send_message_request_with_escapes() {
-    // SPEC §7.1: the exact body botocore 1.44.5 sent (Python json.dumps escapes).
+    // the AWS JSON protocol: the exact body botocore 1.44.5 sent (Python json.dumps escapes).
     let body = r#"{"QueueUrl": "http://localhost:9324/000000000000/q1", "MessageBody": "a b+c&\u00e9\r\n"}"#;
     let Request::SendMessage(req) = ok("SendMessage", body) else { panic!("wrong variant") };
     assert_eq!(req.queue_url, Q1);

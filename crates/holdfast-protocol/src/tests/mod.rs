@@ -1,5 +1,5 @@
 //! Crate tests, one module per concern; fixtures are the captured requests and recorded
-//! responses of SPEC §7–§8 and the SigV4 vectors of SPEC §11.4.
+//! responses of the AWS JSON protocol, the Query protocol and the SigV4 vectors of Signature Version 4.
 
 mod encode;
 mod json_decode;
@@ -45,7 +45,7 @@ pub(crate) fn form_request(path: &str, body: &str) -> Decoded {
     decode_parts("POST", path, &[("content-type", "application/x-www-form-urlencoded; charset=utf-8")], body.as_bytes())
 }
 
-/// URL-encodes a SPEC §8.2 body (written there URL-decoded) the way botocore's `urlencode`
+/// URL-encodes a Query protocol body (written there URL-decoded) the way botocore's `urlencode`
 /// does: each `&`-separated pair split at its first `=`; `…` stands for the queue URL prefix.
 pub(crate) fn encode_form(decoded: &str) -> String {
     let mut serializer = form_urlencoded::Serializer::new(String::new());

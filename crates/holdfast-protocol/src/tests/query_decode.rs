@@ -1,4 +1,4 @@
-//! Query-protocol decoding: every botocore 1.34.89 body captured in SPEC §8.1–§8.2, kombu's
+//! Query-protocol decoding: every botocore 1.34.89 body captured in the Query protocol <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-making-api-requests-xml.html>, kombu's
 //! deviations, the lenient forms, and the errors.
 
 use holdfast_api::types::*;
@@ -11,7 +11,7 @@ use super::json_decode::{
 use super::{decode_parts, encode_form, form_request, Q1};
 use crate::Protocol;
 
-/// Decodes a SPEC §8.2 body (URL-decoded there) after encoding it as botocore does.
+/// Decodes a Query protocol body (URL-decoded there) after encoding it as botocore does.
 fn captured(decoded_body: &str) -> Request {
     let body = encode_form(decoded_body);
     let decoded = form_request("/", &body);
@@ -26,7 +26,7 @@ fn query_err(path: &str, body: &str) -> (ErrorCode, String) {
 
 #[test]
 fn captured_send_message_body_with_plus_and_escapes() {
-    // SPEC §8.1, byte for byte: `+` is a space, `%2B` a plus, CR LF survive.
+    // the Query protocol, byte for byte: `+` is a space, `%2B` a plus, CR LF survive.
     let body = "Action=SendMessage&Version=2012-11-05&QueueUrl=http%3A%2F%2Flocalhost%3A9324%2F000000000000%2Fq1&MessageBody=a+b%2Bc%26%C3%A9%0D%0A";
     let decoded = form_request("/", body);
     assert_eq!(decoded.action, Some(Action::SendMessage));

@@ -1,4 +1,4 @@
-//! SigV4 against the two vectors of SPEC §11.4 (botocore with a frozen clock), each
+//! SigV4 against the two vectors of Signature Version 4 <https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv-create-signed-request.html> (botocore with a frozen clock), each
 //! intermediate string checked.
 
 use http::{Method, Uri};

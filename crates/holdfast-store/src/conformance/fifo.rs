@@ -1,4 +1,4 @@
-//! Conformance cases for FIFO queues (SPEC §5.2): deduplication, delivery order and the group
+//! Conformance cases for FIFO queues (<https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-fifo-queues.html>): deduplication, delivery order and the group
 //! lock, receive attempts.
 
 use holdfast_core::store::{Deduplication, Delivery, ReceiveAttempt, Sent};
@@ -287,7 +287,7 @@ pub async fn fifo_expired_heads_are_removed(store: &dyn Store) {
 }
 
 pub async fn standard_delivery_ignores_groups(store: &dyn Store) {
-    // Fair queues (SPEC §5.3): standard queues accept group ids but lock nothing.
+    // Fair queues (<https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-fair-queues.html>): standard queues accept group ids but lock nothing.
     let q = create(store, "q", T0).await;
     send(store, &q, vec![fifo("a", "g", T0), fifo("b", "g", T0)]).await;
     assert_eq!(ids(&receive(store, &q, params(1, VT, T0)).await), ["a"]);

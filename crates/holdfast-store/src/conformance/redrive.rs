@@ -1,4 +1,4 @@
-//! Conformance cases for dead-letter queues (SPEC §5.4) and message move tasks (SPEC §5.5).
+//! Conformance cases for dead-letter queues (<https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-dead-letter-queues.html>) and message move tasks (StartMessageMoveTask).
 
 use holdfast_core::store::{DeadLetterTarget, MessageMove, MovableMessage, MoveStep, MoveTask, MoveTaskStatus};
 

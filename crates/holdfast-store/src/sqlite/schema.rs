@@ -94,7 +94,7 @@ CREATE INDEX messages_by_age ON messages (queue_id, sent_at);
 ///   when `receive_count` does, not with every visibility change. Cost: one entry written per
 ///   receive, removed with the message.
 /// - `fifo_groups`: one row per message group that has messages (groups of standard queues too,
-///   which are never read: fair-queue group ids, SPEC §5.3). `head_seq`/`head_visible_at` are the
+///   which are never read: fair-queue group ids, fair queues <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-fair-queues.html>). `head_seq`/`head_visible_at` are the
 ///   group's lowest-seq message and its visibility; `ready` says the head was found visible by a
 ///   FIFO receive (1) or is to be checked (0). `fifo_groups_waiting` orders the 0s by visibility,
 ///   so a FIFO receive promotes the heads that became visible and finds the next time a group

@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_sdk_sqs::types::QueueAttributeName;
 use crate::common::{client_without_retries, unique, TestServer};
+use aws_sdk_sqs::types::QueueAttributeName;
 
 const GROUPS: usize = 4;
 

@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName};
 use crate::common::{create_queue, create_queue_with, error_code, queue_arn, unique, TestServer};
+use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName};
 
 on_every_engine!(
     redrive_policy_is_validated,

@@ -4,8 +4,8 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_sdk_sqs::types::QueueAttributeName;
 use crate::common::{create_queue, unique, TestServer};
+use aws_sdk_sqs::types::QueueAttributeName;
 
 #[tokio::test]
 async fn queues_and_messages_survive_a_restart() {

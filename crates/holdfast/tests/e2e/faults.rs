@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use crate::common::{client_without_retries, create_queue, serve_until_exit, unique, TestServer};
 use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::error::ProvideErrorMetadata;
 use aws_sdk_sqs::operation::send_message::SendMessageError;
-use crate::common::{client_without_retries, create_queue, serve_until_exit, unique, TestServer};
 use rand::RngCore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

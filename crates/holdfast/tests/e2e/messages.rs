@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::common::{create_queue, unique, TestServer};
 use aws_sdk_sqs::operation::change_message_visibility::ChangeMessageVisibilityError;
 use aws_sdk_sqs::operation::delete_message::DeleteMessageError;
 use aws_sdk_sqs::primitives::Blob;
@@ -9,7 +10,6 @@ use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, MessageAttributeValue,
     MessageSystemAttributeName, MessageSystemAttributeValue, QueueAttributeName, SendMessageBatchRequestEntry,
 };
-use crate::common::{create_queue, unique, TestServer};
 use md5::{Digest, Md5};
 
 fn md5_hex(bytes: &[u8]) -> String {

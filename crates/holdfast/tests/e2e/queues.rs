@@ -1,10 +1,10 @@
 //! Queue lifecycle and attributes through aws-sdk-sqs, against the real binary.
 
+use crate::common::{create_queue, unique, TestServer};
 use aws_sdk_sqs::operation::create_queue::CreateQueueError;
 use aws_sdk_sqs::operation::get_queue_url::GetQueueUrlError;
 use aws_sdk_sqs::operation::purge_queue::PurgeQueueError;
 use aws_sdk_sqs::types::QueueAttributeName;
-use crate::common::{create_queue, unique, TestServer};
 
 #[tokio::test]
 async fn create_get_list_delete() {

@@ -4,8 +4,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use aws_sdk_sqs::types::QueueAttributeName;
 use crate::common::TestServer;
+use aws_sdk_sqs::types::QueueAttributeName;
 
 fn host_port(url: &str) -> String {
     url.trim_start_matches("http://").to_string()
