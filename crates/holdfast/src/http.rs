@@ -136,3 +136,49 @@ fn base_url(app: &App, headers: &http::HeaderMap, local_addr: SocketAddr) -> Str
         None => format!("http://{local_addr}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use holdfast_core::{ServiceConfig, SystemClock};
+    use holdfast_store::MemoryStore;
+
+    fn app(shutting_down: bool) -> (App, Arc<MemoryStore>) {
+        let store = Arc::new(MemoryStore::new());
+        let (_, shutdown) = watch::channel(shutting_down);
+        let sqs = Sqs::new(store.clone(), Arc::new(SystemClock), ServiceConfig::default(), shutdown.clone());
+        let app = App {
+            sqs: Arc::new(sqs),
+            public_url: None,
+            max_request_bytes: 1024,
+            body_timeout: Duration::from_secs(1),
+            shutdown,
+        };
+        (app, store)
+    }
+
+    async fn answer(response: HttpResponse) -> (u16, String) {
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await.expect("a body").to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn health_and_readiness_follow_the_store_and_shutdown() {
+        let (serving, store) = app(false);
+        assert_eq!(answer(probe(&serving, false).await).await, (200, "ok\n".into()));
+        assert_eq!(answer(probe(&serving, true).await).await, (200, "ready\n".into()));
+
+        let (draining, _) = app(true);
+        assert_eq!(answer(probe(&draining, false).await).await.0, 200, "alive while draining");
+        let (status, body) = answer(probe(&draining, true).await).await;
+        assert_eq!((status, body.as_str()), (503, "unavailable: shutting down\n"));
+
+        holdfast_core::Store::close(store.as_ref()).await.unwrap();
+        for readiness in [false, true] {
+            let (status, body) = answer(probe(&serving, readiness).await).await;
+            assert_eq!(status, 503, "a closed store is unhealthy: {body}");
+            assert!(body.starts_with("unavailable: "), "{body}");
+        }
+    }
+}

@@ -25,8 +25,8 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use crate::rules::{
-    dedup_key, finish_step, is_active, judge, merge_attributes, moved_sent_at, newest_first, plan_step,
-    sweep_move_order, usable_dead_letter, visibility_outcome, Verdict, PRUNE_PER_CALL,
+    dedup_key, finish_step, is_active, judge, moved_sent_at, newest_first, plan_step, sweep_move_order,
+    usable_dead_letter, visibility_outcome, Verdict, PRUNE_PER_CALL,
 };
 use holdfast_core::store::{
     ChangeVisibility, ChangeVisibilityOutcome, CreateQueueOutcome, DeadLetterTarget, Deduplication, DeleteOutcome,
@@ -313,12 +313,7 @@ impl Store for MemoryStore {
         now: Millis,
     ) -> StoreResult<()> {
         let mut state = self.state()?;
-        let q = state.queue_mut(queue)?;
-        let record = &q.record;
-        let mut merged = record.attributes.clone();
-        merge_attributes(&mut merged, attributes);
-        q.record =
-            QueueRecord::new(record.id, record.name.clone(), merged, record.tags.clone(), record.created_at, now);
+        state.queue_mut(queue)?.set_attributes(attributes, now);
         Ok(())
     }
 
@@ -335,11 +330,7 @@ impl Store for MemoryStore {
         if q.record.attributes.get(name).map(String::as_str) != expected {
             return Ok(false);
         }
-        let record = &q.record;
-        let mut merged = record.attributes.clone();
-        merge_attributes(&mut merged, BTreeMap::from([(name.to_owned(), value.to_owned())]));
-        q.record =
-            QueueRecord::new(record.id, record.name.clone(), merged, record.tags.clone(), record.created_at, now);
+        q.set_attributes(BTreeMap::from([(name.to_owned(), value.to_owned())]), now);
         Ok(true)
     }
 

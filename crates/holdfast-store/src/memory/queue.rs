@@ -18,13 +18,13 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use holdfast_core::store::{Lease, Millis, StoredMessage};
+use holdfast_core::store::{Lease, Millis, QueueRecord, StoredMessage};
 
 use crate::rules::is_live;
 
 #[derive(Debug)]
 pub(super) struct Queue {
-    pub(super) record: holdfast_core::store::QueueRecord,
+    pub(super) record: QueueRecord,
     pub(super) last_purged_at: Option<Millis>,
     pub(super) messages: HashMap<i64, Message>,
     by_visibility: BTreeSet<(Millis, i64)>,
@@ -68,7 +68,7 @@ struct Attempt {
 }
 
 impl Queue {
-    pub(super) fn new(record: holdfast_core::store::QueueRecord) -> Self {
+    pub(super) fn new(record: QueueRecord) -> Self {
         Queue {
             record,
             last_purged_at: None,
@@ -177,6 +177,15 @@ impl Queue {
         m.stored.first_received_at.get_or_insert(now);
         self.by_receive_count.insert((m.stored.receive_count, seq));
         m.stored.clone()
+    }
+
+    /// Merges SetQueueAttributes `changes` into the record. The record is replaced, not edited:
+    /// its parsed settings belong to the old attributes.
+    pub(super) fn set_attributes(&mut self, changes: std::collections::BTreeMap<String, String>, now: Millis) {
+        let old = &self.record;
+        let mut attributes = old.attributes.clone();
+        crate::rules::merge_attributes(&mut attributes, changes);
+        self.record = QueueRecord::new(old.id, old.name.clone(), attributes, old.tags.clone(), old.created_at, now);
     }
 
     /// Removes every message sent before `cutoff`, oldest first.
