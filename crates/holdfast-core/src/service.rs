@@ -178,17 +178,19 @@ impl Sqs {
                 Err(error) => tracing::warn!(%error, "listing queues for housekeeping failed"),
             }
             sqs.timer.schedule(Due::Prune, sqs.now());
-            sqs.run_timer().await;
+            Sqs::run_timer(sqs).await;
         })
     }
 
-    /// The timer's task: handles what is due, then sleeps until the next deadline or until an
+    /// The timer's task: hands what is due to tasks of its own (so one queue's slow store call
+    /// never delays another queue's wake-up), then sleeps until the next deadline or until an
     /// earlier one is scheduled.
-    async fn run_timer(&self) {
+    async fn run_timer(self: Arc<Self>) {
         let mut shutdown = self.shutdown_signal();
         loop {
             for due in self.timer.take_due(self.now()) {
-                self.fire(due).await;
+                let sqs = Arc::clone(&self);
+                tokio::spawn(async move { sqs.fire(due).await });
             }
             // Everything due has been taken, so the next deadline is in the future.
             let sleep = self.timer.next_deadline().map(|at| {
