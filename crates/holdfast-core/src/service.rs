@@ -145,7 +145,7 @@ impl Sqs {
     }
 
     pub(crate) async fn queue_by_name(&self, name: &str) -> Result<Queue, SqsError> {
-        self.store.get_queue(name).await.map_err(internal)?.ok_or_else(does_not_exist)
+        self.store.get_queue(name).await.map_err(from_store)?.ok_or_else(does_not_exist)
     }
 
     pub(crate) fn queue_url(&self, ctx: &RequestContext, name: &str) -> String {
@@ -228,7 +228,7 @@ impl Sqs {
         let now = self.now();
         let outcome = match self.store.expire_messages(queue.id, now - retention_ms).await {
             Err(StoreError::QueueNotFound(_)) => return Ok(()),
-            other => other.map_err(internal)?,
+            other => other.map_err(from_store)?,
         };
         if outcome.removed > 0 {
             tracing::info!(queue = %queue.name, removed = outcome.removed, "expired messages past their retention period");
@@ -241,7 +241,7 @@ impl Sqs {
 
     async fn prune_records(&self) -> Result<(), SqsError> {
         let now = self.now();
-        if let Some(next) = self.store.prune_expired_records(now).await.map_err(internal)? {
+        if let Some(next) = self.store.prune_expired_records(now).await.map_err(from_store)? {
             self.timer.schedule(Due::Prune, next.max(now + COALESCE_MS));
         }
         Ok(())
@@ -250,7 +250,7 @@ impl Sqs {
     /// The queue a deadline was scheduled for, if it still exists (and is not a new queue that
     /// reuses the name).
     pub(crate) async fn live_queue(&self, key: &QueueKey) -> Result<Option<Queue>, SqsError> {
-        let queue = self.store.get_queue(&key.name).await.map_err(internal)?;
+        let queue = self.store.get_queue(&key.name).await.map_err(from_store)?;
         Ok(queue.filter(|q| q.id == key.id))
     }
 }
@@ -280,7 +280,7 @@ pub(crate) fn does_not_exist() -> SqsError {
 
 /// A store failure as the client sees it. A queue deleted since the request resolved it is
 /// `QueueDoesNotExist`; storage failures are logged with their cause chain and reported without it.
-pub(crate) fn internal(error: StoreError) -> SqsError {
+pub(crate) fn from_store(error: StoreError) -> SqsError {
     match &error {
         StoreError::QueueNotFound(_) => does_not_exist(),
         StoreError::Full(_) => {

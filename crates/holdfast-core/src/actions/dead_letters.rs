@@ -6,7 +6,7 @@ use holdfast_api::{limits, SqsError};
 
 use super::queues::{decode_next_token, encode_next_token};
 use super::receive::dead_letter_target;
-use crate::service::{internal, RequestContext, Sqs};
+use crate::service::{from_store, RequestContext, Sqs};
 use crate::store::{QueueRecord, StoreError};
 use crate::timer::{Due, QueueKey};
 use crate::validate::check_range;
@@ -19,7 +19,7 @@ pub(crate) async fn all_queues(sqs: &Sqs) -> Result<Vec<QueueRecord>, SqsError> 
     let mut queues = Vec::new();
     let mut after: Option<String> = None;
     loop {
-        let page = sqs.store.list_queues("", after.as_deref(), 1000).await.map_err(internal)?;
+        let page = sqs.store.list_queues("", after.as_deref(), 1000).await.map_err(from_store)?;
         let Some(last) = page.last() else { break };
         after = Some(last.name.clone());
         queues.extend(page);
@@ -78,7 +78,7 @@ pub(crate) async fn sweep_queue(sqs: &Sqs, key: &QueueKey) -> Result<(), SqsErro
     let now = sqs.now();
     let outcome = match sqs.store.dead_letter_exhausted(queue.id, rule, now, SWEEP_LIMIT).await {
         Err(StoreError::QueueNotFound(_)) => return Ok(()),
-        other => other.map_err(internal)?,
+        other => other.map_err(from_store)?,
     };
     if outcome.moved > 0 {
         tracing::info!(queue = %queue.name, moved = outcome.moved, "moved exhausted messages to the dead-letter queue");

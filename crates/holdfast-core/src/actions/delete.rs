@@ -9,13 +9,13 @@ use holdfast_api::{NoOutput, SqsError};
 
 use super::send::failure;
 use crate::receipt;
-use crate::service::{internal, Sqs};
+use crate::service::{from_store, Sqs};
 use crate::validate::check_batch_entry_ids;
 
 pub async fn delete_message(sqs: &Sqs, req: DeleteMessageRequest) -> Result<NoOutput, SqsError> {
     let queue = sqs.queue(&req.queue_url).await?;
     let lease = receipt::decode(&req.receipt_handle, queue.id)?;
-    sqs.store.delete_messages(queue.id, vec![lease]).await.map_err(internal)?;
+    sqs.store.delete_messages(queue.id, vec![lease]).await.map_err(from_store)?;
     Ok(NoOutput)
 }
 
@@ -38,7 +38,7 @@ pub async fn delete_message_batch(
         }
     }
     if !leases.is_empty() {
-        sqs.store.delete_messages(queue.id, leases).await.map_err(internal)?;
+        sqs.store.delete_messages(queue.id, leases).await.map_err(from_store)?;
     }
     Ok(DeleteMessageBatchResponse { successful, failed })
 }

@@ -22,7 +22,7 @@ use serde_json::json;
 
 use super::dead_letters::{all_queues, arrived};
 use crate::redrive::queue_name_from_arn;
-use crate::service::{internal, Sqs};
+use crate::service::{from_store, Sqs};
 use crate::store::{MessageMove, Millis, MoveStep, MoveTask, MoveTaskStatus, QueueId, QueueRecord};
 use crate::timer::QueueKey;
 use crate::validate::check_range;
@@ -40,7 +40,7 @@ fn not_found(what: &str) -> SqsError {
 
 async fn queue_by_arn(sqs: &Sqs, arn: &str, parameter: &str) -> Result<QueueRecord, SqsError> {
     let name = queue_name_from_arn(arn, &sqs.config.account_id).ok_or_else(|| not_found(parameter))?;
-    sqs.store.get_queue(name).await.map_err(internal)?.ok_or_else(|| not_found(parameter))
+    sqs.store.get_queue(name).await.map_err(from_store)?.ok_or_else(|| not_found(parameter))
 }
 
 /// Task handles are opaque to clients; like SQS's, they encode the task id and source ARN.
@@ -76,7 +76,7 @@ pub async fn start_message_move_task(
             return Err(sqs_error!(InvalidParameterValue, "The destination queue must differ from the source queue."));
         }
     }
-    let counts = sqs.store.queue_counts(source.id, sqs.now()).await.map_err(internal)?;
+    let counts = sqs.store.queue_counts(source.id, sqs.now()).await.map_err(from_store)?;
     let task = MoveTask {
         handle: new_handle(&source_arn),
         source_queue: source.id,
@@ -89,7 +89,7 @@ pub async fn start_message_move_task(
         started_at: sqs.now(),
         failure_reason: None,
     };
-    if !sqs.store.start_move_task(task.clone()).await.map_err(internal)? {
+    if !sqs.store.start_move_task(task.clone()).await.map_err(from_store)? {
         return Err(sqs_error!(
             InvalidParameterValue,
             "There is already a task running. Only one active task is allowed for a source queue arn at a given time."
@@ -111,7 +111,7 @@ pub async fn cancel_message_move_task(
         .store
         .cancel_move_task(&req.task_handle)
         .await
-        .map_err(internal)?
+        .map_err(from_store)?
         .filter(|t| t.source_queue == source.id)
         .ok_or_else(|| not_found("TaskHandle"))?;
     // The store changed only a RUNNING task; any other is reported as it was.
@@ -132,7 +132,7 @@ pub async fn list_message_move_tasks(
     let source = queue_by_arn(sqs, &req.source_arn, "SourceArn").await?;
     let max_results = req.max_results.unwrap_or(1);
     check_range("MaxResults", max_results, 1, LIST_MAX_RESULTS)?;
-    let tasks = sqs.store.move_tasks(Some(source.id)).await.map_err(internal)?;
+    let tasks = sqs.store.move_tasks(Some(source.id)).await.map_err(from_store)?;
     let results = tasks
         .into_iter()
         .take(max_results as usize)
@@ -154,7 +154,7 @@ pub async fn list_message_move_tasks(
 
 /// Restarts the runners of tasks that were running when the server stopped.
 pub(crate) async fn resume(sqs: &Arc<Sqs>) -> Result<(), SqsError> {
-    for task in sqs.store.move_tasks(None).await.map_err(internal)? {
+    for task in sqs.store.move_tasks(None).await.map_err(from_store)? {
         match task.status {
             MoveTaskStatus::Running => {
                 tracing::info!(source = %task.source_arn, "resuming message move task");
@@ -162,7 +162,7 @@ pub(crate) async fn resume(sqs: &Arc<Sqs>) -> Result<(), SqsError> {
             }
             MoveTaskStatus::Cancelling => {
                 // Any step finishes a cancellation that was under way.
-                sqs.store.advance_move_task(&task.handle, MoveStep::Completed, sqs.now()).await.map_err(internal)?;
+                sqs.store.advance_move_task(&task.handle, MoveStep::Completed, sqs.now()).await.map_err(from_store)?;
             }
             _ => {}
         }

@@ -11,7 +11,7 @@ use holdfast_api::types::*;
 use holdfast_api::{limits, sqs_error, NoOutput, SqsError};
 use serde_json::{json, Value};
 
-use crate::service::{internal, Sqs};
+use crate::service::{from_store, Sqs};
 
 /// Actions a permission may grant (the model's documented values, plus `*`).
 const GRANTABLE: &[&str] = &[
@@ -96,7 +96,7 @@ async fn edit_policy(
             .store
             .replace_queue_attribute(queue.id, "Policy", current, &replacement, sqs.now())
             .await
-            .map_err(internal)?;
+            .map_err(from_store)?;
         if stored {
             return Ok(NoOutput);
         }

@@ -12,7 +12,7 @@ use super::tags;
 use crate::names;
 use crate::queue_attributes::{self, effective_value, Occasion, ALL_ATTRIBUTES};
 use crate::redrive::{queue_name_from_arn, RedriveAllowPolicy, RedrivePolicy};
-use crate::service::{does_not_exist, internal, RequestContext, Sqs};
+use crate::service::{does_not_exist, from_store, RequestContext, Sqs};
 use crate::store::{CreateQueueOutcome, PurgeOutcome};
 use crate::timer::Due;
 
@@ -31,8 +31,11 @@ pub async fn create_queue(
     tags::validate_tags(&tags)?;
     let now = sqs.now();
     let cooldown_ms = i64::from(limits::RECREATE_COOLDOWN_SECONDS) * 1000;
-    let outcome =
-        sqs.store.create_queue(&req.queue_name, attributes.clone(), tags, now, cooldown_ms).await.map_err(internal)?;
+    let outcome = sqs
+        .store
+        .create_queue(&req.queue_name, attributes.clone(), tags, now, cooldown_ms)
+        .await
+        .map_err(from_store)?;
     match outcome {
         CreateQueueOutcome::Created(record) => {
             tracing::info!(queue = %record.name, "queue created");
@@ -61,7 +64,7 @@ pub async fn create_queue(
 
 pub async fn delete_queue(sqs: &Sqs, req: DeleteQueueRequest) -> Result<NoOutput, SqsError> {
     let queue = sqs.queue(&req.queue_url).await?;
-    sqs.store.delete_queue(queue.id, sqs.now()).await.map_err(internal)?;
+    sqs.store.delete_queue(queue.id, sqs.now()).await.map_err(from_store)?;
     sqs.waiters.queue_deleted(queue.id);
     sqs.timer.forget_queue(queue.id);
     tracing::info!(queue = %queue.name, "queue deleted");
@@ -96,7 +99,7 @@ pub async fn list_queues(
     let prefix = req.queue_name_prefix.unwrap_or_default();
     let limit = max_results.unwrap_or(limits::LIST_QUEUES_MAX_RESULTS as usize);
     // One more than asked tells whether another page exists.
-    let mut page = sqs.store.list_queues(&prefix, after.as_deref(), limit + 1).await.map_err(internal)?;
+    let mut page = sqs.store.list_queues(&prefix, after.as_deref(), limit + 1).await.map_err(from_store)?;
     let more = page.len() > limit;
     page.truncate(limit);
     // Without MaxResults SQS answers up to 1,000 queues and never a NextToken.
@@ -146,7 +149,7 @@ pub async fn get_queue_attributes(
 
     let needs_counts = wanted.iter().any(|a| a.starts_with("ApproximateNumberOfMessages"));
     let counts =
-        if needs_counts { Some(sqs.store.queue_counts(queue.id, sqs.now()).await.map_err(internal)?) } else { None };
+        if needs_counts { Some(sqs.store.queue_counts(queue.id, sqs.now()).await.map_err(from_store)?) } else { None };
     let record = &queue;
     let mut attributes = BTreeMap::new();
     for name in wanted {
@@ -177,7 +180,7 @@ pub async fn set_queue_attributes(sqs: &Sqs, req: SetQueueAttributesRequest) -> 
     let now = sqs.now();
     let retention_changed = attributes.contains_key("MessageRetentionPeriod");
     let redrive_set = attributes.get("RedrivePolicy").is_some_and(|policy| !policy.is_empty());
-    sqs.store.set_queue_attributes(queue.id, attributes, now).await.map_err(internal)?;
+    sqs.store.set_queue_attributes(queue.id, attributes, now).await.map_err(from_store)?;
     // A shorter retention period may expire messages now; a new RedrivePolicy may make messages
     // exhausted now.
     if retention_changed {
@@ -192,7 +195,7 @@ pub async fn set_queue_attributes(sqs: &Sqs, req: SetQueueAttributesRequest) -> 
 pub async fn purge_queue(sqs: &Sqs, req: PurgeQueueRequest) -> Result<NoOutput, SqsError> {
     let queue = sqs.queue(&req.queue_url).await?;
     let cooldown_ms = i64::from(limits::PURGE_COOLDOWN_SECONDS) * 1000;
-    let outcome = sqs.store.purge_queue(queue.id, sqs.now(), cooldown_ms).await.map_err(internal)?;
+    let outcome = sqs.store.purge_queue(queue.id, sqs.now(), cooldown_ms).await.map_err(from_store)?;
     match outcome {
         PurgeOutcome::Purged { removed } => {
             tracing::info!(queue = %queue.name, removed, "queue purged");
@@ -228,7 +231,7 @@ async fn check_redrive(
         .store
         .get_queue(target_name)
         .await
-        .map_err(internal)?
+        .map_err(from_store)?
         .ok_or_else(|| reject("Dead-letter target does not exist."))?;
     if target.settings().fifo != source_fifo {
         return Err(reject("Dead-letter queue must be the same type of queue as the source (FIFO or standard)."));

@@ -14,7 +14,7 @@ use crate::fifo;
 use crate::message_attributes::{self as attrs, AttributeFilter};
 use crate::receipt;
 use crate::redrive::queue_name_from_arn;
-use crate::service::{internal, Queue, Sqs};
+use crate::service::{from_store, Queue, Sqs};
 use crate::store::{DeadLetterTarget, Delivery, ReceiveAttempt, ReceiveParams, StoredMessage};
 use crate::timer::{Due, QueueKey};
 use crate::validate::{check_fifo_id, check_range};
@@ -98,7 +98,7 @@ pub(crate) async fn dead_letter_target(
     let Some(name) = queue_name_from_arn(&policy.dead_letter_target_arn, &sqs.config.account_id) else {
         return Ok(None);
     };
-    let target = sqs.store.get_queue(name).await.map_err(internal)?;
+    let target = sqs.store.get_queue(name).await.map_err(from_store)?;
     Ok(target.map(|target| {
         let rule = DeadLetterTarget {
             queue: target.id,
@@ -138,7 +138,7 @@ async fn wait_for_messages(
             attempt: attempt.clone(),
             ..ReceiveParams::new(max_messages, visibility_timeout_ms, retention_ms, now)
         };
-        let outcome = sqs.store.receive_messages(queue_id, params).await.map_err(internal)?;
+        let outcome = sqs.store.receive_messages(queue_id, params).await.map_err(from_store)?;
         if let (Some((_, target)), moved @ 1..) = (&dead_letter, outcome.dead_lettered) {
             dead_letters::arrived(sqs, target, moved);
         }

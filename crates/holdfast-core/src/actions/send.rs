@@ -8,7 +8,7 @@ use holdfast_api::{limits, sqs_error, SqsError};
 
 use crate::fifo;
 use crate::message_attributes as attrs;
-use crate::service::{expires_at, internal, Queue, RequestContext, Sqs};
+use crate::service::{expires_at, from_store, Queue, RequestContext, Sqs};
 use crate::store::{Deduplication, Millis, NewMessage, Sent};
 use crate::timer::Due;
 use crate::validate::{check_batch_entry_ids, check_fifo_id, check_message_characters};
@@ -145,7 +145,7 @@ async fn enqueue(sqs: &Sqs, queue: &Queue, messages: Vec<NewMessage>) -> Result<
     let dedup = settings
         .fifo
         .then_some(Deduplication { window_ms: fifo::DEDUP_WINDOW_MS, per_group: settings.dedup_per_group });
-    let sent = sqs.store.send_messages(queue.id, messages, dedup, now).await.map_err(internal)?;
+    let sent = sqs.store.send_messages(queue.id, messages, dedup, now).await.map_err(from_store)?;
     // FIFO messages all share the queue's delay, so a duplicate (which enqueued nothing) is one
     // of the visible ones exactly when any are.
     let duplicates = sent.iter().filter(|s| s.duplicate).count();

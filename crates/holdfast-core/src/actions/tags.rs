@@ -3,7 +3,7 @@
 use holdfast_api::types::*;
 use holdfast_api::{limits, sqs_error, NoOutput, SqsError};
 
-use crate::service::{internal, Sqs};
+use crate::service::{from_store, Sqs};
 
 /// Tag rules from the Developer Guide's quotas: keys 1–128 and values 0–256 characters of
 /// letters, digits, whitespace and `_ . : / = + - @`; no `aws:` prefix.
@@ -54,7 +54,7 @@ pub async fn tag_queue(sqs: &Sqs, req: TagQueueRequest) -> Result<NoOutput, SqsE
             limits::MAX_TAGS_PER_QUEUE
         ));
     }
-    sqs.store.tag_queue(queue.id, req.tags).await.map_err(internal)?;
+    sqs.store.tag_queue(queue.id, req.tags).await.map_err(from_store)?;
     Ok(NoOutput)
 }
 
@@ -63,7 +63,7 @@ pub async fn untag_queue(sqs: &Sqs, req: UntagQueueRequest) -> Result<NoOutput, 
     if req.tag_keys.is_empty() {
         return Err(sqs_error!(MissingParameter, "The request must contain the parameter TagKeys."));
     }
-    sqs.store.untag_queue(queue.id, req.tag_keys).await.map_err(internal)?;
+    sqs.store.untag_queue(queue.id, req.tag_keys).await.map_err(from_store)?;
     Ok(NoOutput)
 }
 

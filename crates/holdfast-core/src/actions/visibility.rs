@@ -5,7 +5,7 @@ use holdfast_api::{limits, sqs_error, NoOutput, SqsError};
 
 use super::send::failure;
 use crate::receipt;
-use crate::service::{internal, Queue, Sqs};
+use crate::service::{from_store, Queue, Sqs};
 use crate::store::{ChangeVisibility, ChangeVisibilityOutcome};
 use crate::timer::Due;
 use crate::validate::{check_batch_entry_ids, check_range};
@@ -47,7 +47,7 @@ async fn apply(
     let now = sqs.now();
     let max_inflight_ms = i64::from(limits::VISIBILITY_TIMEOUT_MAX) * 1000;
     let earliest = changes.iter().map(|c| now + c.visibility_timeout_ms).min();
-    let outcomes = sqs.store.change_visibility(queue.id, changes, now, max_inflight_ms).await.map_err(internal)?;
+    let outcomes = sqs.store.change_visibility(queue.id, changes, now, max_inflight_ms).await.map_err(from_store)?;
     // Waiting receives, and a dead-letter sweep, must look again when these messages reappear.
     if let Some(at) = earliest {
         if sqs.waiters.has_waiters(queue.id) || queue.settings().redrive_policy.is_some() {
