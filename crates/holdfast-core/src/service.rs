@@ -215,8 +215,9 @@ impl Sqs {
             Due::Prune => self.prune_records().await,
         };
         if let Err(error) = result {
-            // A failed step is tried again soon rather than dropped: the store may recover.
-            tracing::warn!(?due, %error, "scheduled work failed; retrying in a second");
+            // A failed step is tried again later rather than dropped: the store may recover (a
+            // full disk, say). The store failure itself has been logged by `from_store`.
+            tracing::debug!(?due, %error, "scheduled work failed; trying again later");
             self.timer.schedule(due, self.now() + RETRY_AFTER_MS);
         }
     }
@@ -262,7 +263,7 @@ pub(crate) fn expires_at(sent_at: Millis, retention_ms: i64) -> Millis {
 }
 
 /// How long a failed piece of scheduled work waits before it is tried again.
-const RETRY_AFTER_MS: Millis = 1_000;
+const RETRY_AFTER_MS: Millis = 5_000;
 /// Expiry and pruning run at most this often per key: under a steady stream of messages each
 /// run then removes a second's worth instead of waking for every message.
 const COALESCE_MS: Millis = 1_000;
