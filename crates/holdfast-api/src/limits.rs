@@ -48,6 +48,9 @@ pub const MAX_TAG_VALUE_LEN: usize = 256;
 pub const MAX_TAGS_PER_QUEUE: usize = 50;
 
 pub const MAX_PERMISSION_LABEL_LEN: usize = 80;
+/// The largest queue `Policy` document, in bytes (the IAM limit for resource-based policies
+/// SQS applies).
+pub const MAX_POLICY_BYTES: usize = 8_192;
 
 /// PurgeQueue may run once per 60 seconds per queue.
 pub const PURGE_COOLDOWN_SECONDS: u32 = 60;

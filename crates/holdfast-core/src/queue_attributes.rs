@@ -139,6 +139,14 @@ pub fn validate(
             "KmsMasterKeyId" => value.clone(),
             "SqsManagedSseEnabled" => boolean()?,
             "Policy" => {
+                if value.len() > limits::MAX_POLICY_BYTES {
+                    return Err(sqs_error!(
+                        InvalidAttributeValue,
+                        "Invalid value for the parameter Policy. Reason: the policy is {} bytes; the limit is {}.",
+                        value.len(),
+                        limits::MAX_POLICY_BYTES
+                    ));
+                }
                 if !value.is_empty() {
                     let policy: serde_json::Value = serde_json::from_str(value).map_err(|_| invalid())?;
                     if !policy.is_object() {
@@ -219,6 +227,9 @@ mod tests {
         assert_eq!(code(&[("MaximumMessageSize", "1023")], Occasion::CreateQueue), ErrorCode::InvalidAttributeValue);
         assert_eq!(code(&[("MessageRetentionPeriod", "59")], Occasion::CreateQueue), ErrorCode::InvalidAttributeValue);
         assert_eq!(code(&[("Policy", "{not json")], Occasion::CreateQueue), ErrorCode::InvalidAttributeValue);
+        let padding = "x".repeat(limits::MAX_POLICY_BYTES);
+        let huge = format!(r#"{{"Version":"2012-10-17","Id":"{padding}","Statement":[]}}"#);
+        assert_eq!(code(&[("Policy", &huge)], Occasion::SetQueueAttributes), ErrorCode::InvalidAttributeValue);
         assert_eq!(code(&[("Bogus", "1")], Occasion::CreateQueue), ErrorCode::InvalidAttributeName);
         assert_eq!(code(&[("QueueArn", "x")], Occasion::SetQueueAttributes), ErrorCode::InvalidAttributeName);
         assert_eq!(code(&[("FifoQueue", "true")], Occasion::SetQueueAttributes), ErrorCode::InvalidAttributeName);

@@ -18,6 +18,7 @@
 //! `/<account-id>/<queue-name>` (Java v1, kombu), `QueueUrl` is set to that path, e.g.
 //! `/000000000000/q1`; the service reads the last two path segments of any `QueueUrl`.
 
+mod form;
 mod json;
 mod model;
 mod query;
@@ -96,14 +97,10 @@ pub fn decode(req: &HttpRequest<'_>) -> Decoded {
         return Decoded { protocol: Protocol::Json, action, request, credentials };
     }
 
-    let mut params: Vec<(Cow<'_, str>, Cow<'_, str>)> = Vec::new();
-    if let Some(query) = req.uri.query() {
-        params.extend(form_urlencoded::parse(query.as_bytes()));
-    }
-    if is_form_body(req) {
-        params.extend(form_urlencoded::parse(req.body));
-    }
-    // The last `Action` wins, consistently with other duplicated keys (body after URL query).
+    let params = match query_params(req) {
+        Ok(params) => params,
+        Err(error) => return Decoded { protocol: Protocol::Query, action: None, request: Err(error), credentials },
+    };
     let action_name = params.iter().rev().find(|(key, _)| key == "Action").map(|(_, value)| value.as_ref());
     let (action, request) = match action_name {
         None | Some("") => (None, Err(sqs_error!(MissingAction, "The request must contain the parameter Action."))),
@@ -121,6 +118,32 @@ pub fn decode(req: &HttpRequest<'_>) -> Decoded {
         },
     };
     Decoded { protocol: Protocol::Query, action, request, credentials }
+}
+
+/// The Query parameters of the URL query string, then of a form body. Both are bounded and
+/// strictly decoded (`form`); an `Action` in both must agree, or the request is refused rather
+/// than one silently winning.
+fn query_params<'a>(req: &HttpRequest<'a>) -> Result<form::Params<'a>, SqsError> {
+    let mut params = form::Params::new();
+    if let Some(query) = req.uri.query() {
+        form::parse_into(query.as_bytes(), &mut params)?;
+    }
+    let in_url = params.len();
+    if is_form_body(req) {
+        form::parse_into(req.body, &mut params)?;
+    }
+    let action_of = |params: &[(Cow<'_, str>, Cow<'_, str>)]| {
+        params.iter().rev().find(|(key, _)| key == "Action").map(|(_, value)| value.to_string())
+    };
+    if let (Some(url), Some(body)) = (action_of(&params[..in_url]), action_of(&params[in_url..])) {
+        if url != body {
+            return Err(sqs_error!(
+                MalformedQueryString,
+                "The request names two actions: {url} in the URL and {body} in the body."
+            ));
+        }
+    }
+    Ok(params)
 }
 
 fn invalid_action(name: &str) -> SqsError {

@@ -16,6 +16,7 @@
 //! Errors name the parameter as the client spelled it (`SendMessageBatchRequestEntry.2.Id`).
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use holdfast_api::{sqs_error, SqsError};
 use serde_json::{Map, Value};
@@ -41,11 +42,13 @@ pub(crate) fn is_ignored_param(name: &str) -> bool {
 }
 
 /// One level of the parameter tree: `Attribute.1.Name=x` becomes
-/// `Attribute -> 1 -> Name = "x"`.
+/// `Attribute -> 1 -> Name = "x"`. Children are looked up by name in a map, so building the tree
+/// is O(n log n) however many distinct parameters there are, and its depth is bounded by
+/// `form::MAX_NAME_SEGMENTS` (dropping it recurses once per level).
 #[derive(Default, Debug)]
 pub(crate) struct Node<'a> {
     value: Option<&'a str>,
-    children: Vec<(&'a str, Node<'a>)>,
+    children: BTreeMap<&'a str, Node<'a>>,
 }
 
 impl<'a> Node<'a> {
@@ -66,18 +69,11 @@ impl<'a> Node<'a> {
     }
 
     fn child_mut(&mut self, segment: &'a str) -> &mut Node<'a> {
-        let at = match self.children.iter().position(|(name, _)| *name == segment) {
-            Some(at) => at,
-            None => {
-                self.children.push((segment, Node::default()));
-                self.children.len() - 1
-            }
-        };
-        &mut self.children[at].1
+        self.children.entry(segment).or_default()
     }
 
     fn child(&self, segment: &str) -> Option<&Node<'a>> {
-        self.children.iter().find(|(name, _)| *name == segment).map(|(_, node)| node)
+        self.children.get(segment)
     }
 
     pub fn has_child(&self, segment: &str) -> bool {

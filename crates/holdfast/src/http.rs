@@ -54,12 +54,7 @@ pub async fn handle(app: &App, request: hyper::Request<Incoming>, local_addr: So
         }
     };
 
-    let decoded = holdfast_protocol::decode(&HttpRequest {
-        method: &parts.method,
-        uri: &parts.uri,
-        headers: &parts.headers,
-        body: &body,
-    });
+    let (parts, decoded) = decode(parts, body).await;
     let context = RequestContext {
         base_url: base_url(app, &parts.headers, local_addr),
         access_key_id: decoded.credentials.map(|c| c.access_key_id),
@@ -110,6 +105,29 @@ async fn probe(app: &App, readiness: bool) -> HttpResponse {
             hyper::StatusCode::SERVICE_UNAVAILABLE,
             format!("unavailable: the store did not answer within {} seconds\n", PROBE_TIMEOUT.as_secs()),
         ),
+    }
+}
+
+/// Bodies larger than this are decoded on the blocking pool: decoding is linear in the body's
+/// size, but a few MiB of parameters is still milliseconds of CPU that must not hold up the
+/// async workers (and every other connection with them).
+const DECODE_INLINE_MAX_BYTES: usize = 64 * 1024;
+
+async fn decode(parts: http::request::Parts, body: Bytes) -> (http::request::Parts, holdfast_protocol::Decoded) {
+    let large = body.len() > DECODE_INLINE_MAX_BYTES;
+    let run = move || {
+        let decoded = holdfast_protocol::decode(&HttpRequest {
+            method: &parts.method,
+            uri: &parts.uri,
+            headers: &parts.headers,
+            body: &body,
+        });
+        (parts, decoded)
+    };
+    if large {
+        tokio::task::spawn_blocking(run).await.expect("decoding does not panic")
+    } else {
+        run()
     }
 }
 

@@ -92,6 +92,14 @@ async fn edit_policy(
         edit(list)?;
         // The last permission gone: the queue has no policy, as after SetQueueAttributes(Policy="").
         let replacement = if list.is_empty() { String::new() } else { policy.to_string() };
+        if replacement.len() > limits::MAX_POLICY_BYTES {
+            return Err(sqs_error!(
+                OverLimit,
+                "The queue's policy would be {} bytes; the limit is {}.",
+                replacement.len(),
+                limits::MAX_POLICY_BYTES
+            ));
+        }
         let stored = sqs
             .store
             .replace_queue_attribute(queue.id, "Policy", current, &replacement, sqs.now())

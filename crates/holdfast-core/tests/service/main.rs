@@ -9,5 +9,6 @@ mod fifo;
 mod harness;
 mod long_poll;
 mod move_tasks;
+mod permissions;
 mod retention;
 mod visibility;

@@ -717,3 +717,51 @@ async fn garbage_from_clients_leaves_the_server_working() {
     drop(stalled);
     still_serves(&mut server, &client, &url, "all of it").await;
 }
+
+/// Query requests built to hurt the parser: each gets a 400 and the server stays responsive to
+/// everyone else while they are handled.
+/// - a parameter name of 50,000 dots (it used to overflow a worker's stack and abort the process);
+/// - 150,000 distinct parameters in a 1.5 MB body (the tree was built in quadratic time: two such
+///   requests froze the whole server, `/health` included, for 51 s);
+/// - invalid UTF-8 in a form body (it used to be replaced with U+FFFD and accepted);
+/// - an `Action` in the URL that contradicts the one in the body (the body used to win).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_query_requests_are_refused_and_the_server_stays_responsive() {
+    let mut server = TestServer::start();
+    let client = client_without_retries(&server.url);
+    let url = create_queue(&client, &unique("hostile")).await;
+    let host = server.url.trim_start_matches("http://").to_string();
+    let form = "Content-Type: application/x-www-form-urlencoded\r\n";
+    let queue = url.replace(':', "%3A").replace('/', "%2F");
+    let send = format!("Action=SendMessage&QueueUrl={queue}&MessageBody=x");
+
+    let deep = format!("{send}&{}=1", ".".repeat(50_000));
+    let many: String = (0..150_000).map(|i| format!("&p{i}=v")).collect();
+    let many = format!("{send}{many}");
+    let mut invalid_utf8 = format!("{send}%FF&MessageAttribute.1.Name=a").into_bytes();
+    invalid_utf8.extend_from_slice(b"&X=\xc3\x28");
+    let conflict = format!(
+        "POST /?Action=DeleteQueue&QueueUrl={queue} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{form}Content-Length: {}\r\n\r\n{send}",
+        send.len()
+    );
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("a parameter name of 50,000 dots", post(&host, form, deep.as_bytes())),
+        ("150,000 parameters", post(&host, form, many.as_bytes())),
+        ("invalid UTF-8 in a form body", post(&host, form, &invalid_utf8)),
+        ("two different actions", conflict.into_bytes()),
+    ];
+    for (what, request) in &cases {
+        // Two at once, with health checks while they run.
+        let (first, second, health) = tokio::join!(
+            raw_exchange(&server.url, request),
+            raw_exchange(&server.url, request),
+            http_get(&server.url, "/health"),
+        );
+        assert_eq!((first, second), (Some(400), Some(400)), "{what}\nserver log:\n{}", server.log());
+        assert_eq!(health, Some(200), "{what}: /health meanwhile");
+        still_serves(&mut server, &client, &url, what).await;
+    }
+    // The queue is still there: the conflicting request deleted nothing.
+    let attributes = client.get_queue_attributes().queue_url(&url).send().await;
+    assert!(attributes.is_ok(), "{attributes:?}");
+}
