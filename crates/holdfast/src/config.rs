@@ -48,6 +48,18 @@ pub struct ServeArgs {
     /// Seconds a connection may sit idle, or take to send its headers or body (default 30).
     #[arg(long, env = "HOLDFAST_IDLE_TIMEOUT")]
     pub idle_timeout: Option<u64>,
+    /// Seconds a response may wait for the client to read any of it before the connection is
+    /// dropped (default 30).
+    #[arg(long, env = "HOLDFAST_WRITE_TIMEOUT")]
+    pub write_timeout: Option<u64>,
+    /// Seconds after which a connection is closed once its current request is answered, however
+    /// busy it is; clients reconnect (default 600).
+    #[arg(long, env = "HOLDFAST_MAX_CONNECTION_AGE")]
+    pub max_connection_age: Option<u64>,
+    /// Open connections at most; more wait in the listen backlog (default 10,000, and always
+    /// below the open-file limit).
+    #[arg(long, env = "HOLDFAST_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
     /// Log filter, e.g. info, debug, holdfast=debug (default info).
     #[arg(long, env = "HOLDFAST_LOG")]
     pub log: Option<String>,
@@ -65,6 +77,9 @@ struct FileConfig {
     region: Option<String>,
     max_request_bytes: Option<usize>,
     idle_timeout: Option<u64>,
+    write_timeout: Option<u64>,
+    max_connection_age: Option<u64>,
+    max_connections: Option<usize>,
     log: Option<String>,
     #[serde(default, rename = "queue")]
     queues: Vec<QueueFileEntry>,
@@ -98,12 +113,16 @@ pub struct Settings {
     pub region: String,
     pub max_request_bytes: usize,
     pub idle_timeout_seconds: u64,
+    pub write_timeout_seconds: u64,
+    pub max_connection_age_seconds: u64,
+    pub max_connections: usize,
     pub log: String,
     pub queues: Vec<QueueDeclaration>,
 }
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:9324";
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
 impl Settings {
     pub fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
@@ -129,6 +148,9 @@ impl Settings {
             region: args.region.clone().or(file.region).unwrap_or_else(|| "us-east-1".into()),
             max_request_bytes: args.max_request_bytes.or(file.max_request_bytes).unwrap_or(DEFAULT_MAX_REQUEST_BYTES),
             idle_timeout_seconds: args.idle_timeout.or(file.idle_timeout).unwrap_or(30),
+            write_timeout_seconds: args.write_timeout.or(file.write_timeout).unwrap_or(30),
+            max_connection_age_seconds: args.max_connection_age.or(file.max_connection_age).unwrap_or(600),
+            max_connections: args.max_connections.or(file.max_connections).unwrap_or(DEFAULT_MAX_CONNECTIONS),
             log: args.log.clone().or(file.log).unwrap_or_else(|| "info".into()),
             queues,
         })

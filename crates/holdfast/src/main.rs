@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod http;
 mod server;
+mod write_timeout;
 
 use std::process::ExitCode;
 

@@ -1,9 +1,16 @@
 //! `holdfast serve`: open the store, declare configured queues, accept connections, shut down
 //! gracefully.
 //!
-//! Connections are HTTP/1.1 with keep-alive. A connection that sends no complete request header
-//! within the idle timeout (including between requests) is closed, and so is one whose body takes
-//! longer; bodies are capped. Without these limits, slow or half-open clients would pile up.
+//! Connections are HTTP/1.1 with keep-alive, and every one is bounded so that slow, half-open or
+//! hostile clients cannot pile up:
+//! - at most `max_connections` are open; past that, new ones wait in the listen backlog (one log
+//!   line when the limit is reached, never an accept loop of errors);
+//! - a connection that sends no complete request header within the idle timeout (including
+//!   between requests) is closed, and so is one whose body takes longer; bodies are capped;
+//! - a response the client does not read for the write timeout drops the connection and frees
+//!   the response (`write_timeout`);
+//! - a connection older than the maximum age is closed after its current request, so a trickle of
+//!   requests cannot keep one open for ever.
 //!
 //! Shutdown (SIGINT/SIGTERM): stop accepting, tell waiting long polls to answer empty, let
 //! in-flight requests finish, close the store (which makes everything durable), exit 0.
@@ -19,12 +26,12 @@ use holdfast_core::{RequestContext, ServiceConfig, Sqs, Store, SystemClock};
 use holdfast_store::{MemoryStore, SqliteStore};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::config::{QueueDeclaration, Settings, StorageKind};
 use crate::http::{self, App};
+use crate::write_timeout::WriteTimeout;
 
 /// How long shutdown waits for in-flight requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -58,15 +65,31 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         shutdown: shutdown_tx.subscribe(),
     });
     let housekeeping = sqs.spawn_background();
-    let graceful = GracefulShutdown::new();
+    let limits = ConnectionLimits {
+        idle_timeout,
+        write_timeout: Duration::from_secs(settings.write_timeout_seconds.max(1)),
+        max_age: Duration::from_secs(settings.max_connection_age_seconds.max(1)),
+    };
+    let max_connections = connection_cap(settings.max_connections);
+    let slots = Arc::new(Semaphore::new(max_connections));
+    // Each connection task holds a clone; once all are dropped, every connection has finished.
+    let (open_tx, mut all_closed) = mpsc::channel::<()>(1);
     let stop = stop_signal();
     tokio::pin!(stop);
     loop {
+        let slot = tokio::select! {
+            slot = acquire_slot(&slots, max_connections) => slot,
+            _ = &mut stop => break,
+        };
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => serve_connection(&graceful, Arc::clone(&app), stream, local_addr, idle_timeout),
+                Ok((stream, _peer)) => {
+                    let connection = Connection { stream, slot, open: open_tx.clone(), shutdown: shutdown_tx.subscribe() };
+                    serve_connection(Arc::clone(&app), connection, local_addr, limits);
+                }
                 Err(error) => {
-                    // Usually out of file descriptors: back off instead of spinning.
+                    // Out of file descriptors despite the cap (other files are open too): back
+                    // off instead of spinning.
                     tracing::warn!(%error, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
@@ -77,7 +100,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     tracing::info!("shutting down: draining in-flight requests");
     drop(listener);
     let _ = shutdown_tx.send(true);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+    drop(open_tx);
+    if tokio::time::timeout(DRAIN_TIMEOUT, all_closed.recv()).await.is_err() {
         tracing::warn!("some connections did not finish within {}s", DRAIN_TIMEOUT.as_secs());
     }
     housekeeping.abort();
@@ -95,23 +119,80 @@ pub(crate) fn http1_builder(idle_timeout: Duration) -> hyper::server::conn::http
     builder
 }
 
-fn serve_connection(
-    graceful: &GracefulShutdown,
-    app: Arc<App>,
-    stream: tokio::net::TcpStream,
-    local_addr: SocketAddr,
+#[derive(Clone, Copy)]
+struct ConnectionLimits {
     idle_timeout: Duration,
-) {
+    write_timeout: Duration,
+    max_age: Duration,
+}
+
+/// An accepted connection and what it holds while it is open.
+struct Connection {
+    stream: tokio::net::TcpStream,
+    /// Its place under the connection cap, given back when the connection ends.
+    slot: OwnedSemaphorePermit,
+    /// Dropped when the connection ends: shutdown waits for every one.
+    open: mpsc::Sender<()>,
+    /// Turns true when the server shuts down: the connection finishes its request and closes.
+    shutdown: watch::Receiver<bool>,
+}
+
+/// The most connections to keep open: the configured cap, kept below the open-file limit with
+/// room for the database and the log.
+fn connection_cap(configured: usize) -> usize {
+    const RESERVED_FILES: u64 = 64;
+    let files = rlimit::getrlimit(rlimit::Resource::NOFILE).map(|(soft, _)| soft).unwrap_or(1024);
+    let cap = configured.min(files.saturating_sub(RESERVED_FILES).max(1) as usize);
+    if cap < configured {
+        tracing::info!(configured, cap, open_file_limit = files, "connection cap lowered to fit the open-file limit");
+    }
+    cap.max(1)
+}
+
+/// Waits for room under the connection cap, saying once when the cap is reached.
+async fn acquire_slot(slots: &Arc<Semaphore>, max_connections: usize) -> OwnedSemaphorePermit {
+    if let Ok(slot) = Arc::clone(slots).try_acquire_owned() {
+        return slot;
+    }
+    tracing::warn!(max_connections, "connection limit reached; new connections wait until one closes");
+    let slot = Arc::clone(slots).acquire_owned().await.expect("the semaphore is never closed");
+    tracing::info!("below the connection limit again");
+    slot
+}
+
+fn serve_connection(app: Arc<App>, connection: Connection, local_addr: SocketAddr, limits: ConnectionLimits) {
+    let Connection { stream, slot, open, mut shutdown } = connection;
     let _ = stream.set_nodelay(true);
     let service = service_fn(move |request| {
         let app = Arc::clone(&app);
         async move { Ok::<_, std::convert::Infallible>(http::handle(&app, request, local_addr).await) }
     });
-    let connection = http1_builder(idle_timeout).serve_connection(TokioIo::new(stream), service);
-    let connection = graceful.watch(connection);
+    let io = TokioIo::new(WriteTimeout::new(stream, limits.write_timeout));
+    let serving = http1_builder(limits.idle_timeout).serve_connection(io, service);
     tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::debug!(%error, "connection closed with an error");
+        let (_slot, _open) = (slot, open);
+        tokio::pin!(serving);
+        let too_old = tokio::time::sleep(limits.max_age);
+        tokio::pin!(too_old);
+        // Whether the connection has been asked to close after its current request.
+        let mut closing = *shutdown.borrow();
+        if closing {
+            serving.as_mut().graceful_shutdown();
+        }
+        loop {
+            tokio::select! {
+                result = serving.as_mut() => {
+                    if let Err(error) = result {
+                        tracing::debug!(%error, "connection closed with an error");
+                    }
+                    return;
+                }
+                _ = &mut too_old, if !closing => closing = true,
+                _ = shutdown.changed(), if !closing => closing = true,
+            }
+            if closing {
+                serving.as_mut().graceful_shutdown();
+            }
         }
     });
 }

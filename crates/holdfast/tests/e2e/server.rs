@@ -128,3 +128,119 @@ fn errors_answer_in_the_protocol_of_the_request() {
     assert!(query.starts_with("HTTP/1.1 400"), "{query}");
     assert!(query.contains("<Code>AWS.SimpleQueueService.NonExistentQueue</Code>"), "{query}");
 }
+
+/// An HTTP/1.1 request on an open connection, keep-alive.
+fn list_queues_request() -> &'static [u8] {
+    b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: AmazonSQS.ListQueues\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: 2\r\n\r\n{}"
+}
+
+/// Reads one response's head and body (by Content-Length) off `stream`.
+fn read_response(stream: &mut TcpStream) -> std::io::Result<String> {
+    let mut response = Vec::new();
+    let mut byte = [0u8; 1];
+    while !response.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        response.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&response).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body)?;
+    response.extend_from_slice(&body);
+    Ok(String::from_utf8_lossy(&response).into_owned())
+}
+
+#[test]
+fn connections_beyond_the_cap_wait_until_one_closes() {
+    let server = TestServer::start_with(&["--max-connections", "3"]);
+    let mut open: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(host_port(&server.url)).unwrap()).collect();
+    for stream in &mut open {
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        stream.write_all(list_queues_request()).unwrap();
+        assert!(read_response(stream).unwrap().starts_with("HTTP/1.1 200"));
+    }
+    // A fourth connection is accepted by the kernel but not served while three are open.
+    let mut waiting = TcpStream::connect(host_port(&server.url)).unwrap();
+    waiting.write_all(list_queues_request()).unwrap();
+    waiting.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let early = read_response(&mut waiting);
+    assert!(early.is_err(), "served beyond the cap: {early:?}");
+    // One closes: the waiting one is served.
+    drop(open.pop());
+    waiting.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let served = read_response(&mut waiting).expect("served once a connection closed");
+    assert!(served.starts_with("HTTP/1.1 200"), "{served}");
+    assert!(server.log().contains("connection limit reached"), "{}", server.log());
+}
+
+#[test]
+fn a_busy_connection_is_closed_at_its_maximum_age() {
+    let server = TestServer::start_with(&["--max-connection-age", "1"]);
+    let mut stream = TcpStream::connect(host_port(&server.url)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let started = std::time::Instant::now();
+    // A trickle of requests, each well inside the idle timeout, for up to 20 s.
+    let mut answered = 0;
+    let closed = loop {
+        if stream.write_all(list_queues_request()).is_err() {
+            break true;
+        }
+        match read_response(&mut stream) {
+            Ok(response) => {
+                assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+                answered += 1;
+            }
+            Err(_) => break true,
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(closed, "the connection outlived its maximum age ({answered} requests answered)");
+    assert!(answered >= 1, "the requests before the maximum age were answered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_does_not_read_its_response_is_dropped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let server = TestServer::start_with(&["--write-timeout", "2"]);
+    let client = server.client();
+    let queue = crate::common::create_queue(&client, &crate::common::unique("unread")).await;
+    // Ten messages whose bodies the Query protocol escapes six-fold: a ~15 MB XML answer, more
+    // than any socket buffer holds.
+    let body = "\"".repeat(250_000);
+    for _ in 0..10 {
+        client.send_message().queue_url(&queue).message_body(&body).send().await.unwrap();
+    }
+    let form = format!(
+        "Action=ReceiveMessage&MaxNumberOfMessages=10&VisibilityTimeout=60&QueueUrl={}",
+        queue.replace(':', "%3A").replace('/', "%2F")
+    );
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+        form.len()
+    );
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let address: std::net::SocketAddr = host_port(&server.url).parse().unwrap();
+    let mut stream = socket.connect(address).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    // Read nothing for longer than the write timeout, then see what arrived.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let mut received = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut received)).await;
+    assert!(read.is_ok(), "the server still held the connection open");
+    let complete = String::from_utf8_lossy(&received).trim_end().ends_with("</ReceiveMessageResponse>");
+    assert!(!complete, "the whole answer arrived ({} bytes): nothing was dropped", received.len());
+    assert!(received.len() < 6 * 10 * body.len(), "{} bytes", received.len());
+    // Everyone else is served as before, and the messages are still there once visible again.
+    assert!(client.list_queues().send().await.is_ok());
+}
