@@ -36,8 +36,10 @@ pub struct RequestContext {
     /// Scheme, host and port clients reach us by, e.g. `http://localhost:9324`; queue URLs in
     /// answers start with it.
     pub base_url: String,
-    /// The access key of the request's credentials, if it carried any; reported as `SenderId`.
-    pub access_key_id: Option<String>,
+    /// Who sent the request, reported as a message's `SenderId`: the verified caller when
+    /// requests are authenticated, else the access key the request names, if any (the account
+    /// when it names none).
+    pub sender_id: Option<String>,
 }
 
 pub struct Sqs {

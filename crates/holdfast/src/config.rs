@@ -9,6 +9,8 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use serde::Deserialize;
 
+use crate::auth::AuthMode;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StorageKind {
@@ -60,6 +62,14 @@ pub struct ServeArgs {
     /// below the open-file limit).
     #[arg(long, env = "HOLDFAST_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// A TOML file of [[key]] entries (access_key_id, secret_access_key, optional user) that
+    /// may sign requests; reloaded on SIGHUP.
+    #[arg(long, env = "HOLDFAST_CREDENTIALS", value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
+    /// Whether requests must carry a valid SigV4 signature (default: sigv4 with --credentials,
+    /// off without). Off on an address other than loopback must be asked for explicitly.
+    #[arg(long, env = "HOLDFAST_AUTH", value_enum)]
+    pub auth: Option<AuthMode>,
     /// Log filter, e.g. info, debug, holdfast=debug (default info).
     #[arg(long, env = "HOLDFAST_LOG")]
     pub log: Option<String>,
@@ -80,6 +90,8 @@ struct FileConfig {
     write_timeout: Option<u64>,
     max_connection_age: Option<u64>,
     max_connections: Option<usize>,
+    credentials: Option<PathBuf>,
+    auth: Option<AuthMode>,
     log: Option<String>,
     #[serde(default, rename = "queue")]
     queues: Vec<QueueFileEntry>,
@@ -116,6 +128,9 @@ pub struct Settings {
     pub write_timeout_seconds: u64,
     pub max_connection_age_seconds: u64,
     pub max_connections: usize,
+    /// The credentials file, when requests are authenticated.
+    pub credentials: Option<PathBuf>,
+    pub auth: AuthMode,
     pub log: String,
     pub queues: Vec<QueueDeclaration>,
 }
@@ -139,8 +154,26 @@ impl Settings {
                 tags: q.tags,
             })
             .collect();
+        let bind: SocketAddr = args.bind.or(file.bind).unwrap_or_else(|| DEFAULT_BIND.parse().expect("valid default"));
+        let credentials = args.credentials.clone().or(file.credentials);
+        let explicit_auth = args.auth.or(file.auth);
+        let auth = match (explicit_auth, &credentials) {
+            (Some(AuthMode::Sigv4), None) => {
+                anyhow::bail!("--auth sigv4 needs a credentials file (--credentials FILE)")
+            }
+            (Some(mode), _) => mode,
+            (None, Some(_)) => AuthMode::Sigv4,
+            (None, None) => AuthMode::Off,
+        };
+        if auth == AuthMode::Off && explicit_auth.is_none() && !bind.ip().is_loopback() {
+            anyhow::bail!(
+                "refusing to listen on {bind} without authentication: anyone who can reach it could read, purge \
+                 and delete every queue. Give a credentials file (--credentials FILE), or --auth off if that \
+                 is really what you want"
+            );
+        }
         Ok(Settings {
-            bind: args.bind.or(file.bind).unwrap_or_else(|| DEFAULT_BIND.parse().expect("valid default")),
+            bind,
             data_dir: args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("./holdfast-data")),
             storage: args.storage.or(file.storage).unwrap_or(StorageKind::Sqlite),
             public_url: args.public_url.clone().or(file.public_url),
@@ -151,6 +184,8 @@ impl Settings {
             write_timeout_seconds: args.write_timeout.or(file.write_timeout).unwrap_or(30),
             max_connection_age_seconds: args.max_connection_age.or(file.max_connection_age).unwrap_or(600),
             max_connections: args.max_connections.or(file.max_connections).unwrap_or(DEFAULT_MAX_CONNECTIONS),
+            credentials: credentials.filter(|_| auth == AuthMode::Sigv4),
+            auth,
             log: args.log.clone().or(file.log).unwrap_or_else(|| "info".into()),
             queues,
         })
@@ -182,6 +217,7 @@ mod tests {
             &path,
             r#"
 bind = "0.0.0.0:9000"
+auth = "off"
 storage = "memory"
 region = "eu-west-1"
 
@@ -201,6 +237,26 @@ tags = { team = "web" }
         assert_eq!(settings.queues[0].attributes["VisibilityTimeout"], "60");
         assert_eq!(settings.queues[0].attributes["SqsManagedSseEnabled"], "true");
         assert_eq!(settings.queues[0].tags["team"], "web");
+    }
+
+    #[test]
+    fn authentication_follows_the_credentials_file_and_is_never_off_by_accident() {
+        let resolve = |args: ServeArgs| Settings::resolve(&args);
+        let credentials = Some(PathBuf::from("credentials.toml"));
+        let public: SocketAddr = "0.0.0.0:9324".parse().unwrap();
+
+        let local = resolve(ServeArgs::default()).unwrap();
+        assert_eq!((local.auth, local.credentials), (AuthMode::Off, None), "loopback, no file: off");
+        let keyed = resolve(ServeArgs { credentials: credentials.clone(), ..Default::default() }).unwrap();
+        assert_eq!(keyed.auth, AuthMode::Sigv4, "a credentials file turns it on");
+
+        let error = resolve(ServeArgs { bind: Some(public), ..Default::default() }).unwrap_err();
+        assert!(error.to_string().contains("without authentication"), "{error}");
+        let open = resolve(ServeArgs { bind: Some(public), auth: Some(AuthMode::Off), ..Default::default() }).unwrap();
+        assert_eq!(open.auth, AuthMode::Off, "unless asked for explicitly");
+        let secured = resolve(ServeArgs { bind: Some(public), credentials, ..Default::default() }).unwrap();
+        assert_eq!(secured.auth, AuthMode::Sigv4);
+        assert!(resolve(ServeArgs { auth: Some(AuthMode::Sigv4), ..Default::default() }).is_err(), "sigv4 needs keys");
     }
 
     #[test]

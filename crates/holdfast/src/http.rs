@@ -16,8 +16,12 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use tokio::sync::watch;
 
+use crate::auth::Authenticator;
+
 pub struct App {
     pub sqs: Arc<Sqs>,
+    /// Who may send requests (SigV4 against the credentials file, or anyone).
+    pub auth: Arc<Authenticator>,
     /// Overrides the Host header as the base of queue URLs.
     pub public_url: Option<String>,
     pub max_request_bytes: usize,
@@ -54,10 +58,25 @@ pub async fn handle(app: &App, request: hyper::Request<Incoming>, local_addr: So
         }
     };
 
+    // Authentication comes before any parsing of the body, so an unsigned request gets nothing
+    // from the server but its error.
+    let caller = match app.auth.authenticate(
+        &HttpRequest { method: &parts.method, uri: &parts.uri, headers: &parts.headers, body: &body },
+        std::time::SystemTime::now(),
+    ) {
+        Ok(caller) => caller,
+        Err(error) => {
+            tracing::debug!(%request_id, code = error.code.query_code(), "request not authenticated");
+            return holdfast_protocol::encode_error(early_protocol, &error, &request_id).map(Full::new);
+        }
+    };
     let (parts, decoded) = decode(parts, body).await;
     let context = RequestContext {
         base_url: base_url(app, &parts.headers, local_addr),
-        access_key_id: decoded.credentials.map(|c| c.access_key_id),
+        sender_id: match caller {
+            Some(caller) => Some(caller.sender_id()),
+            None => decoded.credentials.map(|c| c.access_key_id),
+        },
     };
     let action = decoded.action.map(|a| a.name()).unwrap_or("-");
     let result = match decoded.request {
@@ -167,6 +186,7 @@ mod tests {
         let sqs = Sqs::new(store.clone(), Arc::new(SystemClock), ServiceConfig::default(), shutdown.clone());
         let app = App {
             sqs: Arc::new(sqs),
+            auth: Arc::new(Authenticator::off()),
             public_url: None,
             max_request_bytes: 1024,
             body_timeout: Duration::from_secs(1),

@@ -1,5 +1,6 @@
 //! `holdfast`: the server (`holdfast serve`, or bare `holdfast`) and a command-line SQS client.
 
+mod auth;
 mod baseline;
 mod cli;
 mod config;

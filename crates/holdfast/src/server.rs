@@ -29,6 +29,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
+use crate::auth::{AuthMode, Authenticator};
 use crate::config::{QueueDeclaration, Settings, StorageKind};
 use crate::http::{self, App};
 use crate::write_timeout::WriteTimeout;
@@ -45,6 +46,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         ),
         StorageKind::Memory => Arc::new(MemoryStore::new()),
     };
+    let auth = Arc::new(match settings.auth {
+        AuthMode::Sigv4 => {
+            let path = settings.credentials.as_deref().context("authentication needs a credentials file")?;
+            Authenticator::sigv4(path, &settings.account_id)?
+        }
+        AuthMode::Off => Authenticator::off(),
+    });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let config = ServiceConfig { account_id: settings.account_id.clone(), region: settings.region.clone() };
     let sqs = Arc::new(Sqs::new(Arc::clone(&store), Arc::new(SystemClock), config, shutdown_rx));
@@ -57,8 +65,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     println!("listening on http://{local_addr}");
 
     let idle_timeout = Duration::from_secs(settings.idle_timeout_seconds);
+    let reloader = reload_on_sighup(Arc::clone(&auth));
+    tracing::info!(auth = ?settings.auth, "request authentication");
     let app = Arc::new(App {
         sqs: Arc::clone(&sqs),
+        auth,
         public_url: settings.public_url.clone(),
         max_request_bytes: settings.max_request_bytes,
         body_timeout: idle_timeout,
@@ -105,6 +116,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         tracing::warn!("some connections did not finish within {}s", DRAIN_TIMEOUT.as_secs());
     }
     housekeeping.abort();
+    reloader.abort();
     store.close().await.context("closing the store")?;
     tracing::info!("stopped");
     Ok(())
@@ -195,6 +207,31 @@ fn serve_connection(app: Arc<App>, connection: Connection, local_addr: SocketAdd
             }
         }
     });
+}
+
+/// Reads the credentials file again on every SIGHUP. Connections and requests in flight are not
+/// disturbed; a file that does not load leaves the keys in force and says why.
+fn reload_on_sighup(auth: Arc<Authenticator>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+                tracing::warn!("cannot listen for SIGHUP: the credentials file will not be reloaded");
+                return;
+            };
+            while hangups.recv().await.is_some() {
+                if auth.mode() != AuthMode::Sigv4 {
+                    continue;
+                }
+                match auth.reload() {
+                    Ok(keys) => tracing::info!(keys, "credentials file reloaded"),
+                    Err(error) => tracing::error!("credentials file not reloaded, the previous keys stay: {error:#}"),
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        drop(auth);
+    })
 }
 
 async fn stop_signal() {

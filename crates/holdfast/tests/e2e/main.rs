@@ -8,6 +8,7 @@
 #[macro_use]
 mod common;
 
+mod auth;
 mod cli;
 mod crash;
 mod crash_fifo_dlq;

@@ -1,0 +1,331 @@
+//! Request authentication: AWS Signature Version 4 against the keys of a credentials file.
+//!
+//! With `--auth sigv4` every SQS request must carry a valid signature, in the `Authorization`
+//! header or as presigned query parameters, by a key of the credentials file, made within 15
+//! minutes of the server's clock (a presigned URL: before it expires). The errors are the ones
+//! AWS answers, in the request's protocol:
+//!
+//! | what | error |
+//! |---|---|
+//! | no signature at all | `MissingAuthenticationToken` (403) |
+//! | an `Authorization` header or presigned parameters that do not parse | `IncompleteSignature` (400) |
+//! | an access key the file does not have | `InvalidClientTokenId` (403) |
+//! | a signature that does not match, a scope for another service or day, a body whose hash is not the signed one | `SignatureDoesNotMatch` (403) |
+//! | signed more than 15 minutes from now, or a presigned URL past its expiry | `RequestExpired` (400) |
+//!
+//! Signatures are compared in constant time (`holdfast_protocol::sigv4::verify`). The keys are
+//! read at startup and again on SIGHUP; a file that fails to load on reload leaves the old keys in
+//! place. The parsing and the signature arithmetic are `holdfast-protocol`'s; this module decides
+//! policy: which keys exist, what counts as too old, which error to answer.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use holdfast_api::{sqs_error, SqsError};
+use holdfast_protocol::sigv4::{self, Credential};
+use holdfast_protocol::HttpRequest;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+/// How far a request's signing time may be from the server's clock, as AWS allows.
+const MAX_SKEW_SECONDS: i64 = 15 * 60;
+/// The longest a presigned URL may be valid, as AWS allows (7 days).
+const MAX_PRESIGNED_SECONDS: u64 = 7 * 24 * 3600;
+
+/// Whether requests must be signed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// Every request must be signed with a key of the credentials file.
+    Sigv4,
+    /// Any request is accepted (local development and tests); its access key, if any, is only
+    /// reported as the sender.
+    Off,
+}
+
+/// The credentials file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CredentialsFile {
+    #[serde(default, rename = "key")]
+    keys: Vec<KeyEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyEntry {
+    access_key_id: String,
+    secret_access_key: String,
+    account_id: Option<String>,
+    user: Option<String>,
+    policy: Option<String>,
+}
+
+/// One key of the credentials file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Key {
+    pub secret_access_key: String,
+    pub account_id: String,
+    pub user: Option<String>,
+}
+
+/// Who signed a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    pub access_key_id: String,
+    pub account_id: String,
+    pub user: Option<String>,
+}
+
+impl Caller {
+    /// What SQS reports as a message's `SenderId`: the user for a user's key, else the account.
+    pub fn sender_id(&self) -> String {
+        self.user.clone().unwrap_or_else(|| self.account_id.clone())
+    }
+}
+
+/// Reads and checks a credentials file. `account_id` is the server's account, the default of
+/// every key.
+pub fn load_keys(path: &Path, account_id: &str) -> anyhow::Result<HashMap<String, Key>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading credentials file {}", path.display()))?;
+    let file: CredentialsFile =
+        toml::from_str(&text).with_context(|| format!("parsing credentials file {}", path.display()))?;
+    let mut keys = HashMap::new();
+    for entry in file.keys {
+        let id = entry.access_key_id.trim().to_owned();
+        anyhow::ensure!(
+            !id.is_empty() && !entry.secret_access_key.is_empty(),
+            "credentials file {}: every key needs an access_key_id and a secret_access_key",
+            path.display()
+        );
+        // Accounts other than the server's, and identity policies, need authorization that
+        // holdfast does not enforce yet: refuse them rather than accept and ignore them.
+        let account = entry.account_id.unwrap_or_else(|| account_id.to_owned());
+        anyhow::ensure!(
+            account == account_id,
+            "credentials file {}: key {id} is for account {account}, but this server serves only account {account_id}",
+            path.display()
+        );
+        anyhow::ensure!(
+            entry.policy.is_none(),
+            "credentials file {}: key {id} has a policy; identity policies are not enforced yet, so a key with one is refused",
+            path.display()
+        );
+        let key = Key { secret_access_key: entry.secret_access_key, account_id: account, user: entry.user };
+        anyhow::ensure!(
+            keys.insert(id.clone(), key).is_none(),
+            "credentials file {}: key {id} appears twice",
+            path.display()
+        );
+    }
+    anyhow::ensure!(!keys.is_empty(), "credentials file {} has no [[key]]", path.display());
+    Ok(keys)
+}
+
+/// The server's authentication: its mode and, with SigV4, the current keys.
+pub struct Authenticator {
+    mode: AuthMode,
+    source: Option<(PathBuf, String)>,
+    keys: RwLock<Arc<HashMap<String, Key>>>,
+}
+
+impl Authenticator {
+    pub fn off() -> Self {
+        Authenticator { mode: AuthMode::Off, source: None, keys: RwLock::default() }
+    }
+
+    /// SigV4 against the keys of `path` (for the server's `account_id`).
+    pub fn sigv4(path: &Path, account_id: &str) -> anyhow::Result<Self> {
+        let keys = load_keys(path, account_id)?;
+        Ok(Authenticator {
+            mode: AuthMode::Sigv4,
+            source: Some((path.to_owned(), account_id.to_owned())),
+            keys: RwLock::new(Arc::new(keys)),
+        })
+    }
+
+    pub fn mode(&self) -> AuthMode {
+        self.mode
+    }
+
+    /// Reads the credentials file again; on failure the keys in force stay. Returns how many
+    /// keys are now in force.
+    pub fn reload(&self) -> anyhow::Result<usize> {
+        let Some((path, account_id)) = &self.source else { return Ok(0) };
+        let keys = load_keys(path, account_id)?;
+        let count = keys.len();
+        *self.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(keys);
+        Ok(count)
+    }
+
+    fn key(&self, access_key_id: &str) -> Option<Key> {
+        self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(access_key_id).cloned()
+    }
+
+    /// Who signed `req`, or the error to answer. With authentication off, every request passes
+    /// and nobody is verified (`None`).
+    pub fn authenticate(&self, req: &HttpRequest<'_>, now: SystemTime) -> Result<Option<Caller>, SqsError> {
+        if self.mode == AuthMode::Off {
+            return Ok(None);
+        }
+        let credential = credential(req)?;
+        let Some(key) = self.key(&credential.access_key_id) else {
+            return Err(sqs_error!(InvalidClientTokenId, "The security token included in the request is invalid."));
+        };
+        check_time(&credential, now)?;
+        check_scope(&credential)?;
+        check_payload(req)?;
+        if !sigv4::verify(req, &credential, &key.secret_access_key) {
+            return Err(sqs_error!(
+                SignatureDoesNotMatch,
+                "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method."
+            ));
+        }
+        Ok(Some(Caller { access_key_id: credential.access_key_id, account_id: key.account_id, user: key.user }))
+    }
+}
+
+/// The request's credential, telling an unsigned request from a badly signed one.
+fn credential(req: &HttpRequest<'_>) -> Result<Credential, SqsError> {
+    if let Some(credential) = sigv4::parse(req) {
+        return Ok(credential);
+    }
+    let header = req.headers.get(http::header::AUTHORIZATION);
+    let presigned = req.uri.query().is_some_and(|q| {
+        form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "X-Amz-Signature" || k == "X-Amz-Credential")
+    });
+    if header.is_none() && !presigned {
+        return Err(sqs_error!(MissingAuthenticationToken, "Request is missing Authentication Token"));
+    }
+    Err(sqs_error!(
+        IncompleteSignature,
+        "The request signature does not conform to AWS standards: it needs Credential, SignedHeaders, Signature and X-Amz-Date."
+    ))
+}
+
+fn check_time(credential: &Credential, now: SystemTime) -> Result<(), SqsError> {
+    let now = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let Some(signed_at) = credential.amz_date.as_deref().and_then(parse_amz_date) else {
+        return Err(sqs_error!(IncompleteSignature, "The request must contain a valid X-Amz-Date."));
+    };
+    if credential.presigned {
+        let expires = credential.expires.unwrap_or(MAX_PRESIGNED_SECONDS).min(MAX_PRESIGNED_SECONDS) as i64;
+        if now > signed_at + expires || signed_at > now + MAX_SKEW_SECONDS {
+            return Err(sqs_error!(RequestExpired, "Request has expired."));
+        }
+    } else if (now - signed_at).abs() > MAX_SKEW_SECONDS {
+        return Err(sqs_error!(
+            RequestExpired,
+            "Signature expired: the request was signed more than 15 minutes from the server's time."
+        ));
+    }
+    Ok(())
+}
+
+fn check_scope(credential: &Credential) -> Result<(), SqsError> {
+    if credential.service != "sqs" {
+        return Err(sqs_error!(SignatureDoesNotMatch, "Credential should be scoped to correct service: 'sqs'."));
+    }
+    let date_matches = credential.amz_date.as_deref().is_some_and(|d| d.get(..8) == Some(credential.date.as_str()));
+    if !date_matches {
+        return Err(sqs_error!(
+            SignatureDoesNotMatch,
+            "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP."
+        ));
+    }
+    let signs_host = credential.signed_headers.iter().any(|h| h == "host");
+    if !signs_host && !credential.presigned {
+        return Err(sqs_error!(SignatureDoesNotMatch, "The host header must be signed."));
+    }
+    Ok(())
+}
+
+/// A signed `x-amz-content-sha256` must be the body's hash (or `UNSIGNED-PAYLOAD`): otherwise a
+/// captured signature could carry any other body.
+fn check_payload(req: &HttpRequest<'_>) -> Result<(), SqsError> {
+    let Some(claimed) = req.headers.get("x-amz-content-sha256").and_then(|v| v.to_str().ok()) else {
+        return Ok(());
+    };
+    let claimed = claimed.trim();
+    if claimed == "UNSIGNED-PAYLOAD" {
+        return Ok(());
+    }
+    if !claimed.eq_ignore_ascii_case(&hex::encode(Sha256::digest(req.body))) {
+        return Err(sqs_error!(
+            SignatureDoesNotMatch,
+            "The provided x-amz-content-sha256 header does not match what was computed."
+        ));
+    }
+    Ok(())
+}
+
+/// `yyyymmddTHHMMSSZ` to epoch seconds.
+fn parse_amz_date(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<i64> { text.get(range)?.parse().ok() };
+    let (year, month, day) = (number(0..4)?, number(4..6)?, number(6..8)?);
+    let (hour, minute, second) = (number(9..11)?, number(11..13)?, number(13..15)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let month_index = (month + 9) % 12;
+    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amz_dates() {
+        assert_eq!(parse_amz_date("19700101T000000Z"), Some(0));
+        assert_eq!(parse_amz_date("20240229T235959Z"), Some(1_709_251_199));
+        assert_eq!(parse_amz_date("20000229T000000Z"), Some(951_782_400));
+        for bad in ["2024-02-29T23:59:59Z", "20241301T000000Z", "20240229T240000Z", "20240229T2359", ""] {
+            assert_eq!(parse_amz_date(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn credentials_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |text: &str| {
+            let path = dir.path().join("credentials.toml");
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        let keys = load_keys(
+            &write("[[key]]\naccess_key_id = \"AKIA1\"\nsecret_access_key = \"s1\"\nuser = \"producer\"\n[[key]]\naccess_key_id = \"AKIA2\"\nsecret_access_key = \"s2\"\n"),
+            "000000000000",
+        )
+        .unwrap();
+        assert_eq!(keys["AKIA1"].user.as_deref(), Some("producer"));
+        assert_eq!(keys["AKIA2"].account_id, "000000000000");
+        for bad in [
+            "",
+            "[[key]]\naccess_key_id = \"A\"\n",
+            "[[key]]\naccess_key_id = \"A\"\nsecret_access_key = \"s\"\naccount_id = \"111122223333\"\n",
+            "[[key]]\naccess_key_id = \"A\"\nsecret_access_key = \"s\"\npolicy = \"{}\"\n",
+            "[[key]]\naccess_key_id = \"A\"\nsecret_access_key = \"s\"\n[[key]]\naccess_key_id = \"A\"\nsecret_access_key = \"t\"\n",
+            "[[key]]\naccess_key_id = \"A\"\nsecret_access_key = \"s\"\nsecret = \"typo\"\n",
+        ] {
+            assert!(load_keys(&write(bad), "000000000000").is_err(), "{bad}");
+        }
+    }
+}
