@@ -2,7 +2,8 @@
 # The whole test suite: formatting and lints, the Rust tests (unit, storage conformance, end to
 # end with aws-sdk-sqs against the real binary, crash and fault tests, the form system against
 # SQLite, MariaDB, PostgreSQL and Chromium), then the Python compatibility suite (boto3 on both
-# wire protocols, the AWS CLI) in its own virtualenv, on both storage engines.
+# wire protocols, the AWS CLI) in its own virtualenv, on both storage engines and once more with
+# authentication on.
 #
 # Tests that need MariaDB, PostgreSQL or Chromium print SKIPPED when those are missing;
 # `eval "$(scripts/forms-deps.sh)"` installs and starts them (.ci/run does).
@@ -43,3 +44,6 @@ scripts/python-tests.sh -q
 
 step "Python compatibility suite on the memory engine"
 HOLDFAST_STORAGE=memory scripts/python-tests.sh -q
+
+step "Python compatibility suite with every request signed (--credentials)"
+HOLDFAST_TEST_AUTH=sigv4 scripts/python-tests.sh -q

@@ -5,6 +5,9 @@ Environment:
   HOLDFAST_BIN      the binary to run (default <repo>/target/debug/holdfast)
   HOLDFAST_STORAGE  passed as `--storage <value>` (default: the server's default, durable SQLite)
   HOLDFAST_URL      use an already running server at this URL instead of spawning one
+  HOLDFAST_TEST_AUTH=sigv4  start the server with a credentials file holding the suite's key, so
+                    every request must carry a valid signature (every client here signs: boto3,
+                    the AWS CLI, kombu, and holdfast_testlib's signer for raw HTTP)
 """
 
 from __future__ import annotations
@@ -82,6 +85,11 @@ def _drain(stream, lines: queue.Queue) -> None:
     lines.put(None)
 
 
+def authenticated() -> bool:
+    """Whether this run requires every request to be signed (HOLDFAST_TEST_AUTH=sigv4)."""
+    return os.environ.get("HOLDFAST_TEST_AUTH", "") == "sigv4"
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory) -> Server:
     external = os.environ.get("HOLDFAST_URL")
@@ -100,6 +108,10 @@ def server(tmp_path_factory) -> Server:
     command = [str(binary), "serve", "--bind", "127.0.0.1:0", "--data-dir", str(data_dir)]
     if os.environ.get("HOLDFAST_STORAGE"):
         command += ["--storage", os.environ["HOLDFAST_STORAGE"]]
+    if authenticated():
+        credentials = base / "credentials.toml"
+        credentials.write_text(f'[[key]]\naccess_key_id = "{ACCESS_KEY}"\nsecret_access_key = "{SECRET_KEY}"\n')
+        command += ["--credentials", str(credentials)]
 
     with open(stderr_path, "wb") as stderr:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL, text=True)
