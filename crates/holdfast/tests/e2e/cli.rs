@@ -84,3 +84,45 @@ fn unreachable_endpoint_exits_3() {
         .unwrap();
     assert_eq!(output.status.code(), Some(3), "{}", String::from_utf8_lossy(&output.stderr));
 }
+
+/// Against a server that requires signatures, the CLI signs with the key the standard AWS
+/// variables (or a shared credentials file) give it, and says clearly when that key is refused.
+#[test]
+fn the_cli_signs_with_the_standard_aws_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let credentials = dir.path().join("credentials.toml");
+    std::fs::write(&credentials, "[[key]]\naccess_key_id = \"AKIDCLI\"\nsecret_access_key = \"cli-secret\"\n").unwrap();
+    let server = TestServer::start_with(&["--credentials", credentials.to_str().unwrap()]);
+    let run = |env: &[(&str, &str)], args: &[&str]| {
+        let output = Command::new(binary())
+            .args(args)
+            .args(["--endpoint-url", &server.url])
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_PROFILE")
+            .env("HOME", dir.path())
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        (output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stderr).into_owned())
+    };
+    let name = unique("signed-cli");
+    let key = [("AWS_ACCESS_KEY_ID", "AKIDCLI"), ("AWS_SECRET_ACCESS_KEY", "cli-secret")];
+    let (code, err) = run(&key, &["queue", "create", &name]);
+    assert_eq!(code, 0, "{err}");
+
+    // The same key from a shared credentials file.
+    std::fs::create_dir_all(dir.path().join(".aws")).unwrap();
+    std::fs::write(
+        dir.path().join(".aws/credentials"),
+        "[default]\naws_access_key_id = AKIDCLI\naws_secret_access_key = cli-secret\n",
+    )
+    .unwrap();
+    let (code, err) = run(&[], &["send", &name, "from the shared file"]);
+    assert_eq!(code, 0, "{err}");
+
+    let wrong = [("AWS_ACCESS_KEY_ID", "AKIDCLI"), ("AWS_SECRET_ACCESS_KEY", "not-it")];
+    let (code, err) = run(&wrong, &["queue", "list"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("SignatureDoesNotMatch"), "{err}");
+}
