@@ -136,6 +136,20 @@ fn the_form_validates_ignores_bots_and_accepts_json_from_other_sites() {
 }
 
 #[test]
+fn behind_a_server_that_requires_signatures_the_form_and_worker_sign_with_the_environments_key() {
+    let env = Env::start_secured();
+    let queue = unique("leads");
+    let form = env.form(&queue, &[]);
+    let body = form_body(&[("name", "Signed"), ("email", "signed@example.com"), ("message", "Hello")]);
+    let answer = http(&form.url(), "POST", "/", &[FORM], &body);
+    assert!(answer.header("Location").is_some_and(|l| l.starts_with("/thanks")), "{}\n{}", answer.body, form.log());
+    let db = env.sqlite_url("leads.db");
+    let mut worker = env.worker(&queue, &db, &["--exit-when-empty"]);
+    assert_eq!(worker.wait_exit(Duration::from_secs(60)).code(), Some(0), "{}", worker.log());
+    assert_eq!(counts(&db, "leads", "submission_id"), Some((1, 1)));
+}
+
+#[test]
 fn the_same_form_submitted_twice_is_stored_once() {
     // The form page carries a submission id, so a double click or a refresh that posts the same
     // form again is one lead, even though it is two messages.

@@ -164,13 +164,31 @@ pub struct Env {
 
 impl Env {
     pub fn start() -> Env {
+        Env::start_with(&[])
+    }
+
+    /// A server that requires every request to be signed with the key every process of these
+    /// tests gets from its environment (`test` / `test`).
+    pub fn start_secured() -> Env {
+        Env::start_with(&[("test", "test")])
+    }
+
+    fn start_with(keys: &[(&str, &str)]) -> Env {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("queue-data");
-        let server = Proc::start(
-            &["serve", "--bind", "127.0.0.1:0", "--data-dir", data.to_str().unwrap()],
-            &dir.path().join("server.log"),
-            true,
-        );
+        let mut args = vec!["serve".to_string(), "--bind".into(), "127.0.0.1:0".into(), "--data-dir".into()];
+        args.push(data.to_str().unwrap().into());
+        if !keys.is_empty() {
+            let credentials = dir.path().join("credentials.toml");
+            let entries: String = keys
+                .iter()
+                .map(|(id, secret)| format!("[[key]]\naccess_key_id = \"{id}\"\nsecret_access_key = \"{secret}\"\n"))
+                .collect();
+            std::fs::write(&credentials, entries).expect("credentials file");
+            args.extend(["--credentials".to_string(), credentials.to_str().unwrap().into()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let server = Proc::start(&args, &dir.path().join("server.log"), true);
         let endpoint = server.url();
         Env { dir, server, endpoint }
     }
