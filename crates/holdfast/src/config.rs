@@ -70,6 +70,12 @@ pub struct ServeArgs {
     /// off without). Off on an address other than loopback must be asked for explicitly.
     #[arg(long, env = "HOLDFAST_AUTH", value_enum)]
     pub auth: Option<AuthMode>,
+    /// Serve TLS with this PEM certificate chain (with --tls-key); reloaded on SIGHUP.
+    #[arg(long, env = "HOLDFAST_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "HOLDFAST_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Log filter, e.g. info, debug, holdfast=debug (default info).
     #[arg(long, env = "HOLDFAST_LOG")]
     pub log: Option<String>,
@@ -92,6 +98,8 @@ struct FileConfig {
     max_connections: Option<usize>,
     credentials: Option<PathBuf>,
     auth: Option<AuthMode>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     log: Option<String>,
     #[serde(default, rename = "queue")]
     queues: Vec<QueueFileEntry>,
@@ -131,6 +139,8 @@ pub struct Settings {
     /// The credentials file, when requests are authenticated.
     pub credentials: Option<PathBuf>,
     pub auth: AuthMode,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     pub log: String,
     pub queues: Vec<QueueDeclaration>,
 }
@@ -172,8 +182,16 @@ impl Settings {
                  is really what you want"
             );
         }
+        let tls_cert = args.tls_cert.clone().or(file.tls_cert);
+        let tls_key = args.tls_key.clone().or(file.tls_key);
+        anyhow::ensure!(
+            tls_cert.is_some() == tls_key.is_some(),
+            "TLS needs both a certificate (tls_cert) and a key (tls_key)"
+        );
         Ok(Settings {
             bind,
+            tls_cert,
+            tls_key,
             data_dir: args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("./holdfast-data")),
             storage: args.storage.or(file.storage).unwrap_or(StorageKind::Sqlite),
             public_url: args.public_url.clone().or(file.public_url),

@@ -36,7 +36,13 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub type HttpResponse = hyper::Response<Full<Bytes>>;
 
-pub async fn handle(app: &App, request: hyper::Request<Incoming>, local_addr: SocketAddr) -> HttpResponse {
+/// Answers one request; `secure` says whether it came over TLS (queue URLs then say https).
+pub async fn handle(
+    app: &App,
+    request: hyper::Request<Incoming>,
+    local_addr: SocketAddr,
+    secure: bool,
+) -> HttpResponse {
     let started = Instant::now();
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = request.into_parts();
@@ -72,7 +78,7 @@ pub async fn handle(app: &App, request: hyper::Request<Incoming>, local_addr: So
     };
     let (parts, decoded) = decode(parts, body).await;
     let context = RequestContext {
-        base_url: base_url(app, &parts.headers, local_addr),
+        base_url: base_url(app, &parts, local_addr, secure),
         sender_id: match caller {
             Some(caller) => Some(caller.sender_id()),
             None => decoded.credentials.map(|c| c.access_key_id),
@@ -163,14 +169,17 @@ async fn read_body(body: Incoming, max_bytes: usize, timeout: Duration) -> Resul
     }
 }
 
-/// The scheme, host and port queue URLs in answers start with.
-fn base_url(app: &App, headers: &http::HeaderMap, local_addr: SocketAddr) -> String {
+/// The scheme, host and port queue URLs in answers start with: `--public-url`, else the request's
+/// `Host` header (or, over HTTP/2, its `:authority`).
+fn base_url(app: &App, parts: &http::request::Parts, local_addr: SocketAddr, secure: bool) -> String {
     if let Some(url) = &app.public_url {
         return url.trim_end_matches('/').to_string();
     }
-    match headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).filter(|h| !h.is_empty()) {
-        Some(host) => format!("http://{host}"),
-        None => format!("http://{local_addr}"),
+    let scheme = if secure { "https" } else { "http" };
+    let host = parts.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).filter(|h| !h.is_empty());
+    match host.or_else(|| parts.uri.authority().map(|a| a.as_str())) {
+        Some(host) => format!("{scheme}://{host}"),
+        None => format!("{scheme}://{local_addr}"),
     }
 }
 

@@ -6,6 +6,7 @@ mod cli;
 mod config;
 mod http;
 mod server;
+mod tls;
 mod write_timeout;
 
 use std::process::ExitCode;

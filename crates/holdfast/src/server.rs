@@ -25,13 +25,14 @@ use holdfast_api::{ErrorCode, Request};
 use holdfast_core::{RequestContext, ServiceConfig, Sqs, Store, SystemClock};
 use holdfast_store::{MemoryStore, SqliteStore};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::auth::{AuthMode, Authenticator};
 use crate::config::{QueueDeclaration, Settings, StorageKind};
 use crate::http::{self, App};
+use crate::tls::Tls;
 use crate::write_timeout::WriteTimeout;
 
 /// How long shutdown waits for in-flight requests.
@@ -62,10 +63,15 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let local_addr = listener.local_addr()?;
     tracing::info!(%local_addr, storage = ?settings.storage, data_dir = %settings.data_dir.display(), "holdfast is ready");
     // Tests and scripts read the bound address (port 0 picks a free one) from this line.
-    println!("listening on http://{local_addr}");
+    let scheme = if settings.tls_cert.is_some() { "https" } else { "http" };
+    println!("listening on {scheme}://{local_addr}");
 
     let idle_timeout = Duration::from_secs(settings.idle_timeout_seconds);
-    let reloader = reload_on_sighup(Arc::clone(&auth));
+    let tls = match (&settings.tls_cert, &settings.tls_key) {
+        (Some(cert), Some(key)) => Some(Arc::new(Tls::load(cert, key)?)),
+        _ => None,
+    };
+    let reloader = reload_on_sighup(Arc::clone(&auth), tls.clone());
     tracing::info!(auth = ?settings.auth, "request authentication");
     let app = Arc::new(App {
         sqs: Arc::clone(&sqs),
@@ -96,7 +102,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
                     let connection = Connection { stream, slot, open: open_tx.clone(), shutdown: shutdown_tx.subscribe() };
-                    serve_connection(Arc::clone(&app), connection, local_addr, limits);
+                    let tls = tls.as_ref().map(|tls| tls.acceptor());
+                    serve_connection(Arc::clone(&app), connection, local_addr, limits, tls);
                 }
                 Err(error) => {
                     // Out of file descriptors despite the cap (other files are open too): back
@@ -172,22 +179,17 @@ async fn acquire_slot(slots: &Arc<Semaphore>, max_connections: usize) -> OwnedSe
     slot
 }
 
-fn serve_connection(app: Arc<App>, connection: Connection, local_addr: SocketAddr, limits: ConnectionLimits) {
-    let Connection { stream, slot, open, mut shutdown } = connection;
-    let _ = stream.set_nodelay(true);
-    let service = service_fn(move |request| {
-        let app = Arc::clone(&app);
-        async move { Ok::<_, std::convert::Infallible>(http::handle(&app, request, local_addr).await) }
-    });
-    let io = TokioIo::new(WriteTimeout::new(stream, limits.write_timeout));
-    let serving = http1_builder(limits.idle_timeout).serve_connection(io, service);
-    tokio::spawn(async move {
-        let (_slot, _open) = (slot, open);
+/// Serves one connection until it ends, closing it gracefully (after its current request) when it
+/// reaches its maximum age or the server shuts down. A macro because the HTTP/1 and the ALPN
+/// (HTTP/1 or HTTP/2) connection types share the methods but no trait.
+macro_rules! serve_until_closed {
+    ($serving:expr, $limits:expr, $shutdown:expr) => {{
+        let serving = $serving;
         tokio::pin!(serving);
-        let too_old = tokio::time::sleep(limits.max_age);
+        let too_old = tokio::time::sleep($limits.max_age);
         tokio::pin!(too_old);
         // Whether the connection has been asked to close after its current request.
-        let mut closing = *shutdown.borrow();
+        let mut closing = *$shutdown.borrow();
         if closing {
             serving.as_mut().graceful_shutdown();
         }
@@ -197,21 +199,67 @@ fn serve_connection(app: Arc<App>, connection: Connection, local_addr: SocketAdd
                     if let Err(error) = result {
                         tracing::debug!(%error, "connection closed with an error");
                     }
-                    return;
+                    break;
                 }
                 _ = &mut too_old, if !closing => closing = true,
-                _ = shutdown.changed(), if !closing => closing = true,
+                _ = $shutdown.changed(), if !closing => closing = true,
             }
             if closing {
                 serving.as_mut().graceful_shutdown();
             }
         }
+    }};
+}
+
+fn serve_connection(
+    app: Arc<App>,
+    connection: Connection,
+    local_addr: SocketAddr,
+    limits: ConnectionLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
+    let Connection { stream, slot, open, mut shutdown } = connection;
+    let _ = stream.set_nodelay(true);
+    let secure = tls.is_some();
+    let service = service_fn(move |request| {
+        let app = Arc::clone(&app);
+        async move { Ok::<_, std::convert::Infallible>(http::handle(&app, request, local_addr, secure).await) }
+    });
+    let stream = WriteTimeout::new(stream, limits.write_timeout);
+    tokio::spawn(async move {
+        let (_slot, _open) = (slot, open);
+        let Some(acceptor) = tls else {
+            let serving = http1_builder(limits.idle_timeout).serve_connection(TokioIo::new(stream), service);
+            serve_until_closed!(serving, limits, shutdown);
+            return;
+        };
+        // The handshake is bounded like a request header: a client that stalls in it is dropped.
+        let stream = match tokio::time::timeout(limits.idle_timeout, acceptor.accept(stream)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(error)) => {
+                tracing::debug!(%error, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!("TLS handshake timed out");
+                return;
+            }
+        };
+        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.idle_timeout).keep_alive(true);
+        builder.http2().timer(TokioTimer::new()).keep_alive_interval(None).max_concurrent_streams(MAX_HTTP2_STREAMS);
+        let serving = builder.serve_connection(TokioIo::new(stream), service);
+        serve_until_closed!(serving, limits, shutdown);
     });
 }
 
-/// Reads the credentials file again on every SIGHUP. Connections and requests in flight are not
-/// disturbed; a file that does not load leaves the keys in force and says why.
-fn reload_on_sighup(auth: Arc<Authenticator>) -> tokio::task::JoinHandle<()> {
+/// Requests one HTTP/2 connection may have in flight at once.
+const MAX_HTTP2_STREAMS: u32 = 256;
+
+/// Reads the credentials file and the TLS certificate again on every SIGHUP. Connections and
+/// requests in flight are not disturbed; a file that does not load leaves what was in force and
+/// says why.
+fn reload_on_sighup(auth: Arc<Authenticator>, tls: Option<Arc<Tls>>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         #[cfg(unix)]
         {
@@ -220,17 +268,26 @@ fn reload_on_sighup(auth: Arc<Authenticator>) -> tokio::task::JoinHandle<()> {
                 return;
             };
             while hangups.recv().await.is_some() {
-                if auth.mode() != AuthMode::Sigv4 {
-                    continue;
+                if auth.mode() == AuthMode::Sigv4 {
+                    match auth.reload() {
+                        Ok(keys) => tracing::info!(keys, "credentials file reloaded"),
+                        Err(error) => {
+                            tracing::error!("credentials file not reloaded, the previous keys stay: {error:#}")
+                        }
+                    }
                 }
-                match auth.reload() {
-                    Ok(keys) => tracing::info!(keys, "credentials file reloaded"),
-                    Err(error) => tracing::error!("credentials file not reloaded, the previous keys stay: {error:#}"),
+                if let Some(tls) = &tls {
+                    match tls.reload() {
+                        Ok(()) => tracing::info!("TLS certificate reloaded"),
+                        Err(error) => {
+                            tracing::error!("TLS certificate not reloaded, the previous one stays: {error:#}")
+                        }
+                    }
                 }
             }
         }
         #[cfg(not(unix))]
-        drop(auth);
+        drop((auth, tls));
     })
 }
 

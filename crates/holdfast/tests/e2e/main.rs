@@ -19,3 +19,4 @@ mod fifo;
 mod messages;
 mod queues;
 mod server;
+mod tls;

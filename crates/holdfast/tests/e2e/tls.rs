@@ -1,0 +1,122 @@
+//! TLS: HTTP/1.1 and HTTP/2 by ALPN over a rustls connection, queue URLs in https, a plain-HTTP
+//! client refused without harm, and the certificate reloaded on SIGHUP.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls_pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::common::TestServer;
+
+/// A self-signed certificate for 127.0.0.1 and localhost, written as PEM files in `dir`.
+fn certificate(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf, CertificateDer<'static>) {
+    let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    let (cert, key) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")));
+    std::fs::write(&cert, generated.cert.pem()).unwrap();
+    std::fs::write(&key, generated.key_pair.serialize_pem()).unwrap();
+    (cert, key, generated.cert.der().clone())
+}
+
+/// A TLS connection to `address` trusting only `root`; returns it and the negotiated protocol.
+async fn connect(
+    address: &str,
+    root: &CertificateDer<'static>,
+    alpn: &[&[u8]],
+) -> std::io::Result<(tokio_rustls::client::TlsStream<tokio::net::TcpStream>, Option<Vec<u8>>)> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(root.clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(address).await?;
+    let stream = connector.connect(ServerName::try_from("127.0.0.1").unwrap(), tcp).await?;
+    let negotiated = stream.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+    Ok((stream, negotiated))
+}
+
+fn create_queue_request(name: &str) -> hyper::Request<Full<Bytes>> {
+    hyper::Request::builder()
+        .method("POST")
+        .uri("https://127.0.0.1/")
+        .header("x-amz-target", "AmazonSQS.CreateQueue")
+        .header("content-type", "application/x-amz-json-1.0")
+        .body(Full::new(Bytes::from(format!("{{\"QueueName\":\"{name}\"}}"))))
+        .unwrap()
+}
+
+async fn body_of(response: hyper::Response<hyper::body::Incoming>) -> (u16, String) {
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_serves_http1_and_http2_and_refuses_plain_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, root) = certificate(dir.path(), "server");
+    let server = TestServer::start_with(&["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()]);
+    assert!(server.url.starts_with("https://"), "{}", server.url);
+    let address = server.url.trim_start_matches("https://").to_string();
+
+    // HTTP/1.1.
+    let (stream, negotiated) = connect(&address, &root, &[b"http/1.1"]).await.unwrap();
+    assert_eq!(negotiated.as_deref(), Some(&b"http/1.1"[..]));
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(connection);
+    let (status, body) = body_of(sender.send_request(create_queue_request("over-http1")).await.unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"QueueUrl\":\"https://"), "queue URLs say https: {body}");
+
+    // HTTP/2, chosen by ALPN.
+    let (stream, negotiated) = connect(&address, &root, &[b"h2", b"http/1.1"]).await.unwrap();
+    assert_eq!(negotiated.as_deref(), Some(&b"h2"[..]));
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(connection);
+    let (status, body) = body_of(sender.send_request(create_queue_request("over-http2")).await.unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("/000000000000/over-http2"), "{body}");
+
+    // Plain HTTP to the TLS port gets no answer, and harms nothing.
+    let mut plain = tokio::net::TcpStream::connect(&address).await.unwrap();
+    plain.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}").await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(30), plain.read_to_end(&mut answer)).await;
+    assert!(!String::from_utf8_lossy(&answer).contains("200 OK"));
+    let (stream, _) = connect(&address, &root, &[b"http/1.1"]).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(connection);
+    let (status, _) = body_of(sender.send_request(create_queue_request("after-plain")).await.unwrap()).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_certificate_is_reloaded_on_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, first) = certificate(dir.path(), "server");
+    let server = TestServer::start_with(&["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()]);
+    let address = server.url.trim_start_matches("https://").to_string();
+    assert!(connect(&address, &first, &[b"http/1.1"]).await.is_ok());
+
+    // A new certificate in the same files, then SIGHUP.
+    let (new_cert, new_key, second) = certificate(dir.path(), "next");
+    std::fs::rename(new_cert, &cert).unwrap();
+    std::fs::rename(new_key, &key).unwrap();
+    let status = std::process::Command::new("kill").args(["-HUP", &server.pid().to_string()]).status().unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while connect(&address, &second, &[b"http/1.1"]).await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "the new certificate was never served\n{}", server.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(connect(&address, &first, &[b"http/1.1"]).await.is_err(), "the old certificate is gone");
+}
