@@ -23,6 +23,7 @@ mod moves;
 mod ops;
 mod queue_cache;
 mod receive;
+mod reserve;
 mod schema;
 mod writer;
 
@@ -54,6 +55,8 @@ pub struct SqliteStore {
     commands: Mutex<Option<Sender<Msg>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     queues: Arc<QueueCache>,
+    /// Space held back for the calls that free space when the disk is full.
+    reserve: reserve::Reserve,
 }
 
 /// Reported when the writer thread is gone without `close` (it panicked): requests fail with a
@@ -64,6 +67,9 @@ impl SqliteStore {
     /// Opens or creates the store in `dir` (created if missing), checks the file, and starts the
     /// writer thread. Blocking: call it before serving, or from `spawn_blocking`.
     pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
+        // The reserve first: on a full disk it gives back the space opening the database needs.
+        let _ = std::fs::create_dir_all(dir);
+        let reserve = reserve::Reserve::open(dir);
         let conn = schema::open(dir)?;
         let (commands, receiver) = mpsc::channel();
         let writer = std::thread::Builder::new()
@@ -74,6 +80,7 @@ impl SqliteStore {
             commands: Mutex::new(Some(commands)),
             writer: Mutex::new(Some(writer)),
             queues: Arc::new(QueueCache::default()),
+            reserve,
         })
     }
 
@@ -92,7 +99,11 @@ impl SqliteStore {
                 .send(Msg::Job(Box::new(Command::new(work, reply))))
                 .map_err(|_| StoreError::backend(WRITER_GONE))?;
         }
-        answer.await.map_err(|_| StoreError::backend(WRITER_GONE))?
+        let result = answer.await.map_err(|_| StoreError::backend(WRITER_GONE))?;
+        if let Err(StoreError::Full(_)) = &result {
+            self.reserve.release("a write failed: the disk is full");
+        }
+        result
     }
 
     /// Like `call`, for commands that change queue records: the cache forgets them first.
@@ -144,6 +155,7 @@ impl Store for SqliteStore {
         now: Millis,
         recreate_cooldown_ms: i64,
     ) -> StoreResult<CreateQueueOutcome> {
+        self.reserve.admit()?;
         let name = name.to_owned();
         #[cfg(feature = "fault-injection")]
         if std::env::var("HOLDFAST_FAULT_PANIC_ON_CREATE").is_ok_and(|target| target == name) {
@@ -183,6 +195,7 @@ impl Store for SqliteStore {
         attributes: BTreeMap<String, String>,
         now: Millis,
     ) -> StoreResult<()> {
+        self.reserve.admit()?;
         let written = self.call_changing_queues(move |c| ops::set_queue_attributes(c, queue, attributes, now)).await?;
         found(queue, written).map(drop)
     }
@@ -195,6 +208,7 @@ impl Store for SqliteStore {
         value: &str,
         now: Millis,
     ) -> StoreResult<bool> {
+        self.reserve.admit()?;
         let (name, expected, value) = (name.to_owned(), expected.map(str::to_owned), value.to_owned());
         let written = self
             .call_changing_queues(move |c| {
@@ -205,6 +219,7 @@ impl Store for SqliteStore {
     }
 
     async fn tag_queue(&self, queue: QueueId, tags: BTreeMap<String, String>) -> StoreResult<()> {
+        self.reserve.admit()?;
         found(queue, self.call_changing_queues(move |c| ops::tag_queue(c, queue, tags)).await?).map(drop)
     }
 
@@ -227,6 +242,7 @@ impl Store for SqliteStore {
         dedup: Option<Deduplication>,
         now: Millis,
     ) -> StoreResult<Vec<Sent>> {
+        self.reserve.admit()?;
         found(queue, self.call(move |c| ops::send_messages(c, queue, messages, dedup, now)).await?)
     }
 
@@ -271,6 +287,7 @@ impl Store for SqliteStore {
     }
 
     async fn start_move_task(&self, task: MoveTask) -> StoreResult<bool> {
+        self.reserve.admit()?;
         let source = task.source_queue;
         found(source, self.call(move |c| moves::start_move_task(c, task)).await?)
     }

@@ -333,6 +333,80 @@ async fn a_crash_while_the_disk_is_full_loses_nothing() {
     drop(server);
 }
 
+/// A full disk does not wedge the store: once a write has failed for lack of space, receives,
+/// deletes, purges and queue deletions still work (in the space of the released reserve), sends
+/// are refused cleanly, and sends work again as soon as space is freed, with no restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_still_lets_clients_receive_delete_and_purge() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let data_dir = temp.path().join("data");
+    let _mount = match TmpfsMount::mount(&data_dir, "8m") {
+        Ok(mount) => mount,
+        Err(reason) => {
+            assert!(std::env::var_os("CI").is_none(), "CI must run the disk-full tests: {reason}");
+            println!("SKIPPED: disk-full test needs a small filesystem: {reason}");
+            return;
+        }
+    };
+    let server = TestServer::start_in(&data_dir, &[]);
+    let client = client_without_retries(&server.url);
+    let url = create_queue(&client, &unique("full")).await;
+    let other = create_queue(&client, &unique("other")).await;
+    let big = "x".repeat(64 << 10);
+    for i in 0..10 {
+        client.send_message().queue_url(&url).message_body(format!("{i}:{big}")).send().await.expect("send");
+    }
+    let filler = data_dir.join("filler");
+    fill(&filler, None);
+    let refused = client.send_message().queue_url(&url).message_body(&big).send().await.expect_err("the disk is full");
+    assert_service_unavailable(&refused, "SendMessage", || server.log());
+
+    let received = client.receive_message().queue_url(&url).max_number_of_messages(5).send().await;
+    let messages = received.unwrap_or_else(|e| {
+        panic!(
+            "ReceiveMessage on a full disk: {e:?}
+{}",
+            server.log()
+        )
+    });
+    let messages = messages.messages.unwrap_or_default();
+    assert_eq!(messages.len(), 5);
+    for message in &messages {
+        let receipt = message.receipt_handle.clone().unwrap();
+        let deleted = client.delete_message().queue_url(&url).receipt_handle(receipt).send().await;
+        deleted.unwrap_or_else(|e| {
+            panic!(
+                "DeleteMessage on a full disk: {e:?}
+{}",
+                server.log()
+            )
+        });
+    }
+    let purged = client.purge_queue().queue_url(&url).send().await;
+    purged.unwrap_or_else(|e| {
+        panic!(
+            "PurgeQueue on a full disk: {e:?}
+{}",
+            server.log()
+        )
+    });
+    let dropped = client.delete_queue().queue_url(&other).send().await;
+    dropped.unwrap_or_else(|e| {
+        panic!(
+            "DeleteQueue on a full disk: {e:?}
+{}",
+            server.log()
+        )
+    });
+    let still = client.send_message().queue_url(&url).message_body(&big).send().await.expect_err("still full");
+    assert_service_unavailable(&still, "SendMessage", || server.log());
+
+    std::fs::remove_file(&filler).expect("remove the filler");
+    client.send_message().queue_url(&url).message_body("space is back").send().await.expect("sends work again");
+    let received = client.receive_message().queue_url(&url).send().await.expect("receive");
+    assert_eq!(received.messages.unwrap_or_default()[0].body.as_deref(), Some("space is back"));
+}
+
 fn truncate(body: &str) -> &str {
     &body[..body.len().min(40)]
 }
