@@ -57,6 +57,8 @@ pub struct SqliteStore {
     queues: Arc<QueueCache>,
     /// Space held back for the calls that free space when the disk is full.
     reserve: reserve::Reserve,
+    /// What the background integrity check of a large database found wrong, if anything.
+    damage: Arc<Mutex<Option<String>>>,
 }
 
 /// Reported when the writer thread is gone without `close` (it panicked): requests fail with a
@@ -67,10 +69,21 @@ impl SqliteStore {
     /// Opens or creates the store in `dir` (created if missing), checks the file, and starts the
     /// writer thread. Blocking: call it before serving, or from `spawn_blocking`.
     pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_checking(dir, schema::QUICK_CHECK_MAX_BYTES)
+    }
+
+    /// `open`, checking files up to `quick_check_max_bytes` in full before serving and larger
+    /// ones in the background.
+    fn open_checking(dir: &Path, quick_check_max_bytes: u64) -> Result<SqliteStore, StoreError> {
         // The reserve first: on a full disk it gives back the space opening the database needs.
         let _ = std::fs::create_dir_all(dir);
         let reserve = reserve::Reserve::open(dir);
-        let conn = schema::open(dir)?;
+        let conn = schema::open(dir, quick_check_max_bytes)?;
+        let damage = Arc::new(Mutex::new(None));
+        let path = dir.join(DB_FILE);
+        if std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) > quick_check_max_bytes {
+            check_in_background(path, Arc::clone(&damage));
+        }
         let (commands, receiver) = mpsc::channel();
         let writer = std::thread::Builder::new()
             .name("holdfast-sqlite".into())
@@ -81,6 +94,7 @@ impl SqliteStore {
             writer: Mutex::new(Some(writer)),
             queues: Arc::new(QueueCache::default()),
             reserve,
+            damage,
         })
     }
 
@@ -136,6 +150,30 @@ impl Drop for SqliteStore {
     fn drop(&mut self) {
         self.commands.lock().unwrap_or_else(PoisonError::into_inner).take();
         self.join_writer();
+    }
+}
+
+/// Reads every page of a database too large to check before serving, on its own read-only
+/// connection (WAL lets it read beside the writer), and records any damage it finds.
+fn check_in_background(path: std::path::PathBuf, damage: Arc<Mutex<Option<String>>>) {
+    let spawned = std::thread::Builder::new().name("holdfast-integrity".into()).spawn(move || {
+        let started = std::time::Instant::now();
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let verdict = Connection::open_with_flags(&path, flags)
+            .and_then(|conn| conn.query_row("PRAGMA quick_check(1)", [], |r| r.get::<_, String>(0)));
+        let found = match verdict {
+            Ok(verdict) if verdict == "ok" => None,
+            Ok(verdict) => Some(format!("integrity check failed: {verdict}")),
+            Err(error) => Some(format!("integrity check could not read the file: {error}")),
+        };
+        match &found {
+            None => tracing::info!(seconds = started.elapsed().as_secs_f64(), "integrity check of the database passed"),
+            Some(reason) => tracing::error!(path = %path.display(), %reason, "the database is damaged"),
+        }
+        *damage.lock().unwrap_or_else(PoisonError::into_inner) = found;
+    });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "could not start the background integrity check");
     }
 }
 
@@ -307,6 +345,9 @@ impl Store for SqliteStore {
     }
 
     async fn check(&self) -> StoreResult<()> {
+        if let Some(damage) = self.damage.lock().unwrap_or_else(PoisonError::into_inner).clone() {
+            return Err(StoreError::backend_in("the database is damaged", damage));
+        }
         self.call(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
     }
 

@@ -24,9 +24,10 @@ pub const DB_FILE: &str = "holdfast.db";
 pub(super) const SCHEMA_VERSION: i64 = 2;
 
 /// Databases up to this size get a full `PRAGMA quick_check` at open (it reads every page, about a
-/// second per few hundred MiB). Larger ones get the structural checks only, so a big store still
-/// starts in bounded time.
-const QUICK_CHECK_MAX_BYTES: u64 = 256 << 20;
+/// second per few hundred MiB). Larger ones get the structural checks at open, so a big store still
+/// starts in bounded time, and the full check right after, in the background
+/// (`SqliteStore::open`): damage found then makes the store unhealthy (`/health` answers 503).
+pub(super) const QUICK_CHECK_MAX_BYTES: u64 = 256 << 20;
 
 /// The schema, version 1 (holdfast 0.1: standard queues only). Kept verbatim: new databases
 /// start from it, and tests build version-1 files with it to prove the migration.
@@ -201,7 +202,8 @@ const V2_OBJECTS: &[&str] = &[
 ];
 
 /// Opens (creating if needed) `dir/holdfast.db`, ready for the writer thread.
-pub(super) fn open(dir: &Path) -> Result<Connection, StoreError> {
+/// Opens the database; `quick_check_max_bytes` is the largest file checked in full here.
+pub(super) fn open(dir: &Path, quick_check_max_bytes: u64) -> Result<Connection, StoreError> {
     std::fs::create_dir_all(dir)
         .map_err(|e| StoreError::backend_in(format!("cannot create data directory {}", dir.display()), e))?;
     let path = dir.join(DB_FILE);
@@ -224,7 +226,7 @@ pub(super) fn open(dir: &Path) -> Result<Connection, StoreError> {
                 return Err(fail("the file is a SQLite database but not a holdfast one (user_version 0)".into()));
             }
         }
-        1 | SCHEMA_VERSION => verify(&conn, &path, V1_OBJECTS).map_err(fail)?,
+        1 | SCHEMA_VERSION => verify(&conn, &path, V1_OBJECTS, quick_check_max_bytes).map_err(fail)?,
         v if v > SCHEMA_VERSION => {
             return Err(fail(format!(
                 "schema version {v} was written by a newer holdfast (this one knows {SCHEMA_VERSION})"
@@ -335,7 +337,7 @@ fn check_objects(conn: &Connection, objects: &[&str]) -> Result<(), String> {
     Ok(())
 }
 
-fn verify(conn: &Connection, path: &Path, objects: &[&str]) -> Result<(), String> {
+fn verify(conn: &Connection, path: &Path, objects: &[&str], quick_check_max_bytes: u64) -> Result<(), String> {
     check_objects(conn, objects)?;
     // Fold the WAL into the main file so the file alone can be measured against its header.
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
@@ -346,7 +348,7 @@ fn verify(conn: &Connection, path: &Path, objects: &[&str]) -> Result<(), String
     if len < pages * page_size {
         return Err(format!("the file holds {len} bytes but its header says {} (truncated?)", pages * page_size));
     }
-    if len <= QUICK_CHECK_MAX_BYTES {
+    if len <= quick_check_max_bytes {
         let verdict: String = conn.query_row("PRAGMA quick_check(1)", [], |r| r.get(0)).map_err(|e| e.to_string())?;
         if verdict != "ok" {
             return Err(format!("integrity check failed: {verdict}"));

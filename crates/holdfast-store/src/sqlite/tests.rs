@@ -376,3 +376,45 @@ async fn a_panicking_command_fails_its_batch_and_the_writer_goes_on() {
     assert_eq!(store.queue_counts(q.id, 0).await.unwrap().visible, 1 + delivered, "only acknowledged sends are kept");
     store.close().await.unwrap();
 }
+
+/// A database too large to check before serving is checked right after, in the background:
+/// damage it finds makes the store unhealthy instead of going unnoticed.
+#[tokio::test]
+async fn a_large_database_is_checked_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let q = create(&store, "q").await;
+    for i in 0..200 {
+        store.send_messages(q.id, vec![message(&format!("m{i}"), 4_000)], None, 0).await.unwrap();
+    }
+    store.close().await.unwrap();
+    drop(store);
+
+    // Sound: the background check passes and the store stays healthy.
+    let store = SqliteStore::open_checking(dir.path(), 0).unwrap();
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    store.check().await.expect("a sound database is healthy");
+    store.close().await.unwrap();
+    drop(store);
+
+    // Damaged pages near the end of the file (the message bodies), found only by reading them.
+    let path = dir.path().join(DB_FILE);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let len = bytes.len();
+    for byte in &mut bytes[len - 64 * 1024..len - 16 * 1024] {
+        *byte = 0xA5;
+    }
+    std::fs::write(&path, bytes).unwrap();
+    let store = SqliteStore::open_checking(dir.path(), 0).expect("the structural checks at open pass");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let error = loop {
+        if let Err(error) = store.check().await {
+            break error;
+        }
+        assert!(std::time::Instant::now() < deadline, "the damage was never found");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(error.chain().contains("damaged"), "{}", error.chain());
+}
