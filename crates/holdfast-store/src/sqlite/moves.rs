@@ -46,17 +46,18 @@ pub(super) fn move_message(
             .prepare_cached(
                 "INSERT INTO messages (queue_id, message_id, body, attributes, system_attributes, group_id, dedup_id,
                                        sender_id, sent_at, visible_at, receive_count, first_received_at,
-                                       dead_letter_source_arn)
+                                       dead_letter_source_arn, digest)
                  SELECT ?2, message_id, body, attributes, system_attributes, group_id, dedup_id,
-                        sender_id, ?3, ?4, receive_count, first_received_at, ?5
+                        sender_id, ?3, ?4, receive_count, first_received_at, ?5, digest
                  FROM messages WHERE seq = ?1",
             )?
             .execute(params![seq, destination, sent_at, now, source_arn])?,
         Move::Redrive => conn
             .prepare_cached(
                 "INSERT INTO messages (queue_id, message_id, body, attributes, system_attributes, group_id, dedup_id,
-                                       sender_id, sent_at, visible_at)
-                 SELECT ?2, message_id, body, attributes, system_attributes, group_id, dedup_id, sender_id, ?3, ?4
+                                       sender_id, sent_at, visible_at, digest)
+                 SELECT ?2, message_id, body, attributes, system_attributes, group_id, dedup_id, sender_id, ?3, ?4,
+                        digest
                  FROM messages WHERE seq = ?1",
             )?
             .execute(params![seq, destination, sent_at, now])?,

@@ -360,10 +360,11 @@ pub(super) fn send_messages(
 }
 
 fn insert_message(conn: &Connection, queue: QueueId, m: NewMessage) -> Result<i64> {
+    let digest = content_digest(&m.body, &m.attributes, &m.system_attributes);
     conn.prepare_cached(
         "INSERT INTO messages (queue_id, message_id, body, attributes, system_attributes, group_id, dedup_id,
-                               sender_id, sent_at, visible_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                               sender_id, sent_at, visible_at, digest)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         queue,
@@ -376,8 +377,21 @@ fn insert_message(conn: &Connection, queue: QueueId, m: NewMessage) -> Result<i6
         m.sender_id,
         m.sent_at,
         m.visible_at,
+        digest.as_slice(),
     ])?;
     Ok(conn.last_insert_rowid())
+}
+
+/// The digest stored with each message at send time and checked whenever it is delivered: MD5 of
+/// the body and both attribute encodings, each length-prefixed so no two contents share one.
+pub(super) fn content_digest(body: &str, attributes: &[u8], system_attributes: &[u8]) -> [u8; 16] {
+    use md5::{Digest, Md5};
+    let mut hasher = Md5::new();
+    for part in [body.as_bytes(), attributes, system_attributes] {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part);
+    }
+    hasher.finalize().into()
 }
 
 /// Removes expired deduplication records (`!is_live`: `expires_at <= now`), oldest first, all of

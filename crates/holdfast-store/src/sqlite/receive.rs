@@ -12,6 +12,9 @@
 //! - The walk holds no statement open while it writes: each step is a fresh `LIMIT 1` lookup,
 //!   so the triggers that move group heads never change rows under an open cursor.
 //! - What happens to each message met is `rules::judge`, as in the memory engine.
+//! - A message about to be delivered whose contents no longer match the digest stored with it, or
+//!   that cannot even be read, is moved to `quarantined_messages` (and logged) instead: one
+//!   damaged record costs that message, never every receive of its queue.
 
 use holdfast_core::store::{
     DeadLetterTarget, Delivery, Lease, Millis, QueueId, ReceiveAttempt, ReceiveOutcome, ReceiveParams, StoredMessage,
@@ -19,12 +22,12 @@ use holdfast_core::store::{
 use rusqlite::{params, Connection, OptionalExtension, Result};
 
 use super::moves::{move_message, Move};
-use super::ops::{adjust_count, lease_to_sql, prune_receive_attempts, queue_exists};
+use super::ops::{adjust_count, content_digest, lease_to_sql, prune_receive_attempts, queue_exists};
 use crate::rules::{is_live, judge, usable_dead_letter, Verdict, PRUNE_PER_CALL};
 
 /// The columns `stored_message` reads, in order, after an UPDATE of the message.
 const RETURNING: &str = "RETURNING seq, message_id, body, attributes, system_attributes, group_id, dedup_id, sender_id,
-                  sent_at, receive_count, first_received_at, dead_letter_source_arn";
+                  sent_at, receive_count, first_received_at, dead_letter_source_arn, digest";
 
 fn stored_message(r: &rusqlite::Row<'_>, lease: u64) -> Result<StoredMessage> {
     Ok(StoredMessage {
@@ -89,7 +92,7 @@ impl Walk<'_> {
     fn lease(&mut self, seq: i64) -> Result<()> {
         let lease = rand::random::<u64>();
         let visible_at = self.p.now + self.p.visibility_timeout_ms;
-        let message = self
+        let (message, digest) = self
             .conn
             .prepare_cached(&format!(
                 "UPDATE messages
@@ -98,9 +101,25 @@ impl Walk<'_> {
                  WHERE seq = ?1
                  {RETURNING}"
             ))?
-            .query_row(params![seq, visible_at, self.p.now, lease_to_sql(lease)], |r| stored_message(r, lease))?;
-        self.leased.push(message);
-        Ok(())
+            .query_row(params![seq, visible_at, self.p.now, lease_to_sql(lease)], |r| {
+                Ok((stored_message(r, lease), r.get::<_, Option<Vec<u8>>>(12)))
+            })?;
+        let damage = match (&message, &digest) {
+            (Err(error), _) => Some(format!("it cannot be read: {error}")),
+            (_, Err(error)) => Some(format!("its digest cannot be read: {error}")),
+            (Ok(m), Ok(Some(stored))) if stored[..] != content_digest(&m.body, &m.attributes, &m.system_attributes) => {
+                Some("its contents do not match the digest stored when it was sent".to_owned())
+            }
+            _ => None,
+        };
+        match (damage, message) {
+            (Some(reason), _) => quarantine(self.conn, self.queue, seq, &reason, self.p.now),
+            (None, Ok(message)) => {
+                self.leased.push(message);
+                Ok(())
+            }
+            (None, Err(error)) => Err(error),
+        }
     }
 
     /// Standard delivery: candidates in `(visible_at, seq)` order, collected first (the cursor is
@@ -279,5 +298,20 @@ fn record_attempt(
     )?
     .execute(params![queue, attempt.id, leases, now + attempt.window_ms])?;
     prune_receive_attempts(conn, now, Some(PRUNE_PER_CALL))?;
+    Ok(())
+}
+
+/// Moves a damaged message out of its queue into `quarantined_messages`, raw, and says so.
+fn quarantine(conn: &Connection, queue: QueueId, seq: i64, reason: &str, now: Millis) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO quarantined_messages
+             (seq, queue_id, message_id, body, attributes, system_attributes, reason, quarantined_at)
+         SELECT seq, queue_id, CAST(message_id AS BLOB), CAST(body AS BLOB), attributes, system_attributes, ?2, ?3
+         FROM messages WHERE seq = ?1",
+    )?
+    .execute(params![seq, reason, now])?;
+    conn.prepare_cached("DELETE FROM messages WHERE seq = ?1")?.execute([seq])?;
+    adjust_count(conn, queue, -1)?;
+    tracing::error!(queue, seq, reason, "a damaged message was quarantined instead of delivered");
     Ok(())
 }

@@ -21,7 +21,7 @@ use rusqlite::{Connection, OpenFlags};
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "holdfast.db";
 
-pub(super) const SCHEMA_VERSION: i64 = 2;
+pub(super) const SCHEMA_VERSION: i64 = 3;
 
 /// Databases up to this size get a full `PRAGMA quick_check` at open (it reads every page, about a
 /// second per few hundred MiB). Larger ones get the structural checks at open, so a big store still
@@ -182,9 +182,28 @@ CREATE TABLE move_tasks (
 CREATE INDEX move_tasks_by_source ON move_tasks (source_queue);
 ";
 
+/// Version 3: each message keeps a digest of its contents, written at send time and checked at
+/// delivery (`NULL` for messages sent before: they are delivered unchecked), and messages found
+/// damaged are moved aside into `quarantined_messages`, raw, for an operator to look at, instead
+/// of failing every receive of their queue.
+const MIGRATION_V3: &str = "
+ALTER TABLE messages ADD COLUMN digest BLOB;
+CREATE TABLE quarantined_messages (
+    seq INTEGER PRIMARY KEY,
+    queue_id INTEGER NOT NULL,
+    message_id BLOB,
+    body BLOB,
+    attributes BLOB,
+    system_attributes BLOB,
+    reason TEXT NOT NULL,
+    quarantined_at INTEGER NOT NULL
+);
+";
+
 /// Schema objects `verify` insists on, per version.
 const V1_OBJECTS: &[&str] =
     &["queues", "deleted_queues", "deleted_queues_by_time", "messages", "messages_by_visibility", "messages_by_age"];
+const V3_OBJECTS: &[&str] = &["quarantined_messages"];
 const V2_OBJECTS: &[&str] = &[
     "messages_received",
     "messages_by_group",
@@ -226,7 +245,7 @@ pub(super) fn open(dir: &Path, quick_check_max_bytes: u64) -> Result<Connection,
                 return Err(fail("the file is a SQLite database but not a holdfast one (user_version 0)".into()));
             }
         }
-        1 | SCHEMA_VERSION => verify(&conn, &path, V1_OBJECTS, quick_check_max_bytes).map_err(fail)?,
+        1..=SCHEMA_VERSION => verify(&conn, &path, V1_OBJECTS, quick_check_max_bytes).map_err(fail)?,
         v if v > SCHEMA_VERSION => {
             return Err(fail(format!(
                 "schema version {v} was written by a newer holdfast (this one knows {SCHEMA_VERSION})"
@@ -237,12 +256,20 @@ pub(super) fn open(dir: &Path, quick_check_max_bytes: u64) -> Result<Connection,
     configure(&conn).map_err(fail)?;
     match version {
         0 => create(&conn, existed).map_err(fail)?,
-        1 => {
-            migrate(&conn, MIGRATION_V2, 2).map_err(|e| fail(format!("cannot migrate from schema version 1: {e}")))?;
+        1 | 2 => {
+            if version == 1 {
+                migrate(&conn, MIGRATION_V2, 2)
+                    .map_err(|e| fail(format!("cannot migrate from schema version 1: {e}")))?;
+            }
             check_objects(&conn, V2_OBJECTS).map_err(fail)?;
-            tracing::info!(path = %path.display(), "migrated the database from schema version 1 to 2");
+            migrate(&conn, MIGRATION_V3, 3).map_err(|e| fail(format!("cannot migrate from schema version 2: {e}")))?;
+            check_objects(&conn, V3_OBJECTS).map_err(fail)?;
+            tracing::info!(path = %path.display(), from = version, to = SCHEMA_VERSION, "migrated the database");
         }
-        _ => check_objects(&conn, V2_OBJECTS).map_err(fail)?,
+        _ => {
+            check_objects(&conn, V2_OBJECTS).map_err(fail)?;
+            check_objects(&conn, V3_OBJECTS).map_err(fail)?;
+        }
     }
     Ok(conn)
 }
@@ -296,8 +323,10 @@ fn create(conn: &Connection, existed: bool) -> Result<(), String> {
     if existed && tables > 0 {
         return Err("the file is a SQLite database but not a holdfast one (user_version 0)".into());
     }
-    conn.execute_batch(&format!("BEGIN; {SCHEMA_V1} {MIGRATION_V2} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"))
-        .map_err(|e| {
+    conn.execute_batch(&format!(
+        "BEGIN; {SCHEMA_V1} {MIGRATION_V2} {MIGRATION_V3} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+    ))
+    .map_err(|e| {
         rollback(conn);
         format!("cannot create the schema: {e}")
     })?;

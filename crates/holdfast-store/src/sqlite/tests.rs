@@ -166,7 +166,7 @@ async fn migrates_a_version_1_database() {
     }
     let store = SqliteStore::open(dir.path()).unwrap();
     let version: i64 = store.call(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0))).await.unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, schema::SCHEMA_VERSION);
     let std = store.get_queue("std").await.unwrap().expect("queue kept");
     assert_eq!(std.tags.get("team").map(String::as_str), Some("a"));
     let fifo = store.get_queue("f.fifo").await.unwrap().expect("queue kept");
@@ -417,4 +417,45 @@ async fn a_large_database_is_checked_in_the_background() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     };
     assert!(error.chain().contains("damaged"), "{}", error.chain());
+}
+
+/// Bytes changed inside a stored message, or a body that is no longer text, do not reach a client
+/// and do not wedge the queue: the damaged message is quarantined, the others are delivered.
+#[tokio::test]
+async fn damaged_messages_are_quarantined_not_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let q = create(&store, "q").await;
+    let messages = ["m1", "m2", "m3", "m4"].map(|id| message(id, 100)).to_vec();
+    store.send_messages(q.id, messages, None, 0).await.unwrap();
+    store.close().await.unwrap();
+    drop(store);
+    {
+        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        // A changed byte in m2's body (its digest stays as it was), and m3's body made invalid UTF-8.
+        conn.execute("UPDATE messages SET body = 'X' || substr(body, 2) WHERE message_id = 'm2'", []).unwrap();
+        conn.execute("UPDATE messages SET body = CAST(x'ff00ff' AS TEXT) WHERE message_id = 'm3'", []).unwrap();
+    }
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let got = store.receive_messages(q.id, ReceiveParams::new(10, 30_000, 1 << 40, 1)).await.unwrap();
+    let ids: Vec<&str> = got.messages.iter().map(|m| m.message_id.as_str()).collect();
+    assert_eq!(ids, ["m1", "m4"], "the damaged ones are held back, the sound ones delivered");
+    assert_eq!(store.queue_counts(q.id, 1).await.unwrap(), QueueCounts { visible: 0, in_flight: 2, delayed: 0 });
+    let quarantined: Vec<(Vec<u8>, String)> = store
+        .call(|c| {
+            c.prepare("SELECT message_id, reason FROM quarantined_messages ORDER BY seq")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        })
+        .await
+        .unwrap();
+    assert_eq!(quarantined.len(), 2, "{quarantined:?}");
+    assert_eq!(quarantined[0].0, b"m2");
+    assert!(quarantined[0].1.contains("digest"), "{}", quarantined[0].1);
+    assert!(quarantined[1].1.contains("cannot be read"), "{}", quarantined[1].1);
+    // The queue goes on as usual.
+    store.send_messages(q.id, vec![message("m5", 10)], None, 2).await.unwrap();
+    let next = store.receive_messages(q.id, ReceiveParams::new(10, 30_000, 1 << 40, 3)).await.unwrap();
+    assert_eq!(next.messages.len(), 1);
+    store.close().await.unwrap();
 }
