@@ -270,13 +270,6 @@ const RETRY_AFTER_MS: Millis = 5_000;
 /// run then removes a second's worth instead of waking for every message.
 const COALESCE_MS: Millis = 1_000;
 
-impl QueueRecord {
-    /// The timer's key for this queue.
-    pub(crate) fn key(&self) -> QueueKey {
-        QueueKey::new(self.id, &self.name)
-    }
-}
-
 pub(crate) fn does_not_exist() -> SqsError {
     sqs_error!(QueueDoesNotExist, "The specified queue does not exist.")
 }

@@ -22,6 +22,7 @@ use std::sync::{Arc, OnceLock};
 use async_trait::async_trait;
 
 use crate::queue_attributes::QueueSettings;
+use crate::timer::QueueKey;
 
 /// Epoch milliseconds. SQS timestamps are epoch seconds or milliseconds; all internal ones are ms.
 pub type Millis = i64;
@@ -112,6 +113,8 @@ pub struct QueueRecord {
     /// so an engine that caches records parses each queue's attributes (RedrivePolicy JSON
     /// included) once per load, not once per request.
     settings: Arc<OnceLock<QueueSettings>>,
+    /// The timer's key for this queue, made once per record for the same reason.
+    key: Arc<OnceLock<QueueKey>>,
 }
 
 impl QueueRecord {
@@ -123,7 +126,21 @@ impl QueueRecord {
         created_at: Millis,
         last_modified_at: Millis,
     ) -> Self {
-        QueueRecord { id, name, attributes, tags, created_at, last_modified_at, settings: Arc::default() }
+        QueueRecord {
+            id,
+            name,
+            attributes,
+            tags,
+            created_at,
+            last_modified_at,
+            settings: Arc::default(),
+            key: Arc::default(),
+        }
+    }
+
+    /// The timer's key for this queue.
+    pub(crate) fn key(&self) -> QueueKey {
+        self.key.get_or_init(|| QueueKey::new(self.id, &self.name)).clone()
     }
 
     /// The effective settings (defaults applied) of this record's attributes.
