@@ -50,6 +50,10 @@ pub struct ServeArgs {
     /// Seconds a connection may sit idle, or take to send its headers or body (default 30).
     #[arg(long, env = "HOLDFAST_IDLE_TIMEOUT")]
     pub idle_timeout: Option<u64>,
+    /// Bytes that large responses (over 64 KiB) may hold in memory until their clients read them
+    /// (default 256 MiB); more wait, up to 10 s, then answer ServiceUnavailable.
+    #[arg(long, env = "HOLDFAST_MAX_RESPONSE_MEMORY")]
+    pub max_response_memory: Option<usize>,
     /// Seconds a response may wait for the client to read any of it before the connection is
     /// dropped (default 30).
     #[arg(long, env = "HOLDFAST_WRITE_TIMEOUT")]
@@ -94,6 +98,7 @@ struct FileConfig {
     max_request_bytes: Option<usize>,
     idle_timeout: Option<u64>,
     write_timeout: Option<u64>,
+    max_response_memory: Option<usize>,
     max_connection_age: Option<u64>,
     max_connections: Option<usize>,
     credentials: Option<PathBuf>,
@@ -134,6 +139,7 @@ pub struct Settings {
     pub max_request_bytes: usize,
     pub idle_timeout_seconds: u64,
     pub write_timeout_seconds: u64,
+    pub max_response_memory: usize,
     pub max_connection_age_seconds: u64,
     pub max_connections: usize,
     /// The credentials file, when requests are authenticated.
@@ -200,6 +206,7 @@ impl Settings {
             max_request_bytes: args.max_request_bytes.or(file.max_request_bytes).unwrap_or(DEFAULT_MAX_REQUEST_BYTES),
             idle_timeout_seconds: args.idle_timeout.or(file.idle_timeout).unwrap_or(30),
             write_timeout_seconds: args.write_timeout.or(file.write_timeout).unwrap_or(30),
+            max_response_memory: args.max_response_memory.or(file.max_response_memory).unwrap_or(256 << 20),
             max_connection_age_seconds: args.max_connection_age.or(file.max_connection_age).unwrap_or(600),
             max_connections: args.max_connections.or(file.max_connections).unwrap_or(DEFAULT_MAX_CONNECTIONS),
             credentials: credentials.filter(|_| auth == AuthMode::Sigv4),

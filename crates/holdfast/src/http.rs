@@ -29,7 +29,56 @@ pub struct App {
     pub body_timeout: Duration,
     /// True once the server is shutting down: `/ready` then turns load balancers away.
     pub shutdown: watch::Receiver<bool>,
+    /// The memory large responses may hold until their clients have read them, in KiB.
+    pub response_memory: ResponseMemory,
 }
+
+/// A budget for the bytes of large responses not yet delivered. A response holds its share until
+/// the last copy of its bytes is dropped: once written to the socket, or when its connection is
+/// dropped (a client that does not read is dropped after the write timeout). A response that
+/// finds the budget spent waits for room, and after `RESPONSE_MEMORY_WAIT` gives up with
+/// ServiceUnavailable, so memory stays bounded however many clients stop reading at once.
+#[derive(Clone)]
+pub struct ResponseMemory {
+    kib: Arc<tokio::sync::Semaphore>,
+    max_kib: u32,
+}
+
+impl ResponseMemory {
+    pub fn new(max_bytes: usize) -> Self {
+        let max_kib = u32::try_from(max_bytes / 1024).unwrap_or(u32::MAX).max(1);
+        ResponseMemory { kib: Arc::new(tokio::sync::Semaphore::new(max_kib as usize)), max_kib }
+    }
+
+    /// `body`, holding its share of the budget for as long as it lives.
+    async fn hold(&self, body: Bytes) -> Option<Bytes> {
+        if body.len() < ACCOUNTED_RESPONSE_BYTES {
+            return Some(body);
+        }
+        // A response larger than the whole budget takes all of it.
+        let kib = u32::try_from(body.len().div_ceil(1024)).unwrap_or(u32::MAX).min(self.max_kib);
+        let acquire = Arc::clone(&self.kib).acquire_many_owned(kib);
+        let permit = tokio::time::timeout(RESPONSE_MEMORY_WAIT, acquire).await.ok()?.ok()?;
+        Some(Bytes::from_owner(Held { bytes: body, _permit: permit }))
+    }
+}
+
+/// Response bytes with their share of the budget.
+struct Held {
+    bytes: Bytes,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl AsRef<[u8]> for Held {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// Responses smaller than this are not counted: they are many, and small next to the budget.
+const ACCOUNTED_RESPONSE_BYTES: usize = 64 * 1024;
+/// How long a large response waits for room in the budget before the request fails.
+const RESPONSE_MEMORY_WAIT: Duration = Duration::from_secs(10);
 
 /// How long `/health` and `/ready` wait for the store to answer before calling it unavailable.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -103,7 +152,15 @@ pub async fn handle(
         }
         Ok(_) => tracing::debug!(%request_id, action, status = response.status().as_u16(), elapsed_us, "request"),
     }
-    response.map(Full::new)
+    let (head, body) = response.into_parts();
+    match app.response_memory.hold(body).await {
+        Some(body) => hyper::Response::from_parts(head, Full::new(body)),
+        None => {
+            tracing::warn!(%request_id, action, "too much response data is waiting for slow clients; refusing this one");
+            let error = sqs_error!(ServiceUnavailable, "The server is busy sending large responses; try again later.");
+            holdfast_protocol::encode_error(decoded.protocol, &error, &request_id).map(Full::new)
+        }
+    }
 }
 
 /// `/health` (liveness: the store answers a round trip) and `/ready` (readiness: that, and the
@@ -200,6 +257,7 @@ mod tests {
             max_request_bytes: 1024,
             body_timeout: Duration::from_secs(1),
             shutdown,
+            response_memory: ResponseMemory::new(1 << 20),
         };
         (app, store)
     }

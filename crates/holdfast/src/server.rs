@@ -78,6 +78,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         auth,
         public_url: settings.public_url.clone(),
         max_request_bytes: settings.max_request_bytes,
+        response_memory: http::ResponseMemory::new(settings.max_response_memory),
         body_timeout: idle_timeout,
         shutdown: shutdown_tx.subscribe(),
     });

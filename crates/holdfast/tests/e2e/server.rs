@@ -244,3 +244,61 @@ async fn a_client_that_does_not_read_its_response_is_dropped() {
     // Everyone else is served as before, and the messages are still there once visible again.
     assert!(client.list_queues().send().await.is_ok());
 }
+
+/// Large responses waiting for clients that do not read them are bounded in memory: with a budget
+/// smaller than two such answers, the second waits until the first is dropped (the write timeout)
+/// and is then delivered whole; small requests are served meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_unread_responses_are_bounded_in_memory() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let server = TestServer::start_with(&["--write-timeout", "3", "--max-response-memory", "20000000"]);
+    let client = server.client();
+    let body = "\"".repeat(250_000);
+    let mut queues = Vec::new();
+    for name in ["first", "second"] {
+        let queue = crate::common::create_queue(&client, &crate::common::unique(name)).await;
+        for _ in 0..10 {
+            client.send_message().queue_url(&queue).message_body(&body).send().await.unwrap();
+        }
+        queues.push(queue);
+    }
+    let receive = |queue: &str| {
+        let form = format!(
+            "Action=ReceiveMessage&MaxNumberOfMessages=10&VisibilityTimeout=60&QueueUrl={}",
+            queue.replace(':', "%3A").replace('/', "%2F")
+        );
+        format!(
+            "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+            form.len()
+        )
+    };
+    let address: std::net::SocketAddr = host_port(&server.url).parse().unwrap();
+    // The first client asks for a ~15 MB answer and reads none of it.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stuck = socket.connect(address).await.unwrap();
+    stuck.write_all(receive(&queues[0]).as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // The second asks for another and reads it all: it must wait for the first to be dropped.
+    let started = std::time::Instant::now();
+    let mut reader = tokio::net::TcpStream::connect(address).await.unwrap();
+    reader.write_all(receive(&queues[1]).as_bytes()).await.unwrap();
+    let waiting = tokio::spawn(async move {
+        let mut answer = Vec::new();
+        reader.read_to_end(&mut answer).await.unwrap();
+        (answer, started.elapsed())
+    });
+    // Small requests are not held up meanwhile.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(client.list_queues().send().await.is_ok());
+    assert!(!waiting.is_finished(), "the second large answer was sent while the first still held the budget");
+
+    let (answer, elapsed) = tokio::time::timeout(Duration::from_secs(60), waiting).await.unwrap().unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 200"), "{}", &text[..text.len().min(300)]);
+    assert!(text.trim_end().ends_with("</ReceiveMessageResponse>"), "the second answer arrived whole");
+    assert!(elapsed >= Duration::from_secs(2), "it waited for the first to be dropped ({elapsed:?})");
+    drop(stuck);
+}
