@@ -5,7 +5,8 @@
 # wire protocols, the AWS CLI) in its own virtualenv, on both storage engines and once more with
 # authentication on.
 #
-# Tests that need MariaDB, PostgreSQL or Chromium print SKIPPED when those are missing;
+# Tests that need MariaDB, PostgreSQL, Chromium or a tmpfs mount print SKIPPED when those are
+# missing, and fail instead under CI=true;
 # `eval "$(scripts/forms-deps.sh)"` installs and starts them (.ci/run does).
 #
 # Usage: scripts/test.sh            everything

@@ -4,7 +4,7 @@
 //! saved in `target/test-output/`.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (or CHROMIUM / CHROMEDRIVER naming the
-//! binaries); without them the test prints SKIPPED.
+//! binaries); without them the test prints SKIPPED, or fails under CI=true.
 
 mod common;
 

@@ -86,6 +86,20 @@ fn fill(path: &Path, limit: Option<u64>) -> u64 {
     written
 }
 
+/// An 8 MiB tmpfs on `path`, unmounted when dropped. Where this machine cannot mount one (not
+/// root, no permission in a container) the test is skipped with a notice, except under CI, where
+/// a disk-full test that cannot run fails.
+fn small_filesystem(path: &Path) -> Option<TmpfsMount> {
+    match TmpfsMount::mount(path, "8m") {
+        Ok(mount) => Some(mount),
+        Err(reason) => {
+            assert!(std::env::var_os("CI").is_none(), "CI must run the disk-full tests: {reason}");
+            println!("SKIPPED: disk-full test needs a small filesystem: {reason}");
+            None
+        }
+    }
+}
+
 /// The error must be the documented one: ServiceUnavailable, HTTP 503.
 fn assert_service_unavailable<E: ProvideErrorMetadata + std::fmt::Debug>(
     error: &aws_sdk_sqs::error::SdkError<E, aws_sdk_sqs::config::http::HttpResponse>,
@@ -221,13 +235,7 @@ async fn disk_full_scenario(round: &str, prefill: Option<u64>) {
     let temp = tempfile::tempdir().expect("temp dir");
     let data_dir = temp.path().join("data");
     // Declared before the server, so the server is dropped (killed) before the unmount.
-    let _mount = match TmpfsMount::mount(&data_dir, "8m") {
-        Ok(mount) => mount,
-        Err(reason) => {
-            println!("SKIPPED: disk-full test needs a small filesystem: {reason}");
-            return;
-        }
-    };
+    let Some(_mount) = small_filesystem(&data_dir) else { return };
     // The log sits next to the data directory, outside the small filesystem.
     let mut server = TestServer::start_in(&data_dir, &[]);
     let client = client_without_retries(&server.url);
@@ -272,13 +280,7 @@ async fn a_disk_filled_by_another_file_fails_sends_cleanly_and_recovers_once_spa
 async fn a_crash_while_the_disk_is_full_loses_nothing() {
     let temp = tempfile::tempdir().expect("temp dir");
     let data_dir = temp.path().join("data");
-    let _mount = match TmpfsMount::mount(&data_dir, "8m") {
-        Ok(mount) => mount,
-        Err(reason) => {
-            println!("SKIPPED: disk-full test needs a small filesystem: {reason}");
-            return;
-        }
-    };
+    let Some(_mount) = small_filesystem(&data_dir) else { return };
     let mut server = TestServer::start_in(&data_dir, &[]);
     let client = client_without_retries(&server.url);
     let name = unique("fullcrash");
@@ -340,14 +342,7 @@ async fn a_crash_while_the_disk_is_full_loses_nothing() {
 async fn a_full_disk_still_lets_clients_receive_delete_and_purge() {
     let temp = tempfile::tempdir().expect("temp dir");
     let data_dir = temp.path().join("data");
-    let _mount = match TmpfsMount::mount(&data_dir, "8m") {
-        Ok(mount) => mount,
-        Err(reason) => {
-            assert!(std::env::var_os("CI").is_none(), "CI must run the disk-full tests: {reason}");
-            println!("SKIPPED: disk-full test needs a small filesystem: {reason}");
-            return;
-        }
-    };
+    let Some(_mount) = small_filesystem(&data_dir) else { return };
     let server = TestServer::start_in(&data_dir, &[]);
     let client = client_without_retries(&server.url);
     let url = create_queue(&client, &unique("full")).await;
