@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use holdfast_api::types::{
@@ -105,7 +105,7 @@ impl Signer {
 
     fn sign(&self, request: &mut hyper::Request<Full<Bytes>>, body: &[u8]) {
         use holdfast_protocol::sigv4;
-        let amz_date = amz_date(SystemTime::now());
+        let amz_date = sigv4::format_amz_date(SystemTime::now());
         let date = &amz_date[..8];
         let headers = request.headers_mut();
         headers.insert(X_AMZ_DATE, HeaderValue::from_str(&amz_date).expect("ASCII date"));
@@ -135,23 +135,6 @@ impl Signer {
         let value = HeaderValue::from_str(&authorization).expect("ASCII authorization");
         request.headers_mut().insert(AUTHORIZATION, value);
     }
-}
-
-/// `yyyymmddTHHMMSSZ` in UTC.
-fn amz_date(now: SystemTime) -> String {
-    let secs = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 /// Why a call failed.
@@ -441,13 +424,6 @@ pub fn id_key(message_id: &str) -> u128 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn amz_dates() {
-        assert_eq!(amz_date(UNIX_EPOCH), "19700101T000000Z");
-        assert_eq!(amz_date(UNIX_EPOCH + Duration::from_secs(1_709_251_199)), "20240229T235959Z");
-        assert_eq!(amz_date(UNIX_EPOCH + Duration::from_secs(951_782_400)), "20000229T000000Z");
-    }
 
     #[test]
     fn signatures_verify() {

@@ -15,6 +15,8 @@ use std::borrow::Cow;
 
 use holdfast_api::{sqs_error, SqsError};
 
+use crate::sigv4::hex_value as hex;
+
 /// More than any SQS request needs: a SendMessageBatch of 10 entries with 10 attributes each
 /// carries about 500.
 pub const MAX_PARAMS: usize = 5_000;
@@ -69,15 +71,6 @@ fn decode(raw: &[u8]) -> Result<Cow<'_, str>, SqsError> {
         i += 1;
     }
     String::from_utf8(bytes).map(Cow::Owned).map_err(|_| malformed())
-}
-
-fn hex(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        b'A'..=b'F' => Some(digit - b'A' + 10),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

@@ -177,3 +177,18 @@ fn malformed_authorization_headers() {
     assert_eq!(sigv4::parse_presigned("X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=A%2F1%2Fr%2Fsqs%2Faws4_request&X-Amz-SignedHeaders=host&X-Amz-Signature=ab&X-Amz-Expires=soon"), None);
     assert_eq!(sigv4::parse_presigned("Action=ListQueues"), None);
 }
+
+#[test]
+fn amz_dates_both_ways() {
+    use std::time::{Duration, UNIX_EPOCH};
+    for (secs, text) in
+        [(0, "19700101T000000Z"), (1_709_251_199, "20240229T235959Z"), (951_782_400, "20000229T000000Z")]
+    {
+        assert_eq!(sigv4::format_amz_date(UNIX_EPOCH + Duration::from_secs(secs)), text);
+        assert_eq!(sigv4::parse_amz_date(text), Some(secs as i64));
+    }
+    for bad in ["2024-02-29T23:59:59Z", "20241301T000000Z", "20240229T240000Z", "20240229T2359", "+0240229T000000Z", ""]
+    {
+        assert_eq!(sigv4::parse_amz_date(bad), None, "{bad}");
+    }
+}

@@ -2,7 +2,7 @@
 //! credentials file, every refusal with the error AWS answers, and keys reloaded on SIGHUP.
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sqs::types::MessageSystemAttributeName;
@@ -42,22 +42,6 @@ fn secured(credentials: &str) -> (TestServer, std::path::PathBuf, tempfile::Temp
     (server, path, dir)
 }
 
-fn amz_date(at: SystemTime) -> String {
-    let secs = at.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil from days (Howard Hinnant), enough for a test's dates.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
 /// A raw JSON request signed with `secret` at `at`, with whatever `tamper` does to it after
 /// signing. Returns the status and the body of the answer.
 async fn signed_json(
@@ -69,7 +53,7 @@ async fn signed_json(
     tamper: impl FnOnce(&mut HeaderMap, &mut String),
 ) -> (u16, String) {
     let host = url.trim_start_matches("http://");
-    let date = amz_date(at);
+    let date = sigv4::format_amz_date(at);
     let mut headers = HeaderMap::new();
     headers.insert("host", HeaderValue::from_str(host).unwrap());
     headers.insert("x-amz-date", HeaderValue::from_str(&date).unwrap());
@@ -193,7 +177,7 @@ async fn presigned_urls_work_until_they_expire() {
     let (server, _, _dir) = secured(CREDENTIALS);
     let host = server.url.trim_start_matches("http://").to_string();
     let presign = |at: SystemTime, expires: u64| {
-        let date = amz_date(at);
+        let date = sigv4::format_amz_date(at);
         let scope = format!("{}/us-east-1/sqs/aws4_request", &date[..8]);
         let query = format!(
             "Action=ListQueues&Version=2012-11-05&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDTEST%2F{}&X-Amz-Date={date}&X-Amz-Expires={expires}&X-Amz-SignedHeaders=host",
