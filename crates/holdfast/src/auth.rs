@@ -266,6 +266,35 @@ fn check_payload(req: &HttpRequest<'_>) -> Result<(), SqsError> {
 mod tests {
     use super::*;
 
+    fn presigned(signed_at: u64, expires: Option<u64>) -> Credential {
+        Credential {
+            access_key_id: "AKID".into(),
+            date: "19700101".into(),
+            region: "us-east-1".into(),
+            service: "sqs".into(),
+            signed_headers: vec!["host".into()],
+            signature: "00".into(),
+            amz_date: Some(sigv4::format_amz_date(UNIX_EPOCH + std::time::Duration::from_secs(signed_at))),
+            presigned: true,
+            expires,
+        }
+    }
+
+    #[test]
+    fn presigned_urls_live_at_most_seven_days_and_are_never_dated_ahead() {
+        let day = 86_400;
+        let now = UNIX_EPOCH + std::time::Duration::from_secs(100 * day);
+        assert!(check_time(&presigned(99 * day, Some(2 * day)), now).is_ok());
+        assert!(check_time(&presigned(97 * day, Some(2 * day)), now).is_err(), "past its own expiry");
+        let long = presigned(92 * day, Some(30 * day));
+        assert_eq!(
+            check_time(&long, now).unwrap_err().code,
+            holdfast_api::ErrorCode::RequestExpired,
+            "capped at 7 days"
+        );
+        assert!(check_time(&presigned(100 * day + 3_600, Some(day)), now).is_err(), "dated an hour ahead");
+    }
+
     #[test]
     fn credentials_files() {
         let dir = tempfile::tempdir().unwrap();

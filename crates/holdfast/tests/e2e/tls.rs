@@ -120,3 +120,27 @@ async fn the_certificate_is_reloaded_on_sighup() {
     }
     assert!(connect(&address, &first, &[b"http/1.1"]).await.is_err(), "the old certificate is gone");
 }
+
+/// A client that opens a connection to the TLS port and never finishes (or starts) the handshake
+/// is dropped after the idle timeout, like one that never finishes its request header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_handshake_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, root) = certificate(dir.path(), "server");
+    let server = TestServer::start_with(&[
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+        "--idle-timeout",
+        "1",
+    ]);
+    let address = server.url.trim_start_matches("https://").to_string();
+    let mut stalled = tokio::net::TcpStream::connect(&address).await.unwrap();
+    // Half a ClientHello record header, then silence.
+    stalled.write_all(&[0x16, 0x03]).await.unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(20), stalled.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the stalled handshake was still open after 20 s");
+    assert!(connect(&address, &root, &[b"http/1.1"]).await.is_ok(), "others still connect");
+}
