@@ -232,8 +232,20 @@ impl Runner {
         duration: f64,
         scenario: Scenario,
     ) -> anyhow::Result<()> {
+        self.bench_adjusted(name, server, (concurrency, duration, scenario), |_| {})
+    }
+
+    /// `bench`, with `adjust` changing this run's options (a kept queue, a longer timeout).
+    fn bench_adjusted(
+        &mut self,
+        name: &str,
+        server: &Server,
+        (concurrency, duration, scenario): (usize, f64, Scenario),
+        adjust: impl FnOnce(&mut CommonArgs),
+    ) -> anyhow::Result<()> {
         self.wait_quiet();
         let mut common = self.common.clone();
+        adjust(&mut common);
         common.endpoint_url = server.url.clone();
         common.server_pid = Some(server.child.id());
         common.concurrency = concurrency;
@@ -270,12 +282,10 @@ impl Runner {
 
     fn side_by_side(&mut self, plan: &Plan) -> anyhow::Result<()> {
         println!("== side by side: {CONCURRENCY} producers / {CONCURRENCY} consumers, {} s per run", plan.duration);
-        let data = self.fresh_dir("data-durable")?;
         println!("-- holdfast durable (SQLite, fresh data dir)");
-        let server = self.start("durable", &["serve", "--data-dir", &data])?;
+        let (server, data) = self.serve_fresh("durable", "sqlite")?;
         self.scenarios("durable", &server, CONCURRENCY, plan.duration)?;
-        drop(server);
-        std::fs::remove_dir_all(&data).ok();
+        discard(server, &data);
 
         println!("-- holdfast --storage memory");
         let server = self.start("memory", &["serve", "--storage", "memory"])?;
@@ -322,24 +332,21 @@ impl Runner {
             println!("== cost growth ({storage}): roundtrip with a backlog of {:?} messages", plan.backlogs);
             for &backlog in &plan.backlogs {
                 let name = format!("backlog-{storage}-{backlog}");
-                let data = self.fresh_dir(&format!("data-{name}"))?;
-                let server = self.start(&name, &["serve", "--storage", storage, "--data-dir", &data])?;
+                let (server, data) = self.serve_fresh(&name, storage)?;
                 // The biggest SQLite backlog stays on disk for the restart measurement.
                 let keep = storage == "sqlite" && backlog == biggest;
                 let scenario = Scenario::Backlog(BacklogArgs { backlog, batch: false, delete_batch: false });
-                let saved = (self.common.queue.clone(), self.common.keep);
+                self.bench_adjusted(&name, &server, (CONCURRENCY, plan.duration, scenario), |common| {
+                    if keep {
+                        common.queue = Some("backlog".into());
+                        common.keep = true;
+                    }
+                })?;
                 if keep {
-                    self.common.queue = Some("backlog".into());
-                    self.common.keep = true;
-                }
-                let result = self.bench(&name, &server, CONCURRENCY, plan.duration, scenario);
-                (self.common.queue, self.common.keep) = saved;
-                result?;
-                drop(server);
-                if keep {
+                    drop(server);
                     kept = Some(data);
                 } else {
-                    std::fs::remove_dir_all(&data).ok();
+                    discard(server, &data);
                 }
             }
         }
@@ -395,31 +402,34 @@ impl Runner {
 
     fn idle(&mut self, plan: &Plan) -> anyhow::Result<()> {
         for storage in ["sqlite", "memory"] {
-            let data = self.fresh_dir("data-idle")?;
             println!("== idle ({storage}): {QUIET_QUEUES} queues and nothing to do, {QUIET_SECONDS} s");
-            let server =
-                self.start(&format!("quiet-{storage}"), &["serve", "--storage", storage, "--data-dir", &data])?;
+            let name = format!("quiet-{storage}");
+            let (server, data) = self.serve_fresh(&name, storage)?;
             let quiet = Scenario::Idle(IdleArgs { queues: QUIET_QUEUES, polls: 0 });
-            self.bench(&format!("quiet-{storage}"), &server, CONCURRENCY, QUIET_SECONDS, quiet)?;
-            drop(server);
-            std::fs::remove_dir_all(&data).ok();
+            self.bench(&name, &server, CONCURRENCY, QUIET_SECONDS, quiet)?;
+            discard(server, &data);
 
-            let data = self.fresh_dir("data-idle")?;
             println!(
                 "== idle ({storage}): {} queues, {} long polls held for {} s",
                 plan.queues, plan.polls, plan.idle_duration
             );
-            let server =
-                self.start(&format!("idle-{storage}"), &["serve", "--storage", storage, "--data-dir", &data])?;
-            let timeout = std::mem::replace(&mut self.common.request_timeout, 30.0);
+            let name = format!("idle-{storage}");
+            let (server, data) = self.serve_fresh(&name, storage)?;
             let held = Scenario::Idle(IdleArgs { queues: plan.queues, polls: plan.polls });
-            let result = self.bench(&format!("idle-{storage}"), &server, CONCURRENCY, plan.idle_duration, held);
-            self.common.request_timeout = timeout;
-            result?;
-            drop(server);
-            std::fs::remove_dir_all(&data).ok();
+            // Each poll waits 20 s: give the requests time beyond that.
+            self.bench_adjusted(&name, &server, (CONCURRENCY, plan.idle_duration, held), |common| {
+                common.request_timeout = 30.0;
+            })?;
+            discard(server, &data);
         }
         Ok(())
+    }
+
+    /// `holdfast serve --storage STORAGE` on a data directory of its own, emptied first.
+    fn serve_fresh(&self, name: &str, storage: &str) -> anyhow::Result<(Server, String)> {
+        let data = self.fresh_dir(&format!("data-{name}"))?;
+        let server = self.start(name, &["serve", "--storage", storage, "--data-dir", &data])?;
+        Ok((server, data))
     }
 
     fn fresh_dir(&self, name: &str) -> anyhow::Result<String> {
@@ -469,6 +479,12 @@ impl Runner {
         );
         self.save(&format!("fsync-{when}"), &Value::Object(result))
     }
+}
+
+/// Stops a server and removes its data directory.
+fn discard(server: Server, data: &str) {
+    drop(server);
+    std::fs::remove_dir_all(data).ok();
 }
 
 /// Reads the child's stdout until its `listening on http://…` line, within `timeout`.
