@@ -8,8 +8,10 @@
 //! the `Store` trait with its types, and the `Clock`. Everything else is this crate's own.
 
 pub mod clock;
+pub mod policy;
 pub mod store;
 
+mod access;
 mod actions;
 mod fifo;
 mod message_attributes;
@@ -22,9 +24,13 @@ mod timer;
 mod validate;
 mod waiters;
 
+pub use access::{Caller, Transport};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use service::{RequestContext, ServiceConfig, Sqs};
 pub use store::Store;
+
+/// The account a server serves when none is configured, as SQS emulators conventionally use.
+pub const DEFAULT_ACCOUNT_ID: &str = "000000000000";
 
 /// The MD5 digests SQS answers carry (`MD5OfMessageBody`, `MD5OfMessageAttributes`) and the
 /// canonical attribute encoding they are computed over, for benchmarks and for clients that

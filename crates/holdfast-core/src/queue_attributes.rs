@@ -5,9 +5,11 @@
 //! timestamps, the ARN) are computed by the service on request.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use holdfast_api::{limits, sqs_error, SqsError};
 
+use crate::policy::{Policy, PolicyKind};
 use crate::redrive::{RedriveAllowPolicy, RedrivePolicy};
 
 /// Every attribute name of the model's `QueueAttributeName` enum, except `All`.
@@ -43,7 +45,7 @@ pub enum Occasion {
 }
 
 /// The effective, typed settings of a queue.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct QueueSettings {
     pub delay_seconds: u32,
     pub maximum_message_size: u32,
@@ -55,6 +57,8 @@ pub struct QueueSettings {
     /// `DeduplicationScope=messageGroup`.
     pub dedup_per_group: bool,
     pub redrive_policy: Option<RedrivePolicy>,
+    /// The queue's `Policy`, parsed once per record for every request's authorization.
+    pub policy: Option<Arc<Policy>>,
 }
 
 impl QueueSettings {
@@ -71,6 +75,11 @@ impl QueueSettings {
             dedup_per_group: attributes.get("DeduplicationScope").is_some_and(|v| v == "messageGroup"),
             // Stored policies were validated on the way in.
             redrive_policy: attributes.get("RedrivePolicy").and_then(|text| RedrivePolicy::parse(text).ok()),
+            policy: attributes
+                .get("Policy")
+                .filter(|text| !text.is_empty())
+                .and_then(|text| Policy::parse(text, PolicyKind::Resource).ok())
+                .map(Arc::new),
         }
     }
 }
@@ -148,10 +157,10 @@ pub fn validate(
                     ));
                 }
                 if !value.is_empty() {
-                    let policy: serde_json::Value = serde_json::from_str(value).map_err(|_| invalid())?;
-                    if !policy.is_object() {
-                        return Err(invalid());
-                    }
+                    Policy::parse(value, PolicyKind::Resource).map_err(|reason| {
+                        tracing::debug!(%reason, "refused a queue policy");
+                        invalid()
+                    })?;
                 }
                 value.clone()
             }

@@ -114,14 +114,14 @@ impl RedriveAllowPolicy {
     }
 }
 
-/// The queue name an SQS ARN of `account` names: `arn:aws:sqs:<region>:<account>:<name>`.
-pub fn queue_name_from_arn<'a>(arn: &'a str, account: &str) -> Option<&'a str> {
+/// The `(account, name)` an SQS queue ARN names: `arn:aws:sqs:<region>:<account>:<name>`.
+pub fn queue_of_arn(arn: &str) -> Option<(&str, &str)> {
     let mut parts = arn.splitn(6, ':');
     match (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some("arn"), Some(_partition), Some("sqs"), Some(_region), Some(acct), Some(name))
-            if acct == account && !name.is_empty() =>
+        (Some("arn"), Some(_partition), Some("sqs"), Some(_region), Some(account), Some(name))
+            if !account.is_empty() && !name.is_empty() =>
         {
-            Some(name)
+            Some((account, name))
         }
         _ => None,
     }
@@ -172,11 +172,9 @@ mod tests {
 
     #[test]
     fn arns() {
-        assert_eq!(
-            queue_name_from_arn("arn:aws:sqs:us-east-1:000000000000:dlq.fifo", "000000000000"),
-            Some("dlq.fifo")
-        );
-        assert_eq!(queue_name_from_arn("arn:aws:sqs:us-east-1:111:dlq", "000000000000"), None);
-        assert_eq!(queue_name_from_arn("arn:aws:sns:us-east-1:000000000000:t", "000000000000"), None);
+        assert_eq!(queue_of_arn("arn:aws:sqs:us-east-1:000000000000:dlq.fifo"), Some(("000000000000", "dlq.fifo")));
+        assert_eq!(queue_of_arn("arn:aws:sqs:us-east-1:111:dlq"), Some(("111", "dlq")));
+        assert_eq!(queue_of_arn("arn:aws:sns:us-east-1:000000000000:t"), None);
+        assert_eq!(queue_of_arn("arn:aws:sqs:us-east-1::dlq"), None);
     }
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use holdfast_api::{sqs_error, Request, Response, SqsError};
 use tokio::sync::watch;
 
+use crate::access::{Caller, Transport};
 use crate::actions;
 use crate::clock::Clock;
 use crate::names;
@@ -26,7 +27,7 @@ pub struct ServiceConfig {
 
 impl Default for ServiceConfig {
     fn default() -> Self {
-        ServiceConfig { account_id: "000000000000".into(), region: "us-east-1".into() }
+        ServiceConfig { account_id: crate::DEFAULT_ACCOUNT_ID.into(), region: "us-east-1".into() }
     }
 }
 
@@ -40,6 +41,18 @@ pub struct RequestContext {
     /// requests are authenticated, else the access key the request names, if any (the account
     /// when it names none).
     pub sender_id: Option<String>,
+    /// The verified caller. `None` when authentication is off: the request acts for the server's
+    /// account and is not authorized against any policy.
+    pub caller: Option<Arc<Caller>>,
+    /// What policy conditions may test about the connection.
+    pub transport: Transport,
+}
+
+impl RequestContext {
+    /// The account the request acts for: the caller's, or the server's without authentication.
+    pub(crate) fn account<'a>(&'a self, sqs: &'a Sqs) -> &'a str {
+        self.caller.as_deref().map_or(sqs.config.account_id.as_str(), |c| c.principal.account_id.as_str())
+    }
 }
 
 pub struct Sqs {
@@ -80,6 +93,7 @@ impl Sqs {
 
     pub async fn handle(self: &Arc<Self>, ctx: &RequestContext, request: Request) -> Result<Response, SqsError> {
         use Request as R;
+        self.authorize(ctx, &request).await?;
         Ok(match request {
             R::CreateQueue(r) => Response::CreateQueue(actions::queues::create_queue(self, ctx, r).await?),
             R::DeleteQueue(r) => Response::DeleteQueue(actions::queues::delete_queue(self, r).await?),
@@ -137,25 +151,23 @@ impl Sqs {
         self.shutdown.clone()
     }
 
-    /// Resolves a `QueueUrl` to a live queue of this account.
+    /// Resolves a `QueueUrl` to a live queue of the account the URL names. (Whether the caller
+    /// may use it was decided before the action ran: `Sqs::authorize`.)
     pub(crate) async fn queue(&self, queue_url: &str) -> Result<Queue, SqsError> {
         let (account, name) = names::parse_queue_url(queue_url)?;
-        if account != self.config.account_id {
-            return Err(does_not_exist());
-        }
-        self.queue_by_name(name).await
+        self.queue_by_name(account, name).await
     }
 
-    pub(crate) async fn queue_by_name(&self, name: &str) -> Result<Queue, SqsError> {
-        self.store.get_queue(name).await.map_err(from_store)?.ok_or_else(does_not_exist)
+    pub(crate) async fn queue_by_name(&self, account: &str, name: &str) -> Result<Queue, SqsError> {
+        self.store.get_queue(account, name).await.map_err(from_store)?.ok_or_else(does_not_exist)
     }
 
-    pub(crate) fn queue_url(&self, ctx: &RequestContext, name: &str) -> String {
-        names::queue_url(&ctx.base_url, &self.config.account_id, name)
+    pub(crate) fn queue_url(&self, ctx: &RequestContext, queue: &Queue) -> String {
+        names::queue_url(&ctx.base_url, &queue.account_id, &queue.name)
     }
 
-    pub(crate) fn queue_arn(&self, name: &str) -> String {
-        names::queue_arn(&self.config.region, &self.config.account_id, name)
+    pub(crate) fn queue_arn(&self, queue: &Queue) -> String {
+        names::queue_arn(&self.config.region, &queue.account_id, &queue.name)
     }
 
     /// Starts the service's own work: resumes message move tasks interrupted by a restart,
@@ -253,7 +265,7 @@ impl Sqs {
     /// The queue a deadline was scheduled for, if it still exists (and is not a new queue that
     /// reuses the name).
     pub(crate) async fn live_queue(&self, key: &QueueKey) -> Result<Option<Queue>, SqsError> {
-        let queue = self.store.get_queue(&key.name).await.map_err(from_store)?;
+        let queue = self.store.get_queue(&key.account, &key.name).await.map_err(from_store)?;
         Ok(queue.filter(|q| q.id == key.id))
     }
 }

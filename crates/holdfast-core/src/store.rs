@@ -100,6 +100,9 @@ struct Context {
 #[derive(Clone, Debug)]
 pub struct QueueRecord {
     pub id: QueueId,
+    /// The account that owns the queue. Names are unique per account: two accounts may each
+    /// have a queue `orders`.
+    pub account_id: String,
     pub name: String,
     /// The settable attributes given explicitly at creation or by SetQueueAttributes, already
     /// validated and normalised by the service (e.g. `"VisibilityTimeout" => "60"`). Defaults are
@@ -120,6 +123,7 @@ pub struct QueueRecord {
 impl QueueRecord {
     pub fn new(
         id: QueueId,
+        account_id: String,
         name: String,
         attributes: BTreeMap<String, String>,
         tags: BTreeMap<String, String>,
@@ -128,6 +132,7 @@ impl QueueRecord {
     ) -> Self {
         QueueRecord {
             id,
+            account_id,
             name,
             attributes,
             tags,
@@ -140,7 +145,7 @@ impl QueueRecord {
 
     /// The timer's key for this queue.
     pub(crate) fn key(&self) -> QueueKey {
-        self.key.get_or_init(|| QueueKey::new(self.id, &self.name)).clone()
+        self.key.get_or_init(|| QueueKey::new(self.id, &self.account_id, &self.name)).clone()
     }
 
     /// The effective settings (defaults applied) of this record's attributes.
@@ -152,8 +157,16 @@ impl QueueRecord {
 /// Records are equal when their stored fields are; the parsed settings follow from those.
 impl PartialEq for QueueRecord {
     fn eq(&self, other: &Self) -> bool {
-        (self.id, &self.name, &self.attributes, &self.tags, self.created_at, self.last_modified_at)
-            == (other.id, &other.name, &other.attributes, &other.tags, other.created_at, other.last_modified_at)
+        (self.id, &self.account_id, &self.name, &self.attributes, &self.tags, self.created_at, self.last_modified_at)
+            == (
+                other.id,
+                &other.account_id,
+                &other.name,
+                &other.attributes,
+                &other.tags,
+                other.created_at,
+                other.last_modified_at,
+            )
     }
 }
 
@@ -448,9 +461,11 @@ pub struct QueueCounts {
 pub trait Store: Send + Sync + 'static {
     // ---- queues ----
 
-    /// Creates a queue unless one of that name exists or was deleted within the cooldown.
+    /// Creates a queue in `account` unless one of that name exists there or was deleted there
+    /// within the cooldown.
     async fn create_queue(
         &self,
+        account: &str,
         name: &str,
         attributes: BTreeMap<String, String>,
         tags: BTreeMap<String, String>,
@@ -458,12 +473,21 @@ pub trait Store: Send + Sync + 'static {
         recreate_cooldown_ms: i64,
     ) -> StoreResult<CreateQueueOutcome>;
 
-    /// The live queue of that name, if any.
-    async fn get_queue(&self, name: &str) -> StoreResult<Option<QueueRecord>>;
+    /// The live queue of that name in `account`, if any.
+    async fn get_queue(&self, account: &str, name: &str) -> StoreResult<Option<QueueRecord>>;
 
-    /// Live queues whose name starts with `prefix`, in name order, starting after `after`,
-    /// at most `limit`.
-    async fn list_queues(&self, prefix: &str, after: Option<&str>, limit: usize) -> StoreResult<Vec<QueueRecord>>;
+    /// Live queues of `account` whose name starts with `prefix`, in name order, starting after
+    /// `after`, at most `limit`.
+    async fn list_queues(
+        &self,
+        account: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<QueueRecord>>;
+
+    /// The accounts that have at least one live queue, in order.
+    async fn list_accounts(&self) -> StoreResult<Vec<String>>;
 
     /// Deletes the queue and all its messages; remembers the name and time for the cooldown.
     async fn delete_queue(&self, queue: QueueId, now: Millis) -> StoreResult<()>;

@@ -32,12 +32,13 @@ use crate::store::{Millis, QueueId};
 #[derive(Clone, Debug)]
 pub(crate) struct QueueKey {
     pub id: QueueId,
+    pub account: Arc<str>,
     pub name: Arc<str>,
 }
 
 impl QueueKey {
-    pub fn new(id: QueueId, name: &str) -> Self {
-        QueueKey { id, name: Arc::from(name) }
+    pub fn new(id: QueueId, account: &str, name: &str) -> Self {
+        QueueKey { id, account: Arc::from(account), name: Arc::from(name) }
     }
 }
 
@@ -169,7 +170,7 @@ mod tests {
     use super::*;
 
     fn queue(id: QueueId) -> QueueKey {
-        QueueKey::new(id, &format!("q{id}"))
+        QueueKey::new(id, "000000000000", &format!("q{id}"))
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use holdfast_core::store::{CreateQueueOutcome, Lease, NewMessage, QueueId, ReceiveParams, Store};
+use holdfast_core::DEFAULT_ACCOUNT_ID as ACCOUNT;
 use holdfast_store::{MemoryStore, SqliteStore};
 
 const BACKLOGS: [usize; 2] = [0, 100_000];
@@ -33,7 +34,7 @@ fn message(i: usize) -> NewMessage {
 }
 
 async fn queue(store: &dyn Store, name: &str) -> QueueId {
-    match store.create_queue(name, BTreeMap::new(), BTreeMap::new(), now(), 0).await.unwrap() {
+    match store.create_queue(ACCOUNT, name, BTreeMap::new(), BTreeMap::new(), now(), 0).await.unwrap() {
         CreateQueueOutcome::Created(record) | CreateQueueOutcome::Exists(record) => record.id,
         CreateQueueOutcome::DeletedRecently => panic!("queue {name} deleted recently"),
     }

@@ -7,6 +7,7 @@ use holdfast_core::store::{
     ChangeVisibility, DeadLetterTarget, Deduplication, Delivery, Lease, MessageMove, Millis, MoveStep, MoveTask,
     MoveTaskStatus, NewMessage, QueueId, ReceiveAttempt, ReceiveOutcome, ReceiveParams, Store, StoreError, StoreResult,
 };
+use holdfast_core::DEFAULT_ACCOUNT_ID;
 use holdfast_store::{MemoryStore, SqliteStore};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -84,7 +85,10 @@ async fn run(seed: u64) {
     ];
     for e in &engines {
         for (name, _) in QUEUES {
-            e.store.create_queue(name, Default::default(), Default::default(), T0, 0).await.unwrap();
+            e.store
+                .create_queue(DEFAULT_ACCOUNT_ID, name, Default::default(), Default::default(), T0, 0)
+                .await
+                .unwrap();
         }
     }
     let mut rng = StdRng::seed_from_u64(seed);

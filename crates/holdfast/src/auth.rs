@@ -16,7 +16,8 @@
 //! Signatures are compared in constant time (`holdfast_protocol::sigv4::verify`). The keys are
 //! read at startup and again on SIGHUP; a file that fails to load on reload leaves the old keys in
 //! place. The parsing and the signature arithmetic are `holdfast-protocol`'s; this module decides
-//! policy: which keys exist, what counts as too old, which error to answer.
+//! which keys exist, what counts as too old, which error to answer. What a verified caller may do
+//! is `holdfast_core`'s to decide (its account, its identity policy, the queue's policy).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use holdfast_api::{sqs_error, SqsError};
+use holdfast_core::policy::{Policy, PolicyKind, Principal};
+use holdfast_core::Caller;
 use holdfast_protocol::sigv4::{self, Credential};
 use holdfast_protocol::HttpRequest;
 use serde::Deserialize;
@@ -64,27 +67,11 @@ struct KeyEntry {
     policy: Option<String>,
 }
 
-/// One key of the credentials file.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One key of the credentials file: its secret and whom it speaks for.
+#[derive(Clone, Debug)]
 pub struct Key {
     pub secret_access_key: String,
-    pub account_id: String,
-    pub user: Option<String>,
-}
-
-/// Who signed a request.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Caller {
-    pub access_key_id: String,
-    pub account_id: String,
-    pub user: Option<String>,
-}
-
-impl Caller {
-    /// What SQS reports as a message's `SenderId`: the user for a user's key, else the account.
-    pub fn sender_id(&self) -> String {
-        self.user.clone().unwrap_or_else(|| self.account_id.clone())
-    }
+    pub caller: Arc<Caller>,
 }
 
 /// Reads and checks a credentials file. `account_id` is the server's account, the default of
@@ -101,20 +88,31 @@ pub fn load_keys(path: &Path, account_id: &str) -> anyhow::Result<HashMap<String
             "credentials file {}: every key needs an access_key_id and a secret_access_key",
             path.display()
         );
-        // Accounts other than the server's, and identity policies, need authorization that
-        // holdfast does not enforce yet: refuse them rather than accept and ignore them.
         let account = entry.account_id.unwrap_or_else(|| account_id.to_owned());
         anyhow::ensure!(
-            account == account_id,
-            "credentials file {}: key {id} is for account {account}, but this server serves only account {account_id}",
+            account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()),
+            "credentials file {}: key {id}: account_id {account:?} is not a 12-digit AWS account id",
             path.display()
         );
-        anyhow::ensure!(
-            entry.policy.is_none(),
-            "credentials file {}: key {id} has a policy; identity policies are not enforced yet, so a key with one is refused",
-            path.display()
-        );
-        let key = Key { secret_access_key: entry.secret_access_key, account_id: account, user: entry.user };
+        if let Some(user) = &entry.user {
+            // The user name becomes part of an ARN: IAM's user-name characters only.
+            let valid = !user.is_empty()
+                && user.len() <= 64
+                && user.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
+            anyhow::ensure!(
+                valid,
+                "credentials file {}: key {id}: user {user:?} is not a valid IAM user name (1-64 of A-Z a-z 0-9 +=,.@_-)",
+                path.display()
+            );
+        }
+        let policy = entry
+            .policy
+            .map(|text| Policy::parse(&text, PolicyKind::Identity))
+            .transpose()
+            .with_context(|| format!("credentials file {}: key {id}: its policy", path.display()))?
+            .map(Arc::new);
+        let principal = Principal { account_id: account, user: entry.user };
+        let key = Key { secret_access_key: entry.secret_access_key, caller: Arc::new(Caller { principal, policy }) };
         anyhow::ensure!(
             keys.insert(id.clone(), key).is_none(),
             "credentials file {}: key {id} appears twice",
@@ -167,7 +165,7 @@ impl Authenticator {
 
     /// Who signed `req`, or the error to answer. With authentication off, every request passes
     /// and nobody is verified (`None`).
-    pub fn authenticate(&self, req: &HttpRequest<'_>, now: SystemTime) -> Result<Option<Caller>, SqsError> {
+    pub fn authenticate(&self, req: &HttpRequest<'_>, now: SystemTime) -> Result<Option<Arc<Caller>>, SqsError> {
         if self.mode == AuthMode::Off {
             return Ok(None);
         }
@@ -184,7 +182,7 @@ impl Authenticator {
                 "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method."
             ));
         }
-        Ok(Some(Caller { access_key_id: credential.access_key_id, account_id: key.account_id, user: key.user }))
+        Ok(Some(key.caller))
     }
 }
 
@@ -308,13 +306,22 @@ mod tests {
             "000000000000",
         )
         .unwrap();
-        assert_eq!(keys["AKIA1"].user.as_deref(), Some("producer"));
-        assert_eq!(keys["AKIA2"].account_id, "000000000000");
+        assert_eq!(keys["AKIA1"].caller.principal.user.as_deref(), Some("producer"));
+        assert_eq!(keys["AKIA2"].caller.principal.account_id, "000000000000");
+        let keys = load_keys(
+            &write("[[key]]\naccess_key_id = \"AKIA3\"\nsecret_access_key = \"s\"\naccount_id = \"111122223333\"\nuser = \"reader\"\npolicy = '{\"Statement\":{\"Effect\":\"Allow\",\"Action\":\"sqs:Receive*\",\"Resource\":\"*\"}}'\n"),
+            "000000000000",
+        )
+        .unwrap();
+        assert_eq!(keys["AKIA3"].caller.principal.arn(), "arn:aws:iam::111122223333:user/reader");
+        assert!(keys["AKIA3"].caller.policy.is_some());
         for bad in [
             "",
             "[[key]]\naccess_key_id = \"A\"\n",
-            "[[key]]\naccess_key_id = \"A\"\nsecret_access_key = \"s\"\naccount_id = \"111122223333\"\n",
+            "[[key]]\naccess_key_id = \"A\"\nsecret_access_key = \"s\"\naccount_id = \"1111\"\n",
+            "[[key]]\naccess_key_id = \"A\"\nsecret_access_key = \"s\"\nuser = \"a/b\"\n",
             "[[key]]\naccess_key_id = \"A\"\nsecret_access_key = \"s\"\npolicy = \"{}\"\n",
+            "[[key]]\naccess_key_id = \"A\"\nsecret_access_key = \"s\"\npolicy = '{\"Statement\":{\"Effect\":\"Allow\",\"Action\":\"sqs:*\"}}'\n",
             "[[key]]\naccess_key_id = \"A\"\nsecret_access_key = \"s\"\n[[key]]\naccess_key_id = \"A\"\nsecret_access_key = \"t\"\n",
             "[[key]]\naccess_key_id = \"A\"\nsecret_access_key = \"s\"\nsecret = \"typo\"\n",
         ] {

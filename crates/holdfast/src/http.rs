@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use holdfast_api::{sqs_error, SqsError};
-use holdfast_core::{RequestContext, Sqs};
+use holdfast_core::{RequestContext, Sqs, Transport};
 use holdfast_protocol::HttpRequest;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -85,13 +85,17 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub type HttpResponse = hyper::Response<Full<Bytes>>;
 
-/// Answers one request; `secure` says whether it came over TLS (queue URLs then say https).
-pub async fn handle(
-    app: &App,
-    request: hyper::Request<Incoming>,
-    local_addr: SocketAddr,
-    secure: bool,
-) -> HttpResponse {
+/// The two ends of a connection.
+#[derive(Clone, Copy, Debug)]
+pub struct Endpoints {
+    pub local: SocketAddr,
+    pub peer: SocketAddr,
+    /// Whether the connection is TLS (queue URLs then say https; `aws:SecureTransport`).
+    pub secure: bool,
+}
+
+/// Answers one request.
+pub async fn handle(app: &App, request: hyper::Request<Incoming>, endpoints: Endpoints) -> HttpResponse {
     let started = Instant::now();
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = request.into_parts();
@@ -127,11 +131,13 @@ pub async fn handle(
     };
     let (parts, decoded) = decode(parts, body).await;
     let context = RequestContext {
-        base_url: base_url(app, &parts, local_addr, secure),
-        sender_id: match caller {
-            Some(caller) => Some(caller.sender_id()),
+        base_url: base_url(app, &parts, endpoints.local, endpoints.secure),
+        sender_id: match &caller {
+            Some(caller) => Some(caller.sender_id().to_owned()),
             None => decoded.credentials.map(|c| c.access_key_id),
         },
+        caller,
+        transport: Transport { source_ip: Some(endpoints.peer.ip()), secure: endpoints.secure },
     };
     let action = decoded.action.map(|a| a.name()).unwrap_or("-");
     let result = match decoded.request {

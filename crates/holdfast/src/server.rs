@@ -42,7 +42,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     raise_open_file_limit();
     let store: Arc<dyn Store> = match settings.storage {
         StorageKind::Sqlite => Arc::new(
-            SqliteStore::open(&settings.data_dir)
+            SqliteStore::open_for_account(&settings.data_dir, &settings.account_id)
                 .with_context(|| format!("opening the SQLite store in {}", settings.data_dir.display()))?,
         ),
         StorageKind::Memory => Arc::new(MemoryStore::new()),
@@ -101,8 +101,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         };
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
-                    let connection = Connection { stream, slot, open: open_tx.clone(), shutdown: shutdown_tx.subscribe() };
+                Ok((stream, peer)) => {
+                    let connection =
+                        Connection { stream, peer, slot, open: open_tx.clone(), shutdown: shutdown_tx.subscribe() };
                     let tls = tls.as_ref().map(|tls| tls.acceptor());
                     serve_connection(Arc::clone(&app), connection, local_addr, limits, tls);
                 }
@@ -149,6 +150,8 @@ struct ConnectionLimits {
 /// An accepted connection and what it holds while it is open.
 struct Connection {
     stream: tokio::net::TcpStream,
+    /// The client's address, for policies that test `aws:SourceIp`.
+    peer: SocketAddr,
     /// Its place under the connection cap, given back when the connection ends.
     slot: OwnedSemaphorePermit,
     /// Dropped when the connection ends: shutdown waits for every one.
@@ -219,12 +222,12 @@ fn serve_connection(
     limits: ConnectionLimits,
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
-    let Connection { stream, slot, open, mut shutdown } = connection;
+    let Connection { stream, peer, slot, open, mut shutdown } = connection;
     let _ = stream.set_nodelay(true);
-    let secure = tls.is_some();
+    let endpoints = http::Endpoints { local: local_addr, peer, secure: tls.is_some() };
     let service = service_fn(move |request| {
         let app = Arc::clone(&app);
-        async move { Ok::<_, std::convert::Infallible>(http::handle(&app, request, local_addr, secure).await) }
+        async move { Ok::<_, std::convert::Infallible>(http::handle(&app, request, endpoints).await) }
     });
     let stream = WriteTimeout::new(stream, limits.write_timeout);
     tokio::spawn(async move {

@@ -14,15 +14,24 @@ use crate::validate::check_range;
 /// How many exhausted messages one sweep moves; a sweep that moved this many runs again at once.
 const SWEEP_LIMIT: usize = 1_000;
 
-/// Every live queue, page by page.
-pub(crate) async fn all_queues(sqs: &Sqs) -> Result<Vec<QueueRecord>, SqsError> {
+/// Every live queue of `account`, page by page.
+pub(crate) async fn queues_of(sqs: &Sqs, account: &str) -> Result<Vec<QueueRecord>, SqsError> {
     let mut queues = Vec::new();
     let mut after: Option<String> = None;
     loop {
-        let page = sqs.store.list_queues("", after.as_deref(), 1000).await.map_err(from_store)?;
+        let page = sqs.store.list_queues(account, "", after.as_deref(), 1000).await.map_err(from_store)?;
         let Some(last) = page.last() else { break };
         after = Some(last.name.clone());
         queues.extend(page);
+    }
+    Ok(queues)
+}
+
+/// Every live queue of every account.
+pub(crate) async fn all_queues(sqs: &Sqs) -> Result<Vec<QueueRecord>, SqsError> {
+    let mut queues = Vec::new();
+    for account in sqs.store.list_accounts().await.map_err(from_store)? {
+        queues.extend(queues_of(sqs, &account).await?);
     }
     Ok(queues)
 }
@@ -41,23 +50,22 @@ pub async fn list_dead_letter_source_queues(
         None => None,
     };
     let after = req.next_token.as_deref().filter(|t| !t.is_empty()).map(decode_next_token).transpose()?;
-    let target_arn = sqs.queue_arn(&queue.name);
-    let mut sources: Vec<String> = all_queues(sqs)
+    let target_arn = sqs.queue_arn(&queue);
+    let mut sources: Vec<QueueRecord> = queues_of(sqs, &queue.account_id)
         .await?
         .into_iter()
         .filter(|q| q.settings().redrive_policy.as_ref().is_some_and(|p| p.dead_letter_target_arn == target_arn))
-        .map(|q| q.name)
-        .filter(|name| after.as_ref().is_none_or(|after| name > after))
+        .filter(|q| after.as_ref().is_none_or(|after| &q.name > after))
         .collect();
     let limit = max_results.unwrap_or(limits::LIST_QUEUES_MAX_RESULTS as usize);
     let more = sources.len() > limit;
     sources.truncate(limit);
     let next_token = match (more, max_results, sources.last()) {
-        (true, Some(_), Some(last)) => Some(encode_next_token(last)),
+        (true, Some(_), Some(last)) => Some(encode_next_token(&last.name)),
         _ => None,
     };
     Ok(ListDeadLetterSourceQueuesResponse {
-        queue_urls: sources.iter().map(|name| sqs.queue_url(ctx, name)).collect(),
+        queue_urls: sources.iter().map(|source| sqs.queue_url(ctx, source)).collect(),
         next_token,
     })
 }

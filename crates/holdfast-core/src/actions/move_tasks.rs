@@ -20,8 +20,8 @@ use holdfast_api::types::*;
 use holdfast_api::{sqs_error, SqsError};
 use serde_json::json;
 
-use super::dead_letters::{all_queues, arrived};
-use crate::redrive::queue_name_from_arn;
+use super::dead_letters::{arrived, queues_of};
+use crate::redrive::queue_of_arn;
 use crate::service::{from_store, Sqs};
 use crate::store::{MessageMove, Millis, MoveStep, MoveTask, MoveTaskStatus, QueueId, QueueRecord};
 use crate::timer::QueueKey;
@@ -39,8 +39,8 @@ fn not_found(what: &str) -> SqsError {
 }
 
 async fn queue_by_arn(sqs: &Sqs, arn: &str, parameter: &str) -> Result<QueueRecord, SqsError> {
-    let name = queue_name_from_arn(arn, &sqs.config.account_id).ok_or_else(|| not_found(parameter))?;
-    sqs.store.get_queue(name).await.map_err(from_store)?.ok_or_else(|| not_found(parameter))
+    let (account, name) = queue_of_arn(arn).ok_or_else(|| not_found(parameter))?;
+    sqs.store.get_queue(account, name).await.map_err(from_store)?.ok_or_else(|| not_found(parameter))
 }
 
 /// Task handles are opaque to clients; like SQS's, they encode the task id and source ARN.
@@ -48,7 +48,7 @@ fn new_handle(source_arn: &str) -> String {
     STANDARD.encode(json!({ "taskId": uuid::Uuid::new_v4().to_string(), "sourceArn": source_arn }).to_string())
 }
 
-fn source_arn_of_handle(handle: &str) -> Option<String> {
+pub(crate) fn source_arn_of_handle(handle: &str) -> Option<String> {
     let bytes = STANDARD.decode(handle.trim()).ok()?;
     let document: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     document.get("sourceArn")?.as_str().map(str::to_string)
@@ -59,11 +59,11 @@ pub async fn start_message_move_task(
     req: StartMessageMoveTaskRequest,
 ) -> Result<StartMessageMoveTaskResponse, SqsError> {
     let source = queue_by_arn(sqs, &req.source_arn, "SourceArn").await?;
-    let source_arn = sqs.queue_arn(&source.name);
+    let source_arn = sqs.queue_arn(&source);
     if let Some(rate) = req.max_number_of_messages_per_second {
         check_range("MaxNumberOfMessagesPerSecond", rate, 1, MAX_RATE)?;
     }
-    let is_dead_letter_queue = all_queues(sqs)
+    let is_dead_letter_queue = queues_of(sqs, &source.account_id)
         .await?
         .iter()
         .any(|q| q.settings().redrive_policy.as_ref().is_some_and(|p| p.dead_letter_target_arn == source_arn));
@@ -190,11 +190,14 @@ async fn destinations(sqs: &Sqs, task: &MoveTask, messages: &[crate::store::Mova
             }
         };
         if !resolved.contains_key(&arn) {
-            let name = queue_name_from_arn(&arn, &sqs.config.account_id)
-                .ok_or_else(|| format!("{arn} is not a queue of this account."))?;
+            // Messages move only between queues of one account.
+            let source_account = queue_of_arn(&task.source_arn).map(|(account, _)| account);
+            let (account, name) = queue_of_arn(&arn)
+                .filter(|(account, _)| Some(*account) == source_account)
+                .ok_or_else(|| format!("{arn} is not a queue of the source queue's account."))?;
             let queue = sqs
                 .store
-                .get_queue(name)
+                .get_queue(account, name)
                 .await
                 .map_err(|e| e.chain())?
                 .ok_or_else(|| format!("The destination queue {arn} does not exist."))?;

@@ -87,7 +87,7 @@ async fn edit_policy(
     for _ in 0..MAX_EDIT_ATTEMPTS {
         let queue = sqs.queue(queue_url).await?;
         let current = queue.attributes.get("Policy").map(String::as_str);
-        let mut policy = policy_of(&queue.attributes, &sqs.queue_arn(&queue.name));
+        let mut policy = policy_of(&queue.attributes, &sqs.queue_arn(&queue));
         let list = statements(&mut policy);
         edit(list)?;
         // The last permission gone: the queue has no policy, as after SetQueueAttributes(Policy="").
@@ -136,7 +136,7 @@ pub async fn add_permission(sqs: &Sqs, req: AddPermissionRequest) -> Result<NoOu
     }
     let principals: Vec<String> = req.aws_account_ids.iter().map(|id| format!("arn:aws:iam::{id}:root")).collect();
     let actions: Vec<String> = req.actions.iter().map(|a| format!("SQS:{a}")).collect();
-    let resource = sqs.queue_arn(&queue.name);
+    let resource = sqs.queue_arn(&queue);
     edit_policy(sqs, &req.queue_url, |list| {
         if list.iter().any(|s| s.get("Sid").and_then(Value::as_str) == Some(req.label.as_str())) {
             return Err(sqs_error!(

@@ -11,8 +11,8 @@ use holdfast_api::{limits, sqs_error, NoOutput, SqsError};
 use super::tags;
 use crate::names;
 use crate::queue_attributes::{self, effective_value, Occasion, ALL_ATTRIBUTES};
-use crate::redrive::{queue_name_from_arn, RedriveAllowPolicy, RedrivePolicy};
-use crate::service::{does_not_exist, from_store, RequestContext, Sqs};
+use crate::redrive::{queue_of_arn, RedriveAllowPolicy, RedrivePolicy};
+use crate::service::{from_store, RequestContext, Sqs};
 use crate::store::{CreateQueueOutcome, PurgeOutcome};
 use crate::timer::Due;
 
@@ -26,19 +26,21 @@ pub async fn create_queue(
     names::validate_queue_name(&req.queue_name, fifo_requested)?;
     let attributes = queue_attributes::validate(&given, Occasion::CreateQueue, fifo_requested)?;
     queue_attributes::validate_combination(&attributes)?;
-    check_redrive(sqs, &req.queue_name, fifo_requested, &attributes).await?;
+    let account = ctx.account(sqs);
+    check_redrive(sqs, account, &req.queue_name, fifo_requested, &attributes).await?;
     let tags = req.tags.unwrap_or_default();
     tags::validate_tags(&tags)?;
     let now = sqs.now();
     let cooldown_ms = i64::from(limits::RECREATE_COOLDOWN_SECONDS) * 1000;
     let outcome = sqs
         .store
-        .create_queue(&req.queue_name, attributes.clone(), tags, now, cooldown_ms)
+        .create_queue(account, &req.queue_name, attributes.clone(), tags, now, cooldown_ms)
         .await
         .map_err(from_store)?;
-    match outcome {
+    let record = match outcome {
         CreateQueueOutcome::Created(record) => {
-            tracing::info!(queue = %record.name, "queue created");
+            tracing::info!(account = %record.account_id, queue = %record.name, "queue created");
+            record
         }
         CreateQueueOutcome::Exists(record) => {
             // SQS returns the existing queue only when every attribute given matches it.
@@ -51,6 +53,7 @@ pub async fn create_queue(
                     "A queue already exists with the same name and a different value for attribute {name}"
                 ));
             }
+            record
         }
         CreateQueueOutcome::DeletedRecently => {
             return Err(sqs_error!(
@@ -58,8 +61,8 @@ pub async fn create_queue(
                 "You must wait 60 seconds after deleting a queue before you can create another with the same name."
             ));
         }
-    }
-    Ok(CreateQueueResponse { queue_url: Some(sqs.queue_url(ctx, &req.queue_name)) })
+    };
+    Ok(CreateQueueResponse { queue_url: Some(sqs.queue_url(ctx, &record)) })
 }
 
 pub async fn delete_queue(sqs: &Sqs, req: DeleteQueueRequest) -> Result<NoOutput, SqsError> {
@@ -76,11 +79,9 @@ pub async fn get_queue_url(
     ctx: &RequestContext,
     req: GetQueueUrlRequest,
 ) -> Result<GetQueueUrlResponse, SqsError> {
-    if req.queue_owner_aws_account_id.as_deref().is_some_and(|owner| owner != sqs.config.account_id) {
-        return Err(does_not_exist());
-    }
-    let queue = sqs.queue_by_name(&req.queue_name).await?;
-    Ok(GetQueueUrlResponse { queue_url: Some(sqs.queue_url(ctx, &queue.name)) })
+    let owner = req.queue_owner_aws_account_id.as_deref().unwrap_or(ctx.account(sqs));
+    let queue = sqs.queue_by_name(owner, &req.queue_name).await?;
+    Ok(GetQueueUrlResponse { queue_url: Some(sqs.queue_url(ctx, &queue)) })
 }
 
 pub async fn list_queues(
@@ -99,7 +100,8 @@ pub async fn list_queues(
     let prefix = req.queue_name_prefix.unwrap_or_default();
     let limit = max_results.unwrap_or(limits::LIST_QUEUES_MAX_RESULTS as usize);
     // One more than asked tells whether another page exists.
-    let mut page = sqs.store.list_queues(&prefix, after.as_deref(), limit + 1).await.map_err(from_store)?;
+    let mut page =
+        sqs.store.list_queues(ctx.account(sqs), &prefix, after.as_deref(), limit + 1).await.map_err(from_store)?;
     let more = page.len() > limit;
     page.truncate(limit);
     // Without MaxResults SQS answers up to 1,000 queues and never a NextToken.
@@ -107,7 +109,7 @@ pub async fn list_queues(
         (true, Some(_), Some(last)) => Some(encode_next_token(&last.name)),
         _ => None,
     };
-    let urls: Vec<String> = page.iter().map(|q| sqs.queue_url(ctx, &q.name)).collect();
+    let urls: Vec<String> = page.iter().map(|q| sqs.queue_url(ctx, q)).collect();
     Ok(ListQueuesResponse { queue_urls: (!urls.is_empty()).then_some(urls), next_token })
 }
 
@@ -159,7 +161,7 @@ pub async fn get_queue_attributes(
             "ApproximateNumberOfMessagesDelayed" => counts.map(|c| c.delayed.to_string()),
             "CreatedTimestamp" => Some((record.created_at / 1000).to_string()),
             "LastModifiedTimestamp" => Some((record.last_modified_at / 1000).to_string()),
-            "QueueArn" => Some(sqs.queue_arn(&record.name)),
+            "QueueArn" => Some(sqs.queue_arn(record)),
             settable => effective_value(&record.attributes, settable),
         };
         if let Some(value) = value {
@@ -176,7 +178,7 @@ pub async fn set_queue_attributes(sqs: &Sqs, req: SetQueueAttributesRequest) -> 
     effective.extend(attributes.clone());
     effective.retain(|_, value| !value.is_empty());
     queue_attributes::validate_combination(&effective)?;
-    check_redrive(sqs, &queue.name, queue.settings().fifo, &attributes).await?;
+    check_redrive(sqs, &queue.account_id, &queue.name, queue.settings().fifo, &attributes).await?;
     let now = sqs.now();
     let retention_changed = attributes.contains_key("MessageRetentionPeriod");
     let redrive_set = attributes.get("RedrivePolicy").is_some_and(|policy| !policy.is_empty());
@@ -209,10 +211,11 @@ pub async fn purge_queue(sqs: &Sqs, req: PurgeQueueRequest) -> Result<NoOutput, 
     }
 }
 
-/// A RedrivePolicy may only name an existing queue of the same type (FIFO to FIFO) that is not
-/// the source itself and whose RedriveAllowPolicy lets this source in.
+/// A RedrivePolicy may only name an existing queue of the same account and type (FIFO to FIFO)
+/// that is not the source itself and whose RedriveAllowPolicy lets this source in.
 async fn check_redrive(
     sqs: &Sqs,
+    account: &str,
     source_name: &str,
     source_fifo: bool,
     attributes: &BTreeMap<String, String>,
@@ -222,14 +225,16 @@ async fn check_redrive(
     let reject = |reason: &str| {
         sqs_error!(InvalidParameterValue, "Value {text} for parameter RedrivePolicy is invalid. Reason: {reason}")
     };
-    let target_name = queue_name_from_arn(&policy.dead_letter_target_arn, &sqs.config.account_id)
+    let target_name = queue_of_arn(&policy.dead_letter_target_arn)
+        .filter(|(target_account, _)| *target_account == account)
+        .map(|(_, name)| name)
         .ok_or_else(|| reject("Dead-letter target does not exist."))?;
     if target_name == source_name {
         return Err(reject("A queue cannot be its own dead-letter queue."));
     }
     let target = sqs
         .store
-        .get_queue(target_name)
+        .get_queue(account, target_name)
         .await
         .map_err(from_store)?
         .ok_or_else(|| reject("Dead-letter target does not exist."))?;
@@ -237,7 +242,7 @@ async fn check_redrive(
         return Err(reject("Dead-letter queue must be the same type of queue as the source (FIFO or standard)."));
     }
     if let Some(allow) = target.attributes.get("RedriveAllowPolicy").and_then(|t| RedriveAllowPolicy::parse(t).ok()) {
-        let source_arn = sqs.queue_arn(source_name);
+        let source_arn = names::queue_arn(&sqs.config.region, account, source_name);
         if !allow.allows(&source_arn) {
             return Err(reject(&format!(
                 "Queue {source_arn} is not allowed to use {} as its dead-letter queue.",

@@ -13,7 +13,7 @@ use super::dead_letters;
 use crate::fifo;
 use crate::message_attributes::{self as attrs, AttributeFilter};
 use crate::receipt;
-use crate::redrive::queue_name_from_arn;
+use crate::redrive::queue_of_arn;
 use crate::service::{from_store, Queue, Sqs};
 use crate::store::{DeadLetterTarget, Delivery, ReceiveAttempt, ReceiveParams, StoredMessage};
 use crate::timer::{Due, QueueKey};
@@ -95,15 +95,18 @@ pub(crate) async fn dead_letter_target(
     queue: &Queue,
 ) -> Result<Option<(DeadLetterTarget, QueueKey)>, SqsError> {
     let Some(policy) = &queue.settings().redrive_policy else { return Ok(None) };
-    let Some(name) = queue_name_from_arn(&policy.dead_letter_target_arn, &sqs.config.account_id) else {
+    // A dead-letter queue is always in its source's account.
+    let Some((_, name)) =
+        queue_of_arn(&policy.dead_letter_target_arn).filter(|(account, _)| *account == queue.account_id)
+    else {
         return Ok(None);
     };
-    let target = sqs.store.get_queue(name).await.map_err(from_store)?;
+    let target = sqs.store.get_queue(&queue.account_id, name).await.map_err(from_store)?;
     Ok(target.map(|target| {
         let rule = DeadLetterTarget {
             queue: target.id,
             max_receive_count: policy.max_receive_count,
-            source_arn: sqs.queue_arn(&queue.name),
+            source_arn: sqs.queue_arn(queue),
             reset_sent_at: queue.settings().fifo,
         };
         (rule, target.key())

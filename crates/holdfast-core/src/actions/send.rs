@@ -128,7 +128,7 @@ fn prepare(queue: &Queue, sender_id: &str, now: Millis, out: Outgoing<'_>) -> Re
 }
 
 fn sender_id(sqs: &Sqs, ctx: &RequestContext) -> String {
-    ctx.sender_id.clone().unwrap_or_else(|| sqs.config.account_id.clone())
+    ctx.sender_id.clone().unwrap_or_else(|| ctx.account(sqs).to_owned())
 }
 
 /// Enqueues messages in one store call, wakes receivers waiting on the queue, and schedules what

@@ -39,7 +39,7 @@ impl Harness {
         let harness = Harness {
             sqs,
             clock,
-            ctx: RequestContext { base_url: "http://sqs.test".into(), sender_id: None },
+            ctx: RequestContext { base_url: "http://sqs.test".into(), ..Default::default() },
             _shutdown: shutdown,
             background,
         };

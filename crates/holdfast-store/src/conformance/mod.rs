@@ -40,6 +40,7 @@ macro_rules! conformance_tests {
     ($make:expr) => {
         $crate::conformance_tests!(@cases $make;
             create_get_list,
+            accounts_have_their_own_names,
             create_existing_queue,
             delete_queue_and_recreate_cooldown,
             queue_ids_never_reused,
@@ -101,6 +102,11 @@ macro_rules! conformance_tests {
     };
 }
 
+/// The account the cases' queues belong to.
+const ACCOUNT: &str = "000000000000";
+/// Another account, for the cases about accounts.
+const OTHER_ACCOUNT: &str = "111122223333";
+
 /// An arbitrary epoch-ms origin; cases add offsets to it.
 const T0: Millis = 1_700_000_000_000;
 const COOLDOWN: i64 = 60_000;
@@ -151,7 +157,7 @@ fn counts(visible: u64, in_flight: u64, delayed: u64) -> QueueCounts {
 }
 
 async fn create(store: &dyn Store, name: &str, now: Millis) -> QueueRecord {
-    match store.create_queue(name, BTreeMap::new(), BTreeMap::new(), now, COOLDOWN).await.unwrap() {
+    match store.create_queue(ACCOUNT, name, BTreeMap::new(), BTreeMap::new(), now, COOLDOWN).await.unwrap() {
         CreateQueueOutcome::Created(q) => q,
         other => panic!("creating {name}: {other:?}"),
     }
@@ -197,7 +203,7 @@ async fn queue_counts(store: &dyn Store, queue: &QueueRecord, now: Millis) -> Qu
 pub async fn create_get_list(store: &dyn Store) {
     let attributes = map(&[("VisibilityTimeout", "60"), ("DelaySeconds", "5")]);
     let tags = map(&[("team", "core")]);
-    let created = store.create_queue("beta", attributes.clone(), tags.clone(), T0, COOLDOWN).await.unwrap();
+    let created = store.create_queue(ACCOUNT, "beta", attributes.clone(), tags.clone(), T0, COOLDOWN).await.unwrap();
     let CreateQueueOutcome::Created(beta) = created else { panic!("{created:?}") };
     assert_eq!(beta.name, "beta");
     assert_eq!(beta.attributes, attributes);
@@ -207,41 +213,68 @@ pub async fn create_get_list(store: &dyn Store) {
         create(store, name, T0 + 1).await;
     }
 
-    assert_eq!(store.get_queue("beta").await.unwrap(), Some(beta.clone()));
-    assert_eq!(store.get_queue("Beta").await.unwrap(), None, "names are case-sensitive");
-    assert_eq!(store.get_queue("missing").await.unwrap(), None);
+    assert_eq!(store.get_queue(ACCOUNT, "beta").await.unwrap(), Some(beta.clone()));
+    assert_eq!(store.get_queue(ACCOUNT, "Beta").await.unwrap(), None, "names are case-sensitive");
+    assert_eq!(store.get_queue(ACCOUNT, "missing").await.unwrap(), None);
 
-    let all = store.list_queues("", None, 1000).await.unwrap();
+    let all = store.list_queues(ACCOUNT, "", None, 1000).await.unwrap();
     assert_eq!(names(&all), ["al", "alpha", "alpha-2", "alpha_1", "beta", "gamma"]);
     assert_eq!(all[4], beta);
-    let alpha = store.list_queues("alpha", None, 1000).await.unwrap();
+    let alpha = store.list_queues(ACCOUNT, "alpha", None, 1000).await.unwrap();
     assert_eq!(names(&alpha), ["alpha", "alpha-2", "alpha_1"]);
-    assert!(store.list_queues("zeta", None, 1000).await.unwrap().is_empty());
-    assert!(store.list_queues("", None, 0).await.unwrap().is_empty());
+    assert!(store.list_queues(ACCOUNT, "zeta", None, 1000).await.unwrap().is_empty());
+    assert!(store.list_queues(ACCOUNT, "", None, 0).await.unwrap().is_empty());
 
     // Paging: `after` is exclusive, `limit` caps each page, and the prefix holds across pages.
-    let page = store.list_queues("al", None, 2).await.unwrap();
+    let page = store.list_queues(ACCOUNT, "al", None, 2).await.unwrap();
     assert_eq!(names(&page), ["al", "alpha"]);
-    let page = store.list_queues("al", Some("alpha"), 2).await.unwrap();
+    let page = store.list_queues(ACCOUNT, "al", Some("alpha"), 2).await.unwrap();
     assert_eq!(names(&page), ["alpha-2", "alpha_1"]);
-    let page = store.list_queues("al", Some("alpha_1"), 2).await.unwrap();
+    let page = store.list_queues(ACCOUNT, "al", Some("alpha_1"), 2).await.unwrap();
     assert!(page.is_empty());
     // An `after` that sorts before the prefix does not widen the listing.
-    let page = store.list_queues("b", Some("a"), 10).await.unwrap();
+    let page = store.list_queues(ACCOUNT, "b", Some("a"), 10).await.unwrap();
     assert_eq!(names(&page), ["beta"]);
-    let page = store.list_queues("", Some("beta"), 10).await.unwrap();
+    let page = store.list_queues(ACCOUNT, "", Some("beta"), 10).await.unwrap();
     assert_eq!(names(&page), ["gamma"]);
+}
+
+/// Two accounts may each have a queue of the same name; each sees only its own in lookups and
+/// listings, and deleting one leaves the other (and its cooldown is its own).
+pub async fn accounts_have_their_own_names(store: &dyn Store) {
+    let mine = create(store, "orders", T0).await;
+    create(store, "leads", T0).await;
+    let created =
+        store.create_queue(OTHER_ACCOUNT, "orders", BTreeMap::new(), BTreeMap::new(), T0, COOLDOWN).await.unwrap();
+    let CreateQueueOutcome::Created(theirs) = created else { panic!("{created:?}") };
+    assert_ne!(mine.id, theirs.id);
+    assert_eq!((theirs.account_id.as_str(), theirs.name.as_str()), (OTHER_ACCOUNT, "orders"));
+    assert_eq!(store.get_queue(OTHER_ACCOUNT, "orders").await.unwrap(), Some(theirs.clone()));
+    assert_eq!(store.get_queue(ACCOUNT, "orders").await.unwrap(), Some(mine.clone()));
+    assert_eq!(store.get_queue(OTHER_ACCOUNT, "leads").await.unwrap(), None);
+    assert_eq!(names(&store.list_queues(OTHER_ACCOUNT, "", None, 10).await.unwrap()), ["orders"]);
+    assert_eq!(names(&store.list_queues(ACCOUNT, "", None, 10).await.unwrap()), ["leads", "orders"]);
+    assert_eq!(store.list_accounts().await.unwrap(), [ACCOUNT, OTHER_ACCOUNT]);
+
+    store.delete_queue(theirs.id, T0 + 1).await.unwrap();
+    assert_eq!(store.get_queue(ACCOUNT, "orders").await.unwrap(), Some(mine), "the other account's queue stays");
+    let again =
+        store.create_queue(OTHER_ACCOUNT, "orders", BTreeMap::new(), BTreeMap::new(), T0 + 2, COOLDOWN).await.unwrap();
+    assert_eq!(again, CreateQueueOutcome::DeletedRecently);
+    assert_eq!(store.list_accounts().await.unwrap(), [ACCOUNT]);
 }
 
 pub async fn create_existing_queue(store: &dyn Store) {
     let attributes = map(&[("VisibilityTimeout", "60")]);
-    let created = store.create_queue("q", attributes, map(&[("a", "1")]), T0, COOLDOWN).await.unwrap();
+    let created = store.create_queue(ACCOUNT, "q", attributes, map(&[("a", "1")]), T0, COOLDOWN).await.unwrap();
     let CreateQueueOutcome::Created(original) = created else { panic!("{created:?}") };
-    let again =
-        store.create_queue("q", map(&[("VisibilityTimeout", "10")]), BTreeMap::new(), T0 + 5, COOLDOWN).await.unwrap();
+    let again = store
+        .create_queue(ACCOUNT, "q", map(&[("VisibilityTimeout", "10")]), BTreeMap::new(), T0 + 5, COOLDOWN)
+        .await
+        .unwrap();
     assert_eq!(again, CreateQueueOutcome::Exists(original.clone()));
-    assert_eq!(store.get_queue("q").await.unwrap(), Some(original), "an existing queue is left unchanged");
-    assert_eq!(store.list_queues("", None, 10).await.unwrap().len(), 1);
+    assert_eq!(store.get_queue(ACCOUNT, "q").await.unwrap(), Some(original), "an existing queue is left unchanged");
+    assert_eq!(store.list_queues(ACCOUNT, "", None, 10).await.unwrap().len(), 1);
 }
 
 pub async fn delete_queue_and_recreate_cooldown(store: &dyn Store) {
@@ -250,25 +283,25 @@ pub async fn delete_queue_and_recreate_cooldown(store: &dyn Store) {
     let deleted_at = T0 + 1_000;
     store.delete_queue(q.id, deleted_at).await.unwrap();
     assert_gone(store.delete_queue(q.id, deleted_at).await);
-    assert_eq!(store.get_queue("q").await.unwrap(), None);
-    assert_eq!(names(&store.list_queues("", None, 10).await.unwrap()), ["other"]);
+    assert_eq!(store.get_queue(ACCOUNT, "q").await.unwrap(), None);
+    assert_eq!(names(&store.list_queues(ACCOUNT, "", None, 10).await.unwrap()), ["other"]);
 
     for now in [deleted_at, deleted_at + COOLDOWN - 1] {
-        let outcome = store.create_queue("q", BTreeMap::new(), BTreeMap::new(), now, COOLDOWN).await.unwrap();
+        let outcome = store.create_queue(ACCOUNT, "q", BTreeMap::new(), BTreeMap::new(), now, COOLDOWN).await.unwrap();
         assert_eq!(outcome, CreateQueueOutcome::DeletedRecently, "at +{}", now - deleted_at);
     }
-    assert_eq!(store.get_queue("q").await.unwrap(), None);
+    assert_eq!(store.get_queue(ACCOUNT, "q").await.unwrap(), None);
     // Other names are not affected by the cooldown.
     create(store, "q2", deleted_at + 1).await;
 
     let recreated = create(store, "q", deleted_at + COOLDOWN).await;
     assert_ne!(recreated.id, q.id, "a re-created queue is a new queue");
     assert_eq!(recreated.created_at, deleted_at + COOLDOWN);
-    assert_eq!(store.get_queue("q").await.unwrap(), Some(recreated.clone()));
+    assert_eq!(store.get_queue(ACCOUNT, "q").await.unwrap(), Some(recreated.clone()));
     // The old id stays dead.
     assert_gone(store.delete_queue(q.id, deleted_at + COOLDOWN).await);
     assert_gone(store.send_messages(q.id, vec![message("m", T0)], None, 0).await);
-    assert!(store.get_queue("other").await.unwrap().is_some());
+    assert!(store.get_queue(ACCOUNT, "other").await.unwrap().is_some());
 }
 
 pub async fn queue_ids_never_reused(store: &dyn Store) {
@@ -283,32 +316,32 @@ pub async fn queue_ids_never_reused(store: &dyn Store) {
 pub async fn set_queue_attributes_merges(store: &dyn Store) {
     let attributes = map(&[("VisibilityTimeout", "60"), ("DelaySeconds", "5")]);
     let CreateQueueOutcome::Created(q) =
-        store.create_queue("q", attributes, BTreeMap::new(), T0, COOLDOWN).await.unwrap()
+        store.create_queue(ACCOUNT, "q", attributes, BTreeMap::new(), T0, COOLDOWN).await.unwrap()
     else {
         panic!("not created")
     };
     let changes = map(&[("DelaySeconds", ""), ("MessageRetentionPeriod", "60"), ("VisibilityTimeout", "10")]);
     store.set_queue_attributes(q.id, changes, T0 + 7).await.unwrap();
-    let after = store.get_queue("q").await.unwrap().unwrap();
+    let after = store.get_queue(ACCOUNT, "q").await.unwrap().unwrap();
     assert_eq!(after.attributes, map(&[("MessageRetentionPeriod", "60"), ("VisibilityTimeout", "10")]));
     assert_eq!(after.last_modified_at, T0 + 7);
     assert_eq!(after.created_at, T0);
     // Removing an attribute that is not set is harmless.
     store.set_queue_attributes(q.id, map(&[("Policy", "")]), T0 + 8).await.unwrap();
-    assert_eq!(store.get_queue("q").await.unwrap().unwrap().attributes.len(), 2);
+    assert_eq!(store.get_queue(ACCOUNT, "q").await.unwrap().unwrap().attributes.len(), 2);
     assert_gone(store.set_queue_attributes(q.id + 1_000, map(&[("DelaySeconds", "1")]), T0).await);
 }
 
 pub async fn tag_and_untag(store: &dyn Store) {
     let CreateQueueOutcome::Created(q) =
-        store.create_queue("q", BTreeMap::new(), map(&[("a", "1"), ("b", "2")]), T0, COOLDOWN).await.unwrap()
+        store.create_queue(ACCOUNT, "q", BTreeMap::new(), map(&[("a", "1"), ("b", "2")]), T0, COOLDOWN).await.unwrap()
     else {
         panic!("not created")
     };
     store.tag_queue(q.id, map(&[("b", "20"), ("c", "")])).await.unwrap();
-    assert_eq!(store.get_queue("q").await.unwrap().unwrap().tags, map(&[("a", "1"), ("b", "20"), ("c", "")]));
+    assert_eq!(store.get_queue(ACCOUNT, "q").await.unwrap().unwrap().tags, map(&[("a", "1"), ("b", "20"), ("c", "")]));
     store.untag_queue(q.id, vec!["a".into(), "missing".into()]).await.unwrap();
-    let after = store.get_queue("q").await.unwrap().unwrap();
+    let after = store.get_queue(ACCOUNT, "q").await.unwrap().unwrap();
     assert_eq!(after.tags, map(&[("b", "20"), ("c", "")]));
     assert!(after.attributes.is_empty(), "tags do not leak into attributes");
     assert_gone(store.tag_queue(q.id + 1_000, map(&[("a", "1")])).await);
@@ -667,7 +700,7 @@ pub async fn close_then_closed(store: &dyn Store) {
     let q = create(store, "q", T0).await;
     send(store, &q, vec![message("m", T0)]).await;
     store.close().await.unwrap();
-    assert!(matches!(store.get_queue("q").await, Err(StoreError::Closed)));
+    assert!(matches!(store.get_queue(ACCOUNT, "q").await, Err(StoreError::Closed)));
     assert!(matches!(store.send_messages(q.id, vec![message("n", T0)], None, 0).await, Err(StoreError::Closed)));
     assert!(matches!(store.receive_messages(q.id, params(1, VT, T0)).await, Err(StoreError::Closed)));
     assert!(matches!(store.close().await, Err(StoreError::Closed)));

@@ -50,11 +50,12 @@ struct State {
     /// Last seq handed out, shared by all queues because seqs are unique store-wide.
     last_seq: i64,
     queues: HashMap<QueueId, Queue>,
-    /// Live queue names. A `BTreeMap` because ListQueues pages through names in order.
-    by_name: BTreeMap<String, QueueId>,
-    /// Name -> deletion time, for the recreate cooldown. Pruned on create once older than the
-    /// cooldown the caller passes, so it holds only names deleted recently.
-    deleted: HashMap<String, Millis>,
+    /// Live queues by (account, name). A `BTreeMap` because ListQueues pages through an
+    /// account's names in order.
+    by_name: BTreeMap<(String, String), QueueId>,
+    /// (account, name) -> deletion time, for the recreate cooldown. Pruned on create once older
+    /// than the cooldown the caller passes, so it holds only names deleted recently.
+    deleted: HashMap<(String, String), Millis>,
     /// Handle -> (insertion number, task). Move tasks outlive their queues (their history is
     /// listed after the queue is gone), so they are kept store-wide. The insertion number orders
     /// tasks started in the same millisecond.
@@ -256,6 +257,7 @@ fn next_visible_at(q: &Queue, delivery: Delivery, now: Millis) -> Option<Millis>
 impl Store for MemoryStore {
     async fn create_queue(
         &self,
+        account: &str,
         name: &str,
         attributes: BTreeMap<String, String>,
         tags: BTreeMap<String, String>,
@@ -263,46 +265,62 @@ impl Store for MemoryStore {
         recreate_cooldown_ms: i64,
     ) -> StoreResult<CreateQueueOutcome> {
         let mut state = self.state()?;
-        if let Some(id) = state.by_name.get(name) {
+        let key = (account.to_owned(), name.to_owned());
+        if let Some(id) = state.by_name.get(&key) {
             return Ok(CreateQueueOutcome::Exists(state.queues[id].record.clone()));
         }
         state.deleted.retain(|_, deleted_at| now - *deleted_at < recreate_cooldown_ms);
-        if state.deleted.contains_key(name) {
+        if state.deleted.contains_key(&key) {
             return Ok(CreateQueueOutcome::DeletedRecently);
         }
         state.last_queue_id += 1;
-        let record = QueueRecord::new(state.last_queue_id, name.to_owned(), attributes, tags, now, now);
-        state.by_name.insert(name.to_owned(), record.id);
+        let record =
+            QueueRecord::new(state.last_queue_id, account.to_owned(), name.to_owned(), attributes, tags, now, now);
+        state.by_name.insert(key, record.id);
         state.queues.insert(record.id, Queue::new(record.clone()));
         Ok(CreateQueueOutcome::Created(record))
     }
 
-    async fn get_queue(&self, name: &str) -> StoreResult<Option<QueueRecord>> {
+    async fn get_queue(&self, account: &str, name: &str) -> StoreResult<Option<QueueRecord>> {
         let state = self.state()?;
-        Ok(state.by_name.get(name).map(|id| state.queues[id].record.clone()))
+        Ok(state.by_name.get(&(account.to_owned(), name.to_owned())).map(|id| state.queues[id].record.clone()))
     }
 
-    async fn list_queues(&self, prefix: &str, after: Option<&str>, limit: usize) -> StoreResult<Vec<QueueRecord>> {
+    async fn list_queues(
+        &self,
+        account: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<QueueRecord>> {
         use std::ops::Bound;
         let state = self.state()?;
         let start = match after {
-            Some(after) if after >= prefix => Bound::Excluded(after),
-            _ => Bound::Included(prefix),
+            Some(after) if after >= prefix => Bound::Excluded((account.to_owned(), after.to_owned())),
+            _ => Bound::Included((account.to_owned(), prefix.to_owned())),
         };
         Ok(state
             .by_name
-            .range::<str, _>((start, Bound::Unbounded))
-            .take_while(|(name, _)| name.starts_with(prefix))
+            .range((start, Bound::Unbounded))
+            .take_while(|((owner, name), _)| owner == account && name.starts_with(prefix))
             .take(limit)
             .map(|(_, id)| state.queues[id].record.clone())
             .collect())
     }
 
+    async fn list_accounts(&self) -> StoreResult<Vec<String>> {
+        let state = self.state()?;
+        let mut accounts: Vec<String> = state.by_name.keys().map(|(account, _)| account.clone()).collect();
+        accounts.dedup();
+        Ok(accounts)
+    }
+
     async fn delete_queue(&self, queue: QueueId, now: Millis) -> StoreResult<()> {
         let mut state = self.state()?;
         let removed = state.queues.remove(&queue).ok_or(StoreError::QueueNotFound(queue))?;
-        state.by_name.remove(&removed.record.name);
-        state.deleted.insert(removed.record.name, now);
+        let key = (removed.record.account_id, removed.record.name);
+        state.by_name.remove(&key);
+        state.deleted.insert(key, now);
         Ok(())
     }
 

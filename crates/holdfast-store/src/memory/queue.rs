@@ -185,7 +185,15 @@ impl Queue {
         let old = &self.record;
         let mut attributes = old.attributes.clone();
         crate::rules::merge_attributes(&mut attributes, changes);
-        self.record = QueueRecord::new(old.id, old.name.clone(), attributes, old.tags.clone(), old.created_at, now);
+        self.record = QueueRecord::new(
+            old.id,
+            old.account_id.clone(),
+            old.name.clone(),
+            attributes,
+            old.tags.clone(),
+            old.created_at,
+            now,
+        );
     }
 
     /// Removes every message sent before `cutoff`, oldest first.

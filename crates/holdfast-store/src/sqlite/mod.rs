@@ -39,6 +39,7 @@ use holdfast_core::store::{
     ExpiryOutcome, Lease, Millis, MovableMessage, MoveStep, MoveTask, NewMessage, PurgeOutcome, QueueCounts, QueueId,
     QueueRecord, ReceiveOutcome, ReceiveParams, Sent, Store, StoreError, StoreResult, SweepOutcome,
 };
+use holdfast_core::DEFAULT_ACCOUNT_ID;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
@@ -68,17 +69,26 @@ const WRITER_GONE: &str = "the SQLite writer thread has stopped";
 impl SqliteStore {
     /// Opens or creates the store in `dir` (created if missing), checks the file, and starts the
     /// writer thread. Blocking: call it before serving, or from `spawn_blocking`.
+    ///
+    /// Queues created before holdfast had accounts go to `DEFAULT_ACCOUNT_ID`; a server that
+    /// serves another account opens with `open_for_account`.
     pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
-        SqliteStore::open_checking(dir, schema::QUICK_CHECK_MAX_BYTES)
+        SqliteStore::open_for_account(dir, DEFAULT_ACCOUNT_ID)
+    }
+
+    /// `open` for a server whose own account is `account`: queues created before holdfast had
+    /// accounts (schema version 3 and older) were that account's, and stay so.
+    pub fn open_for_account(dir: &Path, account: &str) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_checking(dir, schema::QUICK_CHECK_MAX_BYTES, account)
     }
 
     /// `open`, checking files up to `quick_check_max_bytes` in full before serving and larger
     /// ones in the background.
-    fn open_checking(dir: &Path, quick_check_max_bytes: u64) -> Result<SqliteStore, StoreError> {
+    fn open_checking(dir: &Path, quick_check_max_bytes: u64, account: &str) -> Result<SqliteStore, StoreError> {
         // The reserve first: on a full disk it gives back the space opening the database needs.
         let _ = std::fs::create_dir_all(dir);
         let reserve = reserve::Reserve::open(dir);
-        let conn = schema::open(dir, quick_check_max_bytes)?;
+        let conn = schema::open(dir, quick_check_max_bytes, account)?;
         let damage = Arc::new(Mutex::new(None));
         let path = dir.join(DB_FILE);
         if std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) > quick_check_max_bytes {
@@ -187,6 +197,7 @@ fn found<T>(queue: QueueId, answer: Option<T>) -> StoreResult<T> {
 impl Store for SqliteStore {
     async fn create_queue(
         &self,
+        account: &str,
         name: &str,
         attributes: BTreeMap<String, String>,
         tags: BTreeMap<String, String>,
@@ -194,32 +205,47 @@ impl Store for SqliteStore {
         recreate_cooldown_ms: i64,
     ) -> StoreResult<CreateQueueOutcome> {
         self.reserve.admit()?;
+        let account = account.to_owned();
         let name = name.to_owned();
         #[cfg(feature = "fault-injection")]
         if std::env::var("HOLDFAST_FAULT_PANIC_ON_CREATE").is_ok_and(|target| target == name) {
             return self.call(|_| -> rusqlite::Result<CreateQueueOutcome> { panic!("injected panic") }).await;
         }
-        self.call_changing_queues(move |c| ops::create_queue(c, &name, attributes, tags, now, recreate_cooldown_ms))
-            .await
+        self.call_changing_queues(move |c| {
+            ops::create_queue(c, &account, &name, attributes, tags, now, recreate_cooldown_ms)
+        })
+        .await
     }
 
-    async fn get_queue(&self, name: &str) -> StoreResult<Option<QueueRecord>> {
-        let generation = match self.queues.lookup(name) {
+    async fn get_queue(&self, account: &str, name: &str) -> StoreResult<Option<QueueRecord>> {
+        let generation = match self.queues.lookup(account, name) {
             Ok(record) => return Ok(Some(record)),
             Err(generation) => generation,
         };
+        let account = account.to_owned();
         let name = name.to_owned();
-        let record = self.call(move |c| ops::get_queue(c, &name)).await?;
+        let record = self.call(move |c| ops::get_queue(c, &account, &name)).await?;
         if let Some(record) = &record {
             self.queues.fill(record, generation);
         }
         Ok(record)
     }
 
-    async fn list_queues(&self, prefix: &str, after: Option<&str>, limit: usize) -> StoreResult<Vec<QueueRecord>> {
+    async fn list_queues(
+        &self,
+        account: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<QueueRecord>> {
+        let account = account.to_owned();
         let prefix = prefix.to_owned();
         let after = after.map(str::to_owned);
-        self.call(move |c| ops::list_queues(c, &prefix, after.as_deref(), limit)).await
+        self.call(move |c| ops::list_queues(c, &account, &prefix, after.as_deref(), limit)).await
+    }
+
+    async fn list_accounts(&self) -> StoreResult<Vec<String>> {
+        self.call(ops::list_accounts).await
     }
 
     async fn delete_queue(&self, queue: QueueId, now: Millis) -> StoreResult<()> {

@@ -27,10 +27,18 @@ use rusqlite::{params, Connection, OptionalExtension, Result, Row};
 
 use crate::rules::{dedup_key, is_live, merge_attributes, visibility_outcome, PRUNE_PER_CALL};
 
-const QUEUE_COLUMNS: &str = "id, name, attributes, tags, created_at, last_modified_at";
+const QUEUE_COLUMNS: &str = "id, account_id, name, attributes, tags, created_at, last_modified_at";
 
 fn queue_from_row(row: &Row<'_>) -> Result<QueueRecord> {
-    Ok(QueueRecord::new(row.get(0)?, row.get(1)?, from_json(row, 2)?, from_json(row, 3)?, row.get(4)?, row.get(5)?))
+    Ok(QueueRecord::new(
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        from_json(row, 3)?,
+        from_json(row, 4)?,
+        row.get(5)?,
+        row.get(6)?,
+    ))
 }
 
 fn from_json(row: &Row<'_>, column: usize) -> Result<BTreeMap<String, String>> {
@@ -62,27 +70,33 @@ pub(super) fn adjust_count(conn: &Connection, queue: QueueId, delta: i64) -> Res
 
 pub(super) fn create_queue(
     conn: &Connection,
+    account: &str,
     name: &str,
     attributes: BTreeMap<String, String>,
     tags: BTreeMap<String, String>,
     now: Millis,
     recreate_cooldown_ms: i64,
 ) -> Result<CreateQueueOutcome> {
-    if let Some(record) = get_queue(conn, name)? {
+    if let Some(record) = get_queue(conn, account, name)? {
         return Ok(CreateQueueOutcome::Exists(record));
     }
     // Names deleted before the cooldown window can no longer block anything; dropping them here
     // keeps the table as small as the number of recent deletions.
     conn.prepare_cached("DELETE FROM deleted_queues WHERE deleted_at <= ?1")?.execute([now - recreate_cooldown_ms])?;
-    if conn.prepare_cached("SELECT 1 FROM deleted_queues WHERE name = ?1")?.exists([name])? {
+    if conn
+        .prepare_cached("SELECT 1 FROM deleted_queues WHERE account_id = ?1 AND name = ?2")?
+        .exists([account, name])?
+    {
         return Ok(CreateQueueOutcome::DeletedRecently);
     }
     conn.prepare_cached(
-        "INSERT INTO queues (name, attributes, tags, created_at, last_modified_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+        "INSERT INTO queues (account_id, name, attributes, tags, created_at, last_modified_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
     )?
-    .execute(params![name, to_json(&attributes)?, to_json(&tags)?, now])?;
+    .execute(params![account, name, to_json(&attributes)?, to_json(&tags)?, now])?;
     Ok(CreateQueueOutcome::Created(QueueRecord::new(
         conn.last_insert_rowid(),
+        account.to_owned(),
         name.to_owned(),
         attributes,
         tags,
@@ -91,14 +105,21 @@ pub(super) fn create_queue(
     )))
 }
 
-pub(super) fn get_queue(conn: &Connection, name: &str) -> Result<Option<QueueRecord>> {
-    conn.prepare_cached(&format!("SELECT {QUEUE_COLUMNS} FROM queues WHERE name = ?1"))?
-        .query_row([name], queue_from_row)
+pub(super) fn get_queue(conn: &Connection, account: &str, name: &str) -> Result<Option<QueueRecord>> {
+    conn.prepare_cached(&format!("SELECT {QUEUE_COLUMNS} FROM queues WHERE account_id = ?1 AND name = ?2"))?
+        .query_row([account, name], queue_from_row)
         .optional()
+}
+
+pub(super) fn list_accounts(conn: &Connection) -> Result<Vec<String>> {
+    conn.prepare_cached("SELECT DISTINCT account_id FROM queues ORDER BY account_id")?
+        .query_map([], |r| r.get(0))?
+        .collect()
 }
 
 pub(super) fn list_queues(
     conn: &Connection,
+    account: &str,
     prefix: &str,
     after: Option<&str>,
     limit: usize,
@@ -109,13 +130,16 @@ pub(super) fn list_queues(
     let mut stmt;
     let rows = match after {
         Some(after) if after >= prefix => {
-            stmt = conn.prepare_cached(&format!("SELECT {QUEUE_COLUMNS} FROM queues WHERE name > ?1 ORDER BY name"))?;
-            stmt.query([after])?
+            stmt = conn.prepare_cached(&format!(
+                "SELECT {QUEUE_COLUMNS} FROM queues WHERE account_id = ?1 AND name > ?2 ORDER BY name"
+            ))?;
+            stmt.query([account, after])?
         }
         _ => {
-            stmt =
-                conn.prepare_cached(&format!("SELECT {QUEUE_COLUMNS} FROM queues WHERE name >= ?1 ORDER BY name"))?;
-            stmt.query([prefix])?
+            stmt = conn.prepare_cached(&format!(
+                "SELECT {QUEUE_COLUMNS} FROM queues WHERE account_id = ?1 AND name >= ?2 ORDER BY name"
+            ))?;
+            stmt.query([account, prefix])?
         }
     };
     let mut rows = rows.mapped(queue_from_row);
@@ -133,18 +157,18 @@ pub(super) fn list_queues(
 /// statement each (its move tasks stay: they are history). A queue with millions of messages
 /// makes this one long transaction that holds up the writer; acceptable for now.
 pub(super) fn delete_queue(conn: &Connection, queue: QueueId, now: Millis) -> Result<bool> {
-    let name: Option<String> = conn
-        .prepare_cached("DELETE FROM queues WHERE id = ?1 RETURNING name")?
-        .query_row([queue], |r| r.get(0))
+    let owner_and_name: Option<(String, String)> = conn
+        .prepare_cached("DELETE FROM queues WHERE id = ?1 RETURNING account_id, name")?
+        .query_row([queue], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    let Some(name) = name else {
+    let Some((account, name)) = owner_and_name else {
         return Ok(false);
     };
     delete_all_messages(conn, queue)?;
     conn.prepare_cached("DELETE FROM dedup_records WHERE queue_id = ?1")?.execute([queue])?;
     conn.prepare_cached("DELETE FROM receive_attempts WHERE queue_id = ?1")?.execute([queue])?;
-    conn.prepare_cached("INSERT OR REPLACE INTO deleted_queues (name, deleted_at) VALUES (?1, ?2)")?
-        .execute(params![name, now])?;
+    conn.prepare_cached("INSERT OR REPLACE INTO deleted_queues (account_id, name, deleted_at) VALUES (?1, ?2, ?3)")?
+        .execute(params![account, name, now])?;
     Ok(true)
 }
 

@@ -6,7 +6,7 @@
 //!   only for a database with no tables; a version above `SCHEMA_VERSION` (a newer holdfast) is
 //!   refused rather than misread.
 //! - A new database is created as version 1 and then migrated, in the same transaction, exactly
-//!   as an existing version-1 file is at open: there is one way to reach version 2, so a migrated
+//!   as an existing version-1 file is at open: there is one way to reach each version, so a migrated
 //!   file and a new one cannot differ. Each migration runs in one transaction and sets
 //!   `user_version` last, so a crash mid-migration leaves the old version, which migrates again.
 //! - A file that exists is never silently replaced by a fresh store: a zero-length file with no
@@ -21,7 +21,7 @@ use rusqlite::{Connection, OpenFlags};
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "holdfast.db";
 
-pub(super) const SCHEMA_VERSION: i64 = 3;
+pub(super) const SCHEMA_VERSION: i64 = 4;
 
 /// Databases up to this size get a full `PRAGMA quick_check` at open (it reads every page, about a
 /// second per few hundred MiB). Larger ones get the structural checks at open, so a big store still
@@ -200,6 +200,47 @@ CREATE TABLE quarantined_messages (
 );
 ";
 
+/// Version 3 to 4: accounts. A queue belongs to an account and its name is unique within it, so
+/// `queues` and `deleted_queues` are rebuilt with `account_id` in their keys (SQLite cannot drop
+/// a UNIQUE constraint in place). Queues from before accounts go to the server's account, which
+/// is where they were served from. `queues.id` keeps its values and its AUTOINCREMENT high-water
+/// mark, so ids are still never reused.
+fn migration_v4(home_account: &str) -> String {
+    format!(
+        "
+CREATE TABLE queues_v4 (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    account_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    attributes TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_modified_at INTEGER NOT NULL,
+    last_purged_at INTEGER,
+    message_count INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (account_id, name)
+);
+INSERT INTO queues_v4 (id, account_id, name, attributes, tags, created_at, last_modified_at, last_purged_at,
+                       message_count)
+    SELECT id, '{home_account}', name, attributes, tags, created_at, last_modified_at, last_purged_at, message_count
+    FROM queues;
+INSERT INTO sqlite_sequence (name, seq) SELECT 'queues_v4', seq FROM sqlite_sequence WHERE name = 'queues';
+DROP TABLE queues;
+ALTER TABLE queues_v4 RENAME TO queues;
+CREATE TABLE deleted_queues_v4 (
+    account_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    deleted_at INTEGER NOT NULL,
+    PRIMARY KEY (account_id, name)
+);
+INSERT INTO deleted_queues_v4 SELECT '{home_account}', name, deleted_at FROM deleted_queues;
+DROP TABLE deleted_queues;
+ALTER TABLE deleted_queues_v4 RENAME TO deleted_queues;
+CREATE INDEX deleted_queues_by_time ON deleted_queues (deleted_at);
+"
+    )
+}
+
 /// Schema objects `verify` insists on, per version.
 const V1_OBJECTS: &[&str] =
     &["queues", "deleted_queues", "deleted_queues_by_time", "messages", "messages_by_visibility", "messages_by_age"];
@@ -222,11 +263,16 @@ const V2_OBJECTS: &[&str] = &[
 
 /// Opens (creating if needed) `dir/holdfast.db`, ready for the writer thread.
 /// Opens the database; `quick_check_max_bytes` is the largest file checked in full here.
-pub(super) fn open(dir: &Path, quick_check_max_bytes: u64) -> Result<Connection, StoreError> {
+/// Queues from before accounts (schema 3 and older) are given to `home_account`.
+pub(super) fn open(dir: &Path, quick_check_max_bytes: u64, home_account: &str) -> Result<Connection, StoreError> {
     std::fs::create_dir_all(dir)
         .map_err(|e| StoreError::backend_in(format!("cannot create data directory {}", dir.display()), e))?;
     let path = dir.join(DB_FILE);
     let fail = |reason: String| StoreError::backend_in(format!("cannot open {}", path.display()), reason);
+    // The account is written into the migration's SQL, so it must be what account ids are.
+    if home_account.is_empty() || !home_account.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(fail(format!("the account id {home_account:?} is not a number")));
+    }
     let existed = check_file(&path).map_err(fail)?;
     let conn = Connection::open_with_flags(
         &path,
@@ -256,14 +302,20 @@ pub(super) fn open(dir: &Path, quick_check_max_bytes: u64) -> Result<Connection,
     configure(&conn).map_err(fail)?;
     match version {
         0 => create(&conn, existed).map_err(fail)?,
-        1 | 2 => {
+        1..=3 => {
             if version == 1 {
                 migrate(&conn, MIGRATION_V2, 2)
                     .map_err(|e| fail(format!("cannot migrate from schema version 1: {e}")))?;
             }
             check_objects(&conn, V2_OBJECTS).map_err(fail)?;
-            migrate(&conn, MIGRATION_V3, 3).map_err(|e| fail(format!("cannot migrate from schema version 2: {e}")))?;
+            if version <= 2 {
+                migrate(&conn, MIGRATION_V3, 3)
+                    .map_err(|e| fail(format!("cannot migrate from schema version 2: {e}")))?;
+            }
             check_objects(&conn, V3_OBJECTS).map_err(fail)?;
+            migrate(&conn, &migration_v4(home_account), 4)
+                .map_err(|e| fail(format!("cannot migrate from schema version 3: {e}")))?;
+            check_objects(&conn, V1_OBJECTS).map_err(fail)?;
             tracing::info!(path = %path.display(), from = version, to = SCHEMA_VERSION, "migrated the database");
         }
         _ => {
@@ -324,7 +376,8 @@ fn create(conn: &Connection, existed: bool) -> Result<(), String> {
         return Err("the file is a SQLite database but not a holdfast one (user_version 0)".into());
     }
     conn.execute_batch(&format!(
-        "BEGIN; {SCHEMA_V1} {MIGRATION_V2} {MIGRATION_V3} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+        "BEGIN; {SCHEMA_V1} {MIGRATION_V2} {MIGRATION_V3} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+        migration_v4("0")
     ))
     .map_err(|e| {
         rollback(conn);

@@ -1,6 +1,8 @@
 //! Engine-internal tests that need the writer's connection: a full database.
 
 use super::*;
+
+const ACCOUNT: &str = "000000000000";
 use holdfast_core::store::{
     ChangeVisibility, Delivery, MessageMove, MoveStep, MoveTaskStatus, ReceiveAttempt, StoreError,
 };
@@ -25,7 +27,8 @@ fn message(id: &str, body_len: usize) -> NewMessage {
 async fn full_database_fails_cleanly_and_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path()).unwrap();
-    let CreateQueueOutcome::Created(q) = store.create_queue("q", BTreeMap::new(), BTreeMap::new(), 0, 0).await.unwrap()
+    let CreateQueueOutcome::Created(q) =
+        store.create_queue(ACCOUNT, "q", BTreeMap::new(), BTreeMap::new(), 0, 0).await.unwrap()
     else {
         panic!("not created")
     };
@@ -65,7 +68,8 @@ async fn full_database_fails_cleanly_and_recovers() {
 async fn failing_command_does_not_spoil_its_batch() {
     let dir = tempfile::tempdir().unwrap();
     let store = std::sync::Arc::new(SqliteStore::open(dir.path()).unwrap());
-    let CreateQueueOutcome::Created(q) = store.create_queue("q", BTreeMap::new(), BTreeMap::new(), 0, 0).await.unwrap()
+    let CreateQueueOutcome::Created(q) =
+        store.create_queue(ACCOUNT, "q", BTreeMap::new(), BTreeMap::new(), 0, 0).await.unwrap()
     else {
         panic!("not created")
     };
@@ -99,7 +103,7 @@ async fn failing_command_does_not_spoil_its_batch() {
 }
 
 async fn create(store: &SqliteStore, name: &str) -> holdfast_core::store::QueueRecord {
-    match store.create_queue(name, BTreeMap::new(), BTreeMap::new(), 0, 0).await.unwrap() {
+    match store.create_queue(ACCOUNT, name, BTreeMap::new(), BTreeMap::new(), 0, 0).await.unwrap() {
         CreateQueueOutcome::Created(q) => q,
         other => panic!("{other:?}"),
     }
@@ -140,8 +144,9 @@ async fn sweep_reads_only_exhausted_messages() {
     assert!(steps < 200, "the sweep stepped {steps} times for two messages");
 }
 
-/// A version-1 file (holdfast 0.1) opens under version 2 with everything in place: queues,
-/// messages, leases, and the message groups the FIFO receive needs, derived from the messages.
+/// A version-1 file (holdfast 0.1) opens under the current version with everything in place:
+/// queues (now the server's account's, ids and AUTOINCREMENT kept), messages, leases, and the
+/// message groups the FIFO receive needs, derived from the messages.
 #[tokio::test]
 async fn migrates_a_version_1_database() {
     let dir = tempfile::tempdir().unwrap();
@@ -164,12 +169,22 @@ async fn migrates_a_version_1_database() {
         .unwrap();
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
     }
-    let store = SqliteStore::open(dir.path()).unwrap();
+    let home = "123456789012";
+    let store = SqliteStore::open_for_account(dir.path(), home).unwrap();
     let version: i64 = store.call(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0))).await.unwrap();
     assert_eq!(version, schema::SCHEMA_VERSION);
-    let std = store.get_queue("std").await.unwrap().expect("queue kept");
-    assert_eq!(std.tags.get("team").map(String::as_str), Some("a"));
-    let fifo = store.get_queue("f.fifo").await.unwrap().expect("queue kept");
+    assert_eq!(store.get_queue(ACCOUNT, "std").await.unwrap(), None, "old queues are the server's account's");
+    let std = store.get_queue(home, "std").await.unwrap().expect("queue kept");
+    assert_eq!((std.id, std.tags.get("team").map(String::as_str)), (1, Some("a")));
+    let fifo = store.get_queue(home, "f.fifo").await.unwrap().expect("queue kept");
+    assert_eq!(fifo.id, 2);
+    // Ids still never come back: a new queue continues after the highest ever handed out.
+    let CreateQueueOutcome::Created(new) =
+        store.create_queue(home, "new", BTreeMap::new(), BTreeMap::new(), 2000, 0).await.unwrap()
+    else {
+        panic!("created")
+    };
+    assert_eq!(new.id, 3);
     assert_eq!(store.queue_counts(fifo.id, 2000).await.unwrap(), QueueCounts { visible: 2, in_flight: 1, delayed: 0 });
 
     // The groups were derived from the messages: g is locked by m1, h flows.
@@ -391,7 +406,7 @@ async fn a_large_database_is_checked_in_the_background() {
     drop(store);
 
     // Sound: the background check passes and the store stays healthy.
-    let store = SqliteStore::open_checking(dir.path(), 0).unwrap();
+    let store = SqliteStore::open_checking(dir.path(), 0, ACCOUNT).unwrap();
     for _ in 0..100 {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
@@ -407,7 +422,7 @@ async fn a_large_database_is_checked_in_the_background() {
         *byte = 0xA5;
     }
     std::fs::write(&path, bytes).unwrap();
-    let store = SqliteStore::open_checking(dir.path(), 0).expect("the structural checks at open pass");
+    let store = SqliteStore::open_checking(dir.path(), 0, ACCOUNT).expect("the structural checks at open pass");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let error = loop {
         if let Err(error) = store.check().await {
