@@ -67,6 +67,11 @@ impl Harness {
         self.sqs.handle(&self.ctx, request).await
     }
 
+    /// `request` from a verified caller (as with authentication on).
+    pub async fn call_as(&self, caller: &RequestContext, request: Request) -> Result<Response, SqsError> {
+        self.sqs.handle(caller, request).await
+    }
+
     pub async fn create_queue(&self, name: &str, attributes: &[(&str, &str)]) -> String {
         let attributes: BTreeMap<String, String> =
             attributes.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();

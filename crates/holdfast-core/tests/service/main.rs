@@ -4,6 +4,7 @@
 //! case is fast and gives the same answer every run. The wire protocols and the durable engine
 //! are tested end to end elsewhere (`crates/holdfast/tests/e2e`).
 
+mod access;
 mod dead_letters;
 mod fifo;
 mod harness;

@@ -10,7 +10,7 @@ use holdfast_protocol::{sigv4, HttpRequest};
 use http::{HeaderMap, HeaderValue, Method, Uri};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::common::{binary, create_queue, error_code, unique, TestServer};
+use crate::common::{binary, create_queue, error_code, signed_client, unique, TestServer};
 
 const CREDENTIALS: &str = r#"
 [[key]]
@@ -22,16 +22,6 @@ user = "producer"
 access_key_id = "AKIDROOT"
 secret_access_key = "root-secret"
 "#;
-
-fn client(url: &str, key: &str, secret: &str) -> aws_sdk_sqs::Client {
-    let config = aws_sdk_sqs::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(url)
-        .credentials_provider(Credentials::new(key, secret, None, None, "test"))
-        .build();
-    aws_sdk_sqs::Client::from_conf(config)
-}
 
 /// A server authenticating against `credentials`, written next to its data directory.
 fn secured(credentials: &str) -> (TestServer, std::path::PathBuf, tempfile::TempDir) {
@@ -94,10 +84,10 @@ async fn exchange(host: &str, request: &[u8]) -> (u16, String) {
 #[tokio::test]
 async fn a_known_key_is_served_and_its_user_is_the_sender() {
     let (server, _, _dir) = secured(CREDENTIALS);
-    let producer = client(&server.url, "AKIDTEST", "secret");
+    let producer = signed_client(&server.url, "AKIDTEST", "secret");
     let url = create_queue(&producer, &unique("signed")).await;
     producer.send_message().queue_url(&url).message_body("hello").send().await.unwrap();
-    let received = client(&server.url, "AKIDROOT", "root-secret")
+    let received = signed_client(&server.url, "AKIDROOT", "root-secret")
         .receive_message()
         .queue_url(&url)
         .message_system_attribute_names(MessageSystemAttributeName::SenderId)
@@ -111,9 +101,9 @@ async fn a_known_key_is_served_and_its_user_is_the_sender() {
 #[tokio::test]
 async fn unknown_keys_and_wrong_secrets_are_refused() {
     let (server, _, _dir) = secured(CREDENTIALS);
-    let unknown = client(&server.url, "AKIDNOBODY", "secret").list_queues().send().await.unwrap_err();
+    let unknown = signed_client(&server.url, "AKIDNOBODY", "secret").list_queues().send().await.unwrap_err();
     assert_eq!(error_code(unknown).as_deref(), Some("InvalidClientTokenId"));
-    let wrong = client(&server.url, "AKIDTEST", "not-the-secret").list_queues().send().await.unwrap_err();
+    let wrong = signed_client(&server.url, "AKIDTEST", "not-the-secret").list_queues().send().await.unwrap_err();
     assert_eq!(error_code(wrong).as_deref(), Some("SignatureDoesNotMatch"));
 }
 
@@ -204,7 +194,7 @@ async fn presigned_urls_work_until_they_expire() {
 #[tokio::test]
 async fn keys_are_reloaded_on_sighup() {
     let (server, path, _dir) = secured(CREDENTIALS);
-    let newcomer = client(&server.url, "AKIDNEW", "new-secret");
+    let newcomer = signed_client(&server.url, "AKIDNEW", "new-secret");
     let refused = newcomer.list_queues().send().await.unwrap_err();
     assert_eq!(error_code(refused).as_deref(), Some("InvalidClientTokenId"));
 
@@ -216,7 +206,7 @@ async fn keys_are_reloaded_on_sighup() {
         assert!(std::time::Instant::now() < deadline, "the new key was never accepted\n{}", server.log());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let removed = client(&server.url, "AKIDTEST", "secret").list_queues().send().await.unwrap_err();
+    let removed = signed_client(&server.url, "AKIDTEST", "secret").list_queues().send().await.unwrap_err();
     assert_eq!(error_code(removed).as_deref(), Some("InvalidClientTokenId"), "the old key is gone");
 
     // A broken file leaves the keys in force.

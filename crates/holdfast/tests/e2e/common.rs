@@ -284,6 +284,18 @@ pub async fn queue_arn(client: &aws_sdk_sqs::Client, url: &str) -> String {
     attributes[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone()
 }
 
+/// A client signing with the given key (for servers started with `--credentials`).
+pub fn signed_client(url: &str, key: &str, secret: &str) -> aws_sdk_sqs::Client {
+    use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
+    let config = aws_sdk_sqs::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(url)
+        .credentials_provider(Credentials::new(key, secret, None, None, "test"))
+        .build();
+    aws_sdk_sqs::Client::from_conf(config)
+}
+
 /// The error code of a failed SDK call, whatever the operation.
 pub fn error_code<E, R>(error: aws_sdk_sqs::error::SdkError<E, R>) -> Option<String>
 where

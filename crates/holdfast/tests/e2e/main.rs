@@ -17,6 +17,7 @@ mod durability;
 mod faults;
 mod fifo;
 mod messages;
+mod policies;
 mod queues;
 mod server;
 mod tls;
