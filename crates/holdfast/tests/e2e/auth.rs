@@ -4,7 +4,6 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
-use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use holdfast_protocol::{sigv4, HttpRequest};
 use http::{HeaderMap, HeaderValue, Method, Uri};

@@ -98,8 +98,8 @@ async fn another_account_gets_in_only_through_the_queue_policy() {
     // The partner's own account has its own names and listing.
     let theirs = partner.create_queue().queue_name("leads").send().await.unwrap().queue_url.unwrap();
     assert!(theirs.ends_with("/444455556666/leads"), "{theirs}");
-    assert_eq!(partner.list_queues().send().await.unwrap().queue_urls.unwrap(), [theirs.clone()]);
-    assert_eq!(operator.list_queues().send().await.unwrap().queue_urls.unwrap(), [leads.clone()]);
+    assert_eq!(partner.list_queues().send().await.unwrap().queue_urls.unwrap(), std::slice::from_ref(&theirs));
+    assert_eq!(operator.list_queues().send().await.unwrap().queue_urls.unwrap(), std::slice::from_ref(&leads));
     partner.send_message().queue_url(&theirs).message_body("to myself").send().await.unwrap();
     let ours = operator.get_queue_attributes().queue_url(&leads).attribute_names(QueueAttributeName::All);
     let ours = ours.send().await.unwrap().attributes.unwrap();
