@@ -8,6 +8,7 @@
 //! the `Store` trait with its types, and the `Clock`. Everything else is this crate's own.
 
 pub mod clock;
+pub mod encryption;
 pub mod policy;
 pub mod store;
 

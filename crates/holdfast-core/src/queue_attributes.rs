@@ -57,6 +57,8 @@ pub struct QueueSettings {
     /// `DeduplicationScope=messageGroup`.
     pub dedup_per_group: bool,
     pub redrive_policy: Option<RedrivePolicy>,
+    /// How long one data key seals this queue's messages (with a master key configured).
+    pub kms_data_key_reuse_period: u32,
     /// The queue's `Policy`, parsed once per record for every request's authorization.
     pub policy: Option<Arc<Policy>>,
 }
@@ -75,6 +77,7 @@ impl QueueSettings {
             dedup_per_group: attributes.get("DeduplicationScope").is_some_and(|v| v == "messageGroup"),
             // Stored policies were validated on the way in.
             redrive_policy: attributes.get("RedrivePolicy").and_then(|text| RedrivePolicy::parse(text).ok()),
+            kms_data_key_reuse_period: int("KmsDataKeyReusePeriodSeconds", limits::KMS_DATA_KEY_REUSE_DEFAULT),
             policy: attributes
                 .get("Policy")
                 .filter(|text| !text.is_empty())

@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use crate::access::{Caller, Transport};
 use crate::actions;
 use crate::clock::Clock;
+use crate::encryption::Encryption;
 use crate::names;
 use crate::store::{Millis, QueueRecord, Store, StoreError};
 use crate::timer::{Due, QueueKey, Timer};
@@ -23,11 +24,13 @@ use crate::waiters::Waiters;
 pub struct ServiceConfig {
     pub account_id: String,
     pub region: String,
+    /// Seals every message before it is stored (`crate::encryption`); `None` stores them as sent.
+    pub encryption: Option<Arc<Encryption>>,
 }
 
 impl Default for ServiceConfig {
     fn default() -> Self {
-        ServiceConfig { account_id: crate::DEFAULT_ACCOUNT_ID.into(), region: "us-east-1".into() }
+        ServiceConfig { account_id: crate::DEFAULT_ACCOUNT_ID.into(), region: "us-east-1".into(), encryption: None }
     }
 }
 

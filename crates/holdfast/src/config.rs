@@ -66,8 +66,8 @@ pub struct ServeArgs {
     /// below the open-file limit).
     #[arg(long, env = "HOLDFAST_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
-    /// A TOML file of [[key]] entries (access_key_id, secret_access_key, optional user) that
-    /// may sign requests; reloaded on SIGHUP.
+    /// A TOML file of [[key]] entries (access_key_id, secret_access_key; optional account_id,
+    /// user, policy) that may sign requests; reloaded on SIGHUP.
     #[arg(long, env = "HOLDFAST_CREDENTIALS", value_name = "FILE")]
     pub credentials: Option<PathBuf>,
     /// Whether requests must carry a valid SigV4 signature (default: sigv4 with --credentials,
@@ -80,6 +80,11 @@ pub struct ServeArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, env = "HOLDFAST_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Store message bodies and attributes encrypted (AES-256-GCM) with data keys wrapped by
+    /// this file's master keys: one base64 32-byte key per line, the first current; reloaded on
+    /// SIGHUP.
+    #[arg(long, env = "HOLDFAST_MASTER_KEY_FILE", value_name = "FILE")]
+    pub master_key_file: Option<PathBuf>,
     /// Log filter, e.g. info, debug, holdfast=debug (default info).
     #[arg(long, env = "HOLDFAST_LOG")]
     pub log: Option<String>,
@@ -105,6 +110,7 @@ struct FileConfig {
     auth: Option<AuthMode>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    master_key_file: Option<PathBuf>,
     log: Option<String>,
     #[serde(default, rename = "queue")]
     queues: Vec<QueueFileEntry>,
@@ -147,6 +153,8 @@ pub struct Settings {
     pub auth: AuthMode,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// Master keys for encryption at rest, when messages are stored encrypted.
+    pub master_key_file: Option<PathBuf>,
     pub log: String,
     pub queues: Vec<QueueDeclaration>,
 }
@@ -194,14 +202,20 @@ impl Settings {
             tls_cert.is_some() == tls_key.is_some(),
             "TLS needs both a certificate (tls_cert) and a key (tls_key)"
         );
+        let account_id = args.account_id.clone().or(file.account_id).unwrap_or_else(|| "000000000000".into());
+        anyhow::ensure!(
+            account_id.len() == 12 && account_id.bytes().all(|b| b.is_ascii_digit()),
+            "account_id {account_id:?} is not a 12-digit AWS account id"
+        );
         Ok(Settings {
             bind,
             tls_cert,
             tls_key,
+            master_key_file: args.master_key_file.clone().or(file.master_key_file),
             data_dir: args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("./holdfast-data")),
             storage: args.storage.or(file.storage).unwrap_or(StorageKind::Sqlite),
             public_url: args.public_url.clone().or(file.public_url),
-            account_id: args.account_id.clone().or(file.account_id).unwrap_or_else(|| "000000000000".into()),
+            account_id,
             region: args.region.clone().or(file.region).unwrap_or_else(|| "us-east-1".into()),
             max_request_bytes: args.max_request_bytes.or(file.max_request_bytes).unwrap_or(DEFAULT_MAX_REQUEST_BYTES),
             idle_timeout_seconds: args.idle_timeout.or(file.idle_timeout).unwrap_or(30),

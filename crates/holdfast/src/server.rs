@@ -22,6 +22,7 @@ use std::time::Duration;
 use anyhow::Context;
 use holdfast_api::types::{CreateQueueRequest, SetQueueAttributesRequest, TagQueueRequest};
 use holdfast_api::{ErrorCode, Request};
+use holdfast_core::encryption::{Encryption, MasterKeys};
 use holdfast_core::{RequestContext, ServiceConfig, Sqs, Store, SystemClock};
 use holdfast_store::{MemoryStore, SqliteStore};
 use hyper::service::service_fn;
@@ -55,7 +56,19 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         AuthMode::Off => Authenticator::off(),
     });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let config = ServiceConfig { account_id: settings.account_id.clone(), region: settings.region.clone() };
+    let encryption = match &settings.master_key_file {
+        Some(path) => {
+            let keys = load_master_keys(path)?;
+            tracing::info!(master_keys = ?keys.ids(), "messages are stored encrypted");
+            Some(Arc::new(Encryption::new(keys)))
+        }
+        None => None,
+    };
+    let config = ServiceConfig {
+        account_id: settings.account_id.clone(),
+        region: settings.region.clone(),
+        encryption: encryption.clone(),
+    };
     let sqs = Arc::new(Sqs::new(Arc::clone(&store), Arc::new(SystemClock), config, shutdown_rx));
     declare_queues(&sqs, &settings.queues).await?;
 
@@ -71,7 +84,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         (Some(cert), Some(key)) => Some(Arc::new(Tls::load(cert, key)?)),
         _ => None,
     };
-    let reloader = reload_on_sighup(Arc::clone(&auth), tls.clone());
+    let reloader = reload_on_sighup(Reloadable {
+        auth: Arc::clone(&auth),
+        tls: tls.clone(),
+        master_keys: settings.master_key_file.clone().zip(encryption),
+    });
     tracing::info!(auth = ?settings.auth, "request authentication");
     let app = Arc::new(App {
         sqs: Arc::clone(&sqs),
@@ -260,10 +277,24 @@ fn serve_connection(
 /// Requests one HTTP/2 connection may have in flight at once.
 const MAX_HTTP2_STREAMS: u32 = 256;
 
-/// Reads the credentials file and the TLS certificate again on every SIGHUP. Connections and
-/// requests in flight are not disturbed; a file that does not load leaves what was in force and
-/// says why.
-fn reload_on_sighup(auth: Arc<Authenticator>, tls: Option<Arc<Tls>>) -> tokio::task::JoinHandle<()> {
+/// Reads a master key file (`holdfast_core::encryption::MasterKeys::parse`).
+fn load_master_keys(path: &std::path::Path) -> anyhow::Result<MasterKeys> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading master key file {}", path.display()))?;
+    MasterKeys::parse(&text).map_err(|reason| anyhow::anyhow!("master key file {}: {reason}", path.display()))
+}
+
+/// What SIGHUP reloads.
+struct Reloadable {
+    auth: Arc<Authenticator>,
+    tls: Option<Arc<Tls>>,
+    master_keys: Option<(std::path::PathBuf, Arc<Encryption>)>,
+}
+
+/// Reads the credentials file, the TLS certificate and the master keys again on every SIGHUP.
+/// Connections and requests in flight are not disturbed; a file that does not load leaves what
+/// was in force and says why.
+fn reload_on_sighup(reloadable: Reloadable) -> tokio::task::JoinHandle<()> {
+    let Reloadable { auth, tls, master_keys } = reloadable;
     tokio::spawn(async move {
         #[cfg(unix)]
         {
@@ -288,10 +319,19 @@ fn reload_on_sighup(auth: Arc<Authenticator>, tls: Option<Arc<Tls>>) -> tokio::t
                         }
                     }
                 }
+                if let Some((path, encryption)) = &master_keys {
+                    match load_master_keys(path) {
+                        Ok(keys) => {
+                            tracing::info!(master_keys = ?keys.ids(), "master keys reloaded");
+                            encryption.replace_master_keys(keys);
+                        }
+                        Err(error) => tracing::error!("master keys not reloaded, the previous ones stay: {error:#}"),
+                    }
+                }
             }
         }
         #[cfg(not(unix))]
-        drop((auth, tls));
+        drop((auth, tls, master_keys));
     })
 }
 

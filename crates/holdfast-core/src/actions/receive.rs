@@ -73,7 +73,18 @@ pub async fn receive_message(sqs: &Sqs, req: ReceiveMessageRequest) -> Result<Re
     let filter = AttributeFilter::new(req.message_attribute_names.as_deref().unwrap_or_default());
 
     let request = Batch { max_messages, visibility_timeout_ms: visibility_timeout * 1000, attempt };
-    let messages = wait_for_messages(sqs, &queue, request, wait_seconds).await?;
+    let mut messages = wait_for_messages(sqs, &queue, request, wait_seconds).await?;
+    if let Some(encryption) = &sqs.config.encryption {
+        // A message that cannot be opened (its master key is gone) is not delivered: it stays
+        // leased, comes back when its visibility ends, and dead-letters like any other.
+        messages.retain_mut(|m| match encryption.open(m) {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::error!(queue = %queue.name, error = %error.0, "a stored message cannot be opened");
+                false
+            }
+        });
+    }
     if messages.is_empty() {
         return Ok(ReceiveMessageResponse { messages: None });
     }

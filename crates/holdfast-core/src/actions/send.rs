@@ -134,12 +134,15 @@ fn sender_id(sqs: &Sqs, ctx: &RequestContext) -> String {
 /// Enqueues messages in one store call, wakes receivers waiting on the queue, and schedules what
 /// the new messages make due: their expiry, their delay's end for waiting receivers, and the end
 /// of FIFO deduplication windows.
-async fn enqueue(sqs: &Sqs, queue: &Queue, messages: Vec<NewMessage>) -> Result<Vec<Sent>, SqsError> {
+async fn enqueue(sqs: &Sqs, queue: &Queue, mut messages: Vec<NewMessage>) -> Result<Vec<Sent>, SqsError> {
     if messages.is_empty() {
         return Ok(Vec::new());
     }
     let now = sqs.now();
     let settings = queue.settings();
+    if let Some(encryption) = &sqs.config.encryption {
+        encryption.seal(queue.id, i64::from(settings.kms_data_key_reuse_period) * 1000, now, &mut messages);
+    }
     let visible_now = messages.iter().filter(|m| m.visible_at <= now).count();
     let earliest_delayed = messages.iter().map(|m| m.visible_at).filter(|&at| at > now).min();
     let dedup = settings

@@ -14,6 +14,7 @@ mod crash;
 mod crash_fifo_dlq;
 mod dead_letters;
 mod durability;
+mod encryption;
 mod faults;
 mod fifo;
 mod messages;
