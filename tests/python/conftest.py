@@ -27,7 +27,7 @@ import botocore.session
 import pytest
 from botocore.config import Config
 
-from holdfast_testlib import ACCESS_KEY, ACCOUNT_ID, REGION, SECRET_KEY, unique_name
+from holdfast_testlib import ACCESS_KEY, ACCOUNT_ID, EXTRA_KEYS, REGION, SECRET_KEY, unique_name
 
 REPO = Path(__file__).resolve().parents[2]
 QUERY_ERA_MODEL = REPO / "crates" / "holdfast-protocol" / "model" / "service-2.query-era.json"
@@ -110,7 +110,8 @@ def server(tmp_path_factory) -> Server:
         command += ["--storage", os.environ["HOLDFAST_STORAGE"]]
     if authenticated():
         credentials = base / "credentials.toml"
-        credentials.write_text(f'[[key]]\naccess_key_id = "{ACCESS_KEY}"\nsecret_access_key = "{SECRET_KEY}"\n')
+        keys = f'[[key]]\naccess_key_id = "{ACCESS_KEY}"\nsecret_access_key = "{SECRET_KEY}"\n'
+        credentials.write_text(keys + "".join(key.toml() for key in EXTRA_KEYS.values()))
         command += ["--credentials", str(credentials)]
 
     with open(stderr_path, "wb") as stderr:
@@ -169,13 +170,13 @@ def query_data_path(tmp_path_factory) -> Path:
     return root
 
 
-def _client(session: boto3.session.Session, server: Server):
+def _client(session: boto3.session.Session, server: Server, key: str = ACCESS_KEY, secret: str = SECRET_KEY):
     return session.client(
         "sqs",
         endpoint_url=server.url,
         region_name=REGION,
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
+        aws_access_key_id=key,
+        aws_secret_access_key=secret,
         config=CLIENT_CONFIG,
     )
 
@@ -194,6 +195,20 @@ def query_client(server, query_data_path):
     client = _client(boto3.session.Session(botocore_session=core), server)
     assert client.meta.service_model.protocol == "query"
     return client
+
+
+@pytest.fixture
+def client_as(server, query_data_path):
+    """client_as(protocol, name): a client of the given protocol signing with EXTRA_KEYS[name]."""
+
+    def make(protocol: str, name: str):
+        core = botocore.session.Session()
+        if protocol == "query":
+            core.get_component("data_loader").search_paths.insert(0, str(query_data_path))
+        key = EXTRA_KEYS[name]
+        return _client(boto3.session.Session(botocore_session=core), server, key.access_key_id, key.secret)
+
+    return make
 
 
 @pytest.fixture(params=["json", "query"])

@@ -30,6 +30,50 @@ REGION = "us-east-1"
 ACCESS_KEY = "test"
 SECRET_KEY = "test"
 
+
+@dataclass(frozen=True)
+class Key:
+    """A key of the credentials file of authenticated runs, besides the suite's root key."""
+
+    access_key_id: str
+    secret: str
+    account_id: str = ACCOUNT_ID
+    user: str | None = None
+    policy: str | None = None
+
+    def toml(self) -> str:
+        lines = [f'[[key]]\naccess_key_id = "{self.access_key_id}"\nsecret_access_key = "{self.secret}"\naccount_id = "{self.account_id}"\n']
+        if self.user:
+            lines.append(f'user = "{self.user}"\n')
+        if self.policy:
+            lines.append(f"policy = '''{self.policy}'''\n")
+        return "".join(lines)
+
+
+PARTNER_ACCOUNT_ID = "444455556666"
+EXTRA_KEYS = {
+    # May only send to queues named policy-*.
+    "producer": Key(
+        "AKIDPRODUCER",
+        "producer-secret",
+        user="producer",
+        policy=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "sqs:SendMessage",
+                        "Resource": f"arn:aws:sqs:*:{ACCOUNT_ID}:policy-*",
+                    }
+                ],
+            }
+        ),
+    ),
+    # The root key of another account.
+    "partner": Key("AKIDPARTNER", "partner-secret", account_id=PARTNER_ACCOUNT_ID),
+}
+
 # Query codes (the API reference, common errors (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/CommonErrors.html)): botocore reports these as Error.Code on both protocols — on
 # JSON through the x-amzn-query-error header, on Query from the XML <Code>.
 NON_EXISTENT_QUEUE = "AWS.SimpleQueueService.NonExistentQueue"
