@@ -1,8 +1,7 @@
-"""Accounts and policies with boto3, in both protocols (each test runs once per protocol, through
-the `sqs` fixture, with the other keys speaking the same one) (authenticated runs only: the keys and
-their policies live in the credentials file the server starts with). A producer-only key, another
-account reaching a queue only through its Policy, explicit denies, and AccessDenied as botocore
-reports it.
+"""Accounts and policies with boto3: a producer-only key, another account reaching a queue only
+through its Policy, explicit denies, and AccessDenied as botocore reports it. Each test runs once
+per protocol (the `sqs` fixture), the other keys speaking the same one. Authenticated runs only:
+the keys and their policies live in the credentials file the server starts with.
 
 The Rust end-to-end tests (crates/holdfast/tests/e2e/policies.rs) run the same cases with
 aws-sdk-sqs and docs/security.md's examples; these check the wire shape of every refusal for the

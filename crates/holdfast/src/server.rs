@@ -204,11 +204,13 @@ async fn acquire_slot(slots: &Arc<Semaphore>, max_connections: usize) -> OwnedSe
 /// reaches its maximum age or the server shuts down. A macro because the HTTP/1 and the ALPN
 /// (HTTP/1 or HTTP/2) connection types share the methods but no trait.
 macro_rules! serve_until_closed {
-    ($serving:expr, $limits:expr, $shutdown:expr) => {{
+    ($serving:expr, $limits:expr, $shutdown:expr, $activity:expr) => {{
         let serving = $serving;
         tokio::pin!(serving);
         let too_old = tokio::time::sleep($limits.max_age);
         tokio::pin!(too_old);
+        let idle = tokio::time::sleep($limits.idle_timeout);
+        tokio::pin!(idle);
         // Whether the connection has been asked to close after its current request.
         let mut closing = *$shutdown.borrow();
         if closing {
@@ -224,6 +226,12 @@ macro_rules! serve_until_closed {
                 }
                 _ = &mut too_old, if !closing => closing = true,
                 _ = $shutdown.changed(), if !closing => closing = true,
+                // Wakes once per idle period at most: either the connection has been idle that
+                // long, or the sleep moves to when it will have been.
+                _ = &mut idle, if !closing => match $activity.idle_deadline($limits.idle_timeout) {
+                    None => closing = true,
+                    Some(deadline) => idle.as_mut().reset(deadline),
+                },
             }
             if closing {
                 serving.as_mut().graceful_shutdown();
@@ -242,16 +250,25 @@ fn serve_connection(
     let Connection { stream, peer, slot, open, mut shutdown } = connection;
     let _ = stream.set_nodelay(true);
     let endpoints = http::Endpoints { local: local_addr, peer, secure: tls.is_some() };
-    let service = service_fn(move |request| {
-        let app = Arc::clone(&app);
-        async move { Ok::<_, std::convert::Infallible>(http::handle(&app, request, endpoints).await) }
-    });
+    let activity = Arc::new(Activity::new());
+    let service = {
+        let activity = Arc::clone(&activity);
+        service_fn(move |request| {
+            let app = Arc::clone(&app);
+            let busy = activity.begin();
+            async move {
+                let response = http::handle(&app, request, endpoints).await;
+                drop(busy);
+                Ok::<_, std::convert::Infallible>(response)
+            }
+        })
+    };
     let stream = WriteTimeout::new(stream, limits.write_timeout);
     tokio::spawn(async move {
         let (_slot, _open) = (slot, open);
         let Some(acceptor) = tls else {
             let serving = http1_builder(limits.idle_timeout).serve_connection(TokioIo::new(stream), service);
-            serve_until_closed!(serving, limits, shutdown);
+            serve_until_closed!(serving, limits, shutdown, activity);
             return;
         };
         // The handshake is bounded like a request header: a client that stalls in it is dropped.
@@ -270,8 +287,52 @@ fn serve_connection(
         builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.idle_timeout).keep_alive(true);
         builder.http2().timer(TokioTimer::new()).keep_alive_interval(None).max_concurrent_streams(MAX_HTTP2_STREAMS);
         let serving = builder.serve_connection(TokioIo::new(stream), service);
-        serve_until_closed!(serving, limits, shutdown);
+        serve_until_closed!(serving, limits, shutdown, activity);
     });
+}
+
+/// Whether a connection is doing anything: how many of its requests are being answered, and since
+/// when it has had none. HTTP/1.1 bounds an idle keep-alive connection by its header read
+/// timeout; an HTTP/2 connection has no such thing (its streams come and go), so this closes it
+/// once it has served nothing for the idle timeout. Requests trickling in keep it open, but never
+/// past the maximum connection age.
+struct Activity {
+    in_flight: std::sync::atomic::AtomicUsize,
+    idle_since: std::sync::Mutex<tokio::time::Instant>,
+}
+
+/// One request being answered; dropped when it is done (or abandoned by its client).
+struct Busy(Arc<Activity>);
+
+impl Activity {
+    fn new() -> Self {
+        Activity { in_flight: 0.into(), idle_since: std::sync::Mutex::new(tokio::time::Instant::now()) }
+    }
+
+    fn begin(self: &Arc<Self>) -> Busy {
+        self.in_flight.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Busy(Arc::clone(self))
+    }
+
+    /// `None` when the connection has been idle for `idle_timeout`, else when to look again.
+    fn idle_deadline(&self, idle_timeout: Duration) -> Option<tokio::time::Instant> {
+        let now = tokio::time::Instant::now();
+        if self.in_flight.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            return Some(now + idle_timeout);
+        }
+        let since = *self.idle_since.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        (now < since + idle_timeout).then_some(since + idle_timeout)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        // The clock is read under the lock, so a later finish never records an earlier time.
+        let mut idle_since = self.0.idle_since.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.0.in_flight.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+            *idle_since = tokio::time::Instant::now();
+        }
+    }
 }
 
 /// Requests one HTTP/2 connection may have in flight at once.

@@ -144,3 +144,48 @@ async fn a_stalled_handshake_is_dropped() {
     assert!(closed.is_ok(), "the stalled handshake was still open after 20 s");
     assert!(connect(&address, &root, &[b"http/1.1"]).await.is_ok(), "others still connect");
 }
+
+/// An HTTP/2 connection has no header read timeout between requests, so the server closes it
+/// itself once it has answered nothing for `--idle-timeout`; a request in flight (a long poll
+/// longer than the idle timeout) keeps it open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_http2_connection_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, root) = certificate(dir.path(), "server");
+    let server = TestServer::start_with(&[
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+        "--idle-timeout",
+        "2",
+    ]);
+    let address = server.url.trim_start_matches("https://").to_string();
+    let (stream, negotiated) = connect(&address, &root, &[b"h2"]).await.unwrap();
+    assert_eq!(negotiated.as_deref(), Some(&b"h2"[..]));
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.unwrap();
+    let connection = tokio::spawn(connection);
+    let (status, body) = body_of(sender.send_request(create_queue_request("idle-h2")).await.unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+
+    // A long poll of 3 s, longer than the idle timeout, is answered on the same connection.
+    let started = std::time::Instant::now();
+    let poll = hyper::Request::builder()
+        .method("POST")
+        .uri("https://127.0.0.1/")
+        .header("x-amz-target", "AmazonSQS.ReceiveMessage")
+        .header("content-type", "application/x-amz-json-1.0")
+        .body(Full::new(Bytes::from(format!(
+            "{{\"QueueUrl\":\"{}/000000000000/idle-h2\",\"WaitTimeSeconds\":3}}",
+            server.url
+        ))))
+        .unwrap();
+    let (status, body) = body_of(sender.send_request(poll).await.unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(started.elapsed() >= Duration::from_millis(2_900), "the poll waited");
+
+    // Then nothing: the server closes the connection about 2 s later.
+    let closed = tokio::time::timeout(Duration::from_secs(20), connection).await;
+    assert!(closed.is_ok(), "the idle HTTP/2 connection was still open after 20 s");
+}
