@@ -189,3 +189,29 @@ async fn an_idle_http2_connection_is_closed() {
     let closed = tokio::time::timeout(Duration::from_secs(20), connection).await;
     assert!(closed.is_ok(), "the idle HTTP/2 connection was still open after 20 s");
 }
+
+/// One HTTP/2 connection may have at most 256 requests in flight: the server says so in its
+/// SETTINGS, and a client that opens more waits for a free stream instead of each one costing the
+/// server a task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_connections_are_capped_at_256_streams() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, root) = certificate(dir.path(), "server");
+    let server = TestServer::start_with(&["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()]);
+    let address = server.url.trim_start_matches("https://").to_string();
+    let (stream, _) = connect(&address, &root, &[b"h2"]).await.unwrap();
+    let (client, connection) = h2::client::handshake(stream).await.unwrap();
+    tokio::spawn(connection);
+    let mut client = client.ready().await.unwrap();
+    let request = http::Request::builder()
+        .method("POST")
+        .uri("https://127.0.0.1/")
+        .header("x-amz-target", "AmazonSQS.ListQueues")
+        .header("content-type", "application/x-amz-json-1.0")
+        .body(())
+        .unwrap();
+    let (response, mut body) = client.send_request(request, false).unwrap();
+    body.send_data(Bytes::from_static(b"{}"), true).unwrap();
+    assert_eq!(response.await.unwrap().status(), 200);
+    assert_eq!(client.current_max_send_streams(), 256, "the server's SETTINGS_MAX_CONCURRENT_STREAMS");
+}
