@@ -204,7 +204,8 @@ impl Policy {
     /// Which of this policy's statements apply to `access`, and how.
     pub fn evaluate(&self, access: &Access<'_>) -> Verdict {
         let mut verdict = Verdict::default();
-        for statement in self.statements.iter().filter(|s| s.applies(access)) {
+        let action = format!("sqs:{}", access.action);
+        for statement in self.statements.iter().filter(|s| s.applies(access, &action)) {
             if statement.deny {
                 verdict.denies = true;
             } else {
@@ -270,7 +271,8 @@ impl Statement {
         Ok(Statement { deny, principals, actions, resources, conditions })
     }
 
-    fn applies(&self, access: &Access<'_>) -> bool {
+    /// Whether this statement speaks of `access`; `action` is its `sqs:`-prefixed action name.
+    fn applies(&self, access: &Access<'_>, action: &str) -> bool {
         let principal_matches = self.principals.as_ref().is_none_or(|p| {
             let listed = match &p.values {
                 Principals::Anyone => true,
@@ -278,9 +280,8 @@ impl Statement {
             };
             listed != p.negated
         });
-        let action = format!("sqs:{}", access.action);
         let action_matches =
-            self.actions.values.iter().any(|a| pattern::matches(a, &action, true)) != self.actions.negated;
+            self.actions.values.iter().any(|a| pattern::matches(a, action, true)) != self.actions.negated;
         let resource_matches = self.resources.as_ref().is_none_or(|r| {
             r.values.iter().any(|pattern| pattern::matches(pattern, access.resource, false)) != r.negated
         });
