@@ -90,25 +90,21 @@ def authenticated() -> bool:
     return os.environ.get("HOLDFAST_TEST_AUTH", "") == "sigv4"
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory) -> Server:
-    external = os.environ.get("HOLDFAST_URL")
-    if external:
-        yield Server(external.rstrip("/"), None, None, None)
-        return
-
+def _run_server(base: Path, signed: bool):
+    """Runs `holdfast serve` in `base` until the generator is closed, then checks that it shuts
+    down gracefully. With `signed`, every request must be signed by a key of the suite's
+    credentials file (its root key and EXTRA_KEYS)."""
     binary = Path(os.environ.get("HOLDFAST_BIN") or REPO / "target" / "debug" / "holdfast")
     if not binary.is_file():
         pytest.fail(f"holdfast binary not found at {binary}: run `cargo build -p holdfast` or set HOLDFAST_BIN")
 
-    base = tmp_path_factory.mktemp("holdfast")
     data_dir = base / "data"
     data_dir.mkdir()
     stderr_path = base / "server.stderr"
     command = [str(binary), "serve", "--bind", "127.0.0.1:0", "--data-dir", str(data_dir)]
     if os.environ.get("HOLDFAST_STORAGE"):
         command += ["--storage", os.environ["HOLDFAST_STORAGE"]]
-    if authenticated():
+    if signed:
         credentials = base / "credentials.toml"
         keys = f'[[key]]\naccess_key_id = "{ACCESS_KEY}"\nsecret_access_key = "{SECRET_KEY}"\n'
         credentials.write_text(keys + "".join(key.toml() for key in EXTRA_KEYS.values()))
@@ -157,6 +153,25 @@ def server(tmp_path_factory) -> Server:
 
 
 @pytest.fixture(scope="session")
+def server(tmp_path_factory) -> Server:
+    external = os.environ.get("HOLDFAST_URL")
+    if external:
+        yield Server(external.rstrip("/"), None, None, None)
+        return
+    yield from _run_server(tmp_path_factory.mktemp("holdfast"), authenticated())
+
+
+@pytest.fixture(scope="session")
+def signed_server(server, tmp_path_factory) -> Server:
+    """A server that requires signatures, with the suite's credentials file: the session's own in
+    authenticated runs, else one started for the tests that need one."""
+    if authenticated() or os.environ.get("HOLDFAST_URL"):
+        yield server
+        return
+    yield from _run_server(tmp_path_factory.mktemp("holdfast-signed"), True)
+
+
+@pytest.fixture(scope="session")
 def query_data_path(tmp_path_factory) -> Path:
     """A botocore data directory holding only the Query-era SQS model (botocore 1.34.89), laid
     out as botocore expects: <dir>/sqs/2012-11-05/service-2.json. Put first in a loader's
@@ -198,15 +213,16 @@ def query_client(server, query_data_path):
 
 
 @pytest.fixture
-def client_as(server, query_data_path):
-    """client_as(protocol, name): a client of the given protocol signing with EXTRA_KEYS[name]."""
+def client_as(signed_server, query_data_path):
+    """client_as(protocol, name): a client of `signed_server` speaking `protocol` ("json" or
+    "query") and signing with the suite's root key (name None) or EXTRA_KEYS[name]."""
 
-    def make(protocol: str, name: str):
+    def make(protocol: str, name: str | None = None):
         core = botocore.session.Session()
         if protocol == "query":
             core.get_component("data_loader").search_paths.insert(0, str(query_data_path))
-        key = EXTRA_KEYS[name]
-        return _client(boto3.session.Session(botocore_session=core), server, key.access_key_id, key.secret)
+        key, secret = (EXTRA_KEYS[name].access_key_id, EXTRA_KEYS[name].secret) if name else (ACCESS_KEY, SECRET_KEY)
+        return _client(boto3.session.Session(botocore_session=core), signed_server, key, secret)
 
     return make
 

@@ -1,7 +1,7 @@
 """Accounts and policies with boto3: a producer-only key, another account reaching a queue only
-through its Policy, explicit denies, and AccessDenied as botocore reports it. Each test runs once
-per protocol (the `sqs` fixture), the other keys speaking the same one. Authenticated runs only:
-the keys and their policies live in the credentials file the server starts with.
+through its Policy, explicit denies, and AccessDenied as botocore reports it, in both protocols.
+The keys and their policies live in the credentials file of `signed_server`: the session's server
+in authenticated runs, a server of their own otherwise.
 
 The Rust end-to-end tests (crates/holdfast/tests/e2e/policies.rs) run the same cases with
 aws-sdk-sqs and docs/security.md's examples; these check the wire shape of every refusal for the
@@ -15,10 +15,19 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import authenticated
 from holdfast_testlib import ACCOUNT_ID, PARTNER_ACCOUNT_ID, REGION, unique_name
 
-pytestmark = pytest.mark.skipif(not authenticated(), reason="policies apply only with authentication (HOLDFAST_TEST_AUTH=sigv4)")
+
+@pytest.fixture(params=["json", "query"])
+def protocol(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def sqs(client_as, protocol):
+    """The suite's root key, on the signed server."""
+    return client_as(protocol)
+
 
 def denied(call, *args, **kwargs) -> None:
     with pytest.raises(ClientError) as raised:
@@ -34,8 +43,7 @@ def allow(principal: str, action: str, queue_arn: str, effect: str = "Allow", **
     return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
 
 
-def test_a_producer_key_only_sends(sqs, client_as):
-    protocol = sqs.meta.service_model.protocol
+def test_a_producer_key_only_sends(sqs, client_as, protocol):
     url = sqs.create_queue(QueueName=unique_name("policy-"))["QueueUrl"]
     other = sqs.create_queue(QueueName=unique_name("private-"))["QueueUrl"]
     producer = client_as(protocol, "producer")
@@ -51,8 +59,7 @@ def test_a_producer_key_only_sends(sqs, client_as):
     assert sorted(m["Attributes"]["SenderId"] for m in messages["Messages"]) == ["producer", "producer"]
 
 
-def test_another_account_needs_the_queue_policy(sqs, client_as):
-    protocol = sqs.meta.service_model.protocol
+def test_another_account_needs_the_queue_policy(sqs, client_as, protocol):
     name = unique_name("shared-")
     url = sqs.create_queue(QueueName=name)["QueueUrl"]
     arn = f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{name}"
