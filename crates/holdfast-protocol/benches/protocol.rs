@@ -1,10 +1,11 @@
-//! Wire-format costs per request: decoding JSON and Query requests, encoding answers and errors.
+//! Wire-format costs per request: decoding JSON and Query requests, encoding answers and errors,
+//! verifying a SigV4 signature.
 //! Figures only; nothing here asserts on time.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use holdfast_api::types::{Message, MessageAttributeValue, ReceiveMessageResponse};
 use holdfast_api::{sqs_error, Response};
-use holdfast_protocol::{decode, encode_error, encode_response, HttpRequest, Protocol};
+use holdfast_protocol::{decode, encode_error, encode_response, sigv4, HttpRequest, Protocol};
 use http::{HeaderMap, HeaderValue, Method, Uri};
 
 const QUEUE_URL: &str = "http://127.0.0.1:9324/000000000000/bench";
@@ -153,5 +154,39 @@ fn bench_encode(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_decode, bench_encode);
+/// A SendMessage signed as an SDK signs it, verified whole, and its parts.
+fn bench_sigv4(c: &mut Criterion) {
+    let method = Method::POST;
+    let uri: Uri = "/".parse().unwrap();
+    let body = serde_json::json!({"QueueUrl": QUEUE_URL, "MessageBody": body_256()}).to_string();
+    let mut headers = json_headers("AmazonSQS.SendMessage");
+    headers.insert("host", HeaderValue::from_static("127.0.0.1:9324"));
+    let signed: Vec<String> = ["content-type", "host", "x-amz-date", "x-amz-target"].map(String::from).to_vec();
+    let request = HttpRequest { method: &method, uri: &uri, headers: &headers, body: body.as_bytes() };
+    let scope = "20240101/us-east-1/sqs/aws4_request";
+    let to_sign = sigv4::string_to_sign("20240101T000000Z", scope, &sigv4::canonical_request(&request, &signed));
+    let signature = sigv4::signature(&sigv4::signing_key("secret", "20240101", "us-east-1", "sqs"), &to_sign);
+    let authorization =
+        format!("AWS4-HMAC-SHA256 Credential=test/{scope}, SignedHeaders={}, Signature={signature}", signed.join(";"));
+    headers.insert("authorization", HeaderValue::from_str(&authorization).unwrap());
+    let request = HttpRequest { method: &method, uri: &uri, headers: &headers, body: body.as_bytes() };
+    let credential = sigv4::parse(&request).expect("parses");
+    assert!(sigv4::verify(&request, &credential, "secret"));
+
+    let mut group = c.benchmark_group("sigv4");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("parse the Authorization header", |b| b.iter(|| black_box(sigv4::parse(black_box(&request)))));
+    group.bench_function("verify SendMessage 256 B", |b| {
+        b.iter(|| black_box(sigv4::verify(black_box(&request), &credential, "secret")))
+    });
+    group.bench_function("derive the signing key", |b| {
+        b.iter(|| black_box(sigv4::signing_key(black_box("secret"), "20240101", "us-east-1", "sqs")))
+    });
+    group.bench_function("canonical request", |b| {
+        b.iter(|| black_box(sigv4::canonical_request(black_box(&request), &credential.signed_headers)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_decode, bench_encode, bench_sigv4);
 criterion_main!(benches);
