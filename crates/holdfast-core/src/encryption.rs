@@ -147,7 +147,7 @@ impl Encryption {
 
     /// Seals `messages` of `queue` in place, with the queue's data key (a new one when the last
     /// has been used for `reuse_period_ms`).
-    pub(crate) fn seal(&self, queue: QueueId, reuse_period_ms: i64, now: Millis, messages: &mut [NewMessage]) {
+    pub fn seal(&self, queue: QueueId, reuse_period_ms: i64, now: Millis, messages: &mut [NewMessage]) {
         let (key, header) = self.data_key(queue, reuse_period_ms, now, messages.len() as u64);
         for message in messages {
             let mut plain = Vec::with_capacity(12 + message.body.len() + message.attributes.len());
@@ -206,7 +206,7 @@ impl Encryption {
 
     /// Opens a message sealed by `seal`, in place. Plain messages (stored before a master key
     /// was configured) are left as they are.
-    pub(crate) fn open(&self, message: &mut StoredMessage) -> Result<(), OpenError> {
+    pub fn open(&self, message: &mut StoredMessage) -> Result<(), OpenError> {
         let Some(encoded) = message.body.strip_prefix(SEALED_PREFIX) else { return Ok(()) };
         let damaged = |what: &str| OpenError(format!("message {}: {what}", message.message_id));
         let mut sealed = STANDARD.decode(encoded).map_err(|_| damaged("the sealed body is not base64"))?;
