@@ -190,14 +190,17 @@ FILTER_ATTRIBUTES = {
     [
         (["All"], set(FILTER_ATTRIBUTES)),
         ([".*"], set(FILTER_ATTRIBUTES)),
+        (["*"], set(FILTER_ATTRIBUTES)),
         (["alpha.*"], {"alpha.one", "alpha.two"}),
+        # The prefix is the text before ".*": "alph.*" selects "alph" and both "alpha." names.
+        (["alph.*"], {"alph", "alpha.one", "alpha.two"}),
         (["beta"], {"beta"}),
         (["beta", "gamma", "missing"], {"beta", "gamma"}),
         (["alpha.*", "gamma"], {"alpha.one", "alpha.two", "gamma"}),
         (["missing"], set()),
         (None, set()),
     ],
-    ids=["All", "dot-star", "prefix", "exact", "exact-several", "prefix-and-exact", "no-match", "not-requested"],
+    ids=["All", "dot-star", "star", "prefix", "prefix-not-at-a-dot", "exact", "exact-several", "prefix-and-exact", "no-match", "not-requested"],
 )
 def test_message_attribute_name_filters(sqs, queue_url, names, expected):
     sqs.send_message(QueueUrl=queue_url, MessageBody="filtered", MessageAttributes=FILTER_ATTRIBUTES)

@@ -231,14 +231,15 @@ pub struct AttributeFilter {
 }
 
 impl AttributeFilter {
-    /// `All` and `.*` select everything; `prefix.*` selects names starting with `prefix.`.
+    /// `All`, `*` and `.*` select everything; `prefix.*` selects names starting with `prefix`
+    /// (the text before `.*`, so `Hel.*` selects `Hello` and `Help.Me`), as AWS answers.
     pub fn new(requested: &[String]) -> Self {
         let mut filter = AttributeFilter::default();
         for name in requested {
-            if name == "All" || name == ".*" {
+            if name == "All" || name == ".*" || name == "*" {
                 filter.all = true;
             } else if let Some(prefix) = name.strip_suffix(".*") {
-                filter.prefixes.push(format!("{prefix}."));
+                filter.prefixes.push(prefix.to_owned());
             } else {
                 filter.names.push(name.clone());
             }
@@ -339,8 +340,14 @@ mod tests {
     #[test]
     fn filters() {
         let filter = AttributeFilter::new(&["foo.*".to_string(), "bar".to_string()]);
-        assert!(filter.matches("foo.x") && filter.matches("bar") && !filter.matches("foox") && !filter.matches("baz"));
+        assert!(filter.matches("foo.x") && filter.matches("bar") && filter.matches("foox") && !filter.matches("fo"));
+        assert!(!filter.matches("baz") && !filter.matches("barn"), "exact names match exactly");
+        let hel = AttributeFilter::new(&["Hel.*".to_string()]);
+        assert!(hel.matches("Hello") && hel.matches("Help.Me") && !hel.matches("General"));
         assert!(AttributeFilter::new(&[".*".to_string()]).matches("anything"));
+        assert!(AttributeFilter::new(&["*".to_string()]).matches("anything"));
+        // Names no attribute can have select nothing, without an error.
+        assert!(!AttributeFilter::new(&["AWS.".to_string(), "..foo".to_string()]).matches("foo"));
         assert!(AttributeFilter::new(&[]).is_empty());
     }
 }

@@ -519,8 +519,8 @@ pub trait Store: Send + Sync + 'static {
     /// Removes tags (missing keys are ignored).
     async fn untag_queue(&self, queue: QueueId, keys: Vec<String>) -> StoreResult<()>;
 
-    /// Removes every message of the queue (visible, delayed and in flight), unless the queue was
-    /// purged less than `cooldown_ms` ago.
+    /// Removes every message of the queue (visible, delayed and in flight) and its FIFO
+    /// deduplication history, as SQS does, unless the queue was purged less than `cooldown_ms` ago.
     async fn purge_queue(&self, queue: QueueId, now: Millis, cooldown_ms: i64) -> StoreResult<PurgeOutcome>;
 
     async fn queue_counts(&self, queue: QueueId, now: Millis) -> StoreResult<QueueCounts>;

@@ -86,6 +86,18 @@ pub async fn dedup_reports_the_first_message(store: &dyn Store) {
     assert_eq!(ids(&got), ["m1", "m3", "m4", "m6"]);
 }
 
+/// A purge forgets the queue's deduplication ids, as SQS does: the same id sent right after is a
+/// new message.
+pub async fn purge_forgets_deduplication_ids(store: &dyn Store) {
+    let q = create(store, "q.fifo", T0).await;
+    let first = send_fifo(store, &q, vec![dedup_as(fifo("m1", "g", T0), "d")]).await[0];
+    assert_eq!(store.purge_queue(q.id, T0 + 1, 60_000).await.unwrap(), PurgeOutcome::Purged { removed: 1 });
+    let again = send_with(store, &q, vec![dedup_as(fifo("m2", "g", T0), "d")], QUEUE_SCOPE, T0 + 2).await;
+    assert!(enqueued(&again) > first, "a new message, not a duplicate of the purged one");
+    let got = receive(store, &q, fifo_params(10, VT, T0 + 3)).await;
+    assert_eq!(ids(&got), ["m2"]);
+}
+
 pub async fn dedup_outlives_the_message(store: &dyn Store) {
     let q = create(store, "q.fifo", T0).await;
     let first = send_fifo(store, &q, vec![dedup_as(fifo("m1", "g", T0), "d")]).await[0];

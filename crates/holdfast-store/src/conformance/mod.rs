@@ -66,6 +66,7 @@ macro_rules! conformance_tests {
             // fifo
             dedup_reports_the_first_message,
             dedup_outlives_the_message,
+            purge_forgets_deduplication_ids,
             dedup_scope_queue_or_group,
             dedup_within_one_batch,
             fifo_order_within_group,

@@ -374,6 +374,7 @@ impl Store for MemoryStore {
             return Ok(PurgeOutcome::InProgress);
         }
         let removed = q.clear_messages();
+        q.clear_dedup();
         q.last_purged_at = Some(now);
         Ok(PurgeOutcome::Purged { removed })
     }

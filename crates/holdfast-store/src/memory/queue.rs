@@ -272,6 +272,12 @@ impl Queue {
 
     // ---- deduplication ----
 
+    /// Forgets every deduplication id (a purge).
+    pub(super) fn clear_dedup(&mut self) {
+        self.dedup.clear();
+        self.dedup_by_expiry.clear();
+    }
+
     pub(super) fn live_dedup(&self, key: &(String, String), now: Millis) -> Option<&DedupRecord> {
         self.dedup.get(key).filter(|r| is_live(r.expires_at, now))
     }

@@ -291,6 +291,7 @@ pub(super) fn purge_queue(
         return Ok(Some(PurgeOutcome::InProgress));
     }
     let removed = delete_all_messages(conn, queue)?;
+    conn.prepare_cached("DELETE FROM dedup_records WHERE queue_id = ?1")?.execute([queue])?;
     conn.prepare_cached("UPDATE queues SET last_purged_at = ?2, message_count = 0 WHERE id = ?1")?
         .execute(params![queue, now])?;
     Ok(Some(PurgeOutcome::Purged { removed: removed as u64 }))
