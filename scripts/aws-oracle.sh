@@ -9,8 +9,9 @@
 # LOCALSTACK_CHECKOUT is a git checkout of github.com/localstack/localstack (the archived
 # repository's last commit is the reference). Needs Python 3.12 or newer ($ORACLE_PYTHON, else
 # python3.12/python3.13 from PATH or pyenv); the pinned packages (scripts/oracle/requirements.txt)
-# go into <repo>/.oracle-venv. The server is target/release/holdfast (built if missing) with
-# --storage memory on a free loopback port. Results: target/oracle/junit.xml and summary.txt.
+# go into <repo>/.oracle-venv. The server is this tree's holdfast (`cargo build`, so never a stale
+# binary) with --storage memory on a free loopback port. Results: target/oracle/junit.xml,
+# pytest.txt and summary.txt.
 # Not part of CI: it needs the checkout and takes several minutes.
 set -euo pipefail
 
@@ -39,8 +40,8 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$repo/scripts/oracle/requirements.txt"
 
-binary="$repo/target/release/holdfast"
-[ -x "$binary" ] || (cd "$repo" && cargo build --release -p holdfast)
+(cd "$repo" && cargo build --quiet -p holdfast)
+binary="${CARGO_TARGET_DIR:-$repo/target}/debug/holdfast"
 
 # The suite's tests import helpers from across its tests/ tree and chain conftest files: run it
 # from an export of the checkout's tests/ and pyproject.toml.
