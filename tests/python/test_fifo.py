@@ -77,6 +77,22 @@ def test_fifo_name_needs_fifo_queue_attribute(sqs, attributes):
     expect_error(INVALID_PARAMETER_VALUE, sqs.create_queue, QueueName=unique_name("nofifo") + ".fifo", Attributes=attributes, status=400)
 
 
+@pytest.mark.parametrize(
+    "attributes,message",
+    [
+        ({"FifoQueue": "false"}, "Unknown Attribute FifoQueue."),
+        ({"ContentBasedDeduplication": "false"}, "Unknown Attribute ContentBasedDeduplication."),
+        ({"DeduplicationScope": "queue"}, "You can specify the DeduplicationScope only when FifoQueue is set to true."),
+        ({"FifoThroughputLimit": "perQueue"}, "You can specify the FifoThroughputLimit only when FifoQueue is set to true."),
+    ],
+    ids=["FifoQueue-false", "ContentBasedDeduplication", "DeduplicationScope", "FifoThroughputLimit"],
+)
+def test_a_standard_queue_refuses_fifo_attributes_even_false(sqs, attributes, message):
+    # As AWS answers: a standard queue has no FIFO attributes at all, not even FifoQueue=false.
+    error = expect_error(INVALID_ATTRIBUTE_NAME, sqs.create_queue, QueueName=unique_name("plain"), Attributes=attributes, status=400)
+    assert error.response["Error"]["Message"] == message
+
+
 def test_fifo_queue_attribute_needs_fifo_name(sqs):
     expect_error(INVALID_PARAMETER_VALUE, sqs.create_queue, QueueName=unique_name("plain"), Attributes={"FifoQueue": "true"}, status=400)
 

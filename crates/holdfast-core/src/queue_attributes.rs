@@ -174,13 +174,20 @@ pub fn validate(
             "FifoQueue" if occasion == Occasion::SetQueueAttributes => {
                 return Err(sqs_error!(InvalidAttributeName, "Unknown Attribute FifoQueue."));
             }
+            // A standard queue has no FifoQueue attribute at all: AWS refuses even "false".
             "FifoQueue" => match (boolean()?.as_str(), fifo) {
                 ("true", true) => "true".to_string(),
-                ("false", false) => continue,
+                (_, false) => return Err(sqs_error!(InvalidAttributeName, "Unknown Attribute FifoQueue.")),
                 _ => return Err(invalid()),
             },
-            "ContentBasedDeduplication" | "DeduplicationScope" | "FifoThroughputLimit" if !fifo => {
+            "ContentBasedDeduplication" if !fifo => {
                 return Err(sqs_error!(InvalidAttributeName, "Unknown Attribute {name}."));
+            }
+            "DeduplicationScope" | "FifoThroughputLimit" if !fifo => {
+                return Err(sqs_error!(
+                    InvalidAttributeName,
+                    "You can specify the {name} only when FifoQueue is set to true."
+                ));
             }
             "ContentBasedDeduplication" => boolean()?,
             "DeduplicationScope" => one_of(&["messageGroup", "queue"])?,
@@ -245,7 +252,15 @@ mod tests {
         assert_eq!(code(&[("Bogus", "1")], Occasion::CreateQueue), ErrorCode::InvalidAttributeName);
         assert_eq!(code(&[("QueueArn", "x")], Occasion::SetQueueAttributes), ErrorCode::InvalidAttributeName);
         assert_eq!(code(&[("FifoQueue", "true")], Occasion::SetQueueAttributes), ErrorCode::InvalidAttributeName);
-        assert_eq!(code(&[("FifoQueue", "true")], Occasion::CreateQueue), ErrorCode::InvalidAttributeValue);
+        assert_eq!(code(&[("FifoQueue", "true")], Occasion::CreateQueue), ErrorCode::InvalidAttributeName);
+        assert_eq!(code(&[("FifoQueue", "false")], Occasion::CreateQueue), ErrorCode::InvalidAttributeName);
+        let message =
+            |pairs: &[(&str, &str)]| validate(&attrs(pairs), Occasion::CreateQueue, false).unwrap_err().message;
+        assert_eq!(message(&[("FifoQueue", "false")]), "Unknown Attribute FifoQueue.");
+        assert_eq!(
+            message(&[("DeduplicationScope", "queue")]),
+            "You can specify the DeduplicationScope only when FifoQueue is set to true."
+        );
         assert_eq!(
             code(&[("ContentBasedDeduplication", "true")], Occasion::CreateQueue),
             ErrorCode::InvalidAttributeName
