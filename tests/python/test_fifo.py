@@ -244,22 +244,25 @@ def test_fifo_ids_over_128_characters_are_rejected(sqs, make_queue, member):
     sqs.send_message(QueueUrl=url, MessageBody="x", **kwargs)
 
 
-def test_send_batch_entry_without_group_id_fails_alone(sqs, make_queue):
+@pytest.mark.parametrize(
+    "missing,message",
+    [
+        ("MessageGroupId", "The request must contain the parameter MessageGroupId."),
+        (
+            "MessageDeduplicationId",
+            "The queue should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly",
+        ),
+    ],
+)
+def test_a_batch_entry_without_its_fifo_ids_fails_the_whole_batch(sqs, make_queue, missing, message):
+    # As AWS answers: the request fails, not just the entry, and nothing is enqueued.
     url = make_queue("fifo", fifo=True)
-    resp = sqs.send_message_batch(
-        QueueUrl=url,
-        Entries=[
-            {"Id": "ok", "MessageBody": "fine", "MessageGroupId": "g", "MessageDeduplicationId": "d1"},
-            {"Id": "nogroup", "MessageBody": "bad", "MessageDeduplicationId": "d2"},
-            {"Id": "nodedup", "MessageBody": "bad", "MessageGroupId": "g"},
-        ],
-    )
-    assert [e["Id"] for e in resp["Successful"]] == ["ok"]
-    failed = {e["Id"]: e for e in resp["Failed"]}
-    assert set(failed) == {"nogroup", "nodedup"}
-    assert failed["nogroup"]["Code"] == MISSING_PARAMETER and failed["nogroup"]["SenderFault"] is True
-    assert failed["nodedup"]["Code"] == INVALID_PARAMETER_VALUE and failed["nodedup"]["SenderFault"] is True
-    assert _bodies(_receive(sqs, url)) == ["fine"]
+    bad = {"Id": "bad", "MessageBody": "bad", "MessageGroupId": "g", "MessageDeduplicationId": "d2"}
+    del bad[missing]
+    entries = [{"Id": "ok", "MessageBody": "fine", "MessageGroupId": "g", "MessageDeduplicationId": "d1"}, bad]
+    error = expect_error(INVALID_PARAMETER_VALUE, sqs.send_message_batch, QueueUrl=url, Entries=entries, status=400)
+    assert error.response["Error"]["Message"] == message
+    assert _receive(sqs, url) == []
 
 
 # --- deduplication --------------------------------------------------------------------------

@@ -218,6 +218,7 @@ pub async fn send_message_batch(
             limits::MAX_BATCH_PAYLOAD_BYTES
         ));
     }
+    check_fifo_batch(&queue, &req.entries)?;
     let sender = sender_id(sqs, ctx);
     let now = sqs.now();
     let empty = MessageAttributeMap::new();
@@ -255,6 +256,25 @@ pub async fn send_message_batch(
         })
         .collect();
     Ok(SendMessageBatchResponse { successful, failed })
+}
+
+/// On a FIFO queue, an entry without a MessageGroupId, or without a MessageDeduplicationId when
+/// the queue has no content-based deduplication, fails the whole batch (not just the entry), as
+/// AWS answers.
+fn check_fifo_batch(queue: &Queue, entries: &[SendMessageBatchRequestEntry]) -> Result<(), SqsError> {
+    if !queue.settings().fifo {
+        return Ok(());
+    }
+    if entries.iter().any(|e| e.message_group_id.is_none()) {
+        return Err(sqs_error!(InvalidParameterValue, "The request must contain the parameter MessageGroupId."));
+    }
+    if !queue.settings().content_based_deduplication && entries.iter().any(|e| e.message_deduplication_id.is_none()) {
+        return Err(sqs_error!(
+            InvalidParameterValue,
+            "The queue should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly"
+        ));
+    }
+    Ok(())
 }
 
 /// A batch entry's failure, reported with the legacy (Query) error code as SQS does.
