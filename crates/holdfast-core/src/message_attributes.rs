@@ -128,6 +128,13 @@ fn validate_name(name: &str) -> Result<(), SqsError> {
     }
 }
 
+/// An attribute without a value, in AWS's words ("Message (user) attribute 'x' must contain a
+/// non-empty value of type 'String'.").
+fn empty_value(kind: &str, name: &str, base: &str) -> SqsError {
+    let subject = if kind == "message" { "Message (user)" } else { "Message (system)" };
+    sqs_error!(InvalidParameterValue, "{subject} attribute '{name}' must contain a non-empty value of type '{base}'.")
+}
+
 fn validate_value(name: &str, value: &MessageAttributeValue, kind: &str) -> Result<(), SqsError> {
     let data_type = value.data_type.as_str();
     let base = ["String", "Number", "Binary"].into_iter().find(|base| {
@@ -150,17 +157,11 @@ fn validate_value(name: &str, value: &MessageAttributeValue, kind: &str) -> Resu
     match base {
         "Binary" => match &value.binary_value {
             Some(blob) if !blob.0.is_empty() => Ok(()),
-            _ => Err(sqs_error!(
-                InvalidParameterValue,
-                "The {kind} attribute '{name}' must contain a non-empty value of type 'Binary'."
-            )),
+            _ => Err(empty_value(kind, name, "Binary")),
         },
         _ => {
             let Some(text) = value.string_value.as_deref().filter(|t| !t.is_empty()) else {
-                return Err(sqs_error!(
-                    InvalidParameterValue,
-                    "The {kind} attribute '{name}' must contain a non-empty value of type '{base}'."
-                ));
+                return Err(empty_value(kind, name, base));
             };
             if check_message_characters(text).is_err() {
                 return Err(sqs_error!(

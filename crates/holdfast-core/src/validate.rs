@@ -51,7 +51,7 @@ pub fn check_fifo_id(parameter: &str, value: &str) -> Result<(), SqsError> {
     } else {
         Err(sqs_error!(
             InvalidParameterValue,
-            "Value {value} for parameter {parameter} is invalid. Reason: it must be 1 to 128 alphanumeric or punctuation characters."
+            "Value {value} for parameter {parameter} is invalid. Reason: {parameter} can only include alphanumeric and punctuation characters. 1 to 128 in length."
         ))
     }
 }

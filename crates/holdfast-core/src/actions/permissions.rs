@@ -164,7 +164,7 @@ pub async fn remove_permission(sqs: &Sqs, req: RemovePermissionRequest) -> Resul
         if list.len() == before {
             return Err(sqs_error!(
                 InvalidParameterValue,
-                "Value {} for parameter Label is invalid. Reason: can't find label on existing policy.",
+                "Value {} for parameter Label is invalid. Reason: can't find label.",
                 req.label
             ));
         }

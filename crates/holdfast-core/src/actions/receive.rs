@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use holdfast_api::types::*;
-use holdfast_api::{limits, SqsError};
+use holdfast_api::{limits, sqs_error, SqsError};
 
 use super::dead_letters;
 use crate::fifo;
@@ -50,7 +50,14 @@ pub async fn receive_message(sqs: &Sqs, req: ReceiveMessageRequest) -> Result<Re
     };
     let wait_seconds = match req.wait_time_seconds {
         Some(w) => {
-            check_range("WaitTimeSeconds", w, 0, i64::from(limits::WAIT_TIME_SECONDS_MAX))?;
+            if !(0..=i64::from(limits::WAIT_TIME_SECONDS_MAX)).contains(&w) {
+                // AWS words this range differently from its others.
+                return Err(sqs_error!(
+                    InvalidParameterValue,
+                    "Value {w} for parameter WaitTimeSeconds is invalid. Reason: Must be >= 0 and <= {}, if provided.",
+                    limits::WAIT_TIME_SECONDS_MAX
+                ));
+            }
             w
         }
         None => i64::from(queue.settings().receive_message_wait_time_seconds),

@@ -61,7 +61,8 @@ fn prepare(queue: &Queue, sender_id: &str, now: Millis, out: Outgoing<'_>) -> Re
         Some(delay) if queue.settings().fifo && delay != 0 => {
             return Err(sqs_error!(
                 InvalidParameterValue,
-                "Value {delay} for parameter DelaySeconds is invalid. Reason: The request includes a parameter that is not valid for this queue type."
+                // AWS's wording, grammar included.
+                "Value {delay} for parameter DelaySeconds is invalid. Reason: The request include parameter that is not valid for this queue type."
             ));
         }
         Some(delay) => {
