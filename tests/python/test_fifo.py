@@ -100,8 +100,11 @@ def test_fifo_queue_attribute_needs_fifo_name(sqs):
 def test_fifo_queue_cannot_be_set_later(sqs, queue_url, make_queue):
     expect_error(INVALID_ATTRIBUTE_NAME, sqs.set_queue_attributes, QueueUrl=queue_url, Attributes={"FifoQueue": "true"}, status=400)
     fifo = make_queue("fifo", fifo=True)
-    expect_error(INVALID_ATTRIBUTE_NAME, sqs.set_queue_attributes, QueueUrl=fifo, Attributes={"FifoQueue": "true"})
-    expect_error(INVALID_ATTRIBUTE_NAME, sqs.set_queue_attributes, QueueUrl=fifo, Attributes={"FifoQueue": "false"})
+    # As AWS answers: FifoQueue=true on a FIFO queue changes nothing and is accepted; false is a
+    # change of type, refused.
+    sqs.set_queue_attributes(QueueUrl=fifo, Attributes={"FifoQueue": "true"})
+    error = expect_error(INVALID_ATTRIBUTE_VALUE, sqs.set_queue_attributes, QueueUrl=fifo, Attributes={"FifoQueue": "false"})
+    assert error.response["Error"]["Message"] == "Invalid value for the parameter FifoQueue. Reason: Modifying queue type is not supported."
     assert queue_attributes(sqs, queue_url).get("FifoQueue", "false") == "false"
     assert queue_attributes(sqs, fifo, "FifoQueue") == {"FifoQueue": "true"}
 

@@ -171,9 +171,20 @@ pub fn validate(
             "RedrivePolicy" => RedrivePolicy::parse(value)?.to_json(),
             "RedriveAllowPolicy" if value.is_empty() => String::new(),
             "RedriveAllowPolicy" => RedriveAllowPolicy::parse(value)?.to_json(),
-            "FifoQueue" if occasion == Occasion::SetQueueAttributes => {
+            // As AWS answers: a standard queue has no such attribute; a FIFO queue accepts
+            // FifoQueue=true (a no-op) and refuses to become standard.
+            "FifoQueue" if occasion == Occasion::SetQueueAttributes && !fifo => {
                 return Err(sqs_error!(InvalidAttributeName, "Unknown Attribute FifoQueue."));
             }
+            "FifoQueue" if occasion == Occasion::SetQueueAttributes => match boolean()?.as_str() {
+                "true" => "true".to_string(),
+                _ => {
+                    return Err(sqs_error!(
+                        InvalidAttributeValue,
+                        "Invalid value for the parameter FifoQueue. Reason: Modifying queue type is not supported."
+                    ))
+                }
+            },
             // A standard queue has no FifoQueue attribute at all: AWS refuses even "false".
             "FifoQueue" => match (boolean()?.as_str(), fifo) {
                 ("true", true) => "true".to_string(),
@@ -252,6 +263,12 @@ mod tests {
         assert_eq!(code(&[("Bogus", "1")], Occasion::CreateQueue), ErrorCode::InvalidAttributeName);
         assert_eq!(code(&[("QueueArn", "x")], Occasion::SetQueueAttributes), ErrorCode::InvalidAttributeName);
         assert_eq!(code(&[("FifoQueue", "true")], Occasion::SetQueueAttributes), ErrorCode::InvalidAttributeName);
+        let set_on_fifo = |value: &str| validate(&attrs(&[("FifoQueue", value)]), Occasion::SetQueueAttributes, true);
+        assert!(set_on_fifo("true").is_ok(), "a no-op on a FIFO queue");
+        assert_eq!(
+            set_on_fifo("false").unwrap_err().message,
+            "Invalid value for the parameter FifoQueue. Reason: Modifying queue type is not supported."
+        );
         assert_eq!(code(&[("FifoQueue", "true")], Occasion::CreateQueue), ErrorCode::InvalidAttributeName);
         assert_eq!(code(&[("FifoQueue", "false")], Occasion::CreateQueue), ErrorCode::InvalidAttributeName);
         let message =

@@ -13,7 +13,7 @@
 
 use std::fmt::{self, Display, Write as _};
 
-use holdfast_api::{Response, SqsError};
+use holdfast_api::{ErrorCode, Response, SqsError};
 use serde::ser::{self, Impossible, Serialize};
 
 use crate::model::{model, Model, Shape, ShapeId};
@@ -56,11 +56,21 @@ pub(crate) fn error_document(error: &SqsError, request_id: &str) -> String {
     );
     escape_into(&mut out, error.code.query_code());
     out.push_str("</Code><Message>");
-    escape_into(&mut out, &error.message);
+    escape_into(&mut out, query_message(error));
     out.push_str("</Message><Detail/></Error><RequestId>");
     escape_into(&mut out, request_id);
     out.push_str("</RequestId></ErrorResponse>");
     out
+}
+
+/// The message of `error` as the Query protocol words it. AWS answers a missing queue differently
+/// in the two protocols (recorded against AWS: "…does not exist." in JSON, "…does not exist for
+/// this wsdl version." in Query).
+fn query_message(error: &SqsError) -> &str {
+    match error.code {
+        ErrorCode::QueueDoesNotExist => "The specified queue does not exist for this wsdl version.",
+        _ => &error.message,
+    }
 }
 
 /// Appends `text` with `& < > "` escaped and CR written as `&#xD;`.

@@ -432,7 +432,7 @@ fn spec_xml_error() {
   <Error>
     <Type>Sender</Type>
     <Code>AWS.SimpleQueueService.NonExistentQueue</Code>
-    <Message>The specified queue does not exist.</Message>
+    <Message>The specified queue does not exist for this wsdl version.</Message>
     <Detail/>
   </Error>
   <RequestId>42d59b56-7407-4c4a-be0f-4c88daeea257</RequestId>

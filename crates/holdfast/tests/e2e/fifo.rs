@@ -95,7 +95,7 @@ async fn creation_rules(server: TestServer) {
     assert_eq!(all[&QueueAttributeName::FifoThroughputLimit], "perQueue");
     let change_type =
         client.set_queue_attributes().queue_url(&url).attributes(QueueAttributeName::FifoQueue, "false").send().await;
-    assert_eq!(error_code(change_type.unwrap_err()).as_deref(), Some("InvalidAttributeName"));
+    assert_eq!(error_code(change_type.unwrap_err()).as_deref(), Some("InvalidAttributeValue"), "a change of type");
     let high_throughput_without_group_scope = client
         .set_queue_attributes()
         .queue_url(&url)
