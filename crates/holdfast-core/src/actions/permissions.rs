@@ -36,7 +36,8 @@ fn policy_of(attributes: &std::collections::BTreeMap<String, String>, queue_arn:
         .and_then(|text| serde_json::from_str::<Value>(text).ok())
         .filter(Value::is_object)
         .unwrap_or_else(
-            || json!({ "Version": "2012-10-17", "Id": format!("{queue_arn}/SQSDefaultPolicy"), "Statement": [] }),
+            // The document AWS starts from, its older policy-language version included.
+            || json!({ "Version": "2008-10-17", "Id": format!("{queue_arn}/SQSDefaultPolicy"), "Statement": [] }),
         )
 }
 
