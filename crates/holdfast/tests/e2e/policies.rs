@@ -34,6 +34,10 @@ fn as_key(server: &TestServer, (key, secret): (&str, &str)) -> aws_sdk_sqs::Clie
     signed_client(&server.url, key, secret)
 }
 
+async fn set_policy(client: &aws_sdk_sqs::Client, url: &str, policy: &str) {
+    client.set_queue_attributes().queue_url(url).attributes(QueueAttributeName::Policy, policy).send().await.unwrap();
+}
+
 macro_rules! denied {
     ($call:expr) => {
         assert_eq!(error_code($call.await.expect_err("refused")).as_deref(), Some("AccessDenied"))
@@ -113,13 +117,7 @@ async fn another_account_gets_in_only_through_the_queue_policy() {
 
     // The docs' policy lets the partner send, and only send.
     let policy = example("partner-policy.json");
-    operator
-        .set_queue_attributes()
-        .queue_url(&leads)
-        .attributes(QueueAttributeName::Policy, &policy)
-        .send()
-        .await
-        .unwrap();
+    set_policy(&operator, &leads, &policy).await;
     partner.send_message().queue_url(&leads).message_body("from the partner").send().await.unwrap();
     denied!(partner.receive_message().queue_url(&leads).send());
     denied!(partner.get_queue_url().queue_name("leads").queue_owner_aws_account_id("000000000000").send());
@@ -159,20 +157,14 @@ async fn an_explicit_deny_wins_even_over_the_root_key() {
     operator.send_message().queue_url(&leads).message_body("before").send().await.unwrap();
 
     let policy = example("tls-only-policy.json");
-    operator
-        .set_queue_attributes()
-        .queue_url(&leads)
-        .attributes(QueueAttributeName::Policy, &policy)
-        .send()
-        .await
-        .unwrap();
+    set_policy(&operator, &leads, &policy).await;
     // This connection is plain HTTP: message traffic is refused, management is not.
     denied!(operator.send_message().queue_url(&leads).message_body("x").send());
     denied!(operator.receive_message().queue_url(&leads).send());
     let attributes = operator.get_queue_attributes().queue_url(&leads).attribute_names(QueueAttributeName::All);
     let attributes = attributes.send().await.unwrap().attributes.unwrap();
     assert_eq!(attributes[&QueueAttributeName::ApproximateNumberOfMessages], "1");
-    operator.set_queue_attributes().queue_url(&leads).attributes(QueueAttributeName::Policy, "").send().await.unwrap();
+    set_policy(&operator, &leads, "").await;
     operator.send_message().queue_url(&leads).message_body("after").send().await.unwrap();
 }
 

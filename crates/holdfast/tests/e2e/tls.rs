@@ -21,6 +21,17 @@ fn certificate(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, std::p
     (cert, key, generated.cert.der().clone())
 }
 
+/// A server on TLS with a fresh certificate in `dir`, plus `extra_args`: the server, its
+/// `host:port`, and the certificate to trust.
+fn tls_server(dir: &std::path::Path, extra_args: &[&str]) -> (TestServer, String, CertificateDer<'static>) {
+    let (cert, key, root) = certificate(dir, "server");
+    let mut args = vec!["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()];
+    args.extend_from_slice(extra_args);
+    let server = TestServer::start_with(&args);
+    let address = server.url.trim_start_matches("https://").to_string();
+    (server, address, root)
+}
+
 /// A TLS connection to `address` trusting only `root`; returns it and the negotiated protocol.
 async fn connect(
     address: &str,
@@ -151,16 +162,7 @@ async fn a_stalled_handshake_is_dropped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_http2_connection_is_closed() {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key, root) = certificate(dir.path(), "server");
-    let server = TestServer::start_with(&[
-        "--tls-cert",
-        cert.to_str().unwrap(),
-        "--tls-key",
-        key.to_str().unwrap(),
-        "--idle-timeout",
-        "2",
-    ]);
-    let address = server.url.trim_start_matches("https://").to_string();
+    let (server, address, root) = tls_server(dir.path(), &["--idle-timeout", "2"]);
     let (stream, negotiated) = connect(&address, &root, &[b"h2"]).await.unwrap();
     assert_eq!(negotiated.as_deref(), Some(&b"h2"[..]));
     let (mut sender, connection) =
@@ -196,9 +198,7 @@ async fn an_idle_http2_connection_is_closed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_connections_are_capped_at_256_streams() {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key, root) = certificate(dir.path(), "server");
-    let server = TestServer::start_with(&["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()]);
-    let address = server.url.trim_start_matches("https://").to_string();
+    let (_server, address, root) = tls_server(dir.path(), &[]);
     let (stream, _) = connect(&address, &root, &[b"h2"]).await.unwrap();
     let (client, connection) = h2::client::handshake(stream).await.unwrap();
     tokio::spawn(connection);
