@@ -7,6 +7,7 @@
 
 pub mod action;
 pub mod blob;
+pub mod calendar;
 pub mod error;
 pub mod limits;
 pub mod types;

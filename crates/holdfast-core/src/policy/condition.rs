@@ -291,7 +291,7 @@ pub(crate) fn parse_time(text: &str) -> Option<Millis> {
     if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
         return None;
     }
-    let mut millis = days_from_civil(year, month, day) * 86_400_000;
+    let mut millis = holdfast_api::calendar::days_from_civil(year, month, day) * 86_400_000;
     if let Some(time) = time {
         // The offset: Z, or +hh:mm / -hh:mm after the clock time.
         let (clock, offset_minutes) = if let Some(clock) = time.strip_suffix(['Z', 'z']) {
@@ -315,17 +315,6 @@ pub(crate) fn parse_time(text: &str) -> Option<Millis> {
         millis += ((h * 60 + m - offset_minutes) * 60 + s) * 1000 + fraction_ms;
     }
     Some(millis)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month_from_march = (month + 9) % 12;
-    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
 }
 
 #[cfg(test)]
