@@ -2,6 +2,7 @@
 //! policies. A long run of the properties: `PROPTEST_CASES=100000 cargo test --release -p
 //! holdfast-core policy`.
 
+use holdfast_api::limits;
 use proptest::prelude::*;
 
 use super::*;
@@ -190,6 +191,29 @@ fn refusals() {
         PolicyKind::Identity
     )
     .is_err());
+}
+
+/// Hostile documents are refused cheaply: the size limit comes before any parsing, nesting is
+/// bounded by the JSON parser's depth limit, and a wildcard cannot blow up matching.
+#[test]
+fn hostile_documents_are_bounded() {
+    let huge = format!(r#"{{"Statement":[],"Id":"{}"}}"#, "x".repeat(limits::MAX_POLICY_BYTES));
+    assert!(Policy::parse(&huge, PolicyKind::Resource).unwrap_err().to_string().contains("limit"));
+    let deep = format!("{}{}", "[".repeat(4_000), "]".repeat(4_000));
+    assert!(Policy::parse(&deep, PolicyKind::Resource).is_err(), "8 KB of nesting is refused, not recursed into");
+    let deep_condition = format!(
+        r#"{{"Statement":{{"Effect":"Allow","Principal":"*","Action":"sqs:*","Condition":{{"StringEquals":{{"k":{}1{}}}}}}}}}"#,
+        "[".repeat(3_000),
+        "]".repeat(3_000)
+    );
+    assert!(Policy::parse(&deep_condition, PolicyKind::Resource).is_err());
+    let stars = queue_policy(&format!(
+        r#"{{"Effect":"Allow","Principal":"*","Action":"sqs:*","Resource":"{}"}}"#,
+        "*a".repeat(3_000)
+    ));
+    let policy = Policy::parse(&stars, PolicyKind::Resource).unwrap();
+    let me = root("111111111111");
+    assert_eq!(policy.evaluate(&Access { action: "SendMessage", resource: QUEUE, facts: facts(&me) }), SILENT);
 }
 
 #[test]
