@@ -89,6 +89,8 @@ error_codes! {
     InvalidParameterCombination => ("com.amazon.coral.service#InvalidParameterCombinationException", "InvalidParameterCombination", 400, Sender),
     InvalidAction => ("com.amazon.coral.service#UnknownOperationException", "InvalidAction", 400, Sender),
     MissingAction => ("com.amazon.coral.service#MissingActionException", "MissingAction", 400, Sender),
+    // A GET without an Action: AWS answers 404 with a bare `<UnknownOperationException/>`.
+    UnknownOperation => ("com.amazon.coral.service#UnknownOperationException", "UnknownOperationException", 404, Sender),
     MalformedQueryString => ("com.amazon.coral.service#MalformedQueryStringException", "MalformedQueryString", 400, Sender),
     SerializationException => ("com.amazon.coral.service#SerializationException", "SerializationException", 400, Sender),
     AccessDenied => ("com.amazon.coral.service#AccessDeniedException", "AccessDenied", 403, Sender),

@@ -256,6 +256,8 @@ pub struct BatchResultErrorEntry {
 #[serde(rename_all = "PascalCase")]
 pub struct SendMessageBatchResponse {
     pub successful: Vec<SendMessageBatchResultEntry>,
+    /// Absent when every entry succeeded, as AWS answers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failed: Vec<BatchResultErrorEntry>,
 }
 
@@ -338,6 +340,8 @@ pub struct BatchResultEntry {
 #[serde(rename_all = "PascalCase")]
 pub struct DeleteMessageBatchResponse {
     pub successful: Vec<BatchResultEntry>,
+    /// Absent when every entry succeeded, as AWS answers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failed: Vec<BatchResultErrorEntry>,
 }
 
@@ -369,6 +373,8 @@ pub struct ChangeMessageVisibilityBatchRequest {
 #[serde(rename_all = "PascalCase")]
 pub struct ChangeMessageVisibilityBatchResponse {
     pub successful: Vec<BatchResultEntry>,
+    /// Absent when every entry succeeded, as AWS answers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failed: Vec<BatchResultErrorEntry>,
 }
 

@@ -111,7 +111,8 @@ fn validate_name(name: &str) -> Result<(), SqsError> {
         Some("must not be empty")
     } else if name.len() > limits::MAX_MESSAGE_ATTRIBUTE_NAME_LEN {
         Some("must be at most 256 characters long")
-    } else if !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')) {
+    // Letters and digits of any script count as alphanumeric: AWS accepts `attr.øßä`.
+    } else if !name.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.')) {
         Some("can only contain alphanumeric characters, hyphens, underscores and periods")
     } else if lower.starts_with("aws.") || lower.starts_with("amazon.") {
         Some("must not start with the reserved prefixes AWS. or Amazon.")

@@ -90,8 +90,14 @@ impl QueueSettings {
 /// The effective value of a settable attribute: the explicit one, else the default (`None` for
 /// attributes that are absent unless set, like `Policy`).
 pub fn effective_value(attributes: &BTreeMap<String, String>, name: &str) -> Option<String> {
+    // A KMS key replaces SQS-managed encryption; the data-key period means nothing without one.
+    let kms_key = attributes.get("KmsMasterKeyId").is_some_and(|id| !id.is_empty());
+    if name == "KmsDataKeyReusePeriodSeconds" && !kms_key {
+        return None;
+    }
     if let Some(value) = attributes.get(name) {
-        return Some(value.clone());
+        // An attribute set to "" (Policy, RedrivePolicy, KmsMasterKeyId...) is removed.
+        return (!value.is_empty()).then(|| value.clone());
     }
     let fifo = attributes.get("FifoQueue").is_some_and(|v| v == "true");
     let default = match name {
@@ -100,10 +106,9 @@ pub fn effective_value(attributes: &BTreeMap<String, String>, name: &str) -> Opt
         "MessageRetentionPeriod" => limits::RETENTION_PERIOD_DEFAULT.to_string(),
         "ReceiveMessageWaitTimeSeconds" => limits::WAIT_TIME_SECONDS_DEFAULT.to_string(),
         "VisibilityTimeout" => limits::VISIBILITY_TIMEOUT_DEFAULT.to_string(),
-        "SqsManagedSseEnabled" => "false".to_string(),
-        "KmsDataKeyReusePeriodSeconds" if attributes.contains_key("KmsMasterKeyId") => {
-            limits::KMS_DATA_KEY_REUSE_DEFAULT.to_string()
-        }
+        // New queues are encrypted with SQS-managed keys unless given a KMS key, as on AWS.
+        "SqsManagedSseEnabled" => (!kms_key).to_string(),
+        "KmsDataKeyReusePeriodSeconds" => limits::KMS_DATA_KEY_REUSE_DEFAULT.to_string(),
         "FifoQueue" | "ContentBasedDeduplication" if fifo => "false".to_string(),
         "DeduplicationScope" if fifo => "queue".to_string(),
         "FifoThroughputLimit" if fifo => "perQueue".to_string(),
@@ -210,12 +215,20 @@ pub fn validate(
         };
         normalised.insert(name.clone(), value);
     }
-    if normalised.contains_key("KmsMasterKeyId") && normalised.get("SqsManagedSseEnabled").is_some_and(|v| v == "true")
-    {
-        return Err(sqs_error!(
-            InvalidAttributeValue,
-            "You can use one type of server-side encryption (SSE) at one time: KmsMasterKeyId or SqsManagedSseEnabled."
-        ));
+    let kms_key = normalised.get("KmsMasterKeyId").is_some_and(|id| !id.is_empty());
+    match normalised.get("SqsManagedSseEnabled").map(String::as_str) {
+        Some("true") if kms_key => {
+            return Err(sqs_error!(
+                InvalidAttributeValue,
+                "You can use one type of server-side encryption (SSE) at one time: KmsMasterKeyId or SqsManagedSseEnabled."
+            ));
+        }
+        // Choosing a KMS key turns SQS-managed encryption off, and it stays off when the key is
+        // later removed (AWS's recorded behaviour).
+        None if kms_key => {
+            normalised.insert("SqsManagedSseEnabled".to_string(), "false".to_string());
+        }
+        _ => {}
     }
     Ok(normalised)
 }
@@ -306,5 +319,27 @@ mod tests {
         assert_eq!(settings.message_retention_period, 345_600);
         assert_eq!(effective_value(&BTreeMap::new(), "DelaySeconds").as_deref(), Some("0"));
         assert_eq!(effective_value(&BTreeMap::new(), "Policy"), None);
+    }
+
+    #[test]
+    fn a_kms_key_replaces_sqs_managed_encryption() {
+        let shown = |stored: &BTreeMap<String, String>, name: &str| effective_value(stored, name);
+        let fresh = BTreeMap::new();
+        assert_eq!(shown(&fresh, "SqsManagedSseEnabled").as_deref(), Some("true"));
+        assert_eq!(shown(&fresh, "KmsDataKeyReusePeriodSeconds"), None);
+
+        let kms = validate(&attrs(&[("KmsMasterKeyId", "alias/orders")]), Occasion::SetQueueAttributes, false).unwrap();
+        assert_eq!(shown(&kms, "SqsManagedSseEnabled").as_deref(), Some("false"));
+        assert_eq!(shown(&kms, "KmsDataKeyReusePeriodSeconds").as_deref(), Some("300"));
+
+        // Removing the key again leaves SQS-managed encryption off and hides the period.
+        let mut removed = kms.clone();
+        removed.extend(validate(&attrs(&[("KmsMasterKeyId", "")]), Occasion::SetQueueAttributes, false).unwrap());
+        assert_eq!(shown(&removed, "KmsMasterKeyId"), None);
+        assert_eq!(shown(&removed, "SqsManagedSseEnabled").as_deref(), Some("false"));
+        assert_eq!(shown(&removed, "KmsDataKeyReusePeriodSeconds"), None);
+
+        let both = attrs(&[("KmsMasterKeyId", "k"), ("SqsManagedSseEnabled", "true")]);
+        assert_eq!(validate(&both, Occasion::CreateQueue, false).unwrap_err().code, ErrorCode::InvalidAttributeValue);
     }
 }

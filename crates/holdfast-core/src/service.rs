@@ -41,14 +41,15 @@ pub struct RequestContext {
     /// answers start with it.
     pub base_url: String,
     /// Who sent the request, reported as a message's `SenderId`: the verified caller when
-    /// requests are authenticated, else the access key the request names, if any (the account
-    /// when it names none).
+    /// requests are authenticated; `None` (the account, as AWS reports its root) otherwise.
     pub sender_id: Option<String>,
     /// The verified caller. `None` when authentication is off: the request acts for the server's
     /// account and is not authorized against any policy.
     pub caller: Option<Arc<Caller>>,
     /// What policy conditions may test about the connection.
     pub transport: Transport,
+    /// The `X-Amzn-Trace-Id` header, which becomes a sent message's `AWSTraceHeader`.
+    pub trace_header: Option<String>,
 }
 
 impl RequestContext {

@@ -270,8 +270,9 @@ pub enum Delivery {
     Standard,
     /// Strict order within each message group (FIFO queues): a group's messages are delivered in
     /// `seq` order, and while any of them is in flight no later one is delivered (the group is
-    /// locked). Groups whose first remaining message is visible are served oldest first, as many
-    /// of one group's messages as fit before the next group.
+    /// locked). Groups whose first remaining message is visible are served in the order they
+    /// became available (when that message became visible, then its seq), as many of one
+    /// group's messages as fit before the next group, and returned in that order.
     Fifo,
 }
 
@@ -425,16 +426,21 @@ pub enum DeleteOutcome {
     /// The message is gone already or was received again since (the lease is stale). SQS answers
     /// success in both cases; the message, if it still exists, is untouched.
     NotCurrent,
+    /// Only when expired leases are refused (FIFO queues): the message still exists but this
+    /// lease's visibility timeout ran out or it was received again. Nothing was deleted.
+    Expired,
 }
 
 /// The outcome of changing one message's visibility by its lease.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChangeVisibilityOutcome {
+    /// Applied: also when the lease's timeout had already run out, as long as nobody received
+    /// the message since (it is hidden again).
     Changed,
-    /// The lease is current but its visibility timeout has already expired.
-    NotInFlight,
-    /// The message no longer exists, or it was received again since (stale lease).
-    NotCurrent,
+    /// The message no longer exists.
+    Gone,
+    /// The message was received again since: this lease no longer speaks for it.
+    Stale,
     /// The new timeout would keep the message hidden for more than `max_inflight_ms` after the
     /// receive that leased it.
     ExceedsMaximum,
@@ -545,11 +551,18 @@ pub trait Store: Send + Sync + 'static {
     /// exhausted ones are dead-lettered (`params.dead_letter`).
     async fn receive_messages(&self, queue: QueueId, params: ReceiveParams) -> StoreResult<ReceiveOutcome>;
 
-    /// Deletes each message whose lease is current. One outcome per input, in order.
-    async fn delete_messages(&self, queue: QueueId, leases: Vec<Lease>) -> StoreResult<Vec<DeleteOutcome>>;
+    /// Deletes each message whose lease is current. With `refuse_expired_at` (FIFO queues), a
+    /// lease whose visibility timeout ran out by then deletes nothing and is `Expired`, as is a
+    /// stale lease of a message that still exists. One outcome per input, in order.
+    async fn delete_messages(
+        &self,
+        queue: QueueId,
+        leases: Vec<Lease>,
+        refuse_expired_at: Option<Millis>,
+    ) -> StoreResult<Vec<DeleteOutcome>>;
 
     /// Sets each leased message's visibility to `now + visibility_timeout_ms` where the lease is
-    /// current and still in flight. One outcome per input, in order.
+    /// current, in flight or not. One outcome per input, in order.
     async fn change_visibility(
         &self,
         queue: QueueId,

@@ -103,9 +103,16 @@ pub fn decode(req: &HttpRequest<'_>) -> Decoded {
     };
     let action_name = params.iter().rev().find(|(key, _)| key == "Action").map(|(_, value)| value.as_ref());
     let (action, request) = match action_name {
+        None | Some("") if req.method == http::Method::GET => {
+            (None, Err(sqs_error!(UnknownOperation, "The request names no operation.")))
+        }
         None | Some("") => (None, Err(sqs_error!(MissingAction, "The request must contain the parameter Action."))),
         Some(name) => match Action::from_name(name) {
             None => (None, Err(invalid_action(name))),
+            // A queue's URL is the endpoint of that queue's actions only, as on AWS.
+            Some(action @ (Action::CreateQueue | Action::ListQueues)) if path_queue_url.is_some() => {
+                (Some(action), Err(invalid_action(name)))
+            }
             Some(action) => {
                 let tree = query::Node::build(&params);
                 let input = model::model().operation(action).input;

@@ -48,6 +48,10 @@ pub(crate) fn response_document(response: &Response, request_id: &str) -> String
 
 /// The `<ErrorResponse>` document of the Query protocol.
 pub(crate) fn error_document(error: &SqsError, request_id: &str) -> String {
+    if error.code == ErrorCode::UnknownOperation {
+        // AWS's whole answer to a GET that names no action.
+        return format!("{DECLARATION}<UnknownOperationException/>");
+    }
     let mut out = String::with_capacity(256 + error.message.len());
     let _ = write!(
         out,

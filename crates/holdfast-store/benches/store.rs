@@ -92,7 +92,7 @@ fn bench_store(c: &mut Criterion) {
                             let outcome = store.receive_messages(receive_queue, params).await.unwrap();
                             let leases: Vec<Lease> =
                                 outcome.messages.iter().map(|m| Lease { seq: m.seq, lease: m.lease }).collect();
-                            store.delete_messages(receive_queue, leases).await.unwrap();
+                            store.delete_messages(receive_queue, leases, None).await.unwrap();
                         }
                         started.elapsed()
                     })

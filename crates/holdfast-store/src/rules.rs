@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use holdfast_core::store::{
-    ChangeVisibilityOutcome, DeadLetterTarget, Deduplication, MessageMove, Millis, MoveStep, MoveTask, MoveTaskStatus,
-    QueueId,
+    ChangeVisibilityOutcome, DeadLetterTarget, Deduplication, DeleteOutcome, MessageMove, Millis, MoveStep, MoveTask,
+    MoveTaskStatus, QueueId,
 };
 
 /// Merges SetQueueAttributes into the explicit attributes: an empty value removes the attribute
@@ -20,22 +20,33 @@ pub(crate) fn merge_attributes(current: &mut BTreeMap<String, String>, changes: 
     }
 }
 
-/// Decides ChangeMessageVisibility for a message whose lease is current. A message whose timeout
-/// already ran out is `NotInFlight` whatever the new timeout (SQS answers MessageNotInflight
-/// before looking at the value); the maximum counts from the receive that took the lease.
+/// Decides ChangeMessageVisibility for a message whose lease is current, whether or not its
+/// timeout already ran out (AWS re-hides a message nobody received since). The maximum counts
+/// from the receive that took the lease.
 pub(crate) fn visibility_outcome(
-    visible_at: Millis,
     leased_at: Millis,
     new_visible_at: Millis,
-    now: Millis,
     max_inflight_ms: i64,
 ) -> ChangeVisibilityOutcome {
-    if visible_at <= now {
-        ChangeVisibilityOutcome::NotInFlight
-    } else if new_visible_at > leased_at + max_inflight_ms {
+    if new_visible_at > leased_at + max_inflight_ms {
         ChangeVisibilityOutcome::ExceedsMaximum
     } else {
         ChangeVisibilityOutcome::Changed
+    }
+}
+
+/// Decides DeleteMessage for a lease that is current (`visible_at` is its message's), or for a
+/// message that exists under another lease (`visible_at` is `None`). Only FIFO queues
+/// (`refuse_expired_at`) refuse: a lease whose timeout ran out no longer holds its group.
+pub(crate) fn delete_verdict(
+    current_lease_visible_at: Option<Millis>,
+    refuse_expired_at: Option<Millis>,
+) -> DeleteOutcome {
+    match (current_lease_visible_at, refuse_expired_at) {
+        (None, Some(_)) => DeleteOutcome::Expired,
+        (None, None) => DeleteOutcome::NotCurrent,
+        (Some(visible_at), Some(now)) if visible_at <= now => DeleteOutcome::Expired,
+        (Some(_), _) => DeleteOutcome::Deleted,
     }
 }
 

@@ -161,7 +161,7 @@ async fn run(seed: u64) {
                         continue;
                     }
                     let leases: Vec<Lease> = picks.iter().map(|p| e.held[p % e.held.len()]).map(|(_, l)| l).collect();
-                    answers.push(answer(e.store.delete_messages(id, leases).await));
+                    answers.push(answer(e.store.delete_messages(id, leases, None).await));
                 }
                 assert!(answers.is_empty() || answers[0] == answers[1], "{context}: {answers:?}");
             }

@@ -61,7 +61,7 @@ async fn populate(dir: &Path) -> (QueueRecord, Lease, Lease) {
     store.send_messages(kept.id, (1..=4).map(|i| message(&format!("m{i}"), T0)).collect(), None, 0).await.unwrap();
     let got = store.receive_messages(kept.id, params(2, T0)).await.unwrap();
     let leases: Vec<Lease> = got.messages.iter().map(|m| Lease { seq: m.seq, lease: m.lease }).collect();
-    let deleted = store.delete_messages(kept.id, vec![leases[0]]).await.unwrap();
+    let deleted = store.delete_messages(kept.id, vec![leases[0]], None).await.unwrap();
     assert_eq!(deleted, [DeleteOutcome::Deleted]);
     (kept, leases[0], leases[1])
 }
@@ -76,7 +76,7 @@ async fn check_reopened(dir: &Path, kept: &QueueRecord, deleted: Lease, in_fligh
     let counts = store.queue_counts(kept.id, T0).await.unwrap();
     assert_eq!(counts, QueueCounts { visible: 2, in_flight: 1, delayed: 0 });
     // Leases are durable: the in-flight message's receipt still works, the deleted one stays gone.
-    let outcomes = store.delete_messages(kept.id, vec![deleted, in_flight]).await.unwrap();
+    let outcomes = store.delete_messages(kept.id, vec![deleted, in_flight], None).await.unwrap();
     assert_eq!(outcomes, [DeleteOutcome::NotCurrent, DeleteOutcome::Deleted]);
     let got = store.receive_messages(kept.id, params(10, T0 + VT)).await.unwrap();
     let ids: Vec<&str> = got.messages.iter().map(|m| m.message_id.as_str()).collect();
@@ -238,7 +238,7 @@ async fn concurrent_senders_all_land_exactly_once() {
                     return ids;
                 }
                 let leases = got.messages.iter().map(|m| Lease { seq: m.seq, lease: m.lease }).collect();
-                let outcomes = store.delete_messages(q.id, leases).await.unwrap();
+                let outcomes = store.delete_messages(q.id, leases, None).await.unwrap();
                 assert!(outcomes.iter().all(|o| *o == DeleteOutcome::Deleted));
                 ids.extend(got.messages.into_iter().map(|m| m.message_id));
             }
@@ -284,7 +284,7 @@ async fn fifo_and_move_task_state_survives_reopen() {
         let sent = store.send_messages(q.id, batch, dedup, T0).await.unwrap();
         // a is received once and deleted; its id must still deduplicate after the restart.
         let a = store.receive_messages(q.id, fifo(T0)).await.unwrap().messages.remove(0);
-        let deleted = store.delete_messages(q.id, vec![Lease { seq: a.seq, lease: a.lease }]).await.unwrap();
+        let deleted = store.delete_messages(q.id, vec![Lease { seq: a.seq, lease: a.lease }], None).await.unwrap();
         assert_eq!(deleted, [DeleteOutcome::Deleted]);
         // b is leased under an attempt id; it locks the group.
         let p = ReceiveParams { attempt: attempt(), ..fifo(T0 + 1) };

@@ -132,12 +132,10 @@ pub async fn handle(app: &App, request: hyper::Request<Incoming>, endpoints: End
     let (parts, decoded) = decode(parts, body).await;
     let context = RequestContext {
         base_url: base_url(app, &parts, endpoints.local, endpoints.secure),
-        sender_id: match &caller {
-            Some(caller) => Some(caller.sender_id().to_owned()),
-            None => decoded.credentials.map(|c| c.access_key_id),
-        },
+        sender_id: caller.as_ref().map(|caller| caller.sender_id().to_owned()),
         caller,
         transport: Transport { source_ip: Some(endpoints.peer.ip()), secure: endpoints.secure },
+        trace_header: parts.headers.get("x-amzn-trace-id").and_then(|v| v.to_str().ok()).map(str::to_owned),
     };
     let action = decoded.action.map(|a| a.name()).unwrap_or("-");
     let result = match decoded.request {

@@ -105,15 +105,18 @@ pub async fn cancel_message_move_task(
     sqs: &Sqs,
     req: CancelMessageMoveTaskRequest,
 ) -> Result<CancelMessageMoveTaskResponse, SqsError> {
-    let source_arn = source_arn_of_handle(&req.task_handle).ok_or_else(|| not_found("TaskHandle"))?;
-    let source = queue_by_arn(sqs, &source_arn, "TaskHandle").await?;
+    // AWS's three answers: a handle that is not one, a source queue that does not exist, and a
+    // task that does not exist on it.
+    let source_arn = source_arn_of_handle(&req.task_handle)
+        .ok_or_else(|| sqs_error!(InvalidParameterValue, "Value for parameter TaskHandle is invalid."))?;
+    let source = queue_by_arn(sqs, &source_arn, "SourceArn").await?;
     let task = sqs
         .store
         .cancel_move_task(&req.task_handle)
         .await
         .map_err(from_store)?
         .filter(|t| t.source_queue == source.id)
-        .ok_or_else(|| not_found("TaskHandle"))?;
+        .ok_or_else(|| sqs_error!(ResourceNotFoundException, "Task does not exist."))?;
     // The store changed only a RUNNING task; any other is reported as it was.
     if task.status != MoveTaskStatus::Running {
         return Err(sqs_error!(

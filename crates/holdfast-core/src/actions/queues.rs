@@ -168,7 +168,8 @@ pub async fn get_queue_attributes(
             attributes.insert(name.to_string(), value);
         }
     }
-    Ok(GetQueueAttributesResponse { attributes: Some(attributes) })
+    // Only unset attributes asked for (a removed Policy, say): AWS leaves out the map itself.
+    Ok(GetQueueAttributesResponse { attributes: (!attributes.is_empty()).then_some(attributes) })
 }
 
 pub async fn set_queue_attributes(sqs: &Sqs, req: SetQueueAttributesRequest) -> Result<NoOutput, SqsError> {

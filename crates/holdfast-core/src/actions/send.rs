@@ -21,6 +21,9 @@ struct Outgoing<'a> {
     system_attributes: &'a MessageAttributeMap,
     deduplication_id: Option<&'a str>,
     group_id: Option<&'a str>,
+    /// The request's `X-Amzn-Trace-Id` header: the message's `AWSTraceHeader` unless the
+    /// message sets that system attribute itself.
+    trace_header: Option<&'a str>,
 }
 
 /// The digests a send result reports about one message, computed from what the client sent.
@@ -48,6 +51,7 @@ fn prepare(queue: &Queue, sender_id: &str, now: Millis, out: Outgoing<'_>) -> Re
     }
     attrs::validate(out.attributes)?;
     attrs::validate_system(out.system_attributes)?;
+    let system_attributes = with_trace_header(out.system_attributes, out.trace_header);
     let size = message_size(out.body, out.attributes);
     let max_size = queue.settings().maximum_message_size as usize;
     if size > max_size {
@@ -65,6 +69,8 @@ fn prepare(queue: &Queue, sender_id: &str, now: Millis, out: Outgoing<'_>) -> Re
                 "Value {delay} for parameter DelaySeconds is invalid. Reason: The request include parameter that is not valid for this queue type."
             ));
         }
+        // DelaySeconds=0 is allowed on a FIFO queue but the queue's own delay still applies.
+        _ if queue.settings().fifo => i64::from(queue.settings().delay_seconds),
         Some(delay) => {
             if !(0..=i64::from(limits::DELAY_SECONDS_MAX)).contains(&delay) {
                 return Err(sqs_error!(
@@ -108,11 +114,13 @@ fn prepare(queue: &Queue, sender_id: &str, now: Millis, out: Outgoing<'_>) -> Re
         None
     };
     let encoded_attributes = attrs::encode(out.attributes);
-    let encoded_system = attrs::encode(out.system_attributes);
+    let encoded_system = attrs::encode(&system_attributes);
     let digests = Digests {
         md5_of_body: attrs::md5_hex(out.body.as_bytes()),
         md5_of_attributes: (!out.attributes.is_empty()).then(|| attrs::md5_hex(&encoded_attributes)),
-        md5_of_system_attributes: (!out.system_attributes.is_empty()).then(|| attrs::md5_hex(&encoded_system)),
+        // What the client sent: a trace header added from the HTTP header is not its to check.
+        md5_of_system_attributes: (!out.system_attributes.is_empty())
+            .then(|| attrs::md5_hex(&attrs::encode(out.system_attributes))),
     };
     let message = NewMessage {
         message_id: uuid::Uuid::new_v4().to_string(),
@@ -127,6 +135,27 @@ fn prepare(queue: &Queue, sender_id: &str, now: Millis, out: Outgoing<'_>) -> Re
     };
     Ok((message, digests))
 }
+
+/// The system attributes to store: those sent, plus `AWSTraceHeader` from the HTTP header (as
+/// the X-Ray SDK sends it) when the message does not set it. A header that would not be a valid
+/// attribute value is ignored rather than failing the send.
+fn with_trace_header(sent: &MessageAttributeMap, header: Option<&str>) -> MessageAttributeMap {
+    let mut attributes = sent.clone();
+    if let Some(header) = header.filter(|_| !sent.contains_key(TRACE_HEADER)) {
+        let value = MessageAttributeValue {
+            string_value: Some(header.to_owned()),
+            data_type: "String".into(),
+            ..Default::default()
+        };
+        let candidate = MessageAttributeMap::from([(TRACE_HEADER.to_owned(), value)]);
+        if attrs::validate_system(&candidate).is_ok() {
+            attributes.extend(candidate);
+        }
+    }
+    attributes
+}
+
+const TRACE_HEADER: &str = "AWSTraceHeader";
 
 fn sender_id(sqs: &Sqs, ctx: &RequestContext) -> String {
     ctx.sender_id.clone().unwrap_or_else(|| ctx.account(sqs).to_owned())
@@ -188,6 +217,7 @@ pub async fn send_message(
             system_attributes: req.message_system_attributes.as_ref().unwrap_or(&empty),
             deduplication_id: req.message_deduplication_id.as_deref(),
             group_id: req.message_group_id.as_deref(),
+            trace_header: ctx.trace_header.as_deref(),
         },
     )?;
     let sent = enqueue(sqs, &queue, vec![message]).await?.pop().expect("one outcome per message");
@@ -234,6 +264,7 @@ pub async fn send_message_batch(
             system_attributes: entry.message_system_attributes.as_ref().unwrap_or(&empty),
             deduplication_id: entry.message_deduplication_id.as_deref(),
             group_id: entry.message_group_id.as_deref(),
+            trace_header: ctx.trace_header.as_deref(),
         };
         match prepare(&queue, &sender, now, outgoing) {
             Ok((message, digests)) => {

@@ -22,11 +22,13 @@ fn parse_change(receipt_handle: &str, timeout: Option<i64>, queue_id: i64) -> Re
 fn outcome_error(outcome: ChangeVisibilityOutcome, receipt_handle: &str, timeout_ms: i64) -> Option<SqsError> {
     match outcome {
         ChangeVisibilityOutcome::Changed => None,
-        ChangeVisibilityOutcome::NotInFlight => Some(sqs_error!(
-            MessageNotInflight,
+        // AWS's answers: a deleted message's handle is an invalid value; a handle of a message
+        // received again since has expired (and never touches the other receiver's lease).
+        ChangeVisibilityOutcome::Gone => Some(sqs_error!(
+            InvalidParameterValue,
             "Value {receipt_handle} for parameter ReceiptHandle is invalid. Reason: Message does not exist or is not available for visibility timeout change."
         )),
-        ChangeVisibilityOutcome::NotCurrent => Some(sqs_error!(
+        ChangeVisibilityOutcome::Stale => Some(sqs_error!(
             ReceiptHandleIsInvalid,
             "Value {receipt_handle} for parameter ReceiptHandle is invalid. Reason: The receipt handle has expired."
         )),

@@ -21,6 +21,7 @@ fn caller(account: &str, user: Option<&str>, policy: Option<&str>) -> RequestCon
         sender_id: None,
         caller: Some(Arc::new(Caller { principal, policy })),
         transport: Transport { source_ip: Some("192.0.2.10".parse().unwrap()), secure: false },
+        ..RequestContext::default()
     }
 }
 

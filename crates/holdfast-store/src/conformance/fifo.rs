@@ -189,13 +189,14 @@ pub async fn fifo_receive_takes_a_group_together(store: &dyn Store) {
     assert_eq!(ids(&got), ["a1", "a2", "a3"], "as many of one group as fit, before the next group");
     assert_eq!(ids(&receive(store, &q, fifo_params(10, VT, T0)).await), ["b1"]);
 
-    // When several groups fit, each is taken whole, oldest group first; the answer is in seq order.
+    // When several groups fit, each is taken whole, oldest group first, and answered group by
+    // group (as AWS answers), not in seq order.
     let q = create(store, "q2.fifo", T0).await;
     let batch =
         vec![fifo("a1", "a", T0), fifo("b1", "b", T0), fifo("c1", "c", T0), fifo("a2", "a", T0), fifo("b2", "b", T0)];
     send_fifo(store, &q, batch).await;
     let got = receive(store, &q, fifo_params(4, VT, T0)).await;
-    assert_eq!(ids(&got), ["a1", "b1", "a2", "b2"]);
+    assert_eq!(ids(&got), ["a1", "a2", "b1", "b2"]);
     assert_eq!(ids(&receive(store, &q, fifo_params(10, VT, T0)).await), ["c1"]);
 }
 
@@ -295,6 +296,32 @@ pub async fn fifo_expired_heads_are_removed(store: &dyn Store) {
     assert_eq!(queue_counts(store, &q, now).await, counts(0, 1, 0));
 }
 
+pub async fn fifo_groups_queue_up_when_they_become_available(store: &dyn Store) {
+    // AWS serves groups in the order they became available: a group whose lock ends (timeout
+    // run out, or changed) queues behind groups that were waiting meanwhile.
+    let q = create(store, "q.fifo", T0).await;
+    send_fifo(store, &q, vec![fifo("g1-m1", "g1", T0), fifo("g1-m2", "g1", T0), fifo("g2-m1", "g2", T0 + 1)]).await;
+    let got = receive(store, &q, fifo_params(2, VT, T0 + 2)).await;
+    assert_eq!(ids(&got), ["g1-m1", "g1-m2"]);
+    // Ending the head's timeout makes g1 available again, behind g2; g1-m2 is still in flight.
+    assert_eq!(change(store, &q, &got.messages[0], 0, T0 + 3).await, ChangeVisibilityOutcome::Changed);
+    assert_eq!(ids(&receive(store, &q, fifo_params(3, VT, T0 + 4)).await), ["g2-m1", "g1-m1"]);
+
+    // Received with a zero timeout, groups stay available, re-queued in the order they were served.
+    let q = create(store, "q2.fifo", T0).await;
+    let batch = vec![
+        fifo("g1-m1", "g1", T0),
+        fifo("g2-m1", "g2", T0 + 1),
+        fifo("g2-m2", "g2", T0 + 2),
+        fifo("g3-m1", "g3", T0 + 3),
+        fifo("g1-m2", "g1", T0 + 4),
+    ];
+    send_fifo(store, &q, batch).await;
+    assert_eq!(ids(&receive(store, &q, fifo_params(3, 0, T0 + 10)).await), ["g1-m1", "g1-m2", "g2-m1"]);
+    let all = receive(store, &q, fifo_params(10, 0, T0 + 11)).await;
+    assert_eq!(ids(&all), ["g3-m1", "g1-m1", "g1-m2", "g2-m1", "g2-m2"]);
+}
+
 pub async fn standard_delivery_ignores_groups(store: &dyn Store) {
     // Fair queues (<https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-fair-queues.html>): standard queues accept group ids but lock nothing.
     let q = create(store, "q", T0).await;
@@ -330,11 +357,12 @@ pub async fn receive_attempt_retries(store: &dyn Store) {
     let retry = receive(store, &q, with_attempt(fifo_params(10, VT, T0 + 20), "attempt")).await;
     assert_eq!(retry.messages, first.messages[1..]);
 
-    // After the window the id starts a new receive.
+    // After the window the id starts a new receive. g2 became available again (c's timeout ran
+    // out) before g1 (b's timeout was restarted by the retry), so g2 comes first.
     let after = receive(store, &q, with_attempt(fifo_params(10, VT, T0 + WINDOW), "attempt")).await;
-    assert_eq!(ids(&after), ["b", "c"]);
-    assert_ne!(after.messages[0].lease, first.messages[1].lease);
-    assert_eq!(after.messages[0].receive_count, 2);
+    assert_eq!(ids(&after), ["c", "b"]);
+    assert_ne!(after.messages[1].lease, first.messages[1].lease);
+    assert_eq!(after.messages[1].receive_count, 2);
 }
 
 pub async fn receive_attempt_after_redelivery_or_empty(store: &dyn Store) {

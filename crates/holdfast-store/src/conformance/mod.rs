@@ -53,6 +53,7 @@ macro_rules! conformance_tests {
             visibility_timeout_hides_then_reexposes,
             stale_lease_cannot_touch_redelivered_message,
             delete_outcomes,
+            expired_leases_refused_when_asked,
             change_visibility_outcomes,
             delayed_messages,
             counts_follow_state_and_clock,
@@ -76,6 +77,7 @@ macro_rules! conformance_tests {
             fifo_redelivery_keeps_group_order,
             fifo_next_visible_at,
             fifo_expired_heads_are_removed,
+            fifo_groups_queue_up_when_they_become_available,
             standard_delivery_ignores_groups,
             receive_attempt_retries,
             receive_attempt_after_redelivery_or_empty,
@@ -182,7 +184,7 @@ async fn receive(store: &dyn Store, queue: &QueueRecord, p: ReceiveParams) -> Re
 }
 
 async fn delete(store: &dyn Store, queue: &QueueRecord, leases: Vec<Lease>) -> Vec<DeleteOutcome> {
-    store.delete_messages(queue.id, leases).await.unwrap()
+    store.delete_messages(queue.id, leases, None).await.unwrap()
 }
 
 async fn change(
@@ -467,7 +469,9 @@ pub async fn stale_lease_cannot_touch_redelivered_message(store: &dyn Store) {
     assert_eq!(new.seq, old.seq);
 
     assert_eq!(delete(store, &q, vec![lease(&old)]).await, [DeleteOutcome::NotCurrent]);
-    assert_eq!(change(store, &q, &old, 0, T0 + VT + 1).await, ChangeVisibilityOutcome::NotCurrent);
+    let refused = store.delete_messages(q.id, vec![lease(&old)], Some(T0 + VT + 1)).await.unwrap();
+    assert_eq!(refused, [DeleteOutcome::Expired], "refusing expired leases, a stale one is refused");
+    assert_eq!(change(store, &q, &old, 0, T0 + VT + 1).await, ChangeVisibilityOutcome::Stale);
     // Untouched: still in flight under the new lease, which still works.
     assert_eq!(queue_counts(store, &q, T0 + VT + 1).await, counts(0, 1, 0));
     assert!(receive(store, &q, params(1, VT, T0 + VT + 1)).await.messages.is_empty());
@@ -498,8 +502,28 @@ pub async fn delete_outcomes(store: &dyn Store) {
     assert_eq!(ids(&left), ["never"]);
 }
 
+pub async fn expired_leases_refused_when_asked(store: &dyn Store) {
+    let q = create(store, "q", T0).await;
+    send(store, &q, vec![message("a", T0), message("b", T0)]).await;
+    let got = receive(store, &q, params(2, VT, T0)).await;
+    let [a, b] = [&got.messages[0], &got.messages[1]];
+    // Once a's timeout has run out, a delete refusing expired leases keeps it; b is still held.
+    let now = T0 + VT;
+    let outcomes = store.delete_messages(q.id, vec![lease(a), lease(b)], Some(now - 1)).await.unwrap();
+    assert_eq!(outcomes, [DeleteOutcome::Deleted, DeleteOutcome::Deleted]);
+    send(store, &q, vec![message("c", now)]).await;
+    let c = receive(store, &q, params(1, VT, now)).await.messages.remove(0);
+    let refused = store.delete_messages(q.id, vec![lease(&c)], Some(now + VT)).await.unwrap();
+    assert_eq!(refused, [DeleteOutcome::Expired]);
+    assert_eq!(queue_counts(store, &q, now + VT).await, counts(1, 0, 0), "an expired lease deletes nothing");
+    // Without the rule (standard queues) the same lease still deletes, as nobody received c since.
+    assert_eq!(delete(store, &q, vec![lease(&c)]).await, [DeleteOutcome::Deleted]);
+    let gone = store.delete_messages(q.id, vec![lease(&c)], Some(now + VT)).await.unwrap();
+    assert_eq!(gone, [DeleteOutcome::NotCurrent], "a message already gone is not an error");
+}
+
 pub async fn change_visibility_outcomes(store: &dyn Store) {
-    use ChangeVisibilityOutcome::{Changed, ExceedsMaximum, NotCurrent, NotInFlight};
+    use ChangeVisibilityOutcome::{Changed, ExceedsMaximum, Gone, Stale};
     let q = create(store, "q", T0).await;
     send(store, &q, vec![message("a", T0), message("b", T0), message("c", T0)]).await;
     let got = receive(store, &q, params(3, VT, T0)).await;
@@ -511,9 +535,13 @@ pub async fn change_visibility_outcomes(store: &dyn Store) {
     assert_eq!(queue_counts(store, &q, now).await, counts(0, 3, 0), "a refused change leaves the message as it was");
     assert_eq!(change(store, &q, c, MAX_INFLIGHT - 1_000, now).await, Changed);
 
-    // Zero makes the message visible at once; it is then no longer in flight.
+    // Zero makes the message visible at once; until someone receives it again, its lease can
+    // still hide it again.
     assert_eq!(change(store, &q, b, 0, T0 + 1).await, Changed);
-    assert_eq!(change(store, &q, b, 10, T0 + 1).await, NotInFlight);
+    assert_eq!(queue_counts(store, &q, T0 + 1).await, counts(1, 2, 0));
+    assert_eq!(change(store, &q, b, 10, T0 + 1).await, Changed);
+    assert_eq!(queue_counts(store, &q, T0 + 1).await, counts(0, 3, 0));
+    assert_eq!(change(store, &q, b, 0, T0 + 2).await, Changed);
 
     // Extending: hidden until now + the new timeout, counted from the call, not the receive.
     assert_eq!(change(store, &q, a, 60_000, T0 + 10_000).await, Changed);
@@ -523,11 +551,11 @@ pub async fn change_visibility_outcomes(store: &dyn Store) {
     assert_eq!(ids(&late), ["a"]);
     let a2 = &late.messages[0];
 
-    // After its timeout ran out (visible again, not re-received) a lease is current but not in
-    // flight.
-    assert_eq!(change(store, &q, c, 10, T0 + MAX_INFLIGHT).await, NotInFlight);
+    // After its timeout ran out (visible again, not re-received) a lease is still current, but
+    // the maximum still counts from its receive.
+    assert_eq!(change(store, &q, c, 10, T0 + MAX_INFLIGHT).await, ExceedsMaximum);
 
-    // Deleted or stale: NotCurrent. One outcome per input, in order.
+    // Deleted: Gone; received again since: Stale. One outcome per input, in order.
     assert_eq!(delete(store, &q, vec![lease(c)]).await, [DeleteOutcome::Deleted]);
     let changes = vec![
         ChangeVisibility { lease: lease(c), visibility_timeout_ms: 10 },
@@ -535,7 +563,7 @@ pub async fn change_visibility_outcomes(store: &dyn Store) {
         ChangeVisibility { lease: lease(a2), visibility_timeout_ms: 10 },
     ];
     let outcomes = store.change_visibility(q.id, changes, T0 + 70_001, MAX_INFLIGHT).await.unwrap();
-    assert_eq!(outcomes, [NotCurrent, NotCurrent, Changed]);
+    assert_eq!(outcomes, [Gone, Stale, Changed]);
     let empty = store.change_visibility(q.id, Vec::new(), T0, MAX_INFLIGHT).await.unwrap();
     assert_eq!(empty, Vec::new());
 }
@@ -638,7 +666,7 @@ pub async fn unknown_queue(store: &dyn Store) {
     for id in [gone.id, gone.id + 1_000 + fresh_id] {
         assert_gone(store.send_messages(id, vec![message("x", T0)], None, 0).await);
         assert_gone(store.receive_messages(id, params(10, VT, T0 + VT)).await);
-        assert_gone(store.delete_messages(id, vec![lease(&m)]).await);
+        assert_gone(store.delete_messages(id, vec![lease(&m)], None).await);
         let change = ChangeVisibility { lease: lease(&m), visibility_timeout_ms: 0 };
         assert_gone(store.change_visibility(id, vec![change], T0, MAX_INFLIGHT).await);
         assert_gone(store.purge_queue(id, T0, COOLDOWN).await);
@@ -672,7 +700,7 @@ pub async fn queues_are_isolated(store: &dyn Store) {
     assert_eq!(delete(store, &b, vec![lease(a1)]).await, [DeleteOutcome::NotCurrent]);
     let change = ChangeVisibility { lease: lease(a1), visibility_timeout_ms: 0 };
     let outcomes = store.change_visibility(b.id, vec![change], T0 + 1, MAX_INFLIGHT).await.unwrap();
-    assert_eq!(outcomes, [ChangeVisibilityOutcome::NotCurrent]);
+    assert_eq!(outcomes, [ChangeVisibilityOutcome::Gone]);
     assert_eq!(queue_counts(store, &a, T0 + 1).await, counts(0, 2, 0));
 
     let from_b = receive(store, &b, params(10, VT, T0)).await;

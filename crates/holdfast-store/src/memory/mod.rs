@@ -25,7 +25,7 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use crate::rules::{
-    dedup_key, finish_step, is_active, judge, moved_sent_at, newest_first, plan_step, sweep_move_order,
+    dedup_key, delete_verdict, finish_step, is_active, judge, moved_sent_at, newest_first, plan_step, sweep_move_order,
     usable_dead_letter, visibility_outcome, Verdict, PRUNE_PER_CALL,
 };
 use holdfast_core::store::{
@@ -223,10 +223,11 @@ fn receive_fifo(
     let visible_at = p.now + p.visibility_timeout_ms;
     let (mut leased, mut moved) = (Vec::new(), Vec::new());
     q.promote(p.now);
-    let mut last_head = i64::MIN;
+    let mut last = (Millis::MIN, i64::MIN);
     while leased.len() < p.max_messages {
-        let Some(head) = q.next_ready_head(last_head, p.now) else { break };
-        last_head = head;
+        let Some(ready) = q.next_ready_head(last, p.now) else { break };
+        last = ready;
+        let head = ready.1;
         let group = q.messages[&head].stored.group_id.clone().expect("a head belongs to a group");
         let mut from = head;
         while leased.len() < p.max_messages {
@@ -446,7 +447,6 @@ impl Store for MemoryStore {
                         messages.push(q.messages[&lease.seq].stored.clone());
                     }
                 }
-                messages.sort_by_key(|m| m.seq);
                 let next_visible_at = next_visible_at(q, params.delivery, now);
                 return Ok(ReceiveOutcome { messages, next_visible_at, dead_lettered: 0 });
             }
@@ -456,7 +456,10 @@ impl Store for MemoryStore {
             Delivery::Standard => receive_standard(q, &params, max_receive_count),
             Delivery::Fifo => receive_fifo(q, &params, max_receive_count),
         };
-        messages.sort_by_key(|m| m.seq);
+        // FIFO messages stay in the order of the walk, group by group.
+        if params.delivery == Delivery::Standard {
+            messages.sort_by_key(|m| m.seq);
+        }
         if let Some(attempt) = &params.attempt {
             if !messages.is_empty() {
                 let leases = messages.iter().map(|m| Lease { seq: m.seq, lease: m.lease }).collect();
@@ -475,18 +478,27 @@ impl Store for MemoryStore {
         Ok(ReceiveOutcome { messages, next_visible_at, dead_lettered })
     }
 
-    async fn delete_messages(&self, queue: QueueId, leases: Vec<Lease>) -> StoreResult<Vec<DeleteOutcome>> {
+    async fn delete_messages(
+        &self,
+        queue: QueueId,
+        leases: Vec<Lease>,
+        refuse_expired_at: Option<Millis>,
+    ) -> StoreResult<Vec<DeleteOutcome>> {
         let mut state = self.state()?;
         let q = state.queue_mut(queue)?;
         let outcomes = leases
             .into_iter()
             .map(|lease| {
-                if q.leased(lease).is_some() {
-                    q.remove(lease.seq);
-                    DeleteOutcome::Deleted
-                } else {
-                    DeleteOutcome::NotCurrent
+                let exists = q.message(lease.seq).is_some();
+                let current = q.leased(lease).map(|m| m.visible_at);
+                if !exists {
+                    return DeleteOutcome::NotCurrent;
                 }
+                let verdict = delete_verdict(current, refuse_expired_at);
+                if verdict == DeleteOutcome::Deleted {
+                    q.remove(lease.seq);
+                }
+                verdict
             })
             .collect();
         Ok(outcomes)
@@ -505,10 +517,13 @@ impl Store for MemoryStore {
             .into_iter()
             .map(|change| {
                 let Some(m) = q.leased(change.lease) else {
-                    return ChangeVisibilityOutcome::NotCurrent;
+                    return match q.message(change.lease.seq) {
+                        Some(_) => ChangeVisibilityOutcome::Stale,
+                        None => ChangeVisibilityOutcome::Gone,
+                    };
                 };
                 let visible_at = now + change.visibility_timeout_ms;
-                let outcome = visibility_outcome(m.visible_at, m.leased_at, visible_at, now, max_inflight_ms);
+                let outcome = visibility_outcome(m.leased_at, visible_at, max_inflight_ms);
                 if outcome == ChangeVisibilityOutcome::Changed {
                     q.set_visible_at(change.lease.seq, visible_at);
                 }

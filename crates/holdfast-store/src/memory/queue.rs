@@ -10,7 +10,8 @@
 //!   head is in exactly one of `waiting` (keyed by the head's current `visible_at`) or `ready`,
 //!   and no other message is in either. A head enters `waiting` when it becomes head or its
 //!   visibility changes; `promote` moves the heads that have become visible to `ready`, so a FIFO
-//!   receive finds the available groups oldest first by walking `ready` in seq order, and the
+//!   receive finds the available groups in the order they became available by walking `ready`
+//!   in `(visible_at, seq)` order, and the
 //!   next group to become available is the first entry of `waiting`. Neither walk reads a
 //!   group's backlog. The SQLite engine keeps the same two sets as `fifo_groups.ready`.
 //! - Deduplication records and receive attempts live here, so they go with the queue, and each
@@ -35,8 +36,9 @@ pub(super) struct Queue {
     groups: HashMap<String, BTreeSet<i64>>,
     /// Heads not yet known to be visible, as `(visible_at, seq)`.
     waiting: BTreeSet<(Millis, i64)>,
-    /// Heads known to be visible, by seq.
-    ready: BTreeSet<i64>,
+    /// Heads known to be visible, as `(visible_at, seq)`: the order groups became available.
+    /// A head's `visible_at` does not change while it is here (a change moves it to `waiting`).
+    ready: BTreeSet<(Millis, i64)>,
     /// `(scope, deduplication id)` -> the first message sent with it.
     dedup: HashMap<(String, String), DedupRecord>,
     dedup_by_expiry: BTreeSet<(Millis, String, String)>,
@@ -116,7 +118,7 @@ impl Queue {
             let was_head = seqs.first() == Some(&seq);
             seqs.remove(&seq);
             if was_head {
-                if !self.ready.remove(&seq) {
+                if !self.ready.remove(&(message.visible_at, seq)) {
                     self.waiting.remove(&(message.visible_at, seq));
                 }
                 match seqs.first() {
@@ -154,7 +156,7 @@ impl Queue {
         let Some(message) = self.messages.get(&seq) else { return };
         let old = message.visible_at;
         if self.is_head(message) {
-            if !self.ready.remove(&seq) {
+            if !self.ready.remove(&(old, seq)) {
                 self.waiting.remove(&(old, seq));
             }
             self.waiting.insert((visible_at, seq));
@@ -205,6 +207,11 @@ impl Queue {
         expired.len() as u64
     }
 
+    /// The message `seq` of this queue, whoever holds it.
+    pub(super) fn message(&self, seq: i64) -> Option<&Message> {
+        self.messages.get(&seq)
+    }
+
     /// The message leased by `lease` in this queue, if that lease is still its current one.
     pub(super) fn leased(&self, lease: Lease) -> Option<&Message> {
         self.messages.get(&lease.seq).filter(|m| m.lease == Some(lease.lease))
@@ -250,14 +257,16 @@ impl Queue {
                 break;
             }
             self.waiting.pop_first();
-            self.ready.insert(seq);
+            self.ready.insert((at, seq));
         }
     }
 
-    /// The oldest available group's head after `after` (in head seq order). A ready head is
-    /// visible unless `now` went backwards since it was promoted; such a head is skipped.
-    pub(super) fn next_ready_head(&self, after: i64, now: Millis) -> Option<i64> {
-        self.ready.range(after.saturating_add(1)..).copied().find(|seq| self.messages[seq].visible_at <= now)
+    /// The next available group's head after `after`, as `(visible_at, seq)`, in the order
+    /// groups became available. A ready head is visible unless `now` went backwards since it was
+    /// promoted; such a head is skipped.
+    pub(super) fn next_ready_head(&self, after: (Millis, i64), now: Millis) -> Option<(Millis, i64)> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        self.ready.range((Excluded(after), Unbounded)).copied().find(|&(at, _)| at <= now)
     }
 
     /// The group's first message at or after `from`.

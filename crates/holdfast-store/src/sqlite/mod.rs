@@ -314,8 +314,13 @@ impl Store for SqliteStore {
         found(queue, self.call(move |c| receive::receive_messages(c, queue, params)).await?)
     }
 
-    async fn delete_messages(&self, queue: QueueId, leases: Vec<Lease>) -> StoreResult<Vec<DeleteOutcome>> {
-        found(queue, self.call(move |c| ops::delete_messages(c, queue, leases)).await?)
+    async fn delete_messages(
+        &self,
+        queue: QueueId,
+        leases: Vec<Lease>,
+        refuse_expired_at: Option<Millis>,
+    ) -> StoreResult<Vec<DeleteOutcome>> {
+        found(queue, self.call(move |c| ops::delete_messages(c, queue, leases, refuse_expired_at)).await?)
     }
 
     async fn change_visibility(

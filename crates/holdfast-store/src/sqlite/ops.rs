@@ -25,7 +25,7 @@ use holdfast_core::store::{
 use rusqlite::types::Type;
 use rusqlite::{params, Connection, OptionalExtension, Result, Row};
 
-use crate::rules::{dedup_key, is_live, merge_attributes, visibility_outcome, PRUNE_PER_CALL};
+use crate::rules::{dedup_key, delete_verdict, is_live, merge_attributes, visibility_outcome, PRUNE_PER_CALL};
 
 const QUEUE_COLUMNS: &str = "id, account_id, name, attributes, tags, created_at, last_modified_at";
 
@@ -458,20 +458,39 @@ pub(super) fn delete_messages(
     conn: &Connection,
     queue: QueueId,
     leases: Vec<Lease>,
+    refuse_expired_at: Option<Millis>,
 ) -> Result<Option<Vec<DeleteOutcome>>> {
     if !queue_exists(conn, queue)? {
         return Ok(None);
     }
     let mut delete = conn.prepare_cached("DELETE FROM messages WHERE seq = ?1 AND queue_id = ?2 AND lease = ?3")?;
+    let mut current = conn.prepare_cached("SELECT lease, visible_at FROM messages WHERE seq = ?1 AND queue_id = ?2")?;
     let mut outcomes = Vec::with_capacity(leases.len());
     let mut deleted = 0;
     for lease in leases {
-        if delete.execute(params![lease.seq, queue, lease_to_sql(lease.lease)])? == 1 {
-            deleted += 1;
-            outcomes.push(DeleteOutcome::Deleted);
-        } else {
-            outcomes.push(DeleteOutcome::NotCurrent);
+        // The common case (a current lease, no FIFO expiry rule) is one statement.
+        if refuse_expired_at.is_none() {
+            if delete.execute(params![lease.seq, queue, lease_to_sql(lease.lease)])? == 1 {
+                deleted += 1;
+                outcomes.push(DeleteOutcome::Deleted);
+            } else {
+                outcomes.push(DeleteOutcome::NotCurrent);
+            }
+            continue;
         }
+        let found: Option<(Option<i64>, Millis)> =
+            current.query_row(params![lease.seq, queue], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+        let Some((held_by, visible_at)) = found else {
+            outcomes.push(DeleteOutcome::NotCurrent);
+            continue;
+        };
+        let current_visible_at = (held_by == Some(lease_to_sql(lease.lease))).then_some(visible_at);
+        let verdict = delete_verdict(current_visible_at, refuse_expired_at);
+        if verdict == DeleteOutcome::Deleted {
+            delete.execute(params![lease.seq, queue, lease_to_sql(lease.lease)])?;
+            deleted += 1;
+        }
+        outcomes.push(verdict);
     }
     if deleted > 0 {
         adjust_count(conn, queue, -deleted)?;
@@ -489,23 +508,25 @@ pub(super) fn change_visibility(
     if !queue_exists(conn, queue)? {
         return Ok(None);
     }
-    let mut select = conn
-        .prepare_cached("SELECT visible_at, leased_at FROM messages WHERE seq = ?1 AND queue_id = ?2 AND lease = ?3")?;
+    let mut select = conn.prepare_cached("SELECT lease, leased_at FROM messages WHERE seq = ?1 AND queue_id = ?2")?;
     let mut update = conn.prepare_cached("UPDATE messages SET visible_at = ?2 WHERE seq = ?1")?;
     let mut outcomes = Vec::with_capacity(changes.len());
     for change in changes {
         let Lease { seq, lease } = change.lease;
-        let found: Option<(Millis, Millis)> =
-            select.query_row(params![seq, queue, lease_to_sql(lease)], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
-        let Some((visible_at, leased_at)) = found else {
-            outcomes.push(ChangeVisibilityOutcome::NotCurrent);
-            continue;
+        let found: Option<(Option<i64>, Option<Millis>)> =
+            select.query_row(params![seq, queue], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+        let outcome = match found {
+            None => ChangeVisibilityOutcome::Gone,
+            Some((held_by, Some(leased_at))) if held_by == Some(lease_to_sql(lease)) => {
+                let new_visible_at = now + change.visibility_timeout_ms;
+                let outcome = visibility_outcome(leased_at, new_visible_at, max_inflight_ms);
+                if outcome == ChangeVisibilityOutcome::Changed {
+                    update.execute(params![seq, new_visible_at])?;
+                }
+                outcome
+            }
+            Some(_) => ChangeVisibilityOutcome::Stale,
         };
-        let new_visible_at = now + change.visibility_timeout_ms;
-        let outcome = visibility_outcome(visible_at, leased_at, new_visible_at, now, max_inflight_ms);
-        if outcome == ChangeVisibilityOutcome::Changed {
-            update.execute(params![seq, new_visible_at])?;
-        }
         outcomes.push(outcome);
     }
     Ok(Some(outcomes))

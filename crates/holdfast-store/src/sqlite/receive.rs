@@ -5,7 +5,8 @@
 //!   `max_messages` deliverable messages: its cost follows what it returns (plus the expired and
 //!   dead-lettered messages it removes), never the backlog.
 //! - FIFO receive first promotes the groups whose head became visible (`fifo_groups_waiting`,
-//!   a range of exactly those), then takes ready groups oldest head first (`fifo_groups_ready`)
+//!   a range of exactly those), then takes ready groups in the order they became available
+//!   (`fifo_groups_ready`: by when the head became visible)
 //!   and walks each from its head through `messages_by_group` while messages are visible. It
 //!   reads the groups it serves and the messages it returns or removes, never a group's backlog
 //!   behind the first message it stops at, nor the groups that are locked.
@@ -159,19 +160,21 @@ impl Walk<'_> {
              WHERE queue_id = ?1 AND ready = 0 AND head_visible_at <= ?2",
         )?
         .execute(params![queue, now])?;
-        let mut last_head = i64::MIN;
+        // Groups in the order they became available: `(head_visible_at, head_seq)`.
+        let mut last = (Millis::MIN, i64::MIN);
         while !self.full() {
             // A ready head is visible unless `now` went backwards since it was promoted.
-            let next: Option<(String, i64)> = conn
+            let next: Option<(String, i64, Millis)> = conn
                 .prepare_cached(
-                    "SELECT group_id, head_seq FROM fifo_groups INDEXED BY fifo_groups_ready
-                     WHERE queue_id = ?1 AND ready = 1 AND head_seq > ?2 AND head_visible_at <= ?3
-                     ORDER BY head_seq LIMIT 1",
+                    "SELECT group_id, head_seq, head_visible_at FROM fifo_groups INDEXED BY fifo_groups_ready
+                     WHERE queue_id = ?1 AND ready = 1 AND (head_visible_at, head_seq) > (?2, ?3)
+                       AND head_visible_at <= ?4
+                     ORDER BY head_visible_at, head_seq LIMIT 1",
                 )?
-                .query_row(params![queue, last_head, now], |r| Ok((r.get(0)?, r.get(1)?)))
+                .query_row(params![queue, last.0, last.1, now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()?;
-            let Some((group, head)) = next else { break };
-            last_head = head;
+            let Some((group, head, head_visible_at)) = next else { break };
+            last = (head_visible_at, head);
             let mut from = head;
             while !self.full() {
                 let next: Option<(i64, Millis, Millis, u32)> = conn
@@ -223,7 +226,11 @@ pub(super) fn receive_messages(conn: &Connection, queue: QueueId, p: ReceivePara
     if let Some(target) = target.filter(|_| dead_lettered > 0) {
         adjust_count(conn, target.queue, dead_lettered)?;
     }
-    leased.sort_by_key(|m| m.seq);
+    // Standard messages go out oldest first; FIFO ones in the order of the walk, group by group
+    // (AWS returns as many of one group as it can together).
+    if p.delivery == Delivery::Standard {
+        leased.sort_by_key(|m| m.seq);
+    }
     if let Some(attempt) = &p.attempt {
         if !leased.is_empty() {
             record_attempt(conn, queue, attempt, &leased, p.now)?;
@@ -279,7 +286,7 @@ fn renew(conn: &Connection, queue: QueueId, leases: Vec<Lease>, visible_at: Mill
             .optional()?;
         messages.extend(renewed);
     }
-    messages.sort_by_key(|m| m.seq);
+    // In the order the first receive returned them (the attempt recorded them so).
     Ok(messages)
 }
 

@@ -21,7 +21,7 @@ use rusqlite::{Connection, OpenFlags};
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "holdfast.db";
 
-pub(super) const SCHEMA_VERSION: i64 = 4;
+pub(super) const SCHEMA_VERSION: i64 = 5;
 
 /// Databases up to this size get a full `PRAGMA quick_check` at open (it reads every page, about a
 /// second per few hundred MiB). Larger ones get the structural checks at open, so a big store still
@@ -241,6 +241,16 @@ CREATE INDEX deleted_queues_by_time ON deleted_queues (deleted_at);
     )
 }
 
+/// Version 4 to 5: FIFO groups are served in the order they became available, as AWS serves
+/// them, not oldest head first. A group's `head_visible_at` is the moment its head became
+/// visible (sent, or its lock ended), and it does not change while the group is ready, so the
+/// ready index orders by it, head seq breaking ties: a group whose messages return after a
+/// visibility timeout queues behind the groups that were waiting meanwhile.
+const MIGRATION_V5: &str = "
+DROP INDEX fifo_groups_ready;
+CREATE INDEX fifo_groups_ready ON fifo_groups (queue_id, head_visible_at, head_seq) WHERE ready = 1;
+";
+
 /// Schema objects `verify` insists on, per version.
 const V1_OBJECTS: &[&str] =
     &["queues", "deleted_queues", "deleted_queues_by_time", "messages", "messages_by_visibility", "messages_by_age"];
@@ -302,7 +312,7 @@ pub(super) fn open(dir: &Path, quick_check_max_bytes: u64, home_account: &str) -
     configure(&conn).map_err(fail)?;
     match version {
         0 => create(&conn, existed).map_err(fail)?,
-        1..=3 => {
+        1..=4 => {
             if version == 1 {
                 migrate(&conn, MIGRATION_V2, 2)
                     .map_err(|e| fail(format!("cannot migrate from schema version 1: {e}")))?;
@@ -313,9 +323,13 @@ pub(super) fn open(dir: &Path, quick_check_max_bytes: u64, home_account: &str) -
                     .map_err(|e| fail(format!("cannot migrate from schema version 2: {e}")))?;
             }
             check_objects(&conn, V3_OBJECTS).map_err(fail)?;
-            migrate(&conn, &migration_v4(home_account), 4)
-                .map_err(|e| fail(format!("cannot migrate from schema version 3: {e}")))?;
+            if version <= 3 {
+                migrate(&conn, &migration_v4(home_account), 4)
+                    .map_err(|e| fail(format!("cannot migrate from schema version 3: {e}")))?;
+            }
             check_objects(&conn, V1_OBJECTS).map_err(fail)?;
+            migrate(&conn, MIGRATION_V5, 5).map_err(|e| fail(format!("cannot migrate from schema version 4: {e}")))?;
+            check_objects(&conn, V2_OBJECTS).map_err(fail)?;
             tracing::info!(path = %path.display(), from = version, to = SCHEMA_VERSION, "migrated the database");
         }
         _ => {
@@ -376,7 +390,7 @@ fn create(conn: &Connection, existed: bool) -> Result<(), String> {
         return Err("the file is a SQLite database but not a holdfast one (user_version 0)".into());
     }
     conn.execute_batch(&format!(
-        "BEGIN; {SCHEMA_V1} {MIGRATION_V2} {MIGRATION_V3} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+        "BEGIN; {SCHEMA_V1} {MIGRATION_V2} {MIGRATION_V3} {} {MIGRATION_V5} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
         migration_v4("0")
     ))
     .map_err(|e| {

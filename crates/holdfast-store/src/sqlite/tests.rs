@@ -193,7 +193,7 @@ async fn migrates_a_version_1_database() {
     assert_eq!(got.messages.iter().map(|m| m.message_id.as_str()).collect::<Vec<_>>(), ["m4"]);
     assert_eq!(got.next_visible_at, Some(31000));
     // m1's lease survived; deleting it opens g.
-    let deleted = store.delete_messages(fifo.id, vec![Lease { seq: 2, lease: 42 }]).await.unwrap();
+    let deleted = store.delete_messages(fifo.id, vec![Lease { seq: 2, lease: 42 }], None).await.unwrap();
     assert_eq!(deleted, [DeleteOutcome::Deleted]);
     let got = store.receive_messages(fifo.id, fifo_params(2001)).await.unwrap();
     let m2 = &got.messages[0];
@@ -324,7 +324,7 @@ async fn fifo_groups_follow_every_change() {
         let got = store.receive_messages(q.id, fifo(2 + (round as usize % 3), 20 * (round % 2), now)).await.unwrap();
         leases.extend(got.messages.iter().map(|m| Lease { seq: m.seq, lease: m.lease }));
         match round % 5 {
-            0 => drop(store.delete_messages(q.id, leases.drain(..leases.len() / 2).collect()).await.unwrap()),
+            0 => drop(store.delete_messages(q.id, leases.drain(..leases.len() / 2).collect(), None).await.unwrap()),
             1 => {
                 let changes =
                     leases.iter().map(|&lease| ChangeVisibility { lease, visibility_timeout_ms: 0 }).collect();

@@ -416,6 +416,22 @@ async fn move_task_rules(server: TestServer) {
     let too_fast =
         client.start_message_move_task().source_arn(&dlq_arn).max_number_of_messages_per_second(501).send().await;
     assert_eq!(error_code(too_fast.unwrap_err()).as_deref(), Some("InvalidParameterValue"));
+    // AWS's three answers: not a handle at all, a handle naming no queue, no such task.
     let bad_handle = client.cancel_message_move_task().task_handle("bm90IGEgaGFuZGxl").send().await;
-    assert_eq!(error_code(bad_handle.unwrap_err()).as_deref(), Some("ResourceNotFoundException"));
+    assert_eq!(error_code(bad_handle.unwrap_err()).as_deref(), Some("InvalidParameterValue"));
+    let handle = |source: &str| {
+        use base64::Engine as _;
+        let document = format!(r#"{{"taskId":"00000000-0000-4000-8000-000000000000","sourceArn":"{source}"}}"#);
+        base64::engine::general_purpose::STANDARD.encode(document)
+    };
+    let no_queue = client
+        .cancel_message_move_task()
+        .task_handle(handle("arn:aws:sqs:us-east-1:000000000000:nope"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(no_queue).as_deref(), Some("ResourceNotFoundException"));
+    let no_task = client.cancel_message_move_task().task_handle(handle(&dlq_arn)).send().await.unwrap_err();
+    let no_task = no_task.into_service_error();
+    assert_eq!(no_task.meta().message(), Some("Task does not exist."));
 }
