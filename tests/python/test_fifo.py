@@ -428,6 +428,9 @@ def test_receive_fills_from_one_group_first(sqs, make_queue):
         _send(sqs, url, body, group=body[0].upper())
     first = _receive(sqs, url, max_messages=2, VisibilityTimeout=0)
     assert _bodies(first) == ["a1", "a2"], "two messages of the first group, not one of each"
+    # A became available again after B had been waiting, so B is served next (as AWS does).
+    three = _receive(sqs, url, max_messages=3, VisibilityTimeout=0)
+    assert _bodies(three) == ["b1", "b2", "b3"]
     three = _receive(sqs, url, max_messages=3, VisibilityTimeout=0)
     assert _bodies(three) == ["a1", "a2", "a3"]
     everything = _receive(sqs, url, max_messages=10)

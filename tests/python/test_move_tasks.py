@@ -3,11 +3,14 @@ CancelMessageMoveTask (the API reference, message quotas, StartMessageMoveTask),
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 
 import pytest
 
 from holdfast_testlib import (
+    ACCOUNT_ID,
     INVALID_PARAMETER_VALUE,
     RESOURCE_NOT_FOUND,
     expect_error,
@@ -211,8 +214,23 @@ def test_cancel_a_completed_task(sqs, make_queue):
 
 
 @pytest.mark.parametrize("handle", ["not-a-task-handle", "bm90IGEgaGFuZGxl"], ids=["garbage", "base64"])
-def test_cancel_unknown_handle(sqs, handle):
-    expect_error(RESOURCE_NOT_FOUND, sqs.cancel_message_move_task, TaskHandle=handle, status=404)
+def test_cancel_a_handle_that_is_not_one(sqs, handle):
+    expect_error(INVALID_PARAMETER_VALUE, sqs.cancel_message_move_task, TaskHandle=handle, status=400)
+
+
+def _handle(source_arn):
+    document = json.dumps({"taskId": "00000000-0000-4000-8000-000000000000", "sourceArn": source_arn})
+    return base64.b64encode(document.encode()).decode()
+
+
+def test_cancel_a_handle_of_no_queue_or_no_task(sqs, make_queue):
+    # AWS tells the two apart: the source queue does not exist, or the task does not.
+    missing = _handle(f"arn:aws:sqs:us-east-1:{ACCOUNT_ID}:no-such-queue")
+    error = expect_error(RESOURCE_NOT_FOUND, sqs.cancel_message_move_task, TaskHandle=missing, status=404)
+    assert "SourceArn" in error.response["Error"]["Message"]
+    _, _, _, dlq_arn, _ = _dead_lettered(sqs, make_queue, 1)
+    error = expect_error(RESOURCE_NOT_FOUND, sqs.cancel_message_move_task, TaskHandle=_handle(dlq_arn), status=404)
+    assert error.response["Error"]["Message"] == "Task does not exist."
 
 
 # --- listing --------------------------------------------------------------------------------

@@ -255,8 +255,10 @@ pub struct BatchResultErrorEntry {
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct SendMessageBatchResponse {
+    /// Absent when empty, as AWS's JSON answers leave empty lists out.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub successful: Vec<SendMessageBatchResultEntry>,
-    /// Absent when every entry succeeded, as AWS answers.
+    /// Absent when empty, as AWS's JSON answers leave empty lists out.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failed: Vec<BatchResultErrorEntry>,
 }
@@ -339,8 +341,10 @@ pub struct BatchResultEntry {
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DeleteMessageBatchResponse {
+    /// Absent when empty, as AWS's JSON answers leave empty lists out.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub successful: Vec<BatchResultEntry>,
-    /// Absent when every entry succeeded, as AWS answers.
+    /// Absent when empty, as AWS's JSON answers leave empty lists out.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failed: Vec<BatchResultErrorEntry>,
 }
@@ -372,8 +376,10 @@ pub struct ChangeMessageVisibilityBatchRequest {
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ChangeMessageVisibilityBatchResponse {
+    /// Absent when empty, as AWS's JSON answers leave empty lists out.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub successful: Vec<BatchResultEntry>,
-    /// Absent when every entry succeeded, as AWS answers.
+    /// Absent when empty, as AWS's JSON answers leave empty lists out.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failed: Vec<BatchResultErrorEntry>,
 }

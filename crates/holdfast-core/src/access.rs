@@ -40,44 +40,44 @@ impl Caller {
 /// What one request asks for, as policies see it: an action on a queue (or on no queue).
 struct Wanted {
     action: &'static str,
-    /// `(account, name)` of the queue, or `None` for actions on no queue (ListQueues).
-    queue: Option<(String, String)>,
+    /// `(account, region, name)` of the queue, or `None` for actions on no queue (ListQueues).
+    queue: Option<(String, String, String)>,
 }
 
 impl Wanted {
-    fn on(action: &'static str, account: &str, name: &str) -> Self {
-        Wanted { action, queue: Some((account.to_owned(), name.to_owned())) }
-    }
-
-    fn on_url(action: &'static str, url: &str) -> Option<Self> {
-        let (account, name) = names::parse_queue_url(url).ok()?;
-        Some(Wanted::on(action, account, name))
+    fn on(action: &'static str, account: &str, region: &str, name: &str) -> Self {
+        Wanted { action, queue: Some((account.to_owned(), region.to_owned(), name.to_owned())) }
     }
 
     fn on_arn(action: &'static str, arn: &str) -> Option<Self> {
-        let (account, name) = queue_of_arn(arn)?;
-        Some(Wanted::on(action, account, name))
+        let (account, region, name) = queue_of_arn(arn)?;
+        Some(Wanted::on(action, account, region, name))
     }
 }
 
 /// The (action, queue) pairs `request` needs to be allowed. A queue reference that does not
 /// parse needs nothing: the action itself refuses it (`InvalidAddress`,
 /// `ResourceNotFoundException`) before touching anything.
-fn wanted(request: &Request, caller_account: &str) -> Vec<Wanted> {
+fn wanted(sqs: &Sqs, ctx: &RequestContext, request: &Request) -> Vec<Wanted> {
     use Request as R;
-    let url = |action, url: &str| Wanted::on_url(action, url).into_iter().collect();
+    let (caller_account, region) = (ctx.account(sqs), ctx.region(sqs));
+    let url = |action, url: &str| {
+        let Ok(address) = names::parse_queue_url(url) else { return Vec::new() };
+        let (account, region, name) = sqs.resolve(ctx, address);
+        vec![Wanted::on(action, account, region, name)]
+    };
     match request {
         R::CreateQueue(r) => {
-            let mut wanted = vec![Wanted::on("CreateQueue", caller_account, &r.queue_name)];
+            let mut wanted = vec![Wanted::on("CreateQueue", caller_account, region, &r.queue_name)];
             // Tagging at creation needs TagQueue as well, as in SQS.
             if r.tags.as_ref().is_some_and(|t| !t.is_empty()) {
-                wanted.push(Wanted::on("TagQueue", caller_account, &r.queue_name));
+                wanted.push(Wanted::on("TagQueue", caller_account, region, &r.queue_name));
             }
             wanted
         }
         R::GetQueueUrl(r) => {
             let owner = r.queue_owner_aws_account_id.as_deref().unwrap_or(caller_account);
-            vec![Wanted::on("GetQueueUrl", owner, &r.queue_name)]
+            vec![Wanted::on("GetQueueUrl", owner, region, &r.queue_name)]
         }
         R::ListQueues(_) => vec![Wanted { action: "ListQueues", queue: None }],
         R::DeleteQueue(r) => url("DeleteQueue", &r.queue_url),
@@ -126,12 +126,12 @@ impl Sqs {
     /// Refuses `request` with `AccessDenied` unless the caller's policies allow all it asks for.
     pub(crate) async fn authorize(&self, ctx: &RequestContext, request: &Request) -> Result<(), SqsError> {
         let Some(caller) = ctx.caller.as_deref() else { return Ok(()) };
-        for wanted in wanted(request, &caller.principal.account_id) {
+        for wanted in wanted(self, ctx, request) {
             let (resource, owner, queue_policy) = match &wanted.queue {
-                Some((account, name)) => {
-                    let queue = self.store.get_queue(account, name).await.map_err(from_store)?;
+                Some((account, region, name)) => {
+                    let queue = self.store.get_queue(account, region, name).await.map_err(from_store)?;
                     let policy = queue.as_ref().and_then(|q| q.settings().policy.clone());
-                    (names::queue_arn(&self.config.region, account, name), Some(account.as_str()), policy)
+                    (names::queue_arn(region, account, name), Some(account.as_str()), policy)
                 }
                 None => ("*".to_owned(), None, None),
             };

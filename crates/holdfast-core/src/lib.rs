@@ -16,7 +16,7 @@ mod access;
 mod actions;
 mod fifo;
 mod message_attributes;
-mod names;
+pub mod names;
 mod queue_attributes;
 mod receipt;
 mod redrive;

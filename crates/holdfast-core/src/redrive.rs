@@ -114,14 +114,14 @@ impl RedriveAllowPolicy {
     }
 }
 
-/// The `(account, name)` an SQS queue ARN names: `arn:aws:sqs:<region>:<account>:<name>`.
-pub fn queue_of_arn(arn: &str) -> Option<(&str, &str)> {
+/// The `(account, region, name)` an SQS queue ARN names: `arn:aws:sqs:<region>:<account>:<name>`.
+pub fn queue_of_arn(arn: &str) -> Option<(&str, &str, &str)> {
     let mut parts = arn.splitn(6, ':');
     match (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some("arn"), Some(_partition), Some("sqs"), Some(_region), Some(account), Some(name))
-            if !account.is_empty() && !name.is_empty() =>
+        (Some("arn"), Some(_partition), Some("sqs"), Some(region), Some(account), Some(name))
+            if !account.is_empty() && !name.is_empty() && !region.is_empty() =>
         {
-            Some((account, name))
+            Some((account, region, name))
         }
         _ => None,
     }
@@ -172,8 +172,12 @@ mod tests {
 
     #[test]
     fn arns() {
-        assert_eq!(queue_of_arn("arn:aws:sqs:us-east-1:000000000000:dlq.fifo"), Some(("000000000000", "dlq.fifo")));
-        assert_eq!(queue_of_arn("arn:aws:sqs:us-east-1:111:dlq"), Some(("111", "dlq")));
+        assert_eq!(
+            queue_of_arn("arn:aws:sqs:us-east-1:000000000000:dlq.fifo"),
+            Some(("000000000000", "us-east-1", "dlq.fifo"))
+        );
+        assert_eq!(queue_of_arn("arn:aws:sqs:eu-west-1:111:dlq"), Some(("111", "eu-west-1", "dlq")));
+        assert_eq!(queue_of_arn("arn:aws:sqs::111:dlq"), None);
         assert_eq!(queue_of_arn("arn:aws:sns:us-east-1:000000000000:t"), None);
         assert_eq!(queue_of_arn("arn:aws:sqs:us-east-1::dlq"), None);
     }

@@ -23,14 +23,23 @@ use crate::waiters::Waiters;
 #[derive(Clone, Debug)]
 pub struct ServiceConfig {
     pub account_id: String,
+    /// The server's region: where requests without a signing region act, and where queue URLs
+    /// without a region point.
     pub region: String,
+    /// How queue URLs name their region (`names::UrlStyle`).
+    pub url_style: names::UrlStyle,
     /// Seals every message before it is stored (`crate::encryption`); `None` stores them as sent.
     pub encryption: Option<Arc<Encryption>>,
 }
 
 impl Default for ServiceConfig {
     fn default() -> Self {
-        ServiceConfig { account_id: crate::DEFAULT_ACCOUNT_ID.into(), region: "us-east-1".into(), encryption: None }
+        ServiceConfig {
+            account_id: crate::DEFAULT_ACCOUNT_ID.into(),
+            region: "us-east-1".into(),
+            url_style: names::UrlStyle::Path,
+            encryption: None,
+        }
     }
 }
 
@@ -50,12 +59,20 @@ pub struct RequestContext {
     pub transport: Transport,
     /// The `X-Amzn-Trace-Id` header, which becomes a sent message's `AWSTraceHeader`.
     pub trace_header: Option<String>,
+    /// The region of the request's SigV4 credential scope, when it names one
+    /// (`names::is_region`): the region the request acts in, as on AWS.
+    pub region: Option<String>,
 }
 
 impl RequestContext {
     /// The account the request acts for: the caller's, or the server's without authentication.
     pub(crate) fn account<'a>(&'a self, sqs: &'a Sqs) -> &'a str {
         self.caller.as_deref().map_or(sqs.config.account_id.as_str(), |c| c.principal.account_id.as_str())
+    }
+
+    /// The region the request acts in: its signing region, else the server's.
+    pub(crate) fn region<'a>(&'a self, sqs: &'a Sqs) -> &'a str {
+        self.region.as_deref().unwrap_or(sqs.config.region.as_str())
     }
 }
 
@@ -100,37 +117,37 @@ impl Sqs {
         self.authorize(ctx, &request).await?;
         Ok(match request {
             R::CreateQueue(r) => Response::CreateQueue(actions::queues::create_queue(self, ctx, r).await?),
-            R::DeleteQueue(r) => Response::DeleteQueue(actions::queues::delete_queue(self, r).await?),
+            R::DeleteQueue(r) => Response::DeleteQueue(actions::queues::delete_queue(self, ctx, r).await?),
             R::GetQueueUrl(r) => Response::GetQueueUrl(actions::queues::get_queue_url(self, ctx, r).await?),
             R::ListQueues(r) => Response::ListQueues(actions::queues::list_queues(self, ctx, r).await?),
             R::GetQueueAttributes(r) => {
-                Response::GetQueueAttributes(actions::queues::get_queue_attributes(self, r).await?)
+                Response::GetQueueAttributes(actions::queues::get_queue_attributes(self, ctx, r).await?)
             }
             R::SetQueueAttributes(r) => {
-                Response::SetQueueAttributes(actions::queues::set_queue_attributes(self, r).await?)
+                Response::SetQueueAttributes(actions::queues::set_queue_attributes(self, ctx, r).await?)
             }
-            R::PurgeQueue(r) => Response::PurgeQueue(actions::queues::purge_queue(self, r).await?),
-            R::TagQueue(r) => Response::TagQueue(actions::tags::tag_queue(self, r).await?),
-            R::UntagQueue(r) => Response::UntagQueue(actions::tags::untag_queue(self, r).await?),
-            R::ListQueueTags(r) => Response::ListQueueTags(actions::tags::list_queue_tags(self, r).await?),
+            R::PurgeQueue(r) => Response::PurgeQueue(actions::queues::purge_queue(self, ctx, r).await?),
+            R::TagQueue(r) => Response::TagQueue(actions::tags::tag_queue(self, ctx, r).await?),
+            R::UntagQueue(r) => Response::UntagQueue(actions::tags::untag_queue(self, ctx, r).await?),
+            R::ListQueueTags(r) => Response::ListQueueTags(actions::tags::list_queue_tags(self, ctx, r).await?),
             R::SendMessage(r) => Response::SendMessage(actions::send::send_message(self, ctx, r).await?),
             R::SendMessageBatch(r) => {
                 Response::SendMessageBatch(actions::send::send_message_batch(self, ctx, r).await?)
             }
-            R::ReceiveMessage(r) => Response::ReceiveMessage(actions::receive::receive_message(self, r).await?),
-            R::DeleteMessage(r) => Response::DeleteMessage(actions::delete::delete_message(self, r).await?),
+            R::ReceiveMessage(r) => Response::ReceiveMessage(actions::receive::receive_message(self, ctx, r).await?),
+            R::DeleteMessage(r) => Response::DeleteMessage(actions::delete::delete_message(self, ctx, r).await?),
             R::DeleteMessageBatch(r) => {
-                Response::DeleteMessageBatch(actions::delete::delete_message_batch(self, r).await?)
+                Response::DeleteMessageBatch(actions::delete::delete_message_batch(self, ctx, r).await?)
             }
             R::ChangeMessageVisibility(r) => {
-                Response::ChangeMessageVisibility(actions::visibility::change_message_visibility(self, r).await?)
+                Response::ChangeMessageVisibility(actions::visibility::change_message_visibility(self, ctx, r).await?)
             }
             R::ChangeMessageVisibilityBatch(r) => Response::ChangeMessageVisibilityBatch(
-                actions::visibility::change_message_visibility_batch(self, r).await?,
+                actions::visibility::change_message_visibility_batch(self, ctx, r).await?,
             ),
-            R::AddPermission(r) => Response::AddPermission(actions::permissions::add_permission(self, r).await?),
+            R::AddPermission(r) => Response::AddPermission(actions::permissions::add_permission(self, ctx, r).await?),
             R::RemovePermission(r) => {
-                Response::RemovePermission(actions::permissions::remove_permission(self, r).await?)
+                Response::RemovePermission(actions::permissions::remove_permission(self, ctx, r).await?)
             }
             R::ListDeadLetterSourceQueues(r) => Response::ListDeadLetterSourceQueues(
                 actions::dead_letters::list_dead_letter_source_queues(self, ctx, r).await?,
@@ -155,23 +172,39 @@ impl Sqs {
         self.shutdown.clone()
     }
 
-    /// Resolves a `QueueUrl` to a live queue of the account the URL names. (Whether the caller
-    /// may use it was decided before the action ran: `Sqs::authorize`.)
-    pub(crate) async fn queue(&self, queue_url: &str) -> Result<Queue, SqsError> {
-        let (account, name) = names::parse_queue_url(queue_url)?;
-        self.queue_by_name(account, name).await
+    /// Resolves a `QueueUrl` to a live queue. (Whether the caller may use it was decided before
+    /// the action ran: `Sqs::authorize`.)
+    pub(crate) async fn queue(&self, ctx: &RequestContext, queue_url: &str) -> Result<Queue, SqsError> {
+        let (account, region, name) = self.resolve(ctx, names::parse_queue_url(queue_url)?);
+        self.queue_by_name(account, region, name).await
     }
 
-    pub(crate) async fn queue_by_name(&self, account: &str, name: &str) -> Result<Queue, SqsError> {
-        self.store.get_queue(account, name).await.map_err(from_store)?.ok_or_else(does_not_exist)
+    /// Completes a queue address: a bare name is the caller's, in the request's region; a URL
+    /// without a region points at the server's region, where every queue lived before regions,
+    /// so URLs handed out then keep working.
+    pub(crate) fn resolve<'a>(
+        &'a self,
+        ctx: &'a RequestContext,
+        address: names::QueueAddress<'a>,
+    ) -> (&'a str, &'a str, &'a str) {
+        let region = match (address.region, address.account) {
+            (Some(region), _) => region,
+            (None, Some(_)) => self.config.region.as_str(),
+            (None, None) => ctx.region(self),
+        };
+        (address.account.unwrap_or(ctx.account(self)), region, address.name)
+    }
+
+    pub(crate) async fn queue_by_name(&self, account: &str, region: &str, name: &str) -> Result<Queue, SqsError> {
+        self.store.get_queue(account, region, name).await.map_err(from_store)?.ok_or_else(does_not_exist)
     }
 
     pub(crate) fn queue_url(&self, ctx: &RequestContext, queue: &Queue) -> String {
-        names::queue_url(&ctx.base_url, &queue.account_id, &queue.name)
+        names::queue_url(self.config.url_style, &ctx.base_url, &self.config.region, queue)
     }
 
     pub(crate) fn queue_arn(&self, queue: &Queue) -> String {
-        names::queue_arn(&self.config.region, &queue.account_id, &queue.name)
+        names::queue_arn(&queue.region, &queue.account_id, &queue.name)
     }
 
     /// Starts the service's own work: resumes message move tasks interrupted by a restart,
@@ -269,7 +302,7 @@ impl Sqs {
     /// The queue a deadline was scheduled for, if it still exists (and is not a new queue that
     /// reuses the name).
     pub(crate) async fn live_queue(&self, key: &QueueKey) -> Result<Option<Queue>, SqsError> {
-        let queue = self.store.get_queue(&key.account, &key.name).await.map_err(from_store)?;
+        let queue = self.store.get_queue(&key.account, &key.region, &key.name).await.map_err(from_store)?;
         Ok(queue.filter(|q| q.id == key.id))
     }
 }

@@ -100,9 +100,10 @@ struct Context {
 #[derive(Clone, Debug)]
 pub struct QueueRecord {
     pub id: QueueId,
-    /// The account that owns the queue. Names are unique per account: two accounts may each
-    /// have a queue `orders`.
+    /// The account that owns the queue, and the region it lives in. Names are unique per
+    /// account and region, as on AWS: `orders` in two regions (or two accounts) is two queues.
     pub account_id: String,
+    pub region: String,
     pub name: String,
     /// The settable attributes given explicitly at creation or by SetQueueAttributes, already
     /// validated and normalised by the service (e.g. `"VisibilityTimeout" => "60"`). Defaults are
@@ -121,9 +122,12 @@ pub struct QueueRecord {
 }
 
 impl QueueRecord {
+    // One argument per stored column, as engines read them.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: QueueId,
         account_id: String,
+        region: String,
         name: String,
         attributes: BTreeMap<String, String>,
         tags: BTreeMap<String, String>,
@@ -133,6 +137,7 @@ impl QueueRecord {
         QueueRecord {
             id,
             account_id,
+            region,
             name,
             attributes,
             tags,
@@ -145,7 +150,7 @@ impl QueueRecord {
 
     /// The timer's key for this queue.
     pub(crate) fn key(&self) -> QueueKey {
-        self.key.get_or_init(|| QueueKey::new(self.id, &self.account_id, &self.name)).clone()
+        self.key.get_or_init(|| QueueKey::new(self.id, &self.account_id, &self.region, &self.name)).clone()
     }
 
     /// The effective settings (defaults applied) of this record's attributes.
@@ -157,16 +162,25 @@ impl QueueRecord {
 /// Records are equal when their stored fields are; the parsed settings follow from those.
 impl PartialEq for QueueRecord {
     fn eq(&self, other: &Self) -> bool {
-        (self.id, &self.account_id, &self.name, &self.attributes, &self.tags, self.created_at, self.last_modified_at)
-            == (
-                other.id,
-                &other.account_id,
-                &other.name,
-                &other.attributes,
-                &other.tags,
-                other.created_at,
-                other.last_modified_at,
-            )
+        (
+            self.id,
+            &self.account_id,
+            &self.region,
+            &self.name,
+            &self.attributes,
+            &self.tags,
+            self.created_at,
+            self.last_modified_at,
+        ) == (
+            other.id,
+            &other.account_id,
+            &other.region,
+            &other.name,
+            &other.attributes,
+            &other.tags,
+            other.created_at,
+            other.last_modified_at,
+        )
     }
 }
 
@@ -467,11 +481,13 @@ pub struct QueueCounts {
 pub trait Store: Send + Sync + 'static {
     // ---- queues ----
 
-    /// Creates a queue in `account` unless one of that name exists there or was deleted there
-    /// within the cooldown.
+    /// Creates a queue in `account` and `region` unless one of that name exists there or was
+    /// deleted there within the cooldown.
+    #[allow(clippy::too_many_arguments)]
     async fn create_queue(
         &self,
         account: &str,
+        region: &str,
         name: &str,
         attributes: BTreeMap<String, String>,
         tags: BTreeMap<String, String>,
@@ -479,21 +495,22 @@ pub trait Store: Send + Sync + 'static {
         recreate_cooldown_ms: i64,
     ) -> StoreResult<CreateQueueOutcome>;
 
-    /// The live queue of that name in `account`, if any.
-    async fn get_queue(&self, account: &str, name: &str) -> StoreResult<Option<QueueRecord>>;
+    /// The live queue of that name in `account` and `region`, if any.
+    async fn get_queue(&self, account: &str, region: &str, name: &str) -> StoreResult<Option<QueueRecord>>;
 
-    /// Live queues of `account` whose name starts with `prefix`, in name order, starting after
-    /// `after`, at most `limit`.
+    /// Live queues of `account` in `region` whose name starts with `prefix`, in name order,
+    /// starting after `after`, at most `limit`.
     async fn list_queues(
         &self,
         account: &str,
+        region: &str,
         prefix: &str,
         after: Option<&str>,
         limit: usize,
     ) -> StoreResult<Vec<QueueRecord>>;
 
-    /// The accounts that have at least one live queue, in order.
-    async fn list_accounts(&self) -> StoreResult<Vec<String>>;
+    /// The `(account, region)` pairs that have at least one live queue, in order.
+    async fn list_namespaces(&self) -> StoreResult<Vec<(String, String)>>;
 
     /// Deletes the queue and all its messages; remembers the name and time for the cooldown.
     async fn delete_queue(&self, queue: QueueId, now: Millis) -> StoreResult<()>;

@@ -33,12 +33,13 @@ use crate::store::{Millis, QueueId};
 pub(crate) struct QueueKey {
     pub id: QueueId,
     pub account: Arc<str>,
+    pub region: Arc<str>,
     pub name: Arc<str>,
 }
 
 impl QueueKey {
-    pub fn new(id: QueueId, account: &str, name: &str) -> Self {
-        QueueKey { id, account: Arc::from(account), name: Arc::from(name) }
+    pub fn new(id: QueueId, account: &str, region: &str, name: &str) -> Self {
+        QueueKey { id, account: Arc::from(account), region: Arc::from(region), name: Arc::from(name) }
     }
 }
 
@@ -170,7 +171,7 @@ mod tests {
     use super::*;
 
     fn queue(id: QueueId) -> QueueKey {
-        QueueKey::new(id, "000000000000", &format!("q{id}"))
+        QueueKey::new(id, "000000000000", "us-east-1", &format!("q{id}"))
     }
 
     #[test]

@@ -169,12 +169,14 @@ fn is_form_body(req: &HttpRequest<'_>) -> bool {
     }
 }
 
-/// `/<account-id>/<queue-name>` (optionally with a trailing `/`) without it; `None` for any
-/// other path.
+/// A queue's path, `/<account-id>/<queue-name>` or `/<region>/<account-id>/<queue-name>`
+/// (optionally with a trailing `/`), without the slash; `None` for any other path. Which
+/// segment is what is for the service to read (`holdfast_core::names::parse_queue_url`).
 fn queue_url_from_path(path: &str) -> Option<&str> {
     let trimmed = path.strip_suffix('/').unwrap_or(path);
-    let (account, name) = trimmed.strip_prefix('/')?.split_once('/')?;
-    (!account.is_empty() && !name.is_empty() && !name.contains('/')).then_some(trimmed)
+    let segments = trimmed.strip_prefix('/')?.split('/');
+    let (count, all_named) = segments.fold((0, true), |(n, ok), s| (n + 1, ok && !s.is_empty()));
+    (all_named && (2..=3).contains(&count)).then_some(trimmed)
 }
 
 /// The HTTP response for a successful `response` in `protocol`.

@@ -13,6 +13,7 @@ use holdfast_store::{MemoryStore, SqliteStore};
 
 const BACKLOGS: [usize; 2] = [0, 100_000];
 const RETENTION_MS: i64 = 4 * 24 * 3600 * 1000;
+const REGION: &str = "us-east-1";
 
 fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
@@ -34,7 +35,7 @@ fn message(i: usize) -> NewMessage {
 }
 
 async fn queue(store: &dyn Store, name: &str) -> QueueId {
-    match store.create_queue(ACCOUNT, name, BTreeMap::new(), BTreeMap::new(), now(), 0).await.unwrap() {
+    match store.create_queue(ACCOUNT, REGION, name, BTreeMap::new(), BTreeMap::new(), now(), 0).await.unwrap() {
         CreateQueueOutcome::Created(record) | CreateQueueOutcome::Exists(record) => record.id,
         CreateQueueOutcome::DeletedRecently => panic!("queue {name} deleted recently"),
     }

@@ -25,4 +25,4 @@ mod rules;
 pub mod sqlite;
 
 pub use memory::MemoryStore;
-pub use sqlite::SqliteStore;
+pub use sqlite::{Home, SqliteStore};

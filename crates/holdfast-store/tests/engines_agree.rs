@@ -23,6 +23,7 @@ const QUEUES: [(&str, Delivery); 4] = [
     ("b", Delivery::Standard),
     ("b-dlq", Delivery::Standard),
 ];
+const REGION: &str = "us-east-1";
 
 struct Engine {
     name: &'static str,
@@ -86,7 +87,7 @@ async fn run(seed: u64) {
     for e in &engines {
         for (name, _) in QUEUES {
             e.store
-                .create_queue(DEFAULT_ACCOUNT_ID, name, Default::default(), Default::default(), T0, 0)
+                .create_queue(DEFAULT_ACCOUNT_ID, REGION, name, Default::default(), Default::default(), T0, 0)
                 .await
                 .unwrap();
         }

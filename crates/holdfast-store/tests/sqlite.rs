@@ -15,6 +15,7 @@ use holdfast_store::SqliteStore;
 
 const T0: i64 = 1_700_000_000_000;
 const VT: i64 = 30_000;
+const REGION: &str = "us-east-1";
 
 fn message(id: &str, sent_at: i64) -> NewMessage {
     NewMessage {
@@ -37,7 +38,7 @@ fn params(max_messages: usize, now: i64) -> ReceiveParams {
 async fn create(store: &dyn Store, name: &str) -> QueueRecord {
     let attributes = BTreeMap::from([("VisibilityTimeout".to_string(), "60".to_string())]);
     let tags = BTreeMap::from([("env".to_string(), "test".to_string())]);
-    match store.create_queue(DEFAULT_ACCOUNT_ID, name, attributes, tags, T0, 60_000).await.unwrap() {
+    match store.create_queue(DEFAULT_ACCOUNT_ID, REGION, name, attributes, tags, T0, 60_000).await.unwrap() {
         CreateQueueOutcome::Created(q) => q,
         other => panic!("{other:?}"),
     }
@@ -68,10 +69,16 @@ async fn populate(dir: &Path) -> (QueueRecord, Lease, Lease) {
 
 async fn check_reopened(dir: &Path, kept: &QueueRecord, deleted: Lease, in_flight: Lease) {
     let store = SqliteStore::open(dir).unwrap();
-    assert_eq!(store.get_queue(DEFAULT_ACCOUNT_ID, "kept").await.unwrap().as_ref(), Some(kept));
-    assert_eq!(store.get_queue(DEFAULT_ACCOUNT_ID, "gone").await.unwrap(), None, "a deleted queue stays deleted");
-    let again =
-        store.create_queue(DEFAULT_ACCOUNT_ID, "gone", BTreeMap::new(), BTreeMap::new(), T0 + 2, 60_000).await.unwrap();
+    assert_eq!(store.get_queue(DEFAULT_ACCOUNT_ID, REGION, "kept").await.unwrap().as_ref(), Some(kept));
+    assert_eq!(
+        store.get_queue(DEFAULT_ACCOUNT_ID, REGION, "gone").await.unwrap(),
+        None,
+        "a deleted queue stays deleted"
+    );
+    let again = store
+        .create_queue(DEFAULT_ACCOUNT_ID, REGION, "gone", BTreeMap::new(), BTreeMap::new(), T0 + 2, 60_000)
+        .await
+        .unwrap();
     assert_eq!(again, CreateQueueOutcome::DeletedRecently, "the cooldown survives a restart");
     let counts = store.queue_counts(kept.id, T0).await.unwrap();
     assert_eq!(counts, QueueCounts { visible: 2, in_flight: 1, delayed: 0 });

@@ -20,6 +20,26 @@ pub enum StorageKind {
     Memory,
 }
 
+/// How queue URLs name their region (`holdfast_core::names::UrlStyle`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueUrlStyle {
+    /// `http://HOST/REGION/ACCOUNT/NAME`, the region left out for the server's own.
+    #[default]
+    Path,
+    /// `http://sqs.REGION.HOST/ACCOUNT/NAME`, as AWS's endpoints.
+    Host,
+}
+
+impl From<QueueUrlStyle> for holdfast_core::names::UrlStyle {
+    fn from(style: QueueUrlStyle) -> Self {
+        match style {
+            QueueUrlStyle::Path => holdfast_core::names::UrlStyle::Path,
+            QueueUrlStyle::Host => holdfast_core::names::UrlStyle::Host,
+        }
+    }
+}
+
 #[derive(Args, Clone, Debug, Default)]
 pub struct ServeArgs {
     /// Address to listen on.
@@ -41,9 +61,14 @@ pub struct ServeArgs {
     /// Account id in queue URLs and ARNs (default 000000000000).
     #[arg(long, env = "HOLDFAST_ACCOUNT_ID")]
     pub account_id: Option<String>,
-    /// Region in ARNs (default us-east-1).
+    /// The server's own region (default us-east-1): where requests that name none act, and
+    /// where queue URLs without a region point. Each request acts in the region it is signed for.
     #[arg(long, env = "HOLDFAST_REGION")]
     pub region: Option<String>,
+    /// How queue URLs name a region: `path` (http://HOST/REGION/ACCOUNT/NAME outside the
+    /// server's region, default) or `host` (http://sqs.REGION.HOST/ACCOUNT/NAME, needs DNS).
+    #[arg(long, env = "HOLDFAST_QUEUE_URL_STYLE", value_enum)]
+    pub queue_url_style: Option<QueueUrlStyle>,
     /// Largest request body accepted, in bytes (default 4 MiB: a 1 MiB batch fully escaped).
     #[arg(long, env = "HOLDFAST_MAX_REQUEST_BYTES")]
     pub max_request_bytes: Option<usize>,
@@ -100,6 +125,7 @@ struct FileConfig {
     public_url: Option<String>,
     account_id: Option<String>,
     region: Option<String>,
+    queue_url_style: Option<QueueUrlStyle>,
     max_request_bytes: Option<usize>,
     idle_timeout: Option<u64>,
     write_timeout: Option<u64>,
@@ -142,6 +168,7 @@ pub struct Settings {
     pub public_url: Option<String>,
     pub account_id: String,
     pub region: String,
+    pub queue_url_style: QueueUrlStyle,
     pub max_request_bytes: usize,
     pub idle_timeout_seconds: u64,
     pub write_timeout_seconds: u64,
@@ -207,6 +234,11 @@ impl Settings {
             account_id.len() == 12 && account_id.bytes().all(|b| b.is_ascii_digit()),
             "account_id {account_id:?} is not a 12-digit AWS account id"
         );
+        let region = args.region.clone().or(file.region).unwrap_or_else(|| "us-east-1".into());
+        anyhow::ensure!(
+            holdfast_core::names::is_region(&region),
+            "region {region:?} is not a region name like us-east-1"
+        );
         Ok(Settings {
             bind,
             tls_cert,
@@ -216,7 +248,8 @@ impl Settings {
             storage: args.storage.or(file.storage).unwrap_or(StorageKind::Sqlite),
             public_url: args.public_url.clone().or(file.public_url),
             account_id,
-            region: args.region.clone().or(file.region).unwrap_or_else(|| "us-east-1".into()),
+            region,
+            queue_url_style: args.queue_url_style.or(file.queue_url_style).unwrap_or_default(),
             max_request_bytes: args.max_request_bytes.or(file.max_request_bytes).unwrap_or(DEFAULT_MAX_REQUEST_BYTES),
             idle_timeout_seconds: args.idle_timeout.or(file.idle_timeout).unwrap_or(30),
             write_timeout_seconds: args.write_timeout.or(file.write_timeout).unwrap_or(30),

@@ -136,6 +136,9 @@ pub async fn handle(app: &App, request: hyper::Request<Incoming>, endpoints: End
         caller,
         transport: Transport { source_ip: Some(endpoints.peer.ip()), secure: endpoints.secure },
         trace_header: parts.headers.get("x-amzn-trace-id").and_then(|v| v.to_str().ok()).map(str::to_owned),
+        // Verified with the signature when requests are authenticated; either way a client acts
+        // in the region it signs for, as on AWS.
+        region: decoded.credentials.map(|c| c.region).filter(|region| holdfast_core::names::is_region(region)),
     };
     let action = decoded.action.map(|a| a.name()).unwrap_or("-");
     let result = match decoded.request {

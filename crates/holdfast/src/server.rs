@@ -24,7 +24,7 @@ use holdfast_api::types::{CreateQueueRequest, SetQueueAttributesRequest, TagQueu
 use holdfast_api::{ErrorCode, Request};
 use holdfast_core::encryption::{Encryption, MasterKeys};
 use holdfast_core::{RequestContext, ServiceConfig, Sqs, Store, SystemClock};
-use holdfast_store::{MemoryStore, SqliteStore};
+use holdfast_store::{Home, MemoryStore, SqliteStore};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
@@ -43,8 +43,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     raise_open_file_limit();
     let store: Arc<dyn Store> = match settings.storage {
         StorageKind::Sqlite => Arc::new(
-            SqliteStore::open_for_account(&settings.data_dir, &settings.account_id)
-                .with_context(|| format!("opening the SQLite store in {}", settings.data_dir.display()))?,
+            SqliteStore::open_for_home(
+                &settings.data_dir,
+                &Home { account: &settings.account_id, region: &settings.region },
+            )
+            .with_context(|| format!("opening the SQLite store in {}", settings.data_dir.display()))?,
         ),
         StorageKind::Memory => Arc::new(MemoryStore::new()),
     };
@@ -67,6 +70,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let config = ServiceConfig {
         account_id: settings.account_id.clone(),
         region: settings.region.clone(),
+        url_style: settings.queue_url_style.into(),
         encryption: encryption.clone(),
     };
     let sqs = Arc::new(Sqs::new(Arc::clone(&store), Arc::new(SystemClock), config, shutdown_rx));

@@ -14,12 +14,12 @@ use crate::validate::check_range;
 /// How many exhausted messages one sweep moves; a sweep that moved this many runs again at once.
 const SWEEP_LIMIT: usize = 1_000;
 
-/// Every live queue of `account`, page by page.
-pub(crate) async fn queues_of(sqs: &Sqs, account: &str) -> Result<Vec<QueueRecord>, SqsError> {
+/// Every live queue of `account` in `region`, page by page.
+pub(crate) async fn queues_of(sqs: &Sqs, account: &str, region: &str) -> Result<Vec<QueueRecord>, SqsError> {
     let mut queues = Vec::new();
     let mut after: Option<String> = None;
     loop {
-        let page = sqs.store.list_queues(account, "", after.as_deref(), 1000).await.map_err(from_store)?;
+        let page = sqs.store.list_queues(account, region, "", after.as_deref(), 1000).await.map_err(from_store)?;
         let Some(last) = page.last() else { break };
         after = Some(last.name.clone());
         queues.extend(page);
@@ -27,11 +27,11 @@ pub(crate) async fn queues_of(sqs: &Sqs, account: &str) -> Result<Vec<QueueRecor
     Ok(queues)
 }
 
-/// Every live queue of every account.
+/// Every live queue of every account and region.
 pub(crate) async fn all_queues(sqs: &Sqs) -> Result<Vec<QueueRecord>, SqsError> {
     let mut queues = Vec::new();
-    for account in sqs.store.list_accounts().await.map_err(from_store)? {
-        queues.extend(queues_of(sqs, &account).await?);
+    for (account, region) in sqs.store.list_namespaces().await.map_err(from_store)? {
+        queues.extend(queues_of(sqs, &account, &region).await?);
     }
     Ok(queues)
 }
@@ -41,7 +41,7 @@ pub async fn list_dead_letter_source_queues(
     ctx: &RequestContext,
     req: ListDeadLetterSourceQueuesRequest,
 ) -> Result<ListDeadLetterSourceQueuesResponse, SqsError> {
-    let queue = sqs.queue(&req.queue_url).await?;
+    let queue = sqs.queue(ctx, &req.queue_url).await?;
     let max_results = match req.max_results {
         Some(n) => {
             check_range("MaxResults", n, 1, i64::from(limits::LIST_QUEUES_MAX_RESULTS))?;
@@ -51,7 +51,7 @@ pub async fn list_dead_letter_source_queues(
     };
     let after = req.next_token.as_deref().filter(|t| !t.is_empty()).map(decode_next_token).transpose()?;
     let target_arn = sqs.queue_arn(&queue);
-    let mut sources: Vec<QueueRecord> = queues_of(sqs, &queue.account_id)
+    let mut sources: Vec<QueueRecord> = queues_of(sqs, &queue.account_id, &queue.region)
         .await?
         .into_iter()
         .filter(|q| q.settings().redrive_policy.as_ref().is_some_and(|p| p.dead_letter_target_arn == target_arn))

@@ -11,7 +11,7 @@ use holdfast_api::{sqs_error, NoOutput, SqsError};
 
 use super::send::failure;
 use crate::receipt;
-use crate::service::{from_store, Queue, Sqs};
+use crate::service::{from_store, Queue, RequestContext, Sqs};
 use crate::store::{DeleteOutcome, Lease};
 use crate::validate::check_batch_entry_ids;
 
@@ -34,8 +34,8 @@ fn expired(receipt_handle: &str) -> SqsError {
     )
 }
 
-pub async fn delete_message(sqs: &Sqs, req: DeleteMessageRequest) -> Result<NoOutput, SqsError> {
-    let queue = sqs.queue(&req.queue_url).await?;
+pub async fn delete_message(sqs: &Sqs, ctx: &RequestContext, req: DeleteMessageRequest) -> Result<NoOutput, SqsError> {
+    let queue = sqs.queue(ctx, &req.queue_url).await?;
     let lease = receipt::decode(&req.receipt_handle, queue.id)?;
     match delete(sqs, &queue, vec![lease]).await?.first() {
         Some(DeleteOutcome::Expired) => Err(expired(&req.receipt_handle)),
@@ -45,10 +45,11 @@ pub async fn delete_message(sqs: &Sqs, req: DeleteMessageRequest) -> Result<NoOu
 
 pub async fn delete_message_batch(
     sqs: &Sqs,
+    ctx: &RequestContext,
     req: DeleteMessageBatchRequest,
 ) -> Result<DeleteMessageBatchResponse, SqsError> {
     check_batch_entry_ids(req.entries.iter().map(|e| e.id.as_str()), req.entries.len())?;
-    let queue = sqs.queue(&req.queue_url).await?;
+    let queue = sqs.queue(ctx, &req.queue_url).await?;
     let mut leases = Vec::new();
     let mut decoded = Vec::new();
     let mut failed = Vec::new();

@@ -39,8 +39,8 @@ fn not_found(what: &str) -> SqsError {
 }
 
 async fn queue_by_arn(sqs: &Sqs, arn: &str, parameter: &str) -> Result<QueueRecord, SqsError> {
-    let (account, name) = queue_of_arn(arn).ok_or_else(|| not_found(parameter))?;
-    sqs.store.get_queue(account, name).await.map_err(from_store)?.ok_or_else(|| not_found(parameter))
+    let (account, region, name) = queue_of_arn(arn).ok_or_else(|| not_found(parameter))?;
+    sqs.store.get_queue(account, region, name).await.map_err(from_store)?.ok_or_else(|| not_found(parameter))
 }
 
 /// Task handles are opaque to clients; like SQS's, they encode the task id and source ARN.
@@ -63,7 +63,7 @@ pub async fn start_message_move_task(
     if let Some(rate) = req.max_number_of_messages_per_second {
         check_range("MaxNumberOfMessagesPerSecond", rate, 1, MAX_RATE)?;
     }
-    let is_dead_letter_queue = queues_of(sqs, &source.account_id)
+    let is_dead_letter_queue = queues_of(sqs, &source.account_id, &source.region)
         .await?
         .iter()
         .any(|q| q.settings().redrive_policy.as_ref().is_some_and(|p| p.dead_letter_target_arn == source_arn));
@@ -193,14 +193,14 @@ async fn destinations(sqs: &Sqs, task: &MoveTask, messages: &[crate::store::Mova
             }
         };
         if !resolved.contains_key(&arn) {
-            // Messages move only between queues of one account.
-            let source_account = queue_of_arn(&task.source_arn).map(|(account, _)| account);
-            let (account, name) = queue_of_arn(&arn)
-                .filter(|(account, _)| Some(*account) == source_account)
-                .ok_or_else(|| format!("{arn} is not a queue of the source queue's account."))?;
+            // Messages move only between queues of one account and region.
+            let source = queue_of_arn(&task.source_arn).map(|(account, region, _)| (account, region));
+            let (account, region, name) = queue_of_arn(&arn)
+                .filter(|(account, region, _)| Some((*account, *region)) == source)
+                .ok_or_else(|| format!("{arn} is not a queue of the source queue's account and region."))?;
             let queue = sqs
                 .store
-                .get_queue(account, name)
+                .get_queue(account, region, name)
                 .await
                 .map_err(|e| e.chain())?
                 .ok_or_else(|| format!("The destination queue {arn} does not exist."))?;

@@ -11,7 +11,7 @@ use holdfast_api::types::*;
 use holdfast_api::{limits, sqs_error, NoOutput, SqsError};
 use serde_json::{json, Value};
 
-use crate::service::{from_store, Sqs};
+use crate::service::{from_store, RequestContext, Sqs};
 
 /// Actions a permission may grant (the model's documented values, plus `*`).
 const GRANTABLE: &[&str] = &[
@@ -82,11 +82,12 @@ const MAX_EDIT_ATTEMPTS: usize = 32;
 /// to every other change of the policy. A policy left without statements is removed.
 async fn edit_policy(
     sqs: &Sqs,
+    ctx: &RequestContext,
     queue_url: &str,
     edit: impl Fn(&mut Vec<Value>) -> Result<(), SqsError>,
 ) -> Result<NoOutput, SqsError> {
     for _ in 0..MAX_EDIT_ATTEMPTS {
-        let queue = sqs.queue(queue_url).await?;
+        let queue = sqs.queue(ctx, queue_url).await?;
         let current = queue.attributes.get("Policy").map(String::as_str);
         let mut policy = policy_of(&queue.attributes, &sqs.queue_arn(&queue));
         let list = statements(&mut policy);
@@ -113,8 +114,8 @@ async fn edit_policy(
     Err(sqs_error!(ServiceUnavailable, "The queue's policy is being changed concurrently; try again."))
 }
 
-pub async fn add_permission(sqs: &Sqs, req: AddPermissionRequest) -> Result<NoOutput, SqsError> {
-    let queue = sqs.queue(&req.queue_url).await?;
+pub async fn add_permission(sqs: &Sqs, ctx: &RequestContext, req: AddPermissionRequest) -> Result<NoOutput, SqsError> {
+    let queue = sqs.queue(ctx, &req.queue_url).await?;
     validate_label(&req.label)?;
     if req.aws_account_ids.is_empty() {
         return Err(sqs_error!(MissingParameter, "The request must contain the parameter AWSAccountIds."));
@@ -138,7 +139,7 @@ pub async fn add_permission(sqs: &Sqs, req: AddPermissionRequest) -> Result<NoOu
     let principals: Vec<String> = req.aws_account_ids.iter().map(|id| format!("arn:aws:iam::{id}:root")).collect();
     let actions: Vec<String> = req.actions.iter().map(|a| format!("SQS:{a}")).collect();
     let resource = sqs.queue_arn(&queue);
-    edit_policy(sqs, &req.queue_url, |list| {
+    edit_policy(sqs, ctx, &req.queue_url, |list| {
         if list.iter().any(|s| s.get("Sid").and_then(Value::as_str) == Some(req.label.as_str())) {
             return Err(sqs_error!(
                 InvalidParameterValue,
@@ -158,8 +159,12 @@ pub async fn add_permission(sqs: &Sqs, req: AddPermissionRequest) -> Result<NoOu
     .await
 }
 
-pub async fn remove_permission(sqs: &Sqs, req: RemovePermissionRequest) -> Result<NoOutput, SqsError> {
-    edit_policy(sqs, &req.queue_url, |list| {
+pub async fn remove_permission(
+    sqs: &Sqs,
+    ctx: &RequestContext,
+    req: RemovePermissionRequest,
+) -> Result<NoOutput, SqsError> {
+    edit_policy(sqs, ctx, &req.queue_url, |list| {
         let before = list.len();
         list.retain(|s| s.get("Sid").and_then(Value::as_str) != Some(req.label.as_str()));
         if list.len() == before {

@@ -26,20 +26,20 @@ pub async fn create_queue(
     names::validate_queue_name(&req.queue_name, fifo_requested)?;
     let attributes = queue_attributes::validate(&given, Occasion::CreateQueue, fifo_requested)?;
     queue_attributes::validate_combination(&attributes)?;
-    let account = ctx.account(sqs);
-    check_redrive(sqs, account, &req.queue_name, fifo_requested, &attributes).await?;
+    let (account, region) = (ctx.account(sqs), ctx.region(sqs));
+    check_redrive(sqs, account, region, &req.queue_name, fifo_requested, &attributes).await?;
     let tags = req.tags.unwrap_or_default();
     tags::validate_tags(&tags)?;
     let now = sqs.now();
     let cooldown_ms = i64::from(limits::RECREATE_COOLDOWN_SECONDS) * 1000;
     let outcome = sqs
         .store
-        .create_queue(account, &req.queue_name, attributes.clone(), tags, now, cooldown_ms)
+        .create_queue(account, region, &req.queue_name, attributes.clone(), tags, now, cooldown_ms)
         .await
         .map_err(from_store)?;
     let record = match outcome {
         CreateQueueOutcome::Created(record) => {
-            tracing::info!(account = %record.account_id, queue = %record.name, "queue created");
+            tracing::info!(account = %record.account_id, region = %record.region, queue = %record.name, "queue created");
             record
         }
         CreateQueueOutcome::Exists(record) => {
@@ -65,8 +65,8 @@ pub async fn create_queue(
     Ok(CreateQueueResponse { queue_url: Some(sqs.queue_url(ctx, &record)) })
 }
 
-pub async fn delete_queue(sqs: &Sqs, req: DeleteQueueRequest) -> Result<NoOutput, SqsError> {
-    let queue = sqs.queue(&req.queue_url).await?;
+pub async fn delete_queue(sqs: &Sqs, ctx: &RequestContext, req: DeleteQueueRequest) -> Result<NoOutput, SqsError> {
+    let queue = sqs.queue(ctx, &req.queue_url).await?;
     sqs.store.delete_queue(queue.id, sqs.now()).await.map_err(from_store)?;
     sqs.waiters.queue_deleted(queue.id);
     sqs.timer.forget_queue(queue.id);
@@ -80,7 +80,7 @@ pub async fn get_queue_url(
     req: GetQueueUrlRequest,
 ) -> Result<GetQueueUrlResponse, SqsError> {
     let owner = req.queue_owner_aws_account_id.as_deref().unwrap_or(ctx.account(sqs));
-    let queue = sqs.queue_by_name(owner, &req.queue_name).await?;
+    let queue = sqs.queue_by_name(owner, ctx.region(sqs), &req.queue_name).await?;
     Ok(GetQueueUrlResponse { queue_url: Some(sqs.queue_url(ctx, &queue)) })
 }
 
@@ -100,8 +100,11 @@ pub async fn list_queues(
     let prefix = req.queue_name_prefix.unwrap_or_default();
     let limit = max_results.unwrap_or(limits::LIST_QUEUES_MAX_RESULTS as usize);
     // One more than asked tells whether another page exists.
-    let mut page =
-        sqs.store.list_queues(ctx.account(sqs), &prefix, after.as_deref(), limit + 1).await.map_err(from_store)?;
+    let mut page = sqs
+        .store
+        .list_queues(ctx.account(sqs), ctx.region(sqs), &prefix, after.as_deref(), limit + 1)
+        .await
+        .map_err(from_store)?;
     let more = page.len() > limit;
     page.truncate(limit);
     // Without MaxResults SQS answers up to 1,000 queues and never a NextToken.
@@ -129,9 +132,10 @@ pub(crate) fn decode_next_token(token: &str) -> Result<String, SqsError> {
 
 pub async fn get_queue_attributes(
     sqs: &Sqs,
+    ctx: &RequestContext,
     req: GetQueueAttributesRequest,
 ) -> Result<GetQueueAttributesResponse, SqsError> {
-    let queue = sqs.queue(&req.queue_url).await?;
+    let queue = sqs.queue(ctx, &req.queue_url).await?;
     let requested = req.attribute_names.unwrap_or_default();
     let mut wanted: Vec<&str> = Vec::new();
     for name in &requested {
@@ -172,14 +176,18 @@ pub async fn get_queue_attributes(
     Ok(GetQueueAttributesResponse { attributes: (!attributes.is_empty()).then_some(attributes) })
 }
 
-pub async fn set_queue_attributes(sqs: &Sqs, req: SetQueueAttributesRequest) -> Result<NoOutput, SqsError> {
-    let queue = sqs.queue(&req.queue_url).await?;
+pub async fn set_queue_attributes(
+    sqs: &Sqs,
+    ctx: &RequestContext,
+    req: SetQueueAttributesRequest,
+) -> Result<NoOutput, SqsError> {
+    let queue = sqs.queue(ctx, &req.queue_url).await?;
     let attributes = queue_attributes::validate(&req.attributes, Occasion::SetQueueAttributes, queue.settings().fifo)?;
     let mut effective = queue.attributes.clone();
     effective.extend(attributes.clone());
     effective.retain(|_, value| !value.is_empty());
     queue_attributes::validate_combination(&effective)?;
-    check_redrive(sqs, &queue.account_id, &queue.name, queue.settings().fifo, &attributes).await?;
+    check_redrive(sqs, &queue.account_id, &queue.region, &queue.name, queue.settings().fifo, &attributes).await?;
     let now = sqs.now();
     let retention_changed = attributes.contains_key("MessageRetentionPeriod");
     let redrive_set = attributes.get("RedrivePolicy").is_some_and(|policy| !policy.is_empty());
@@ -195,8 +203,8 @@ pub async fn set_queue_attributes(sqs: &Sqs, req: SetQueueAttributesRequest) -> 
     Ok(NoOutput)
 }
 
-pub async fn purge_queue(sqs: &Sqs, req: PurgeQueueRequest) -> Result<NoOutput, SqsError> {
-    let queue = sqs.queue(&req.queue_url).await?;
+pub async fn purge_queue(sqs: &Sqs, ctx: &RequestContext, req: PurgeQueueRequest) -> Result<NoOutput, SqsError> {
+    let queue = sqs.queue(ctx, &req.queue_url).await?;
     let cooldown_ms = i64::from(limits::PURGE_COOLDOWN_SECONDS) * 1000;
     let outcome = sqs.store.purge_queue(queue.id, sqs.now(), cooldown_ms).await.map_err(from_store)?;
     match outcome {
@@ -212,11 +220,12 @@ pub async fn purge_queue(sqs: &Sqs, req: PurgeQueueRequest) -> Result<NoOutput, 
     }
 }
 
-/// A RedrivePolicy may only name an existing queue of the same account and type (FIFO to FIFO)
-/// that is not the source itself and whose RedriveAllowPolicy lets this source in.
+/// A RedrivePolicy may only name an existing queue of the same account, region and type (FIFO
+/// to FIFO) that is not the source itself and whose RedriveAllowPolicy lets this source in.
 async fn check_redrive(
     sqs: &Sqs,
     account: &str,
+    region: &str,
     source_name: &str,
     source_fifo: bool,
     attributes: &BTreeMap<String, String>,
@@ -227,15 +236,15 @@ async fn check_redrive(
         sqs_error!(InvalidParameterValue, "Value {text} for parameter RedrivePolicy is invalid. Reason: {reason}")
     };
     let target_name = queue_of_arn(&policy.dead_letter_target_arn)
-        .filter(|(target_account, _)| *target_account == account)
-        .map(|(_, name)| name)
+        .filter(|(target_account, target_region, _)| *target_account == account && *target_region == region)
+        .map(|(_, _, name)| name)
         .ok_or_else(|| reject("Dead-letter target does not exist."))?;
     if target_name == source_name {
         return Err(reject("A queue cannot be its own dead-letter queue."));
     }
     let target = sqs
         .store
-        .get_queue(account, target_name)
+        .get_queue(account, region, target_name)
         .await
         .map_err(from_store)?
         .ok_or_else(|| reject("Dead-letter target does not exist."))?;
@@ -243,7 +252,7 @@ async fn check_redrive(
         return Err(reject("Dead-letter queue must be the same type of queue as the source (FIFO or standard)."));
     }
     if let Some(allow) = target.attributes.get("RedriveAllowPolicy").and_then(|t| RedriveAllowPolicy::parse(t).ok()) {
-        let source_arn = names::queue_arn(&sqs.config.region, account, source_name);
+        let source_arn = names::queue_arn(region, account, source_name);
         if !allow.allows(&source_arn) {
             return Err(reject(&format!(
                 "Queue {source_arn} is not allowed to use {} as its dead-letter queue.",

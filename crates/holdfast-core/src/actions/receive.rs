@@ -14,7 +14,7 @@ use crate::fifo;
 use crate::message_attributes::{self as attrs, AttributeFilter};
 use crate::receipt;
 use crate::redrive::queue_of_arn;
-use crate::service::{from_store, Queue, Sqs};
+use crate::service::{from_store, Queue, RequestContext, Sqs};
 use crate::store::{DeadLetterTarget, Delivery, ReceiveAttempt, ReceiveParams, StoredMessage};
 use crate::timer::{Due, QueueKey};
 use crate::validate::{check_fifo_id, check_range};
@@ -32,8 +32,12 @@ const SYSTEM_ATTRIBUTES: &[&str] = &[
     "DeadLetterQueueSourceArn",
 ];
 
-pub async fn receive_message(sqs: &Sqs, req: ReceiveMessageRequest) -> Result<ReceiveMessageResponse, SqsError> {
-    let queue = sqs.queue(&req.queue_url).await?;
+pub async fn receive_message(
+    sqs: &Sqs,
+    ctx: &RequestContext,
+    req: ReceiveMessageRequest,
+) -> Result<ReceiveMessageResponse, SqsError> {
+    let queue = sqs.queue(ctx, &req.queue_url).await?;
     let max_messages = match req.max_number_of_messages {
         Some(n) => {
             check_range("MaxNumberOfMessages", n, 1, i64::from(limits::MAX_NUMBER_OF_MESSAGES_MAX))?;
@@ -113,13 +117,13 @@ pub(crate) async fn dead_letter_target(
     queue: &Queue,
 ) -> Result<Option<(DeadLetterTarget, QueueKey)>, SqsError> {
     let Some(policy) = &queue.settings().redrive_policy else { return Ok(None) };
-    // A dead-letter queue is always in its source's account.
-    let Some((_, name)) =
-        queue_of_arn(&policy.dead_letter_target_arn).filter(|(account, _)| *account == queue.account_id)
+    // A dead-letter queue is always in its source's account and region.
+    let Some((_, _, name)) = queue_of_arn(&policy.dead_letter_target_arn)
+        .filter(|(account, region, _)| *account == queue.account_id && *region == queue.region)
     else {
         return Ok(None);
     };
-    let target = sqs.store.get_queue(&queue.account_id, name).await.map_err(from_store)?;
+    let target = sqs.store.get_queue(&queue.account_id, &queue.region, name).await.map_err(from_store)?;
     Ok(target.map(|target| {
         let rule = DeadLetterTarget {
             queue: target.id,

@@ -204,7 +204,7 @@ pub async fn send_message(
     ctx: &RequestContext,
     req: SendMessageRequest,
 ) -> Result<SendMessageResponse, SqsError> {
-    let queue = sqs.queue(&req.queue_url).await?;
+    let queue = sqs.queue(ctx, &req.queue_url).await?;
     let empty = MessageAttributeMap::new();
     let (message, digests) = prepare(
         &queue,
@@ -236,7 +236,7 @@ pub async fn send_message_batch(
     req: SendMessageBatchRequest,
 ) -> Result<SendMessageBatchResponse, SqsError> {
     check_batch_entry_ids(req.entries.iter().map(|e| e.id.as_str()), req.entries.len())?;
-    let queue = sqs.queue(&req.queue_url).await?;
+    let queue = sqs.queue(ctx, &req.queue_url).await?;
     let total: usize = req
         .entries
         .iter()

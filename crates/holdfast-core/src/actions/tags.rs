@@ -3,7 +3,7 @@
 use holdfast_api::types::*;
 use holdfast_api::{limits, sqs_error, NoOutput, SqsError};
 
-use crate::service::{from_store, Sqs};
+use crate::service::{from_store, RequestContext, Sqs};
 
 /// Tag rules from the Developer Guide's quotas: keys 1–128 and values 0–256 characters of
 /// letters, digits, whitespace and `_ . : / = + - @`; no `aws:` prefix.
@@ -38,8 +38,8 @@ fn validate_tag_key(key: &str) -> Result<(), SqsError> {
     Ok(())
 }
 
-pub async fn tag_queue(sqs: &Sqs, req: TagQueueRequest) -> Result<NoOutput, SqsError> {
-    let queue = sqs.queue(&req.queue_url).await?;
+pub async fn tag_queue(sqs: &Sqs, ctx: &RequestContext, req: TagQueueRequest) -> Result<NoOutput, SqsError> {
+    let queue = sqs.queue(ctx, &req.queue_url).await?;
     if req.tags.is_empty() {
         return Err(sqs_error!(MissingParameter, "The request must contain the parameter Tags."));
     }
@@ -58,8 +58,8 @@ pub async fn tag_queue(sqs: &Sqs, req: TagQueueRequest) -> Result<NoOutput, SqsE
     Ok(NoOutput)
 }
 
-pub async fn untag_queue(sqs: &Sqs, req: UntagQueueRequest) -> Result<NoOutput, SqsError> {
-    let queue = sqs.queue(&req.queue_url).await?;
+pub async fn untag_queue(sqs: &Sqs, ctx: &RequestContext, req: UntagQueueRequest) -> Result<NoOutput, SqsError> {
+    let queue = sqs.queue(ctx, &req.queue_url).await?;
     if req.tag_keys.is_empty() {
         return Err(sqs_error!(MissingParameter, "The request must contain the parameter TagKeys."));
     }
@@ -67,8 +67,12 @@ pub async fn untag_queue(sqs: &Sqs, req: UntagQueueRequest) -> Result<NoOutput, 
     Ok(NoOutput)
 }
 
-pub async fn list_queue_tags(sqs: &Sqs, req: ListQueueTagsRequest) -> Result<ListQueueTagsResponse, SqsError> {
-    let queue = sqs.queue(&req.queue_url).await?;
+pub async fn list_queue_tags(
+    sqs: &Sqs,
+    ctx: &RequestContext,
+    req: ListQueueTagsRequest,
+) -> Result<ListQueueTagsResponse, SqsError> {
+    let queue = sqs.queue(ctx, &req.queue_url).await?;
     let tags = queue.tags;
     Ok(ListQueueTagsResponse { tags: (!tags.is_empty()).then_some(tags) })
 }

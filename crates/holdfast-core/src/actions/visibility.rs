@@ -5,7 +5,7 @@ use holdfast_api::{limits, sqs_error, NoOutput, SqsError};
 
 use super::send::failure;
 use crate::receipt;
-use crate::service::{from_store, Queue, Sqs};
+use crate::service::{from_store, Queue, RequestContext, Sqs};
 use crate::store::{ChangeVisibility, ChangeVisibilityOutcome};
 use crate::timer::Due;
 use crate::validate::{check_batch_entry_ids, check_range};
@@ -59,8 +59,12 @@ async fn apply(
     Ok(outcomes)
 }
 
-pub async fn change_message_visibility(sqs: &Sqs, req: ChangeMessageVisibilityRequest) -> Result<NoOutput, SqsError> {
-    let queue = sqs.queue(&req.queue_url).await?;
+pub async fn change_message_visibility(
+    sqs: &Sqs,
+    ctx: &RequestContext,
+    req: ChangeMessageVisibilityRequest,
+) -> Result<NoOutput, SqsError> {
+    let queue = sqs.queue(ctx, &req.queue_url).await?;
     let change = parse_change(&req.receipt_handle, Some(req.visibility_timeout), queue.id)?;
     let outcomes = apply(sqs, &queue, vec![change]).await?;
     match outcomes.first().and_then(|&o| outcome_error(o, &req.receipt_handle, change.visibility_timeout_ms)) {
@@ -71,10 +75,11 @@ pub async fn change_message_visibility(sqs: &Sqs, req: ChangeMessageVisibilityRe
 
 pub async fn change_message_visibility_batch(
     sqs: &Sqs,
+    ctx: &RequestContext,
     req: ChangeMessageVisibilityBatchRequest,
 ) -> Result<ChangeMessageVisibilityBatchResponse, SqsError> {
     check_batch_entry_ids(req.entries.iter().map(|e| e.id.as_str()), req.entries.len())?;
-    let queue = sqs.queue(&req.queue_url).await?;
+    let queue = sqs.queue(ctx, &req.queue_url).await?;
     let mut changes = Vec::new();
     let mut applied = Vec::new();
     let mut failed = Vec::new();

@@ -225,9 +225,9 @@ fn url_query_and_form_body_merge_and_plumbing_is_ignored() {
 fn queue_url_parameter_beats_the_path() {
     let decoded = form_request("/000000000000/other", "Action=PurgeQueue&QueueUrl=http%3A%2F%2Fh%2F1%2Fq");
     assert_eq!(decoded.request.unwrap(), Request::PurgeQueue(PurgeQueueRequest { queue_url: "http://h/1/q".into() }));
-    // Only `/<account>/<name>` paths name a queue.
+    // Only `/<account>/<name>` and `/<region>/<account>/<name>` paths name a queue.
     assert_eq!(
-        query_err("/a/b/c", "Action=PurgeQueue"),
+        query_err("/a/b/c/d", "Action=PurgeQueue"),
         (ErrorCode::MissingParameter, "The request must contain the parameter QueueUrl.".into())
     );
 }

@@ -64,6 +64,15 @@ fn unknown_or_missing_action() {
 }
 
 #[test]
+fn queue_paths_may_name_a_region() {
+    assert_eq!(crate::queue_url_from_path("/eu-west-1/000000000000/q1/"), Some("/eu-west-1/000000000000/q1"));
+    assert_eq!(crate::queue_url_from_path("/000000000000/q1"), Some("/000000000000/q1"));
+    assert_eq!(crate::queue_url_from_path("/a/b/c/d"), None);
+    assert_eq!(crate::queue_url_from_path("/a//c"), None);
+    assert_eq!(crate::queue_url_from_path("/"), None);
+}
+
+#[test]
 fn queue_url_from_path_in_both_protocols() {
     let decoded = form_request("/000000000000/q1", "Action=DeleteMessage&ReceiptHandle=rh");
     assert_eq!(

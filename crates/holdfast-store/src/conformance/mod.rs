@@ -41,6 +41,7 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@cases $make;
             create_get_list,
             accounts_have_their_own_names,
+            regions_have_their_own_names,
             create_existing_queue,
             delete_queue_and_recreate_cooldown,
             queue_ids_never_reused,
@@ -109,6 +110,10 @@ macro_rules! conformance_tests {
 const ACCOUNT: &str = "000000000000";
 /// Another account, for the cases about accounts.
 const OTHER_ACCOUNT: &str = "111122223333";
+/// The region the cases' queues live in.
+const REGION: &str = "us-east-1";
+/// Another region, for the cases about regions.
+const OTHER_REGION: &str = "eu-west-1";
 
 /// An arbitrary epoch-ms origin; cases add offsets to it.
 const T0: Millis = 1_700_000_000_000;
@@ -160,7 +165,7 @@ fn counts(visible: u64, in_flight: u64, delayed: u64) -> QueueCounts {
 }
 
 async fn create(store: &dyn Store, name: &str, now: Millis) -> QueueRecord {
-    match store.create_queue(ACCOUNT, name, BTreeMap::new(), BTreeMap::new(), now, COOLDOWN).await.unwrap() {
+    match store.create_queue(ACCOUNT, REGION, name, BTreeMap::new(), BTreeMap::new(), now, COOLDOWN).await.unwrap() {
         CreateQueueOutcome::Created(q) => q,
         other => panic!("creating {name}: {other:?}"),
     }
@@ -206,7 +211,8 @@ async fn queue_counts(store: &dyn Store, queue: &QueueRecord, now: Millis) -> Qu
 pub async fn create_get_list(store: &dyn Store) {
     let attributes = map(&[("VisibilityTimeout", "60"), ("DelaySeconds", "5")]);
     let tags = map(&[("team", "core")]);
-    let created = store.create_queue(ACCOUNT, "beta", attributes.clone(), tags.clone(), T0, COOLDOWN).await.unwrap();
+    let created =
+        store.create_queue(ACCOUNT, REGION, "beta", attributes.clone(), tags.clone(), T0, COOLDOWN).await.unwrap();
     let CreateQueueOutcome::Created(beta) = created else { panic!("{created:?}") };
     assert_eq!(beta.name, "beta");
     assert_eq!(beta.attributes, attributes);
@@ -216,29 +222,29 @@ pub async fn create_get_list(store: &dyn Store) {
         create(store, name, T0 + 1).await;
     }
 
-    assert_eq!(store.get_queue(ACCOUNT, "beta").await.unwrap(), Some(beta.clone()));
-    assert_eq!(store.get_queue(ACCOUNT, "Beta").await.unwrap(), None, "names are case-sensitive");
-    assert_eq!(store.get_queue(ACCOUNT, "missing").await.unwrap(), None);
+    assert_eq!(store.get_queue(ACCOUNT, REGION, "beta").await.unwrap(), Some(beta.clone()));
+    assert_eq!(store.get_queue(ACCOUNT, REGION, "Beta").await.unwrap(), None, "names are case-sensitive");
+    assert_eq!(store.get_queue(ACCOUNT, REGION, "missing").await.unwrap(), None);
 
-    let all = store.list_queues(ACCOUNT, "", None, 1000).await.unwrap();
+    let all = store.list_queues(ACCOUNT, REGION, "", None, 1000).await.unwrap();
     assert_eq!(names(&all), ["al", "alpha", "alpha-2", "alpha_1", "beta", "gamma"]);
     assert_eq!(all[4], beta);
-    let alpha = store.list_queues(ACCOUNT, "alpha", None, 1000).await.unwrap();
+    let alpha = store.list_queues(ACCOUNT, REGION, "alpha", None, 1000).await.unwrap();
     assert_eq!(names(&alpha), ["alpha", "alpha-2", "alpha_1"]);
-    assert!(store.list_queues(ACCOUNT, "zeta", None, 1000).await.unwrap().is_empty());
-    assert!(store.list_queues(ACCOUNT, "", None, 0).await.unwrap().is_empty());
+    assert!(store.list_queues(ACCOUNT, REGION, "zeta", None, 1000).await.unwrap().is_empty());
+    assert!(store.list_queues(ACCOUNT, REGION, "", None, 0).await.unwrap().is_empty());
 
     // Paging: `after` is exclusive, `limit` caps each page, and the prefix holds across pages.
-    let page = store.list_queues(ACCOUNT, "al", None, 2).await.unwrap();
+    let page = store.list_queues(ACCOUNT, REGION, "al", None, 2).await.unwrap();
     assert_eq!(names(&page), ["al", "alpha"]);
-    let page = store.list_queues(ACCOUNT, "al", Some("alpha"), 2).await.unwrap();
+    let page = store.list_queues(ACCOUNT, REGION, "al", Some("alpha"), 2).await.unwrap();
     assert_eq!(names(&page), ["alpha-2", "alpha_1"]);
-    let page = store.list_queues(ACCOUNT, "al", Some("alpha_1"), 2).await.unwrap();
+    let page = store.list_queues(ACCOUNT, REGION, "al", Some("alpha_1"), 2).await.unwrap();
     assert!(page.is_empty());
     // An `after` that sorts before the prefix does not widen the listing.
-    let page = store.list_queues(ACCOUNT, "b", Some("a"), 10).await.unwrap();
+    let page = store.list_queues(ACCOUNT, REGION, "b", Some("a"), 10).await.unwrap();
     assert_eq!(names(&page), ["beta"]);
-    let page = store.list_queues(ACCOUNT, "", Some("beta"), 10).await.unwrap();
+    let page = store.list_queues(ACCOUNT, REGION, "", Some("beta"), 10).await.unwrap();
     assert_eq!(names(&page), ["gamma"]);
 }
 
@@ -247,37 +253,72 @@ pub async fn create_get_list(store: &dyn Store) {
 pub async fn accounts_have_their_own_names(store: &dyn Store) {
     let mine = create(store, "orders", T0).await;
     create(store, "leads", T0).await;
-    let created =
-        store.create_queue(OTHER_ACCOUNT, "orders", BTreeMap::new(), BTreeMap::new(), T0, COOLDOWN).await.unwrap();
+    let created = store
+        .create_queue(OTHER_ACCOUNT, REGION, "orders", BTreeMap::new(), BTreeMap::new(), T0, COOLDOWN)
+        .await
+        .unwrap();
     let CreateQueueOutcome::Created(theirs) = created else { panic!("{created:?}") };
     assert_ne!(mine.id, theirs.id);
     assert_eq!((theirs.account_id.as_str(), theirs.name.as_str()), (OTHER_ACCOUNT, "orders"));
-    assert_eq!(store.get_queue(OTHER_ACCOUNT, "orders").await.unwrap(), Some(theirs.clone()));
-    assert_eq!(store.get_queue(ACCOUNT, "orders").await.unwrap(), Some(mine.clone()));
-    assert_eq!(store.get_queue(OTHER_ACCOUNT, "leads").await.unwrap(), None);
-    assert_eq!(names(&store.list_queues(OTHER_ACCOUNT, "", None, 10).await.unwrap()), ["orders"]);
-    assert_eq!(names(&store.list_queues(ACCOUNT, "", None, 10).await.unwrap()), ["leads", "orders"]);
-    assert_eq!(store.list_accounts().await.unwrap(), [ACCOUNT, OTHER_ACCOUNT]);
+    assert_eq!(store.get_queue(OTHER_ACCOUNT, REGION, "orders").await.unwrap(), Some(theirs.clone()));
+    assert_eq!(store.get_queue(ACCOUNT, REGION, "orders").await.unwrap(), Some(mine.clone()));
+    assert_eq!(store.get_queue(OTHER_ACCOUNT, REGION, "leads").await.unwrap(), None);
+    assert_eq!(names(&store.list_queues(OTHER_ACCOUNT, REGION, "", None, 10).await.unwrap()), ["orders"]);
+    assert_eq!(names(&store.list_queues(ACCOUNT, REGION, "", None, 10).await.unwrap()), ["leads", "orders"]);
+    assert_eq!(store.list_namespaces().await.unwrap(), [namespace(ACCOUNT, REGION), namespace(OTHER_ACCOUNT, REGION)]);
 
     store.delete_queue(theirs.id, T0 + 1).await.unwrap();
-    assert_eq!(store.get_queue(ACCOUNT, "orders").await.unwrap(), Some(mine), "the other account's queue stays");
-    let again =
-        store.create_queue(OTHER_ACCOUNT, "orders", BTreeMap::new(), BTreeMap::new(), T0 + 2, COOLDOWN).await.unwrap();
+    assert_eq!(
+        store.get_queue(ACCOUNT, REGION, "orders").await.unwrap(),
+        Some(mine),
+        "the other account's queue stays"
+    );
+    let again = store
+        .create_queue(OTHER_ACCOUNT, REGION, "orders", BTreeMap::new(), BTreeMap::new(), T0 + 2, COOLDOWN)
+        .await
+        .unwrap();
     assert_eq!(again, CreateQueueOutcome::DeletedRecently);
-    assert_eq!(store.list_accounts().await.unwrap(), [ACCOUNT]);
+    assert_eq!(store.list_namespaces().await.unwrap(), [namespace(ACCOUNT, REGION)]);
+}
+
+fn namespace(account: &str, region: &str) -> (String, String) {
+    (account.to_owned(), region.to_owned())
+}
+
+pub async fn regions_have_their_own_names(store: &dyn Store) {
+    // As on AWS, `orders` in two regions of one account is two queues.
+    let create = |region: &'static str, at: Millis| {
+        store.create_queue(ACCOUNT, region, "orders", BTreeMap::new(), BTreeMap::new(), at, COOLDOWN)
+    };
+    let CreateQueueOutcome::Created(home) = create(REGION, T0).await.unwrap() else { panic!() };
+    let CreateQueueOutcome::Created(away) = create(OTHER_REGION, T0).await.unwrap() else { panic!() };
+    assert_ne!(home.id, away.id);
+    assert_eq!(away.region, OTHER_REGION);
+    assert_eq!(store.get_queue(ACCOUNT, OTHER_REGION, "orders").await.unwrap(), Some(away.clone()));
+    assert_eq!(store.get_queue(ACCOUNT, "ap-south-1", "orders").await.unwrap(), None);
+    assert_eq!(names(&store.list_queues(ACCOUNT, OTHER_REGION, "", None, 10).await.unwrap()), ["orders"]);
+    assert_eq!(store.list_namespaces().await.unwrap(), [namespace(ACCOUNT, OTHER_REGION), namespace(ACCOUNT, REGION)]);
+    // Deleting one starts the cooldown of that region's name only.
+    store.delete_queue(away.id, T0 + 1).await.unwrap();
+    assert_eq!(create(OTHER_REGION, T0 + 2).await.unwrap(), CreateQueueOutcome::DeletedRecently);
+    assert_eq!(create(REGION, T0 + 2).await.unwrap(), CreateQueueOutcome::Exists(home));
 }
 
 pub async fn create_existing_queue(store: &dyn Store) {
     let attributes = map(&[("VisibilityTimeout", "60")]);
-    let created = store.create_queue(ACCOUNT, "q", attributes, map(&[("a", "1")]), T0, COOLDOWN).await.unwrap();
+    let created = store.create_queue(ACCOUNT, REGION, "q", attributes, map(&[("a", "1")]), T0, COOLDOWN).await.unwrap();
     let CreateQueueOutcome::Created(original) = created else { panic!("{created:?}") };
     let again = store
-        .create_queue(ACCOUNT, "q", map(&[("VisibilityTimeout", "10")]), BTreeMap::new(), T0 + 5, COOLDOWN)
+        .create_queue(ACCOUNT, REGION, "q", map(&[("VisibilityTimeout", "10")]), BTreeMap::new(), T0 + 5, COOLDOWN)
         .await
         .unwrap();
     assert_eq!(again, CreateQueueOutcome::Exists(original.clone()));
-    assert_eq!(store.get_queue(ACCOUNT, "q").await.unwrap(), Some(original), "an existing queue is left unchanged");
-    assert_eq!(store.list_queues(ACCOUNT, "", None, 10).await.unwrap().len(), 1);
+    assert_eq!(
+        store.get_queue(ACCOUNT, REGION, "q").await.unwrap(),
+        Some(original),
+        "an existing queue is left unchanged"
+    );
+    assert_eq!(store.list_queues(ACCOUNT, REGION, "", None, 10).await.unwrap().len(), 1);
 }
 
 pub async fn delete_queue_and_recreate_cooldown(store: &dyn Store) {
@@ -286,25 +327,26 @@ pub async fn delete_queue_and_recreate_cooldown(store: &dyn Store) {
     let deleted_at = T0 + 1_000;
     store.delete_queue(q.id, deleted_at).await.unwrap();
     assert_gone(store.delete_queue(q.id, deleted_at).await);
-    assert_eq!(store.get_queue(ACCOUNT, "q").await.unwrap(), None);
-    assert_eq!(names(&store.list_queues(ACCOUNT, "", None, 10).await.unwrap()), ["other"]);
+    assert_eq!(store.get_queue(ACCOUNT, REGION, "q").await.unwrap(), None);
+    assert_eq!(names(&store.list_queues(ACCOUNT, REGION, "", None, 10).await.unwrap()), ["other"]);
 
     for now in [deleted_at, deleted_at + COOLDOWN - 1] {
-        let outcome = store.create_queue(ACCOUNT, "q", BTreeMap::new(), BTreeMap::new(), now, COOLDOWN).await.unwrap();
+        let outcome =
+            store.create_queue(ACCOUNT, REGION, "q", BTreeMap::new(), BTreeMap::new(), now, COOLDOWN).await.unwrap();
         assert_eq!(outcome, CreateQueueOutcome::DeletedRecently, "at +{}", now - deleted_at);
     }
-    assert_eq!(store.get_queue(ACCOUNT, "q").await.unwrap(), None);
+    assert_eq!(store.get_queue(ACCOUNT, REGION, "q").await.unwrap(), None);
     // Other names are not affected by the cooldown.
     create(store, "q2", deleted_at + 1).await;
 
     let recreated = create(store, "q", deleted_at + COOLDOWN).await;
     assert_ne!(recreated.id, q.id, "a re-created queue is a new queue");
     assert_eq!(recreated.created_at, deleted_at + COOLDOWN);
-    assert_eq!(store.get_queue(ACCOUNT, "q").await.unwrap(), Some(recreated.clone()));
+    assert_eq!(store.get_queue(ACCOUNT, REGION, "q").await.unwrap(), Some(recreated.clone()));
     // The old id stays dead.
     assert_gone(store.delete_queue(q.id, deleted_at + COOLDOWN).await);
     assert_gone(store.send_messages(q.id, vec![message("m", T0)], None, 0).await);
-    assert!(store.get_queue(ACCOUNT, "other").await.unwrap().is_some());
+    assert!(store.get_queue(ACCOUNT, REGION, "other").await.unwrap().is_some());
 }
 
 pub async fn queue_ids_never_reused(store: &dyn Store) {
@@ -319,32 +361,37 @@ pub async fn queue_ids_never_reused(store: &dyn Store) {
 pub async fn set_queue_attributes_merges(store: &dyn Store) {
     let attributes = map(&[("VisibilityTimeout", "60"), ("DelaySeconds", "5")]);
     let CreateQueueOutcome::Created(q) =
-        store.create_queue(ACCOUNT, "q", attributes, BTreeMap::new(), T0, COOLDOWN).await.unwrap()
+        store.create_queue(ACCOUNT, REGION, "q", attributes, BTreeMap::new(), T0, COOLDOWN).await.unwrap()
     else {
         panic!("not created")
     };
     let changes = map(&[("DelaySeconds", ""), ("MessageRetentionPeriod", "60"), ("VisibilityTimeout", "10")]);
     store.set_queue_attributes(q.id, changes, T0 + 7).await.unwrap();
-    let after = store.get_queue(ACCOUNT, "q").await.unwrap().unwrap();
+    let after = store.get_queue(ACCOUNT, REGION, "q").await.unwrap().unwrap();
     assert_eq!(after.attributes, map(&[("MessageRetentionPeriod", "60"), ("VisibilityTimeout", "10")]));
     assert_eq!(after.last_modified_at, T0 + 7);
     assert_eq!(after.created_at, T0);
     // Removing an attribute that is not set is harmless.
     store.set_queue_attributes(q.id, map(&[("Policy", "")]), T0 + 8).await.unwrap();
-    assert_eq!(store.get_queue(ACCOUNT, "q").await.unwrap().unwrap().attributes.len(), 2);
+    assert_eq!(store.get_queue(ACCOUNT, REGION, "q").await.unwrap().unwrap().attributes.len(), 2);
     assert_gone(store.set_queue_attributes(q.id + 1_000, map(&[("DelaySeconds", "1")]), T0).await);
 }
 
 pub async fn tag_and_untag(store: &dyn Store) {
-    let CreateQueueOutcome::Created(q) =
-        store.create_queue(ACCOUNT, "q", BTreeMap::new(), map(&[("a", "1"), ("b", "2")]), T0, COOLDOWN).await.unwrap()
+    let CreateQueueOutcome::Created(q) = store
+        .create_queue(ACCOUNT, REGION, "q", BTreeMap::new(), map(&[("a", "1"), ("b", "2")]), T0, COOLDOWN)
+        .await
+        .unwrap()
     else {
         panic!("not created")
     };
     store.tag_queue(q.id, map(&[("b", "20"), ("c", "")])).await.unwrap();
-    assert_eq!(store.get_queue(ACCOUNT, "q").await.unwrap().unwrap().tags, map(&[("a", "1"), ("b", "20"), ("c", "")]));
+    assert_eq!(
+        store.get_queue(ACCOUNT, REGION, "q").await.unwrap().unwrap().tags,
+        map(&[("a", "1"), ("b", "20"), ("c", "")])
+    );
     store.untag_queue(q.id, vec!["a".into(), "missing".into()]).await.unwrap();
-    let after = store.get_queue(ACCOUNT, "q").await.unwrap().unwrap();
+    let after = store.get_queue(ACCOUNT, REGION, "q").await.unwrap().unwrap();
     assert_eq!(after.tags, map(&[("b", "20"), ("c", "")]));
     assert!(after.attributes.is_empty(), "tags do not leak into attributes");
     assert_gone(store.tag_queue(q.id + 1_000, map(&[("a", "1")])).await);
@@ -729,7 +776,7 @@ pub async fn close_then_closed(store: &dyn Store) {
     let q = create(store, "q", T0).await;
     send(store, &q, vec![message("m", T0)]).await;
     store.close().await.unwrap();
-    assert!(matches!(store.get_queue(ACCOUNT, "q").await, Err(StoreError::Closed)));
+    assert!(matches!(store.get_queue(ACCOUNT, REGION, "q").await, Err(StoreError::Closed)));
     assert!(matches!(store.send_messages(q.id, vec![message("n", T0)], None, 0).await, Err(StoreError::Closed)));
     assert!(matches!(store.receive_messages(q.id, params(1, VT, T0)).await, Err(StoreError::Closed)));
     assert!(matches!(store.close().await, Err(StoreError::Closed)));

@@ -50,12 +50,12 @@ struct State {
     /// Last seq handed out, shared by all queues because seqs are unique store-wide.
     last_seq: i64,
     queues: HashMap<QueueId, Queue>,
-    /// Live queues by (account, name). A `BTreeMap` because ListQueues pages through an
-    /// account's names in order.
-    by_name: BTreeMap<(String, String), QueueId>,
-    /// (account, name) -> deletion time, for the recreate cooldown. Pruned on create once older
+    /// Live queues by (account, region, name). A `BTreeMap` because ListQueues pages through
+    /// the names of one account and region in order.
+    by_name: BTreeMap<(String, String, String), QueueId>,
+    /// (account, region, name) -> deletion time, for the recreate cooldown. Pruned on create once older
     /// than the cooldown the caller passes, so it holds only names deleted recently.
-    deleted: HashMap<(String, String), Millis>,
+    deleted: HashMap<(String, String, String), Millis>,
     /// Handle -> (insertion number, task). Move tasks outlive their queues (their history is
     /// listed after the queue is gone), so they are kept store-wide. The insertion number orders
     /// tasks started in the same millisecond.
@@ -259,6 +259,7 @@ impl Store for MemoryStore {
     async fn create_queue(
         &self,
         account: &str,
+        region: &str,
         name: &str,
         attributes: BTreeMap<String, String>,
         tags: BTreeMap<String, String>,
@@ -266,7 +267,7 @@ impl Store for MemoryStore {
         recreate_cooldown_ms: i64,
     ) -> StoreResult<CreateQueueOutcome> {
         let mut state = self.state()?;
-        let key = (account.to_owned(), name.to_owned());
+        let key = (account.to_owned(), region.to_owned(), name.to_owned());
         if let Some(id) = state.by_name.get(&key) {
             return Ok(CreateQueueOutcome::Exists(state.queues[id].record.clone()));
         }
@@ -275,51 +276,55 @@ impl Store for MemoryStore {
             return Ok(CreateQueueOutcome::DeletedRecently);
         }
         state.last_queue_id += 1;
-        let record =
-            QueueRecord::new(state.last_queue_id, account.to_owned(), name.to_owned(), attributes, tags, now, now);
+        let (account, region, name) = key.clone();
+        let record = QueueRecord::new(state.last_queue_id, account, region, name, attributes, tags, now, now);
         state.by_name.insert(key, record.id);
         state.queues.insert(record.id, Queue::new(record.clone()));
         Ok(CreateQueueOutcome::Created(record))
     }
 
-    async fn get_queue(&self, account: &str, name: &str) -> StoreResult<Option<QueueRecord>> {
+    async fn get_queue(&self, account: &str, region: &str, name: &str) -> StoreResult<Option<QueueRecord>> {
         let state = self.state()?;
-        Ok(state.by_name.get(&(account.to_owned(), name.to_owned())).map(|id| state.queues[id].record.clone()))
+        let key = (account.to_owned(), region.to_owned(), name.to_owned());
+        Ok(state.by_name.get(&key).map(|id| state.queues[id].record.clone()))
     }
 
     async fn list_queues(
         &self,
         account: &str,
+        region: &str,
         prefix: &str,
         after: Option<&str>,
         limit: usize,
     ) -> StoreResult<Vec<QueueRecord>> {
         use std::ops::Bound;
         let state = self.state()?;
+        let key = |name: &str| (account.to_owned(), region.to_owned(), name.to_owned());
         let start = match after {
-            Some(after) if after >= prefix => Bound::Excluded((account.to_owned(), after.to_owned())),
-            _ => Bound::Included((account.to_owned(), prefix.to_owned())),
+            Some(after) if after >= prefix => Bound::Excluded(key(after)),
+            _ => Bound::Included(key(prefix)),
         };
         Ok(state
             .by_name
             .range((start, Bound::Unbounded))
-            .take_while(|((owner, name), _)| owner == account && name.starts_with(prefix))
+            .take_while(|((owner, at, name), _)| owner == account && at == region && name.starts_with(prefix))
             .take(limit)
             .map(|(_, id)| state.queues[id].record.clone())
             .collect())
     }
 
-    async fn list_accounts(&self) -> StoreResult<Vec<String>> {
+    async fn list_namespaces(&self) -> StoreResult<Vec<(String, String)>> {
         let state = self.state()?;
-        let mut accounts: Vec<String> = state.by_name.keys().map(|(account, _)| account.clone()).collect();
-        accounts.dedup();
-        Ok(accounts)
+        let mut namespaces: Vec<(String, String)> =
+            state.by_name.keys().map(|(account, region, _)| (account.clone(), region.clone())).collect();
+        namespaces.dedup();
+        Ok(namespaces)
     }
 
     async fn delete_queue(&self, queue: QueueId, now: Millis) -> StoreResult<()> {
         let mut state = self.state()?;
         let removed = state.queues.remove(&queue).ok_or(StoreError::QueueNotFound(queue))?;
-        let key = (removed.record.account_id, removed.record.name);
+        let key = (removed.record.account_id, removed.record.region, removed.record.name);
         state.by_name.remove(&key);
         state.deleted.insert(key, now);
         Ok(())

@@ -190,6 +190,7 @@ impl Queue {
         self.record = QueueRecord::new(
             old.id,
             old.account_id.clone(),
+            old.region.clone(),
             old.name.clone(),
             attributes,
             old.tags.clone(),

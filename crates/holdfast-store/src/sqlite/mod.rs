@@ -62,6 +62,14 @@ pub struct SqliteStore {
     damage: Arc<Mutex<Option<String>>>,
 }
 
+/// Where a server lives: its own account and region. Queues from before holdfast had accounts
+/// and regions were served from there.
+#[derive(Clone, Copy, Debug)]
+pub struct Home<'a> {
+    pub account: &'a str,
+    pub region: &'a str,
+}
+
 /// Reported when the writer thread is gone without `close` (it panicked): requests fail with a
 /// cause instead of hanging.
 const WRITER_GONE: &str = "the SQLite writer thread has stopped";
@@ -70,25 +78,26 @@ impl SqliteStore {
     /// Opens or creates the store in `dir` (created if missing), checks the file, and starts the
     /// writer thread. Blocking: call it before serving, or from `spawn_blocking`.
     ///
-    /// Queues created before holdfast had accounts go to `DEFAULT_ACCOUNT_ID`; a server that
-    /// serves another account opens with `open_for_account`.
+    /// Queues created before holdfast had accounts and regions go to `DEFAULT_ACCOUNT_ID` in
+    /// us-east-1; a server with another home opens with `open_for_home`.
     pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
-        SqliteStore::open_for_account(dir, DEFAULT_ACCOUNT_ID)
+        SqliteStore::open_for_home(dir, &Home { account: DEFAULT_ACCOUNT_ID, region: "us-east-1" })
     }
 
-    /// `open` for a server whose own account is `account`: queues created before holdfast had
-    /// accounts (schema version 3 and older) were that account's, and stay so.
-    pub fn open_for_account(dir: &Path, account: &str) -> Result<SqliteStore, StoreError> {
-        SqliteStore::open_checking(dir, schema::QUICK_CHECK_MAX_BYTES, account)
+    /// `open` for a server whose own account and region are `home`: queues created before
+    /// holdfast had accounts (schema version 3 and older) or regions (5 and older) were served
+    /// from there, and stay there.
+    pub fn open_for_home(dir: &Path, home: &Home<'_>) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_checking(dir, schema::QUICK_CHECK_MAX_BYTES, home)
     }
 
     /// `open`, checking files up to `quick_check_max_bytes` in full before serving and larger
     /// ones in the background.
-    fn open_checking(dir: &Path, quick_check_max_bytes: u64, account: &str) -> Result<SqliteStore, StoreError> {
+    fn open_checking(dir: &Path, quick_check_max_bytes: u64, home: &Home<'_>) -> Result<SqliteStore, StoreError> {
         // The reserve first: on a full disk it gives back the space opening the database needs.
         let _ = std::fs::create_dir_all(dir);
         let reserve = reserve::Reserve::open(dir);
-        let conn = schema::open(dir, quick_check_max_bytes, account)?;
+        let conn = schema::open(dir, quick_check_max_bytes, home)?;
         let damage = Arc::new(Mutex::new(None));
         let path = dir.join(DB_FILE);
         if std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) > quick_check_max_bytes {
@@ -198,6 +207,7 @@ impl Store for SqliteStore {
     async fn create_queue(
         &self,
         account: &str,
+        region: &str,
         name: &str,
         attributes: BTreeMap<String, String>,
         tags: BTreeMap<String, String>,
@@ -205,26 +215,24 @@ impl Store for SqliteStore {
         recreate_cooldown_ms: i64,
     ) -> StoreResult<CreateQueueOutcome> {
         self.reserve.admit()?;
-        let account = account.to_owned();
-        let name = name.to_owned();
+        let (account, region, name) = (account.to_owned(), region.to_owned(), name.to_owned());
         #[cfg(feature = "fault-injection")]
         if std::env::var("HOLDFAST_FAULT_PANIC_ON_CREATE").is_ok_and(|target| target == name) {
             return self.call(|_| -> rusqlite::Result<CreateQueueOutcome> { panic!("injected panic") }).await;
         }
         self.call_changing_queues(move |c| {
-            ops::create_queue(c, &account, &name, attributes, tags, now, recreate_cooldown_ms)
+            ops::create_queue(c, &account, &region, &name, attributes, tags, now, recreate_cooldown_ms)
         })
         .await
     }
 
-    async fn get_queue(&self, account: &str, name: &str) -> StoreResult<Option<QueueRecord>> {
-        let generation = match self.queues.lookup(account, name) {
+    async fn get_queue(&self, account: &str, region: &str, name: &str) -> StoreResult<Option<QueueRecord>> {
+        let generation = match self.queues.lookup(account, region, name) {
             Ok(record) => return Ok(Some(record)),
             Err(generation) => generation,
         };
-        let account = account.to_owned();
-        let name = name.to_owned();
-        let record = self.call(move |c| ops::get_queue(c, &account, &name)).await?;
+        let (account, region, name) = (account.to_owned(), region.to_owned(), name.to_owned());
+        let record = self.call(move |c| ops::get_queue(c, &account, &region, &name)).await?;
         if let Some(record) = &record {
             self.queues.fill(record, generation);
         }
@@ -234,18 +242,18 @@ impl Store for SqliteStore {
     async fn list_queues(
         &self,
         account: &str,
+        region: &str,
         prefix: &str,
         after: Option<&str>,
         limit: usize,
     ) -> StoreResult<Vec<QueueRecord>> {
-        let account = account.to_owned();
-        let prefix = prefix.to_owned();
+        let (account, region, prefix) = (account.to_owned(), region.to_owned(), prefix.to_owned());
         let after = after.map(str::to_owned);
-        self.call(move |c| ops::list_queues(c, &account, &prefix, after.as_deref(), limit)).await
+        self.call(move |c| ops::list_queues(c, &account, &region, &prefix, after.as_deref(), limit)).await
     }
 
-    async fn list_accounts(&self) -> StoreResult<Vec<String>> {
-        self.call(ops::list_accounts).await
+    async fn list_namespaces(&self) -> StoreResult<Vec<(String, String)>> {
+        self.call(ops::list_namespaces).await
     }
 
     async fn delete_queue(&self, queue: QueueId, now: Millis) -> StoreResult<()> {

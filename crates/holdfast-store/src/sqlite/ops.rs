@@ -27,17 +27,18 @@ use rusqlite::{params, Connection, OptionalExtension, Result, Row};
 
 use crate::rules::{dedup_key, delete_verdict, is_live, merge_attributes, visibility_outcome, PRUNE_PER_CALL};
 
-const QUEUE_COLUMNS: &str = "id, account_id, name, attributes, tags, created_at, last_modified_at";
+const QUEUE_COLUMNS: &str = "id, account_id, region, name, attributes, tags, created_at, last_modified_at";
 
 fn queue_from_row(row: &Row<'_>) -> Result<QueueRecord> {
     Ok(QueueRecord::new(
         row.get(0)?,
         row.get(1)?,
         row.get(2)?,
-        from_json(row, 3)?,
+        row.get(3)?,
         from_json(row, 4)?,
-        row.get(5)?,
+        from_json(row, 5)?,
         row.get(6)?,
+        row.get(7)?,
     ))
 }
 
@@ -68,35 +69,38 @@ pub(super) fn adjust_count(conn: &Connection, queue: QueueId, delta: i64) -> Res
     Ok(changed == 1)
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(super) fn create_queue(
     conn: &Connection,
     account: &str,
+    region: &str,
     name: &str,
     attributes: BTreeMap<String, String>,
     tags: BTreeMap<String, String>,
     now: Millis,
     recreate_cooldown_ms: i64,
 ) -> Result<CreateQueueOutcome> {
-    if let Some(record) = get_queue(conn, account, name)? {
+    if let Some(record) = get_queue(conn, account, region, name)? {
         return Ok(CreateQueueOutcome::Exists(record));
     }
     // Names deleted before the cooldown window can no longer block anything; dropping them here
     // keeps the table as small as the number of recent deletions.
     conn.prepare_cached("DELETE FROM deleted_queues WHERE deleted_at <= ?1")?.execute([now - recreate_cooldown_ms])?;
     if conn
-        .prepare_cached("SELECT 1 FROM deleted_queues WHERE account_id = ?1 AND name = ?2")?
-        .exists([account, name])?
+        .prepare_cached("SELECT 1 FROM deleted_queues WHERE account_id = ?1 AND region = ?2 AND name = ?3")?
+        .exists([account, region, name])?
     {
         return Ok(CreateQueueOutcome::DeletedRecently);
     }
     conn.prepare_cached(
-        "INSERT INTO queues (account_id, name, attributes, tags, created_at, last_modified_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        "INSERT INTO queues (account_id, region, name, attributes, tags, created_at, last_modified_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
     )?
-    .execute(params![account, name, to_json(&attributes)?, to_json(&tags)?, now])?;
+    .execute(params![account, region, name, to_json(&attributes)?, to_json(&tags)?, now])?;
     Ok(CreateQueueOutcome::Created(QueueRecord::new(
         conn.last_insert_rowid(),
         account.to_owned(),
+        region.to_owned(),
         name.to_owned(),
         attributes,
         tags,
@@ -105,21 +109,24 @@ pub(super) fn create_queue(
     )))
 }
 
-pub(super) fn get_queue(conn: &Connection, account: &str, name: &str) -> Result<Option<QueueRecord>> {
-    conn.prepare_cached(&format!("SELECT {QUEUE_COLUMNS} FROM queues WHERE account_id = ?1 AND name = ?2"))?
-        .query_row([account, name], queue_from_row)
-        .optional()
+pub(super) fn get_queue(conn: &Connection, account: &str, region: &str, name: &str) -> Result<Option<QueueRecord>> {
+    conn.prepare_cached(&format!(
+        "SELECT {QUEUE_COLUMNS} FROM queues WHERE account_id = ?1 AND region = ?2 AND name = ?3"
+    ))?
+    .query_row([account, region, name], queue_from_row)
+    .optional()
 }
 
-pub(super) fn list_accounts(conn: &Connection) -> Result<Vec<String>> {
-    conn.prepare_cached("SELECT DISTINCT account_id FROM queues ORDER BY account_id")?
-        .query_map([], |r| r.get(0))?
+pub(super) fn list_namespaces(conn: &Connection) -> Result<Vec<(String, String)>> {
+    conn.prepare_cached("SELECT DISTINCT account_id, region FROM queues ORDER BY account_id, region")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect()
 }
 
 pub(super) fn list_queues(
     conn: &Connection,
     account: &str,
+    region: &str,
     prefix: &str,
     after: Option<&str>,
     limit: usize,
@@ -131,15 +138,15 @@ pub(super) fn list_queues(
     let rows = match after {
         Some(after) if after >= prefix => {
             stmt = conn.prepare_cached(&format!(
-                "SELECT {QUEUE_COLUMNS} FROM queues WHERE account_id = ?1 AND name > ?2 ORDER BY name"
+                "SELECT {QUEUE_COLUMNS} FROM queues WHERE account_id = ?1 AND region = ?2 AND name > ?3 ORDER BY name"
             ))?;
-            stmt.query([account, after])?
+            stmt.query([account, region, after])?
         }
         _ => {
             stmt = conn.prepare_cached(&format!(
-                "SELECT {QUEUE_COLUMNS} FROM queues WHERE account_id = ?1 AND name >= ?2 ORDER BY name"
+                "SELECT {QUEUE_COLUMNS} FROM queues WHERE account_id = ?1 AND region = ?2 AND name >= ?3 ORDER BY name"
             ))?;
-            stmt.query([account, prefix])?
+            stmt.query([account, region, prefix])?
         }
     };
     let mut rows = rows.mapped(queue_from_row);
@@ -157,18 +164,20 @@ pub(super) fn list_queues(
 /// statement each (its move tasks stay: they are history). A queue with millions of messages
 /// makes this one long transaction that holds up the writer; acceptable for now.
 pub(super) fn delete_queue(conn: &Connection, queue: QueueId, now: Millis) -> Result<bool> {
-    let owner_and_name: Option<(String, String)> = conn
-        .prepare_cached("DELETE FROM queues WHERE id = ?1 RETURNING account_id, name")?
-        .query_row([queue], |r| Ok((r.get(0)?, r.get(1)?)))
+    let owner_and_name: Option<(String, String, String)> = conn
+        .prepare_cached("DELETE FROM queues WHERE id = ?1 RETURNING account_id, region, name")?
+        .query_row([queue], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
-    let Some((account, name)) = owner_and_name else {
+    let Some((account, region, name)) = owner_and_name else {
         return Ok(false);
     };
     delete_all_messages(conn, queue)?;
     conn.prepare_cached("DELETE FROM dedup_records WHERE queue_id = ?1")?.execute([queue])?;
     conn.prepare_cached("DELETE FROM receive_attempts WHERE queue_id = ?1")?.execute([queue])?;
-    conn.prepare_cached("INSERT OR REPLACE INTO deleted_queues (account_id, name, deleted_at) VALUES (?1, ?2, ?3)")?
-        .execute(params![account, name, now])?;
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO deleted_queues (account_id, region, name, deleted_at) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![account, region, name, now])?;
     Ok(true)
 }
 

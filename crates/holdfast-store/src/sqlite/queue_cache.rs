@@ -23,15 +23,18 @@ pub(super) struct QueueCache {
 #[derive(Debug, Default)]
 struct State {
     generation: u64,
-    /// Account -> name -> record: nested so a lookup borrows its two strs instead of building a key.
-    by_name: HashMap<String, HashMap<String, QueueRecord>>,
+    /// Account -> region -> name -> record: nested so a lookup borrows its strs instead of
+    /// building a key.
+    by_name: HashMap<String, HashMap<String, HashMap<String, QueueRecord>>>,
 }
 
 impl QueueCache {
     /// The cached record, or the generation to hand back to `fill` after a database read.
-    pub(super) fn lookup(&self, account: &str, name: &str) -> Result<QueueRecord, u64> {
+    pub(super) fn lookup(&self, account: &str, region: &str, name: &str) -> Result<QueueRecord, u64> {
         let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
-        state.by_name.get(account).and_then(|names| names.get(name)).cloned().ok_or(state.generation)
+        let found =
+            state.by_name.get(account).and_then(|regions| regions.get(region)).and_then(|names| names.get(name));
+        found.cloned().ok_or(state.generation)
     }
 
     /// Caches a committed record read while the cache was at `generation`, unless a change has
@@ -39,7 +42,8 @@ impl QueueCache {
     pub(super) fn fill(&self, record: &QueueRecord, generation: u64) {
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
         if state.generation == generation {
-            state.by_name.entry(record.account_id.clone()).or_default().insert(record.name.clone(), record.clone());
+            let regions = state.by_name.entry(record.account_id.clone()).or_default();
+            regions.entry(record.region.clone()).or_default().insert(record.name.clone(), record.clone());
         }
     }
 
@@ -56,20 +60,30 @@ mod tests {
     use super::*;
 
     fn record(name: &str, id: i64) -> QueueRecord {
-        QueueRecord::new(id, "000000000000".into(), name.into(), Default::default(), Default::default(), 0, 0)
+        QueueRecord::new(
+            id,
+            "000000000000".into(),
+            "us-east-1".into(),
+            name.into(),
+            Default::default(),
+            Default::default(),
+            0,
+            0,
+        )
     }
 
     #[test]
     fn a_read_issued_before_a_change_is_not_cached() {
         let cache = QueueCache::default();
-        let generation = cache.lookup("000000000000", "q").unwrap_err();
+        let generation = cache.lookup("000000000000", "us-east-1", "q").unwrap_err();
         cache.invalidate();
         cache.fill(&record("q", 1), generation);
-        assert!(cache.lookup("000000000000", "q").is_err(), "the read may predate the change");
-        let generation = cache.lookup("000000000000", "q").unwrap_err();
+        assert!(cache.lookup("000000000000", "us-east-1", "q").is_err(), "the read may predate the change");
+        let generation = cache.lookup("000000000000", "us-east-1", "q").unwrap_err();
         cache.fill(&record("q", 1), generation);
-        assert_eq!(cache.lookup("000000000000", "q").unwrap().id, 1);
+        assert_eq!(cache.lookup("000000000000", "us-east-1", "q").unwrap().id, 1);
+        assert!(cache.lookup("000000000000", "eu-west-1", "q").is_err(), "another region's q is another queue");
         cache.invalidate();
-        assert!(cache.lookup("000000000000", "q").is_err());
+        assert!(cache.lookup("000000000000", "us-east-1", "q").is_err());
     }
 }

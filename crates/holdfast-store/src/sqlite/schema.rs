@@ -16,12 +16,14 @@
 use std::path::Path;
 
 use holdfast_core::store::StoreError;
+
+use super::Home;
 use rusqlite::{Connection, OpenFlags};
 
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "holdfast.db";
 
-pub(super) const SCHEMA_VERSION: i64 = 5;
+pub(super) const SCHEMA_VERSION: i64 = 6;
 
 /// Databases up to this size get a full `PRAGMA quick_check` at open (it reads every page, about a
 /// second per few hundred MiB). Larger ones get the structural checks at open, so a big store still
@@ -251,6 +253,48 @@ DROP INDEX fifo_groups_ready;
 CREATE INDEX fifo_groups_ready ON fifo_groups (queue_id, head_visible_at, head_seq) WHERE ready = 1;
 ";
 
+/// Version 5 to 6: regions. A queue's name is unique within its account and region, as on AWS,
+/// so `queues` and `deleted_queues` are rebuilt with `region` in their keys, as version 4 did
+/// for accounts. Queues from before regions go to the server's region, where they were served.
+fn migration_v6(home_region: &str) -> String {
+    format!(
+        "
+CREATE TABLE queues_v6 (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    account_id TEXT NOT NULL,
+    region TEXT NOT NULL,
+    name TEXT NOT NULL,
+    attributes TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_modified_at INTEGER NOT NULL,
+    last_purged_at INTEGER,
+    message_count INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (account_id, region, name)
+);
+INSERT INTO queues_v6 (id, account_id, region, name, attributes, tags, created_at, last_modified_at,
+                       last_purged_at, message_count)
+    SELECT id, account_id, '{home_region}', name, attributes, tags, created_at, last_modified_at, last_purged_at,
+           message_count
+    FROM queues;
+INSERT INTO sqlite_sequence (name, seq) SELECT 'queues_v6', seq FROM sqlite_sequence WHERE name = 'queues';
+DROP TABLE queues;
+ALTER TABLE queues_v6 RENAME TO queues;
+CREATE TABLE deleted_queues_v6 (
+    account_id TEXT NOT NULL,
+    region TEXT NOT NULL,
+    name TEXT NOT NULL,
+    deleted_at INTEGER NOT NULL,
+    PRIMARY KEY (account_id, region, name)
+);
+INSERT INTO deleted_queues_v6 SELECT account_id, '{home_region}', name, deleted_at FROM deleted_queues;
+DROP TABLE deleted_queues;
+ALTER TABLE deleted_queues_v6 RENAME TO deleted_queues;
+CREATE INDEX deleted_queues_by_time ON deleted_queues (deleted_at);
+"
+    )
+}
+
 /// Schema objects `verify` insists on, per version.
 const V1_OBJECTS: &[&str] =
     &["queues", "deleted_queues", "deleted_queues_by_time", "messages", "messages_by_visibility", "messages_by_age"];
@@ -273,8 +317,9 @@ const V2_OBJECTS: &[&str] = &[
 
 /// Opens (creating if needed) `dir/holdfast.db`, ready for the writer thread.
 /// Opens the database; `quick_check_max_bytes` is the largest file checked in full here.
-/// Queues from before accounts (schema 3 and older) are given to `home_account`.
-pub(super) fn open(dir: &Path, quick_check_max_bytes: u64, home_account: &str) -> Result<Connection, StoreError> {
+/// Queues from before accounts (schema 3 and older) and regions (5 and older) are given to `home`.
+pub(super) fn open(dir: &Path, quick_check_max_bytes: u64, home: &Home<'_>) -> Result<Connection, StoreError> {
+    let home_account = home.account;
     std::fs::create_dir_all(dir)
         .map_err(|e| StoreError::backend_in(format!("cannot create data directory {}", dir.display()), e))?;
     let path = dir.join(DB_FILE);
@@ -282,6 +327,9 @@ pub(super) fn open(dir: &Path, quick_check_max_bytes: u64, home_account: &str) -
     // The account is written into the migration's SQL, so it must be what account ids are.
     if home_account.is_empty() || !home_account.bytes().all(|b| b.is_ascii_digit()) {
         return Err(fail(format!("the account id {home_account:?} is not a number")));
+    }
+    if !holdfast_core::names::is_region(home.region) {
+        return Err(fail(format!("{:?} is not a region name", home.region)));
     }
     let existed = check_file(&path).map_err(fail)?;
     let conn = Connection::open_with_flags(
@@ -312,7 +360,7 @@ pub(super) fn open(dir: &Path, quick_check_max_bytes: u64, home_account: &str) -
     configure(&conn).map_err(fail)?;
     match version {
         0 => create(&conn, existed).map_err(fail)?,
-        1..=4 => {
+        1..=5 => {
             if version == 1 {
                 migrate(&conn, MIGRATION_V2, 2)
                     .map_err(|e| fail(format!("cannot migrate from schema version 1: {e}")))?;
@@ -328,8 +376,14 @@ pub(super) fn open(dir: &Path, quick_check_max_bytes: u64, home_account: &str) -
                     .map_err(|e| fail(format!("cannot migrate from schema version 3: {e}")))?;
             }
             check_objects(&conn, V1_OBJECTS).map_err(fail)?;
-            migrate(&conn, MIGRATION_V5, 5).map_err(|e| fail(format!("cannot migrate from schema version 4: {e}")))?;
-            check_objects(&conn, V2_OBJECTS).map_err(fail)?;
+            if version <= 4 {
+                migrate(&conn, MIGRATION_V5, 5)
+                    .map_err(|e| fail(format!("cannot migrate from schema version 4: {e}")))?;
+                check_objects(&conn, V2_OBJECTS).map_err(fail)?;
+            }
+            migrate(&conn, &migration_v6(home.region), 6)
+                .map_err(|e| fail(format!("cannot migrate from schema version 5: {e}")))?;
+            check_objects(&conn, V1_OBJECTS).map_err(fail)?;
             tracing::info!(path = %path.display(), from = version, to = SCHEMA_VERSION, "migrated the database");
         }
         _ => {
@@ -390,8 +444,9 @@ fn create(conn: &Connection, existed: bool) -> Result<(), String> {
         return Err("the file is a SQLite database but not a holdfast one (user_version 0)".into());
     }
     conn.execute_batch(&format!(
-        "BEGIN; {SCHEMA_V1} {MIGRATION_V2} {MIGRATION_V3} {} {MIGRATION_V5} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
-        migration_v4("0")
+        "BEGIN; {SCHEMA_V1} {MIGRATION_V2} {MIGRATION_V3} {} {MIGRATION_V5} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+        migration_v4("0"),
+        migration_v6("us-east-1")
     ))
     .map_err(|e| {
         rollback(conn);

@@ -6,6 +6,7 @@ const ACCOUNT: &str = "000000000000";
 use holdfast_core::store::{
     ChangeVisibility, Delivery, MessageMove, MoveStep, MoveTaskStatus, ReceiveAttempt, StoreError,
 };
+const REGION: &str = "us-east-1";
 
 fn message(id: &str, body_len: usize) -> NewMessage {
     NewMessage {
@@ -28,7 +29,7 @@ async fn full_database_fails_cleanly_and_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path()).unwrap();
     let CreateQueueOutcome::Created(q) =
-        store.create_queue(ACCOUNT, "q", BTreeMap::new(), BTreeMap::new(), 0, 0).await.unwrap()
+        store.create_queue(ACCOUNT, REGION, "q", BTreeMap::new(), BTreeMap::new(), 0, 0).await.unwrap()
     else {
         panic!("not created")
     };
@@ -69,7 +70,7 @@ async fn failing_command_does_not_spoil_its_batch() {
     let dir = tempfile::tempdir().unwrap();
     let store = std::sync::Arc::new(SqliteStore::open(dir.path()).unwrap());
     let CreateQueueOutcome::Created(q) =
-        store.create_queue(ACCOUNT, "q", BTreeMap::new(), BTreeMap::new(), 0, 0).await.unwrap()
+        store.create_queue(ACCOUNT, REGION, "q", BTreeMap::new(), BTreeMap::new(), 0, 0).await.unwrap()
     else {
         panic!("not created")
     };
@@ -103,7 +104,7 @@ async fn failing_command_does_not_spoil_its_batch() {
 }
 
 async fn create(store: &SqliteStore, name: &str) -> holdfast_core::store::QueueRecord {
-    match store.create_queue(ACCOUNT, name, BTreeMap::new(), BTreeMap::new(), 0, 0).await.unwrap() {
+    match store.create_queue(ACCOUNT, REGION, name, BTreeMap::new(), BTreeMap::new(), 0, 0).await.unwrap() {
         CreateQueueOutcome::Created(q) => q,
         other => panic!("{other:?}"),
     }
@@ -170,17 +171,23 @@ async fn migrates_a_version_1_database() {
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
     }
     let home = "123456789012";
-    let store = SqliteStore::open_for_account(dir.path(), home).unwrap();
+    let store = SqliteStore::open_for_home(dir.path(), &Home { account: home, region: "eu-west-1" }).unwrap();
     let version: i64 = store.call(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0))).await.unwrap();
     assert_eq!(version, schema::SCHEMA_VERSION);
-    assert_eq!(store.get_queue(ACCOUNT, "std").await.unwrap(), None, "old queues are the server's account's");
-    let std = store.get_queue(home, "std").await.unwrap().expect("queue kept");
+    assert_eq!(
+        store.get_queue(ACCOUNT, "eu-west-1", "std").await.unwrap(),
+        None,
+        "old queues are the server's account's"
+    );
+    assert_eq!(store.get_queue(home, "us-east-1", "std").await.unwrap(), None, "and in the server's region");
+    const REGION: &str = "eu-west-1";
+    let std = store.get_queue(home, REGION, "std").await.unwrap().expect("queue kept");
     assert_eq!((std.id, std.tags.get("team").map(String::as_str)), (1, Some("a")));
-    let fifo = store.get_queue(home, "f.fifo").await.unwrap().expect("queue kept");
+    let fifo = store.get_queue(home, REGION, "f.fifo").await.unwrap().expect("queue kept");
     assert_eq!(fifo.id, 2);
     // Ids still never come back: a new queue continues after the highest ever handed out.
     let CreateQueueOutcome::Created(new) =
-        store.create_queue(home, "new", BTreeMap::new(), BTreeMap::new(), 2000, 0).await.unwrap()
+        store.create_queue(home, REGION, "new", BTreeMap::new(), BTreeMap::new(), 2000, 0).await.unwrap()
     else {
         panic!("created")
     };
@@ -406,7 +413,7 @@ async fn a_large_database_is_checked_in_the_background() {
     drop(store);
 
     // Sound: the background check passes and the store stays healthy.
-    let store = SqliteStore::open_checking(dir.path(), 0, ACCOUNT).unwrap();
+    let store = SqliteStore::open_checking(dir.path(), 0, &Home { account: ACCOUNT, region: REGION }).unwrap();
     for _ in 0..100 {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
@@ -422,7 +429,8 @@ async fn a_large_database_is_checked_in_the_background() {
         *byte = 0xA5;
     }
     std::fs::write(&path, bytes).unwrap();
-    let store = SqliteStore::open_checking(dir.path(), 0, ACCOUNT).expect("the structural checks at open pass");
+    let store = SqliteStore::open_checking(dir.path(), 0, &Home { account: ACCOUNT, region: REGION })
+        .expect("the structural checks at open pass");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let error = loop {
         if let Err(error) = store.check().await {

@@ -137,9 +137,14 @@ pub fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Option<ExitSta
 }
 
 pub fn client_for(url: &str) -> aws_sdk_sqs::Client {
+    client_in_region(url, "us-east-1")
+}
+
+/// A client that signs for `region`, and so acts in it.
+pub fn client_in_region(url: &str, region: &str) -> aws_sdk_sqs::Client {
     let config = aws_sdk_sqs::Config::builder()
         .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
+        .region(Region::new(region.to_owned()))
         .endpoint_url(url)
         .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
         .build();

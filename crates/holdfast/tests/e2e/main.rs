@@ -20,5 +20,6 @@ mod fifo;
 mod messages;
 mod policies;
 mod queues;
+mod regions;
 mod server;
 mod tls;

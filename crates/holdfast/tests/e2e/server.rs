@@ -56,7 +56,8 @@ name = "orders"
     )
     .unwrap();
     let server = TestServer::start_with(&["--config", config.to_str().unwrap()]);
-    let client = server.client();
+    // Declared queues live in the server's region, so a client there sees them.
+    let client = crate::common::client_in_region(&server.url, "eu-west-1");
     let urls = client.list_queues().send().await.unwrap().queue_urls.unwrap();
     assert_eq!(urls, vec![format!("{}/123456789012/leads", server.url), format!("{}/123456789012/orders", server.url)]);
     let attributes = client
