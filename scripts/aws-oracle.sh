@@ -54,7 +54,11 @@ cleanup() {
 trap cleanup EXIT
 git -C "$checkout" archive HEAD tests pyproject.toml | tar -x -C "$suite"
 
-"$binary" serve --bind 127.0.0.1:0 --storage memory --data-dir "$data" >"$out/server.out" 2>"$out/server.log" &
+# A few tests address LocalStack's fixed endpoint (http://localhost:4566) directly: serve there
+# when the port is free.
+bind=127.0.0.1:4566
+if (exec 3<>/dev/tcp/127.0.0.1/4566) 2>/dev/null; then bind=127.0.0.1:0; fi
+"$binary" serve --bind "$bind" --storage memory --data-dir "$data" >"$out/server.out" 2>"$out/server.log" &
 server_pid=$!
 for _ in $(seq 100); do grep -q "listening on" "$out/server.out" 2>/dev/null && break; sleep 0.1; done
 url="$(sed -n 's/^listening on //p' "$out/server.out")"

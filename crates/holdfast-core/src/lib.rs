@@ -14,6 +14,7 @@ pub mod store;
 
 mod access;
 mod actions;
+mod fairness;
 mod fifo;
 mod message_attributes;
 pub mod names;
@@ -27,6 +28,7 @@ mod waiters;
 
 pub use access::{Caller, Transport};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use fairness::FairQueueMetrics;
 pub use service::{RequestContext, ServiceConfig, Sqs};
 pub use store::Store;
 

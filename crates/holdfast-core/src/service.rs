@@ -14,6 +14,7 @@ use crate::access::{Caller, Transport};
 use crate::actions;
 use crate::clock::Clock;
 use crate::encryption::Encryption;
+use crate::fairness::{self, FairQueueMetrics, Fairness};
 use crate::names;
 use crate::store::{Millis, QueueRecord, Store, StoreError};
 use crate::timer::{Due, QueueKey, Timer};
@@ -82,6 +83,7 @@ pub struct Sqs {
     pub(crate) config: ServiceConfig,
     pub(crate) waiters: Waiters,
     pub(crate) timer: Timer,
+    pub(crate) fairness: Fairness,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -96,7 +98,15 @@ impl Sqs {
         config: ServiceConfig,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
-        Sqs { store, clock, config, waiters: Waiters::default(), timer: Timer::default(), shutdown }
+        Sqs {
+            store,
+            clock,
+            config,
+            waiters: Waiters::default(),
+            timer: Timer::default(),
+            fairness: Fairness::default(),
+            shutdown,
+        }
     }
 
     pub fn config(&self) -> &ServiceConfig {
@@ -162,6 +172,33 @@ impl Sqs {
                 Response::ListMessageMoveTasks(actions::move_tasks::list_message_move_tasks(self, r).await?)
             }
         })
+    }
+
+    /// Every live queue, in (account, region, name) order.
+    pub async fn queues(&self) -> Result<Vec<QueueRecord>, SqsError> {
+        actions::dead_letters::all_queues(self).await
+    }
+
+    /// The fair-queue figures of a standard queue (`crate::fairness`); all zero for a queue with
+    /// no noisy tenants.
+    pub async fn fair_queue_metrics(&self, queue: &QueueRecord) -> Result<FairQueueMetrics, SqsError> {
+        let now = self.now();
+        let mut noisy_with_backlog = Vec::new();
+        let mut noisy_counts = crate::store::QueueCounts::default();
+        for group in self.fairness.noisy(queue.id) {
+            let counts = self.store.group_counts(queue.id, vec![group.clone()], now).await.map_err(from_store)?;
+            noisy_counts.visible += counts.visible;
+            noisy_counts.in_flight += counts.in_flight;
+            noisy_counts.delayed += counts.delayed;
+            if counts.visible > 0 {
+                noisy_with_backlog.push(group);
+            }
+        }
+        let all = self.store.queue_counts(queue.id, now).await.map_err(from_store)?;
+        let noisy_groups = self.fairness.noisy(queue.id);
+        let oldest =
+            self.store.oldest_outside(queue.id, noisy_groups, fairness::OLDEST_QUIET_LOOK).await.map_err(from_store)?;
+        Ok(fairness::quiet_metrics(noisy_with_backlog.len() as u64, all, noisy_counts, oldest, now))
     }
 
     pub(crate) fn now(&self) -> Millis {

@@ -247,7 +247,7 @@ pub struct Sent {
 }
 
 /// A message as stored, returned by receive.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StoredMessage {
     /// Enqueue order, unique across the store and never reused.
     pub seq: i64,
@@ -326,6 +326,39 @@ pub struct ReceiveParams {
     /// in the same call) instead of returned. A target queue that no longer exists is ignored.
     pub dead_letter: Option<DeadLetterTarget>,
     pub attempt: Option<ReceiveAttempt>,
+    /// Standard delivery only: a fair queue with noisy tenants (`crate::fairness`).
+    pub fair: Option<FairOrder>,
+}
+
+/// How a standard receive serves the tenants (message groups) of a fair queue
+/// (<https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-fair-queues.html>)
+/// while some are noisy: quiet tenants' messages first, then the noisy tenants' in the order
+/// given. Quiet messages are, first, ungrouped ones among the first `UNGROUPED_LOOK` visible
+/// messages, then those of the quiet groups, visited in name order (round robin: starting after
+/// `start_after`, wrapping around, at most `GROUP_VISITS` groups), each group's visible messages
+/// in `(visible_at, seq)` order. Nothing reads a noisy tenant's backlog to get past it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FairOrder {
+    /// Noisy groups, fewest in flight first.
+    pub noisy: Vec<String>,
+    pub start_after: Option<String>,
+}
+
+impl FairOrder {
+    /// How many visible messages from the head of the queue a fair receive looks at for
+    /// messages without a group.
+    pub const UNGROUPED_LOOK: usize = 256;
+    /// How many groups one fair receive visits at most.
+    pub const GROUP_VISITS: usize = 256;
+}
+
+/// The in-flight messages of a standard queue by tenant (message group), for fair queues.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GroupLoad {
+    /// `(group, in flight)` for each group with messages in flight, by group.
+    pub in_flight: Vec<(String, u64)>,
+    /// In flight in the whole queue, grouped or not.
+    pub total_in_flight: u64,
 }
 
 impl ReceiveParams {
@@ -567,6 +600,21 @@ pub trait Store: Send + Sync + 'static {
     /// hidden until `now + visibility_timeout_ms`. Expired messages met on the way are removed;
     /// exhausted ones are dead-lettered (`params.dead_letter`).
     async fn receive_messages(&self, queue: QueueId, params: ReceiveParams) -> StoreResult<ReceiveOutcome>;
+
+    /// What is in flight, by message group (fair queues).
+    async fn group_load(&self, queue: QueueId, now: Millis) -> StoreResult<GroupLoad>;
+
+    /// The counts of the messages of `groups`, together.
+    async fn group_counts(&self, queue: QueueId, groups: Vec<String>, now: Millis) -> StoreResult<QueueCounts>;
+
+    /// When the oldest message outside `groups` was sent, looking at no more than `scan_limit`
+    /// messages from the oldest (`None` past that, or if there is none).
+    async fn oldest_outside(
+        &self,
+        queue: QueueId,
+        groups: Vec<String>,
+        scan_limit: usize,
+    ) -> StoreResult<Option<Millis>>;
 
     /// Deletes each message whose lease is current. With `refuse_expired_at` (FIFO queues), a
     /// lease whose visibility timeout ran out by then deletes nothing and is `Expired`, as is a

@@ -4,8 +4,9 @@
 //! this catches the interactions between rules that no hand-written case thought of.
 
 use holdfast_core::store::{
-    ChangeVisibility, DeadLetterTarget, Deduplication, Delivery, Lease, MessageMove, Millis, MoveStep, MoveTask,
-    MoveTaskStatus, NewMessage, QueueId, ReceiveAttempt, ReceiveOutcome, ReceiveParams, Store, StoreError, StoreResult,
+    ChangeVisibility, DeadLetterTarget, Deduplication, Delivery, FairOrder, Lease, MessageMove, Millis, MoveStep,
+    MoveTask, MoveTaskStatus, NewMessage, QueueId, ReceiveAttempt, ReceiveOutcome, ReceiveParams, Store, StoreError,
+    StoreResult,
 };
 use holdfast_core::DEFAULT_ACCOUNT_ID;
 use holdfast_store::{MemoryStore, SqliteStore};
@@ -143,6 +144,11 @@ async fn run(seed: u64) {
                     delivery,
                     dead_letter: dead_letter_for(queue).filter(|_| rng.gen_bool(0.8)),
                     attempt,
+                    // Fair-queue receives with some groups noisy, from some starting group.
+                    fair: (delivery == Delivery::Standard && rng.gen_bool(0.4)).then(|| FairOrder {
+                        noisy: (0..rng.gen_range(0..3)).map(|_| format!("g{}", rng.gen_range(0..4))).collect(),
+                        start_after: rng.gen_bool(0.5).then(|| format!("g{}", rng.gen_range(0..4))),
+                    }),
                 };
                 let mut answers = Vec::new();
                 for e in &mut engines {
@@ -162,7 +168,8 @@ async fn run(seed: u64) {
                         continue;
                     }
                     let leases: Vec<Lease> = picks.iter().map(|p| e.held[p % e.held.len()]).map(|(_, l)| l).collect();
-                    answers.push(answer(e.store.delete_messages(id, leases, None).await));
+                    let refuse_expired_at = (delivery == Delivery::Fifo).then_some(now);
+                    answers.push(answer(e.store.delete_messages(id, leases, refuse_expired_at).await));
                 }
                 assert!(answers.is_empty() || answers[0] == answers[1], "{context}: {answers:?}");
             }
@@ -180,10 +187,22 @@ async fn run(seed: u64) {
                 }
                 assert!(answers.is_empty() || answers[0] == answers[1], "{context}: {answers:?}");
             }
-            82..=86 => {
+            82..=84 => {
                 let mut answers = Vec::new();
                 for e in &engines {
                     answers.push(answer(e.store.expire_messages(id, now - 1_500).await));
+                }
+                assert_eq!(answers[0], answers[1], "{context}");
+            }
+            85..=86 => {
+                // What fair queues read about their tenants.
+                let groups: Vec<String> = (0..rng.gen_range(0..3)).map(|g| format!("g{g}")).collect();
+                let mut answers = Vec::new();
+                for e in &engines {
+                    let load = answer(e.store.group_load(id, now).await);
+                    let counts = answer(e.store.group_counts(id, groups.clone(), now).await);
+                    let oldest = answer(e.store.oldest_outside(id, groups.clone(), 5).await);
+                    answers.push((load, counts, oldest));
                 }
                 assert_eq!(answers[0], answers[1], "{context}");
             }

@@ -70,6 +70,7 @@ pub async fn delete_queue(sqs: &Sqs, ctx: &RequestContext, req: DeleteQueueReque
     sqs.store.delete_queue(queue.id, sqs.now()).await.map_err(from_store)?;
     sqs.waiters.queue_deleted(queue.id);
     sqs.timer.forget_queue(queue.id);
+    sqs.fairness.forget(queue.id);
     tracing::info!(queue = %queue.name, "queue deleted");
     Ok(NoOutput)
 }
@@ -221,7 +222,7 @@ pub async fn purge_queue(sqs: &Sqs, ctx: &RequestContext, req: PurgeQueueRequest
 }
 
 /// A RedrivePolicy may only name an existing queue of the same account, region and type (FIFO
-/// to FIFO) that is not the source itself and whose RedriveAllowPolicy lets this source in.
+/// to FIFO) whose RedriveAllowPolicy lets this source in.
 async fn check_redrive(
     sqs: &Sqs,
     account: &str,
@@ -239,9 +240,8 @@ async fn check_redrive(
         .filter(|(target_account, target_region, _)| *target_account == account && *target_region == region)
         .map(|(_, _, name)| name)
         .ok_or_else(|| reject("Dead-letter target does not exist."))?;
-    if target_name == source_name {
-        return Err(reject("A queue cannot be its own dead-letter queue."));
-    }
+    // A queue may name itself, as AWS accepts; its messages then never move
+    // (`store::DeadLetterTarget`'s engines ignore a target that is the source).
     let target = sqs
         .store
         .get_queue(account, region, target_name)

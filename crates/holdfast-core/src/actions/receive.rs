@@ -15,7 +15,9 @@ use crate::message_attributes::{self as attrs, AttributeFilter};
 use crate::receipt;
 use crate::redrive::queue_of_arn;
 use crate::service::{from_store, Queue, RequestContext, Sqs};
-use crate::store::{DeadLetterTarget, Delivery, ReceiveAttempt, ReceiveParams, StoredMessage};
+use crate::store::{
+    DeadLetterTarget, Delivery, FairOrder, Millis, QueueId, ReceiveAttempt, ReceiveParams, StoredMessage,
+};
 use crate::timer::{Due, QueueKey};
 use crate::validate::{check_fifo_id, check_range};
 
@@ -103,6 +105,16 @@ pub async fn receive_message(
     Ok(ReceiveMessageResponse { messages: Some(rendered) })
 }
 
+/// The fair-queue order of a standard queue's receive, sampling the queue's load first when due
+/// (`crate::fairness`).
+async fn fair_order(sqs: &Sqs, queue: QueueId, now: Millis) -> Result<Option<FairOrder>, SqsError> {
+    if sqs.fairness.needs_sample(queue, now) {
+        let load = sqs.store.group_load(queue, now).await.map_err(from_store)?;
+        sqs.fairness.record(queue, &load, now);
+    }
+    Ok(sqs.fairness.order(queue))
+}
+
 /// What one receive asks of the store.
 struct Batch {
     max_messages: usize,
@@ -157,13 +169,21 @@ async fn wait_for_messages(
         notified.as_mut().enable();
 
         let now = sqs.now();
+        let fair = match delivery {
+            Delivery::Standard => fair_order(sqs, queue_id, now).await?,
+            Delivery::Fifo => None,
+        };
         let params = ReceiveParams {
             delivery,
             dead_letter: dead_letter.as_ref().map(|(rule, _)| rule.clone()),
             attempt: attempt.clone(),
+            fair: fair.clone(),
             ..ReceiveParams::new(max_messages, visibility_timeout_ms, retention_ms, now)
         };
         let outcome = sqs.store.receive_messages(queue_id, params).await.map_err(from_store)?;
+        if let Some(order) = &fair {
+            sqs.fairness.served(queue_id, order, &outcome.messages);
+        }
         if let (Some((_, target)), moved @ 1..) = (&dead_letter, outcome.dead_lettered) {
             dead_letters::arrived(sqs, target, moved);
         }

@@ -170,6 +170,12 @@ async fn enqueue(sqs: &Sqs, queue: &Queue, mut messages: Vec<NewMessage>) -> Res
     }
     let now = sqs.now();
     let settings = queue.settings();
+    if !settings.fifo {
+        // On a standard queue a group id names a tenant of a fair queue.
+        for group in messages.iter().filter_map(|m| m.group_id.as_deref()) {
+            sqs.fairness.sent(queue.id, group, now);
+        }
+    }
     if let Some(encryption) = &sqs.config.encryption {
         encryption.seal(queue.id, i64::from(settings.kms_data_key_reuse_period) * 1000, now, &mut messages);
     }

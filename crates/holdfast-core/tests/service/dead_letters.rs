@@ -58,3 +58,17 @@ async fn a_new_redrive_policy_moves_messages_already_exhausted() {
     assert_eq!(h.counts(&source).await, (0, 0, 0));
     assert_eq!(h.counts(&dlq).await, (1, 0, 0));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_queue_may_be_its_own_dead_letter_queue() {
+    // AWS accepts it; the messages then never move anywhere and keep being delivered.
+    let h = Harness::new().await;
+    let url = h.create_queue("self", &[]).await;
+    let arn = h.arn(&url).await;
+    let policy = format!(r#"{{"deadLetterTargetArn":"{arn}","maxReceiveCount":"1"}}"#);
+    h.set_attributes(&url, &[("RedrivePolicy", policy.as_str())]).await;
+    h.send(&url, "m").await;
+    for _ in 0..3 {
+        assert_eq!(bodies(&h.receive(&url, 1, 0).await), ["m"]);
+    }
+}

@@ -6,6 +6,7 @@
 
 mod access;
 mod dead_letters;
+mod fair;
 mod fifo;
 mod harness;
 mod long_poll;

@@ -1,7 +1,7 @@
 //! Conformance cases for FIFO queues (<https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-fifo-queues.html>): deduplication, delivery order and the group
 //! lock, receive attempts.
 
-use holdfast_core::store::{Deduplication, Delivery, ReceiveAttempt, Sent};
+use holdfast_core::store::{Deduplication, Delivery, FairOrder, GroupLoad, ReceiveAttempt, Sent};
 
 use super::*;
 
@@ -320,6 +320,53 @@ pub async fn fifo_groups_queue_up_when_they_become_available(store: &dyn Store) 
     assert_eq!(ids(&receive(store, &q, fifo_params(3, 0, T0 + 10)).await), ["g1-m1", "g1-m2", "g2-m1"]);
     let all = receive(store, &q, fifo_params(10, 0, T0 + 11)).await;
     assert_eq!(ids(&all), ["g3-m1", "g1-m1", "g1-m2", "g2-m1", "g2-m2"]);
+}
+
+pub async fn fair_receive_serves_quiet_tenants_first(store: &dyn Store) {
+    let q = create(store, "fair", T0).await;
+    // A flood from tenant "big" ahead of everyone else, then the quiet tenants and one message
+    // without a group.
+    let flood: Vec<NewMessage> = (0..50).map(|i| fifo(&format!("big{i}"), "big", T0)).collect();
+    send(store, &q, flood).await;
+    send(store, &q, vec![fifo("a1", "a", T0 + 1), fifo("b1", "b", T0 + 1), fifo("a2", "a", T0 + 2)]).await;
+    send(store, &q, vec![message("solo", T0 + 3)]).await;
+    let fair = |max, start_after: Option<&str>, noisy: &[&str]| ReceiveParams {
+        fair: Some(FairOrder {
+            noisy: noisy.iter().map(|g| g.to_string()).collect(),
+            start_after: start_after.map(str::to_owned),
+        }),
+        ..params(max, VT, T0 + 10)
+    };
+    // The ungrouped message first, then the quiet groups from the start; answered in seq order.
+    let got = receive(store, &q, fair(3, None, &["big"])).await;
+    assert_eq!(ids(&got), ["a1", "a2", "solo"]);
+    // Round robin: starting after "a" reaches "b" first; the noisy tenant fills what is left.
+    let got = receive(store, &q, fair(3, Some("a"), &["big"])).await;
+    assert_eq!(ids(&got), ["big0", "big1", "b1"]);
+    // Among noisy tenants, the order given (fewest in flight first).
+    send(store, &q, vec![fifo("c1", "c", T0 + 4), fifo("c2", "c", T0 + 4)]).await;
+    let got = receive(store, &q, fair(3, None, &["c", "big"])).await;
+    assert_eq!(ids(&got), ["big2", "c1", "c2"]);
+    // Without noisy tenants nothing changes: oldest visible first.
+    let got = receive(store, &q, params(2, VT, T0 + 10)).await;
+    assert_eq!(ids(&got), ["big3", "big4"]);
+}
+
+pub async fn group_load_and_counts(store: &dyn Store) {
+    let q = create(store, "load", T0).await;
+    send(store, &q, vec![fifo("a1", "a", T0), fifo("a2", "a", T0), fifo("b1", "b", T0), message("solo", T0)]).await;
+    send(store, &q, vec![fifo("late", "b", T0 + 60_000)]).await;
+    let mut delayed = fifo("delayed", "a", T0);
+    delayed.visible_at = T0 + 60_000;
+    send(store, &q, vec![delayed]).await;
+    let got = receive(store, &q, params(3, VT, T0 + 1)).await;
+    assert_eq!(ids(&got), ["a1", "a2", "b1"]);
+    let load = store.group_load(q.id, T0 + 2).await.unwrap();
+    assert_eq!(load, GroupLoad { in_flight: vec![("a".into(), 2), ("b".into(), 1)], total_in_flight: 3 });
+    let counts = store.group_counts(q.id, vec!["a".into()], T0 + 2).await.unwrap();
+    assert_eq!(counts, QueueCounts { visible: 0, in_flight: 2, delayed: 1 });
+    assert_eq!(store.oldest_outside(q.id, vec!["a".into(), "b".into()], 10).await.unwrap(), Some(T0));
+    assert_eq!(store.oldest_outside(q.id, vec!["a".into(), "b".into()], 2).await.unwrap(), None, "past the look");
 }
 
 pub async fn standard_delivery_ignores_groups(store: &dyn Store) {

@@ -79,6 +79,8 @@ macro_rules! conformance_tests {
             fifo_next_visible_at,
             fifo_expired_heads_are_removed,
             fifo_groups_queue_up_when_they_become_available,
+            fair_receive_serves_quiet_tenants_first,
+            group_load_and_counts,
             standard_delivery_ignores_groups,
             receive_attempt_retries,
             receive_attempt_after_redelivery_or_empty,

@@ -30,9 +30,9 @@ use crate::rules::{
 };
 use holdfast_core::store::{
     ChangeVisibility, ChangeVisibilityOutcome, CreateQueueOutcome, DeadLetterTarget, Deduplication, DeleteOutcome,
-    Delivery, ExpiryOutcome, Lease, MessageMove, Millis, MovableMessage, MoveStep, MoveTask, MoveTaskStatus,
-    NewMessage, PurgeOutcome, QueueCounts, QueueId, QueueRecord, ReceiveOutcome, ReceiveParams, Sent, Store,
-    StoreError, StoreResult, StoredMessage, SweepOutcome,
+    Delivery, ExpiryOutcome, FairOrder, GroupLoad, Lease, MessageMove, Millis, MovableMessage, MoveStep, MoveTask,
+    MoveTaskStatus, NewMessage, PurgeOutcome, QueueCounts, QueueId, QueueRecord, ReceiveOutcome, ReceiveParams, Sent,
+    Store, StoreError, StoreResult, StoredMessage, SweepOutcome,
 };
 use queue::{Message, Queue};
 
@@ -207,6 +207,66 @@ fn receive_standard(
     let moved = exhausted.into_iter().filter_map(|seq| q.remove(seq)).collect();
     let visible_at = p.now + p.visibility_timeout_ms;
     let leased = chosen.into_iter().map(|seq| q.lease(seq, p.now, visible_at)).collect();
+    (leased, moved)
+}
+
+/// Picks the messages a fair receive takes (`FairOrder`), as the SQLite engine does: ungrouped
+/// messages among the first visible ones, the quiet groups round robin, then the noisy groups.
+fn receive_fair(
+    q: &mut Queue,
+    p: &ReceiveParams,
+    max_receive_count: Option<u32>,
+    order: &FairOrder,
+) -> (Vec<StoredMessage>, Vec<Message>) {
+    let cutoff = p.now - p.retention_ms;
+    let visible_at = p.now + p.visibility_timeout_ms;
+    let (mut leased, mut moved) = (Vec::new(), Vec::new());
+    let act = |q: &mut Queue, seqs: Vec<i64>, leased: &mut Vec<StoredMessage>, moved: &mut Vec<Message>| {
+        for seq in seqs {
+            if leased.len() >= p.max_messages {
+                break;
+            }
+            let m = &q.messages[&seq].stored;
+            match judge(m.sent_at, m.receive_count, cutoff, max_receive_count) {
+                Verdict::Expire => drop(q.remove(seq)),
+                Verdict::DeadLetter => moved.extend(q.remove(seq)),
+                Verdict::Deliver => leased.push(q.lease(seq, p.now, visible_at)),
+            }
+        }
+    };
+    let ungrouped: Vec<i64> = q
+        .visible(p.now)
+        .take(FairOrder::UNGROUPED_LOOK)
+        .filter(|seq| q.messages[seq].stored.group_id.is_none())
+        .collect();
+    act(q, ungrouped, &mut leased, &mut moved);
+    let start = order.start_after.clone().unwrap_or_default();
+    let (mut after, mut wrapped, mut visits) = (start.clone(), false, 0);
+    while leased.len() < p.max_messages && visits < FairOrder::GROUP_VISITS {
+        let next = q.group_after(Some(after.as_str())).map(str::to_owned);
+        let group = match next {
+            Some(group) if wrapped && group > start => break,
+            Some(group) => group,
+            None if wrapped || start.is_empty() => break,
+            None => {
+                (after, wrapped) = (String::new(), true);
+                continue;
+            }
+        };
+        visits += 1;
+        if !order.noisy.contains(&group) {
+            let seqs = q.group_visible(&group, p.now);
+            act(q, seqs, &mut leased, &mut moved);
+        }
+        after = group;
+    }
+    for group in &order.noisy {
+        if leased.len() >= p.max_messages {
+            break;
+        }
+        let seqs = q.group_visible(group, p.now);
+        act(q, seqs, &mut leased, &mut moved);
+    }
     (leased, moved)
 }
 
@@ -402,6 +462,58 @@ impl Store for MemoryStore {
         Ok(counts)
     }
 
+    async fn group_load(&self, queue: QueueId, now: Millis) -> StoreResult<GroupLoad> {
+        let state = self.state()?;
+        let q = state.queue(queue)?;
+        let mut by_group: BTreeMap<String, u64> = BTreeMap::new();
+        let mut load = GroupLoad::default();
+        for seq in q.hidden(now) {
+            let m = &q.messages[&seq].stored;
+            if m.receive_count > 0 {
+                load.total_in_flight += 1;
+                if let Some(group) = &m.group_id {
+                    *by_group.entry(group.clone()).or_default() += 1;
+                }
+            }
+        }
+        load.in_flight = by_group.into_iter().collect();
+        Ok(load)
+    }
+
+    async fn group_counts(&self, queue: QueueId, groups: Vec<String>, now: Millis) -> StoreResult<QueueCounts> {
+        let state = self.state()?;
+        let q = state.queue(queue)?;
+        let mut counts = QueueCounts::default();
+        for group in &groups {
+            for seq in q.group_seqs(group) {
+                let m = &q.messages[&seq];
+                match (m.visible_at <= now, m.stored.receive_count > 0) {
+                    (true, _) => counts.visible += 1,
+                    (false, true) => counts.in_flight += 1,
+                    (false, false) => counts.delayed += 1,
+                }
+            }
+        }
+        Ok(counts)
+    }
+
+    async fn oldest_outside(
+        &self,
+        queue: QueueId,
+        groups: Vec<String>,
+        scan_limit: usize,
+    ) -> StoreResult<Option<Millis>> {
+        let state = self.state()?;
+        let q = state.queue(queue)?;
+        let oldest = q
+            .by_age()
+            .take(scan_limit)
+            .map(|seq| &q.messages[&seq].stored)
+            .find(|m| !m.group_id.as_ref().is_some_and(|g| groups.contains(g)))
+            .map(|m| m.sent_at);
+        Ok(oldest)
+    }
+
     async fn send_messages(
         &self,
         queue: QueueId,
@@ -457,9 +569,10 @@ impl Store for MemoryStore {
             }
         }
         let max_receive_count = target.as_ref().map(|t| t.max_receive_count);
-        let (mut messages, moved) = match params.delivery {
-            Delivery::Standard => receive_standard(q, &params, max_receive_count),
-            Delivery::Fifo => receive_fifo(q, &params, max_receive_count),
+        let (mut messages, moved) = match (params.delivery, &params.fair) {
+            (Delivery::Standard, Some(order)) => receive_fair(q, &params, max_receive_count, order),
+            (Delivery::Standard, None) => receive_standard(q, &params, max_receive_count),
+            (Delivery::Fifo, _) => receive_fifo(q, &params, max_receive_count),
         };
         // FIFO messages stay in the order of the walk, group by group.
         if params.delivery == Delivery::Standard {

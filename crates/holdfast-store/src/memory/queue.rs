@@ -17,7 +17,7 @@
 //! - Deduplication records and receive attempts live here, so they go with the queue, and each
 //!   has an expiry index so pruning reads only expired entries.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use holdfast_core::store::{Lease, Millis, QueueRecord, StoredMessage};
 
@@ -33,7 +33,8 @@ pub(super) struct Queue {
     /// Received messages only: the dead-letter sweep reads exhausted messages from here without
     /// touching the never-received backlog.
     by_receive_count: BTreeSet<(u32, i64)>,
-    groups: HashMap<String, BTreeSet<i64>>,
+    /// By name: a fair receive visits groups in name order.
+    groups: BTreeMap<String, BTreeSet<i64>>,
     /// Heads not yet known to be visible, as `(visible_at, seq)`.
     waiting: BTreeSet<(Millis, i64)>,
     /// Heads known to be visible, as `(visible_at, seq)`: the order groups became available.
@@ -78,7 +79,7 @@ impl Queue {
             by_visibility: BTreeSet::new(),
             by_age: BTreeSet::new(),
             by_receive_count: BTreeSet::new(),
-            groups: HashMap::new(),
+            groups: BTreeMap::new(),
             waiting: BTreeSet::new(),
             ready: BTreeSet::new(),
             dedup: HashMap::new(),
@@ -273,6 +274,35 @@ impl Queue {
     /// The group's first message at or after `from`.
     pub(super) fn group_message_from(&self, group: &str, from: i64) -> Option<i64> {
         self.groups.get(group)?.range(from..).next().copied()
+    }
+
+    /// The first group named after `after` (from the first group with `None`).
+    pub(super) fn group_after(&self, after: Option<&str>) -> Option<&str> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let mut range = match after {
+            Some(after) => self.groups.range::<str, _>((Excluded(after), Unbounded)),
+            None => self.groups.range::<str, _>(..),
+        };
+        range.next().map(|(name, _)| name.as_str())
+    }
+
+    /// The group's visible messages in `(visible_at, seq)` order.
+    pub(super) fn group_visible(&self, group: &str, now: Millis) -> Vec<i64> {
+        let Some(seqs) = self.groups.get(group) else { return Vec::new() };
+        let mut visible: Vec<(Millis, i64)> =
+            seqs.iter().map(|seq| (self.messages[seq].visible_at, *seq)).filter(|&(at, _)| at <= now).collect();
+        visible.sort_unstable();
+        visible.into_iter().map(|(_, seq)| seq).collect()
+    }
+
+    /// All the group's seqs (any visibility).
+    pub(super) fn group_seqs(&self, group: &str) -> impl Iterator<Item = i64> + '_ {
+        self.groups.get(group).into_iter().flatten().copied()
+    }
+
+    /// The seqs of messages in `(sent_at, seq)` order, oldest first.
+    pub(super) fn by_age(&self) -> impl Iterator<Item = i64> + '_ {
+        self.by_age.iter().map(|&(_, seq)| seq)
     }
 
     /// When the next locked or delayed group becomes available.

@@ -36,8 +36,8 @@ use std::thread::JoinHandle;
 use async_trait::async_trait;
 use holdfast_core::store::{
     ChangeVisibility, ChangeVisibilityOutcome, CreateQueueOutcome, DeadLetterTarget, Deduplication, DeleteOutcome,
-    ExpiryOutcome, Lease, Millis, MovableMessage, MoveStep, MoveTask, NewMessage, PurgeOutcome, QueueCounts, QueueId,
-    QueueRecord, ReceiveOutcome, ReceiveParams, Sent, Store, StoreError, StoreResult, SweepOutcome,
+    ExpiryOutcome, GroupLoad, Lease, Millis, MovableMessage, MoveStep, MoveTask, NewMessage, PurgeOutcome, QueueCounts,
+    QueueId, QueueRecord, ReceiveOutcome, ReceiveParams, Sent, Store, StoreError, StoreResult, SweepOutcome,
 };
 use holdfast_core::DEFAULT_ACCOUNT_ID;
 use rusqlite::Connection;
@@ -305,6 +305,23 @@ impl Store for SqliteStore {
 
     async fn queue_counts(&self, queue: QueueId, now: Millis) -> StoreResult<QueueCounts> {
         found(queue, self.call(move |c| ops::queue_counts(c, queue, now)).await?)
+    }
+
+    async fn group_load(&self, queue: QueueId, now: Millis) -> StoreResult<GroupLoad> {
+        found(queue, self.call(move |c| ops::group_load(c, queue, now)).await?)
+    }
+
+    async fn group_counts(&self, queue: QueueId, groups: Vec<String>, now: Millis) -> StoreResult<QueueCounts> {
+        found(queue, self.call(move |c| ops::group_counts(c, queue, &groups, now)).await?)
+    }
+
+    async fn oldest_outside(
+        &self,
+        queue: QueueId,
+        groups: Vec<String>,
+        scan_limit: usize,
+    ) -> StoreResult<Option<Millis>> {
+        found(queue, self.call(move |c| ops::oldest_outside(c, queue, &groups, scan_limit)).await?)
     }
 
     async fn send_messages(

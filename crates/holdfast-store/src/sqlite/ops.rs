@@ -19,8 +19,8 @@
 use std::collections::BTreeMap;
 
 use holdfast_core::store::{
-    ChangeVisibility, ChangeVisibilityOutcome, CreateQueueOutcome, Deduplication, DeleteOutcome, ExpiryOutcome, Lease,
-    Millis, NewMessage, PurgeOutcome, QueueCounts, QueueId, QueueRecord, Sent,
+    ChangeVisibility, ChangeVisibilityOutcome, CreateQueueOutcome, Deduplication, DeleteOutcome, ExpiryOutcome,
+    GroupLoad, Lease, Millis, NewMessage, PurgeOutcome, QueueCounts, QueueId, QueueRecord, Sent,
 };
 use rusqlite::types::Type;
 use rusqlite::{params, Connection, OptionalExtension, Result, Row};
@@ -327,6 +327,78 @@ pub(super) fn queue_counts(conn: &Connection, queue: QueueId, now: Millis) -> Re
         in_flight: in_flight as u64,
         delayed: (hidden - in_flight) as u64,
     }))
+}
+
+/// In flight by group: reads the hidden messages only, as `queue_counts` does.
+pub(super) fn group_load(conn: &Connection, queue: QueueId, now: Millis) -> Result<Option<GroupLoad>> {
+    if !queue_exists(conn, queue)? {
+        return Ok(None);
+    }
+    let mut load = GroupLoad::default();
+    let mut select = conn.prepare_cached(
+        "SELECT group_id, count(*) FROM messages INDEXED BY messages_by_visibility
+         WHERE queue_id = ?1 AND visible_at > ?2 AND receive_count > 0 GROUP BY group_id ORDER BY group_id",
+    )?;
+    let mut rows = select.query(params![queue, now])?;
+    while let Some(row) = rows.next()? {
+        let (group, count): (Option<String>, i64) = (row.get(0)?, row.get(1)?);
+        load.total_in_flight += count as u64;
+        if let Some(group) = group {
+            load.in_flight.push((group, count as u64));
+        }
+    }
+    Ok(Some(load))
+}
+
+/// The counts of the messages of `groups`, read through `messages_by_group`: the cost is the
+/// size of those groups.
+pub(super) fn group_counts(
+    conn: &Connection,
+    queue: QueueId,
+    groups: &[String],
+    now: Millis,
+) -> Result<Option<QueueCounts>> {
+    if !queue_exists(conn, queue)? {
+        return Ok(None);
+    }
+    let mut select = conn.prepare_cached(
+        "SELECT coalesce(sum(visible_at <= ?3), 0), coalesce(sum(visible_at > ?3 AND receive_count > 0), 0),
+                coalesce(sum(visible_at > ?3 AND receive_count = 0), 0)
+         FROM messages INDEXED BY messages_by_group WHERE queue_id = ?1 AND group_id = ?2",
+    )?;
+    let mut counts = QueueCounts::default();
+    for group in groups {
+        let (visible, in_flight, delayed): (i64, i64, i64) =
+            select.query_row(params![queue, group, now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        counts.visible += visible as u64;
+        counts.in_flight += in_flight as u64;
+        counts.delayed += delayed as u64;
+    }
+    Ok(Some(counts))
+}
+
+/// The oldest `sent_at` of a message outside `groups`, within the `scan_limit` oldest messages.
+pub(super) fn oldest_outside(
+    conn: &Connection,
+    queue: QueueId,
+    groups: &[String],
+    scan_limit: usize,
+) -> Result<Option<Option<Millis>>> {
+    if !queue_exists(conn, queue)? {
+        return Ok(None);
+    }
+    let mut select = conn.prepare_cached(
+        "SELECT sent_at, group_id FROM messages INDEXED BY messages_by_age
+         WHERE queue_id = ?1 ORDER BY sent_at LIMIT ?2",
+    )?;
+    let mut rows = select.query(params![queue, scan_limit as i64])?;
+    while let Some(row) = rows.next()? {
+        let (sent_at, group): (Millis, Option<String>) = (row.get(0)?, row.get(1)?);
+        if !group.is_some_and(|g| groups.contains(&g)) {
+            return Ok(Some(Some(sent_at)));
+        }
+    }
+    Ok(Some(None))
 }
 
 /// Removes every message of the queue. Its groups go first, so the delete trigger finds no group

@@ -18,7 +18,8 @@
 //!   damaged record costs that message, never every receive of its queue.
 
 use holdfast_core::store::{
-    DeadLetterTarget, Delivery, Lease, Millis, QueueId, ReceiveAttempt, ReceiveOutcome, ReceiveParams, StoredMessage,
+    DeadLetterTarget, Delivery, FairOrder, Lease, Millis, QueueId, ReceiveAttempt, ReceiveOutcome, ReceiveParams,
+    StoredMessage,
 };
 use rusqlite::{params, Connection, OptionalExtension, Result};
 
@@ -149,6 +150,94 @@ impl Walk<'_> {
         Ok(())
     }
 
+    /// Fair-queue delivery (`FairOrder`): quiet tenants first, then the noisy ones in the order
+    /// given. Candidates are collected before anything changes, like `standard`'s.
+    fn fair(&mut self, order: &FairOrder) -> Result<()> {
+        let conn = self.conn;
+        let (queue, now) = (self.queue, self.p.now);
+        let mut candidates = Vec::new();
+        // Messages without a group, each its own (quiet) tenant, among the first visible ones.
+        {
+            let mut select = conn.prepare_cached(
+                "SELECT seq, sent_at, receive_count, group_id IS NULL FROM messages INDEXED BY messages_by_visibility
+                 WHERE queue_id = ?1 AND visible_at <= ?2 ORDER BY visible_at, seq LIMIT ?3",
+            )?;
+            let mut rows = select.query(params![queue, now, FairOrder::UNGROUPED_LOOK as i64])?;
+            while let Some(row) = rows.next()? {
+                if row.get::<_, bool>(3)? {
+                    candidates.push((row.get(0)?, row.get(1)?, row.get(2)?));
+                }
+            }
+        }
+        self.take_candidates(candidates, self.p.max_messages)?;
+        // The quiet groups, round robin from `start_after`.
+        let mut next_group = conn.prepare_cached(
+            "SELECT group_id FROM fifo_groups WHERE queue_id = ?1 AND group_id > ?2 ORDER BY group_id LIMIT 1",
+        )?;
+        let start = order.start_after.clone().unwrap_or_default();
+        let (mut after, mut wrapped, mut visits) = (start.clone(), false, 0);
+        while !self.full() && visits < FairOrder::GROUP_VISITS {
+            let group: Option<String> = next_group.query_row(params![queue, after], |r| r.get(0)).optional()?;
+            let group = match group {
+                Some(group) if wrapped && group > start => break,
+                Some(group) => group,
+                None if wrapped || start.is_empty() => break,
+                None => {
+                    (after, wrapped) = (String::new(), true);
+                    continue;
+                }
+            };
+            visits += 1;
+            if !order.noisy.contains(&group) {
+                self.take_group(&group)?;
+            }
+            after = group;
+        }
+        for group in &order.noisy {
+            if self.full() {
+                break;
+            }
+            self.take_group(group)?;
+        }
+        Ok(())
+    }
+
+    /// Takes the group's visible messages in `(visible_at, seq)` order until the receive is full.
+    fn take_group(&mut self, group: &str) -> Result<()> {
+        let mut candidates = Vec::new();
+        {
+            let mut select = self.conn.prepare_cached(
+                "SELECT seq, sent_at, receive_count FROM messages INDEXED BY messages_by_group_visibility
+                 WHERE queue_id = ?1 AND group_id = ?2 AND visible_at <= ?3 ORDER BY visible_at, seq",
+            )?;
+            let mut rows = select.query(params![self.queue, group, self.p.now])?;
+            let wanted = self.p.max_messages - self.leased.len();
+            let mut deliverable = 0;
+            while deliverable < wanted {
+                let Some(row) = rows.next()? else { break };
+                let (seq, sent_at, receive_count): (i64, Millis, u32) = (row.get(0)?, row.get(1)?, row.get(2)?);
+                if judge(sent_at, receive_count, self.cutoff(), self.max_receive_count()) == Verdict::Deliver {
+                    deliverable += 1;
+                }
+                candidates.push((seq, sent_at, receive_count));
+            }
+        }
+        let wanted = self.p.max_messages - self.leased.len();
+        self.take_candidates(candidates, wanted)
+    }
+
+    /// Acts on candidates in order until `wanted` more messages are leased.
+    fn take_candidates(&mut self, candidates: Vec<(i64, Millis, u32)>, wanted: usize) -> Result<()> {
+        let goal = self.leased.len() + wanted;
+        for (seq, sent_at, receive_count) in candidates {
+            if self.leased.len() >= goal.min(self.p.max_messages) {
+                break;
+            }
+            self.take(seq, sent_at, receive_count)?;
+        }
+        Ok(())
+    }
+
     /// FIFO delivery: available groups oldest head first; each from its head in seq order while
     /// its messages are visible. Every message met is judged like a standard candidate: the head
     /// first, then, once the head is leased, the messages behind it that this same receive would
@@ -215,9 +304,10 @@ pub(super) fn receive_messages(conn: &Connection, queue: QueueId, p: ReceivePara
         _ => None,
     };
     let mut walk = Walk { conn, queue, p: &p, target, leased: Vec::new(), expired: 0, dead_lettered: 0 };
-    match p.delivery {
-        Delivery::Standard => walk.standard()?,
-        Delivery::Fifo => walk.fifo()?,
+    match (p.delivery, &p.fair) {
+        (Delivery::Standard, Some(order)) => walk.fair(order)?,
+        (Delivery::Standard, None) => walk.standard()?,
+        (Delivery::Fifo, _) => walk.fifo()?,
     }
     let Walk { mut leased, expired, dead_lettered, target, .. } = walk;
     if expired + dead_lettered > 0 {

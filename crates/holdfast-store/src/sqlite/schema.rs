@@ -23,7 +23,7 @@ use rusqlite::{Connection, OpenFlags};
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "holdfast.db";
 
-pub(super) const SCHEMA_VERSION: i64 = 6;
+pub(super) const SCHEMA_VERSION: i64 = 7;
 
 /// Databases up to this size get a full `PRAGMA quick_check` at open (it reads every page, about a
 /// second per few hundred MiB). Larger ones get the structural checks at open, so a big store still
@@ -295,10 +295,19 @@ CREATE INDEX deleted_queues_by_time ON deleted_queues (deleted_at);
     )
 }
 
+/// Version 6 to 7: fair queues. A fair receive takes a tenant's visible messages by
+/// `messages_by_group_visibility` (a group's visible messages first, oldest visibility first),
+/// so it never steps over a noisy tenant's backlog to find a quiet one's. Grouped messages only:
+/// ungrouped standard messages, the common case, pay nothing for it.
+const MIGRATION_V7: &str = "
+CREATE INDEX messages_by_group_visibility ON messages (queue_id, group_id, visible_at) WHERE group_id IS NOT NULL;
+";
+
 /// Schema objects `verify` insists on, per version.
 const V1_OBJECTS: &[&str] =
     &["queues", "deleted_queues", "deleted_queues_by_time", "messages", "messages_by_visibility", "messages_by_age"];
 const V3_OBJECTS: &[&str] = &["quarantined_messages"];
+const V7_OBJECTS: &[&str] = &["messages_by_group_visibility"];
 const V2_OBJECTS: &[&str] = &[
     "messages_received",
     "messages_by_group",
@@ -360,7 +369,7 @@ pub(super) fn open(dir: &Path, quick_check_max_bytes: u64, home: &Home<'_>) -> R
     configure(&conn).map_err(fail)?;
     match version {
         0 => create(&conn, existed).map_err(fail)?,
-        1..=5 => {
+        1..=6 => {
             if version == 1 {
                 migrate(&conn, MIGRATION_V2, 2)
                     .map_err(|e| fail(format!("cannot migrate from schema version 1: {e}")))?;
@@ -381,14 +390,19 @@ pub(super) fn open(dir: &Path, quick_check_max_bytes: u64, home: &Home<'_>) -> R
                     .map_err(|e| fail(format!("cannot migrate from schema version 4: {e}")))?;
                 check_objects(&conn, V2_OBJECTS).map_err(fail)?;
             }
-            migrate(&conn, &migration_v6(home.region), 6)
-                .map_err(|e| fail(format!("cannot migrate from schema version 5: {e}")))?;
-            check_objects(&conn, V1_OBJECTS).map_err(fail)?;
+            if version <= 5 {
+                migrate(&conn, &migration_v6(home.region), 6)
+                    .map_err(|e| fail(format!("cannot migrate from schema version 5: {e}")))?;
+                check_objects(&conn, V1_OBJECTS).map_err(fail)?;
+            }
+            migrate(&conn, MIGRATION_V7, 7).map_err(|e| fail(format!("cannot migrate from schema version 6: {e}")))?;
+            check_objects(&conn, V7_OBJECTS).map_err(fail)?;
             tracing::info!(path = %path.display(), from = version, to = SCHEMA_VERSION, "migrated the database");
         }
         _ => {
             check_objects(&conn, V2_OBJECTS).map_err(fail)?;
             check_objects(&conn, V3_OBJECTS).map_err(fail)?;
+            check_objects(&conn, V7_OBJECTS).map_err(fail)?;
         }
     }
     Ok(conn)
@@ -444,7 +458,7 @@ fn create(conn: &Connection, existed: bool) -> Result<(), String> {
         return Err("the file is a SQLite database but not a holdfast one (user_version 0)".into());
     }
     conn.execute_batch(&format!(
-        "BEGIN; {SCHEMA_V1} {MIGRATION_V2} {MIGRATION_V3} {} {MIGRATION_V5} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+        "BEGIN; {SCHEMA_V1} {MIGRATION_V2} {MIGRATION_V3} {} {MIGRATION_V5} {} {MIGRATION_V7} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
         migration_v4("0"),
         migration_v6("us-east-1")
     ))
