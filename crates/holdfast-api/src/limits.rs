@@ -57,8 +57,9 @@ pub const PURGE_COOLDOWN_SECONDS: u32 = 60;
 /// A deleted queue's name may not be reused for 60 seconds.
 pub const RECREATE_COOLDOWN_SECONDS: u32 = 60;
 
-/// Standard queues: in-flight messages per queue before ReceiveMessage answers `OverLimit`.
-pub const MAX_INFLIGHT_STANDARD: u64 = 120_000;
+/// In-flight messages per queue, standard and FIFO (the quotas pages): beyond, a standard
+/// queue's ReceiveMessage answers `OverLimit` and a FIFO queue's returns nothing.
+pub const MAX_IN_FLIGHT: u64 = 120_000;
 
 /// FIFO deduplication interval and ReceiveRequestAttemptId validity.
 pub const FIFO_DEDUP_WINDOW_SECONDS: u32 = 300;

@@ -13,6 +13,7 @@
 
 mod client;
 mod compare;
+mod fair;
 mod procfs;
 mod report;
 mod scenarios;
@@ -105,6 +106,9 @@ pub enum Scenario {
     /// seconds while measuring the server's CPU and RSS (use --server-pid). Each poll holds a
     /// connection: raise the file descriptor limit (ulimit -n) of both processes first.
     Idle(IdleArgs),
+    /// Fair queues: quiet tenants' delivery latency with no flood, with one tenant flooding under
+    /// its own MessageGroupId, and with the same flood ungrouped (each run on a fresh queue).
+    Fair(fair::FairArgs),
     /// Run every scenario side by side against holdfast (SQLite and memory), the no-op baseline
     /// and optionally moto, plus backlog growth, restart time and idle cost, each server started
     /// here on loopback; prints the tables and writes them to <out>/results.md.
@@ -177,6 +181,9 @@ pub fn run(args: BenchArgs) -> ExitCode {
     if let Scenario::Compare(compare) = args.scenario {
         return compare::run(compare, args.common);
     }
+    if let Scenario::Fair(fair) = &args.scenario {
+        return run_fair(&args.common, fair);
+    }
     let json = args.common.json;
     let result = run_report(args);
     match result {
@@ -193,6 +200,31 @@ pub fn run(args: BenchArgs) -> ExitCode {
             if report.reconcile.as_ref().is_some_and(|r| r.lost > 0) {
                 return ExitCode::FAILURE;
             }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("holdfast bench: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_fair(common: &CommonArgs, args: &fair::FairArgs) -> ExitCode {
+    let runtime =
+        match tokio::runtime::Builder::new_multi_thread().worker_threads(common.threads.max(1)).enable_all().build() {
+            Ok(runtime) => runtime,
+            Err(error) => {
+                eprintln!("holdfast bench: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+    match runtime.block_on(fair::run(common, args)) {
+        Ok(report) if common.json => {
+            println!("{}", serde_json::to_string_pretty(&report).expect("report serializes"));
+            ExitCode::SUCCESS
+        }
+        Ok(report) => {
+            print!("{}", report.table());
             ExitCode::SUCCESS
         }
         Err(error) => {

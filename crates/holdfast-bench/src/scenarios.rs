@@ -181,6 +181,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
         Scenario::Backlog(b) => run_backlog(&ctx, &bodies, b, &mut report).await,
         Scenario::Idle(_) => unreachable!("handled above"),
         Scenario::Compare(_) => anyhow::bail!("compare runs scenarios; it is not one"),
+        Scenario::Fair(_) => anyhow::bail!("fair has a report of its own"),
     };
     if fresh && !common.keep {
         if let Err(error) = delete_queue(&ctx, &queue_url).await {
@@ -212,6 +213,7 @@ fn scenario_name(scenario: &Scenario) -> &'static str {
         Scenario::Backlog(_) => "backlog",
         Scenario::Idle(_) => "idle",
         Scenario::Compare(_) => "compare",
+        Scenario::Fair(_) => "fair",
     }
 }
 

@@ -82,6 +82,11 @@ impl Fairness {
         }
     }
 
+    /// Whether `queue` has had grouped messages since the server started.
+    pub(crate) fn tracks(&self, queue: QueueId) -> bool {
+        self.lock().contains_key(&queue)
+    }
+
     pub(crate) fn forget(&self, queue: QueueId) {
         self.lock().remove(&queue);
     }

@@ -16,6 +16,7 @@ mod access;
 mod actions;
 mod fairness;
 mod fifo;
+mod in_flight;
 mod message_attributes;
 pub mod names;
 mod queue_attributes;

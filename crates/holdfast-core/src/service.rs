@@ -15,6 +15,7 @@ use crate::actions;
 use crate::clock::Clock;
 use crate::encryption::Encryption;
 use crate::fairness::{self, FairQueueMetrics, Fairness};
+use crate::in_flight::InFlight;
 use crate::names;
 use crate::store::{Millis, QueueRecord, Store, StoreError};
 use crate::timer::{Due, QueueKey, Timer};
@@ -29,6 +30,8 @@ pub struct ServiceConfig {
     pub region: String,
     /// How queue URLs name their region (`names::UrlStyle`).
     pub url_style: names::UrlStyle,
+    /// Messages a queue may have in flight (`crate::in_flight`); AWS's quota is 120,000.
+    pub max_in_flight: u64,
     /// Seals every message before it is stored (`crate::encryption`); `None` stores them as sent.
     pub encryption: Option<Arc<Encryption>>,
 }
@@ -39,6 +42,7 @@ impl Default for ServiceConfig {
             account_id: crate::DEFAULT_ACCOUNT_ID.into(),
             region: "us-east-1".into(),
             url_style: names::UrlStyle::Path,
+            max_in_flight: holdfast_api::limits::MAX_IN_FLIGHT,
             encryption: None,
         }
     }
@@ -84,6 +88,7 @@ pub struct Sqs {
     pub(crate) waiters: Waiters,
     pub(crate) timer: Timer,
     pub(crate) fairness: Fairness,
+    pub(crate) in_flight: InFlight,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -105,6 +110,7 @@ impl Sqs {
             waiters: Waiters::default(),
             timer: Timer::default(),
             fairness: Fairness::default(),
+            in_flight: InFlight::default(),
             shutdown,
         }
     }
@@ -179,9 +185,17 @@ impl Sqs {
         actions::dead_letters::all_queues(self).await
     }
 
-    /// The fair-queue figures of a standard queue (`crate::fairness`); all zero for a queue with
-    /// no noisy tenants.
-    pub async fn fair_queue_metrics(&self, queue: &QueueRecord) -> Result<FairQueueMetrics, SqsError> {
+    /// The queue's `ApproximateNumberOfMessages*` counts now.
+    pub async fn queue_counts(&self, queue: &QueueRecord) -> Result<crate::store::QueueCounts, SqsError> {
+        self.store.queue_counts(queue.id, self.now()).await.map_err(from_store)
+    }
+
+    /// The fair-queue figures of a standard queue whose messages carry group ids
+    /// (`crate::fairness`); `None` for other queues.
+    pub async fn fair_queue_metrics(&self, queue: &QueueRecord) -> Result<Option<FairQueueMetrics>, SqsError> {
+        if queue.settings().fifo || !self.fairness.tracks(queue.id) {
+            return Ok(None);
+        }
         let now = self.now();
         let mut noisy_with_backlog = Vec::new();
         let mut noisy_counts = crate::store::QueueCounts::default();
@@ -198,7 +212,7 @@ impl Sqs {
         let noisy_groups = self.fairness.noisy(queue.id);
         let oldest =
             self.store.oldest_outside(queue.id, noisy_groups, fairness::OLDEST_QUIET_LOOK).await.map_err(from_store)?;
-        Ok(fairness::quiet_metrics(noisy_with_backlog.len() as u64, all, noisy_counts, oldest, now))
+        Ok(Some(fairness::quiet_metrics(noisy_with_backlog.len() as u64, all, noisy_counts, oldest, now)))
     }
 
     pub(crate) fn now(&self) -> Millis {

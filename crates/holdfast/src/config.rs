@@ -79,6 +79,14 @@ pub struct ServeArgs {
     /// (default 256 MiB); more wait, up to 10 s, then answer ServiceUnavailable.
     #[arg(long, env = "HOLDFAST_MAX_RESPONSE_MEMORY")]
     pub max_response_memory: Option<usize>,
+    /// Messages a queue may have in flight (received, not deleted) before ReceiveMessage answers
+    /// OverLimit (standard) or nothing (FIFO); default 120000, AWS's quota.
+    #[arg(long, env = "HOLDFAST_MAX_IN_FLIGHT")]
+    pub max_in_flight: Option<u64>,
+    /// Whether GET /metrics answers the queues' figures in the Prometheus format (default true;
+    /// unauthenticated, like /health: it shows queue names and counts).
+    #[arg(long, env = "HOLDFAST_METRICS")]
+    pub metrics: Option<bool>,
     /// Seconds a response may wait for the client to read any of it before the connection is
     /// dropped (default 30).
     #[arg(long, env = "HOLDFAST_WRITE_TIMEOUT")]
@@ -130,6 +138,8 @@ struct FileConfig {
     idle_timeout: Option<u64>,
     write_timeout: Option<u64>,
     max_response_memory: Option<usize>,
+    metrics: Option<bool>,
+    max_in_flight: Option<u64>,
     max_connection_age: Option<u64>,
     max_connections: Option<usize>,
     credentials: Option<PathBuf>,
@@ -173,6 +183,8 @@ pub struct Settings {
     pub idle_timeout_seconds: u64,
     pub write_timeout_seconds: u64,
     pub max_response_memory: usize,
+    pub metrics: bool,
+    pub max_in_flight: u64,
     pub max_connection_age_seconds: u64,
     pub max_connections: usize,
     /// The credentials file, when requests are authenticated.
@@ -254,6 +266,8 @@ impl Settings {
             idle_timeout_seconds: args.idle_timeout.or(file.idle_timeout).unwrap_or(30),
             write_timeout_seconds: args.write_timeout.or(file.write_timeout).unwrap_or(30),
             max_response_memory: args.max_response_memory.or(file.max_response_memory).unwrap_or(256 << 20),
+            metrics: args.metrics.or(file.metrics).unwrap_or(true),
+            max_in_flight: args.max_in_flight.or(file.max_in_flight).unwrap_or(holdfast_api::limits::MAX_IN_FLIGHT),
             max_connection_age_seconds: args.max_connection_age.or(file.max_connection_age).unwrap_or(600),
             max_connections: args.max_connections.or(file.max_connections).unwrap_or(DEFAULT_MAX_CONNECTIONS),
             credentials: credentials.filter(|_| auth == AuthMode::Sigv4),

@@ -31,6 +31,8 @@ pub struct App {
     pub shutdown: watch::Receiver<bool>,
     /// The memory large responses may hold until their clients have read them, in KiB.
     pub response_memory: ResponseMemory,
+    /// Whether `GET /metrics` answers (`crate::metrics`).
+    pub metrics: bool,
 }
 
 /// A budget for the bytes of large responses not yet delivered. A response holds its share until
@@ -104,6 +106,7 @@ pub async fn handle(app: &App, request: hyper::Request<Incoming>, endpoints: End
         match parts.uri.path() {
             "/health" => return probe(app, false).await,
             "/ready" => return probe(app, true).await,
+            "/metrics" if app.metrics => return metrics(app).await,
             _ => {}
         }
     }
@@ -197,6 +200,19 @@ async fn probe(app: &App, readiness: bool) -> HttpResponse {
     }
 }
 
+async fn metrics(app: &App) -> HttpResponse {
+    let (status, text) = match crate::metrics::render(&app.sqs).await {
+        Ok(text) => (hyper::StatusCode::OK, text),
+        Err(error) => (hyper::StatusCode::SERVICE_UNAVAILABLE, format!("unavailable: {}\n", error.message)),
+    };
+    let mut response = hyper::Response::new(Full::new(Bytes::from(text)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    response
+}
+
 /// Bodies larger than this are decoded on the blocking pool: decoding is linear in the body's
 /// size, but a few MiB of parameters is still milliseconds of CPU that must not hold up the
 /// async workers (and every other connection with them).
@@ -265,6 +281,7 @@ mod tests {
             body_timeout: Duration::from_secs(1),
             shutdown,
             response_memory: ResponseMemory::new(1 << 20),
+            metrics: true,
         };
         (app, store)
     }

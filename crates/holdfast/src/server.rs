@@ -71,6 +71,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         account_id: settings.account_id.clone(),
         region: settings.region.clone(),
         url_style: settings.queue_url_style.into(),
+        max_in_flight: settings.max_in_flight,
         encryption: encryption.clone(),
     };
     let sqs = Arc::new(Sqs::new(Arc::clone(&store), Arc::new(SystemClock), config, shutdown_rx));
@@ -100,6 +101,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         public_url: settings.public_url.clone(),
         max_request_bytes: settings.max_request_bytes,
         response_memory: http::ResponseMemory::new(settings.max_response_memory),
+        metrics: settings.metrics,
         body_timeout: idle_timeout,
         shutdown: shutdown_tx.subscribe(),
     });

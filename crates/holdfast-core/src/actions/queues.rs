@@ -71,6 +71,7 @@ pub async fn delete_queue(sqs: &Sqs, ctx: &RequestContext, req: DeleteQueueReque
     sqs.waiters.queue_deleted(queue.id);
     sqs.timer.forget_queue(queue.id);
     sqs.fairness.forget(queue.id);
+    sqs.in_flight.forget(queue.id);
     tracing::info!(queue = %queue.name, "queue deleted");
     Ok(NoOutput)
 }

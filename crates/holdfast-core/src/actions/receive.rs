@@ -11,6 +11,7 @@ use holdfast_api::{limits, sqs_error, SqsError};
 
 use super::dead_letters;
 use crate::fifo;
+use crate::in_flight;
 use crate::message_attributes::{self as attrs, AttributeFilter};
 use crate::receipt;
 use crate::redrive::queue_of_arn;
@@ -105,6 +106,17 @@ pub async fn receive_message(
     Ok(ReceiveMessageResponse { messages: Some(rendered) })
 }
 
+/// How many of `wanted` messages the in-flight limit lets a receive take (`crate::in_flight`).
+async fn room_in_flight(sqs: &Sqs, queue: &Queue, wanted: usize, now: Millis) -> Result<usize, SqsError> {
+    let limit = sqs.config.max_in_flight;
+    if in_flight::room(limit, sqs.in_flight.bound(queue.id), wanted) == in_flight::Room::Enough {
+        return Ok(wanted);
+    }
+    let in_flight = sqs.store.queue_counts(queue.id, now).await.map_err(from_store)?.in_flight;
+    sqs.in_flight.counted(queue.id, in_flight);
+    Ok(wanted.min(limit.saturating_sub(in_flight) as usize))
+}
+
 /// The fair-queue order of a standard queue's receive, sampling the queue's load first when due
 /// (`crate::fairness`).
 async fn fair_order(sqs: &Sqs, queue: QueueId, now: Millis) -> Result<Option<FairOrder>, SqsError> {
@@ -169,6 +181,17 @@ async fn wait_for_messages(
         notified.as_mut().enable();
 
         let now = sqs.now();
+        let max_messages = match room_in_flight(sqs, queue, max_messages, now).await? {
+            0 if delivery == Delivery::Standard => {
+                return Err(sqs_error!(
+                    OverLimit,
+                    "Too many messages have been received without being deleted. Please delete your received messages or let them timeout before receiving more."
+                ));
+            }
+            // AWS returns nothing from a FIFO queue at the limit, without an error.
+            0 => return Ok(Vec::new()),
+            room => room,
+        };
         let fair = match delivery {
             Delivery::Standard => fair_order(sqs, queue_id, now).await?,
             Delivery::Fifo => None,
@@ -181,6 +204,7 @@ async fn wait_for_messages(
             ..ReceiveParams::new(max_messages, visibility_timeout_ms, retention_ms, now)
         };
         let outcome = sqs.store.receive_messages(queue_id, params).await.map_err(from_store)?;
+        sqs.in_flight.leased(queue_id, outcome.messages.len());
         if let Some(order) = &fair {
             sqs.fairness.served(queue_id, order, &outcome.messages);
         }

@@ -40,7 +40,7 @@ async fn quiet_tenants_are_served_before_a_flood() {
 
     let queues = h.sqs.queues().await.unwrap();
     let record = queues.iter().find(|q| q.name == "tenants").unwrap();
-    let metrics = h.sqs.fair_queue_metrics(record).await.unwrap();
+    let metrics = h.sqs.fair_queue_metrics(record).await.unwrap().expect("a fair queue");
     assert_eq!(metrics.approximate_number_of_noisy_groups, 1);
     assert_eq!(metrics.approximate_number_of_messages_not_visible_in_quiet_groups, 3);
     assert_eq!(metrics.approximate_number_of_messages_visible_in_quiet_groups, 0);

@@ -31,10 +31,14 @@ impl Harness {
     /// A fresh service with its background work (timer, move tasks) running. Call from a
     /// `#[tokio::test(start_paused = true)]`.
     pub async fn new() -> Harness {
+        Harness::with_config(ServiceConfig::default()).await
+    }
+
+    pub async fn with_config(config: ServiceConfig) -> Harness {
         let clock = Arc::new(ManualClock::new(T0));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let store = Arc::new(MemoryStore::new());
-        let sqs = Arc::new(Sqs::new(store, clock.clone(), ServiceConfig::default(), shutdown_rx));
+        let sqs = Arc::new(Sqs::new(store, clock.clone(), config, shutdown_rx));
         let background = sqs.spawn_background();
         let harness = Harness {
             sqs,

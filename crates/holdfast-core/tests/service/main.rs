@@ -9,6 +9,7 @@ mod dead_letters;
 mod fair;
 mod fifo;
 mod harness;
+mod in_flight;
 mod long_poll;
 mod move_tasks;
 mod permissions;

@@ -15,6 +15,7 @@ mod crash_fifo_dlq;
 mod dead_letters;
 mod durability;
 mod encryption;
+mod fair;
 mod faults;
 mod fifo;
 mod messages;

@@ -510,3 +510,17 @@ async fn in_memory_storage_serves_the_same_api() {
     let messages = client.receive_message().queue_url(&url).send().await.unwrap().messages.unwrap();
     assert_eq!(messages[0].body.as_deref(), Some("m"));
 }
+
+#[tokio::test]
+async fn receiving_beyond_the_in_flight_limit_is_over_limit() {
+    let server = TestServer::start_with(&["--max-in-flight", "3"]);
+    let client = server.client();
+    let url = create_queue(&client, &unique("limit")).await;
+    for i in 0..5 {
+        client.send_message().queue_url(&url).message_body(format!("m{i}")).send().await.unwrap();
+    }
+    let got = client.receive_message().queue_url(&url).max_number_of_messages(10).send().await.unwrap();
+    assert_eq!(got.messages.unwrap().len(), 3, "no more than the limit");
+    let error = client.receive_message().queue_url(&url).send().await.unwrap_err().into_service_error();
+    assert!(matches!(error, aws_sdk_sqs::operation::receive_message::ReceiveMessageError::OverLimit(_)), "{error:?}");
+}
