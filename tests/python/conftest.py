@@ -185,11 +185,17 @@ def query_data_path(tmp_path_factory) -> Path:
     return root
 
 
-def _client(session: boto3.session.Session, server: Server, key: str = ACCESS_KEY, secret: str = SECRET_KEY):
+def _client(
+    session: boto3.session.Session,
+    server: Server,
+    key: str = ACCESS_KEY,
+    secret: str = SECRET_KEY,
+    region: str = REGION,
+):
     return session.client(
         "sqs",
         endpoint_url=server.url,
-        region_name=REGION,
+        region_name=region,
         aws_access_key_id=key,
         aws_secret_access_key=secret,
         config=CLIENT_CONFIG,
@@ -223,6 +229,20 @@ def client_as(signed_server, query_data_path):
             core.get_component("data_loader").search_paths.insert(0, str(query_data_path))
         key, secret = (EXTRA_KEYS[name].access_key_id, EXTRA_KEYS[name].secret) if name else (ACCESS_KEY, SECRET_KEY)
         return _client(boto3.session.Session(botocore_session=core), signed_server, key, secret)
+
+    return make
+
+
+@pytest.fixture
+def client_in(server, query_data_path):
+    """client_in(protocol, region): a client of the suite's server that signs for `region`, and
+    so acts in it."""
+
+    def make(protocol: str, region: str):
+        core = botocore.session.Session()
+        if protocol == "query":
+            core.get_component("data_loader").search_paths.insert(0, str(query_data_path))
+        return _client(boto3.session.Session(botocore_session=core), server, region=region)
 
     return make
 

@@ -38,7 +38,7 @@ pub struct FairArgs {
     #[arg(long, default_value_t = 20.0)]
     pub quiet_rate: f64,
     /// Messages the noisy tenant sends at the start of a flooded run.
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = 50_000)]
     pub flood: usize,
     /// Milliseconds a consumer spends on each message before deleting it.
     #[arg(long, default_value_t = 2.0)]
@@ -49,6 +49,8 @@ pub struct FairArgs {
 pub struct FairRun {
     pub run: &'static str,
     pub quiet_sent: u64,
+    /// Quiet messages received within the run.
+    pub quiet_received: u64,
     pub quiet_delivery: Option<LatencySummary>,
     pub flood_delivered: u64,
 }
@@ -72,20 +74,21 @@ impl FairReport {
             self.endpoint, self.tenants, self.quiet_rate, self.consumers, self.work_ms, self.seconds
         );
         out.push_str(&format!(
-            "{:<18} {:>10} {:>12} {:>12} {:>12} {:>14}\n",
-            "run", "quiet sent", "p50 ms", "p99 ms", "max ms", "flood handled"
+            "{:<18} {:>10} {:>14} {:>10} {:>10} {:>10} {:>14}\n",
+            "run", "quiet sent", "quiet received", "p50 ms", "p99 ms", "max ms", "flood handled"
         ));
         for run in &self.runs {
             let (p50, p99, max) = run.quiet_delivery.as_ref().map_or(("-".into(), "-".into(), "-".into()), |s| {
                 (format!("{:.1}", s.p50_ms), format!("{:.1}", s.p99_ms), format!("{:.1}", s.max_ms))
             });
             out.push_str(&format!(
-                "{:<18} {:>10} {:>12} {:>12} {:>12} {:>14}\n",
-                run.run, run.quiet_sent, p50, p99, max, run.flood_delivered
+                "{:<18} {:>10} {:>14} {:>10} {:>10} {:>10} {:>14}\n",
+                run.run, run.quiet_sent, run.quiet_received, p50, p99, max, run.flood_delivered
             ));
         }
         out.push_str(
-            "\nquiet delivery latency: from a quiet tenant's send to its receive (the flood is sent first).\n",
+            "\nquiet delivery latency: from a quiet tenant's send to its receive (the flood is sent before the\n\
+             run starts; a quiet message still waiting when the run ends is not counted).\n",
         );
         out
     }
@@ -155,11 +158,10 @@ async fn one_run(
         .map_err(|e| anyhow::anyhow!("creating {queue}: {e}"))?;
     let url = client::parse::<client::QueueUrlAnswer>(&created).map_err(|e| anyhow::anyhow!("{e}"))?.queue_url;
     let bodies = Bodies::new(&url);
-    let deadline = Instant::now() + Duration::from_secs_f64(common.duration);
-
     if flood != Flood::None {
         send_flood(setup, &url, args.flood, flood == Flood::Grouped).await?;
     }
+    let deadline = Instant::now() + Duration::from_secs_f64(common.duration);
     let mut producers = JoinSet::new();
     for tenant in 0..args.tenants {
         producers.spawn(produce_quiet(Arc::clone(setup), url.clone(), tenant, args.quiet_rate, deadline));
@@ -179,7 +181,9 @@ async fn one_run(
         flood_delivered += floods;
     }
     let _ = client.call(Action::DeleteQueue, bodies.delete_queue(), setup.timeout * 6).await;
-    Ok(FairRun { run: name, quiet_sent, quiet_delivery: delivery.summary(), flood_delivered })
+    let quiet_delivery = delivery.summary();
+    let quiet_received = quiet_delivery.as_ref().map_or(0, |s| s.count);
+    Ok(FairRun { run: name, quiet_sent, quiet_received, quiet_delivery, flood_delivered })
 }
 
 /// Sends the noisy tenant's messages as fast as 8 connections allow, before the run starts.

@@ -10,8 +10,8 @@
 //! nothing left to hold back. Among noisy tenants, the one with the fewest messages in flight goes
 //! first. Messages without a group are each their own tenant, always quiet.
 //!
-//! The figures are approximate, as AWS's are: each queue's load is sampled from the store at most
-//! once a second, by the receives that need it, and kept in memory only (a restart forgets the
+//! The figures are approximate, as AWS's are: each queue's load is sampled from the store every
+//! 100 ms to 1 s (`SAMPLE_EVERY_MS`), by the receives that need it, and kept in memory only (a restart forgets the
 //! recent history; it is rebuilt within a minute). Only queues that have received grouped
 //! messages since the server started are tracked, and a receive of an untracked queue, or one
 //! without noisy tenants, takes the ordinary path. The store does the delivery order
@@ -28,8 +28,13 @@ const NOISY_SHARE: f64 = 0.10;
 const NOISY_MIN_IN_FLIGHT: u64 = 30;
 /// A tenant that has not sent for this long is quiet again.
 const QUIET_AFTER_MS: Millis = 5 * 60 * 1000;
-/// How often a queue's load is sampled at most.
-const SAMPLE_EVERY_MS: Millis = 1_000;
+/// How often a queue's load is sampled: every 100 ms while little is in flight, up to once a
+/// second as the in-flight messages (what a sample reads) grow to 10,000, so sampling costs about
+/// the same whatever the load, and a flood is noticed within a tenth of a second on a queue
+/// with a modest number of consumers.
+const SAMPLE_EVERY_MS: (Millis, Millis) = (100, 1_000);
+/// In-flight messages per millisecond of sampling interval.
+const SAMPLE_IN_FLIGHT_PER_MS: u64 = 10;
 /// Recent processing time fades with this time constant (about a minute of history).
 const PROCESSING_MEMORY_MS: f64 = 60_000.0;
 /// A gap between samples counts as at most this long (an idle queue is not sampled).
@@ -58,6 +63,8 @@ pub(crate) struct Fairness {
 #[derive(Debug, Default)]
 struct Tenants {
     sampled_at: Option<Millis>,
+    /// When the next sample is due after `sampled_at`.
+    sample_every: Millis,
     last_send: HashMap<String, Millis>,
     /// Decayed time in flight, per tenant and in total (ms of in-flight message time).
     processing: HashMap<String, f64>,
@@ -93,7 +100,7 @@ impl Fairness {
 
     /// Whether `queue`'s load is due a new sample.
     pub(crate) fn needs_sample(&self, queue: QueueId, now: Millis) -> bool {
-        self.lock().get(&queue).is_some_and(|t| t.sampled_at.is_none_or(|at| now - at >= SAMPLE_EVERY_MS))
+        self.lock().get(&queue).is_some_and(|t| t.sampled_at.is_none_or(|at| now - at >= t.sample_every))
     }
 
     /// Folds a sample of the queue's load into its history and decides who is noisy.
@@ -102,6 +109,8 @@ impl Fairness {
         let Some(tenants) = queues.get_mut(&queue) else { return };
         let gap = tenants.sampled_at.map_or(0, |at| (now - at).clamp(0, MAX_SAMPLE_GAP_MS));
         tenants.sampled_at = Some(now);
+        let (fastest, slowest) = SAMPLE_EVERY_MS;
+        tenants.sample_every = ((load.total_in_flight / SAMPLE_IN_FLIGHT_PER_MS) as Millis).clamp(fastest, slowest);
         let fade = (-(gap as f64) / PROCESSING_MEMORY_MS).exp();
         for time in tenants.processing.values_mut() {
             *time *= fade;
@@ -263,7 +272,9 @@ mod tests {
         let fairness = tenants(&["only"], 0);
         fairness.record(1, &load(&[("only", 100)], 0), 0);
         assert_eq!(fairness.order(1), None);
-        assert!(!fairness.needs_sample(1, 500) && fairness.needs_sample(1, 1_000));
+        assert!(!fairness.needs_sample(1, 50) && fairness.needs_sample(1, 100), "little in flight: 100 ms");
+        fairness.record(1, &load(&[("only", 20_000)], 0), 100);
+        assert!(!fairness.needs_sample(1, 1_000) && fairness.needs_sample(1, 1_100), "much in flight: 1 s");
         assert!(!fairness.needs_sample(2, 0), "untracked queues are not sampled");
     }
 
