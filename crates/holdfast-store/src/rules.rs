@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use holdfast_core::store::{
-    ChangeVisibilityOutcome, DeadLetterTarget, Deduplication, DeleteOutcome, MessageMove, Millis, MoveStep, MoveTask,
-    MoveTaskStatus, QueueId,
+    ChangeVisibilityOutcome, DeadLetterTarget, Deduplication, DeleteOutcome, FairOrder, MessageMove, Millis, MoveStep,
+    MoveTask, MoveTaskStatus, QueueId,
 };
 
 /// Merges SetQueueAttributes into the explicit attributes: an empty value removes the attribute
@@ -48,6 +48,43 @@ pub(crate) fn delete_verdict(
         (Some(visible_at), Some(now)) if visible_at <= now => DeleteOutcome::Expired,
         (Some(_), _) => DeleteOutcome::Deleted,
     }
+}
+
+// ---- fair queues ----
+
+/// The quiet groups a fair receive visits, in order (`FairOrder`): names after `start_after`,
+/// then, wrapping around, from the first name up to `start_after` itself; noisy groups skipped;
+/// at most `FairOrder::GROUP_VISITS` groups looked at. `next_after(name)` is the engine's first
+/// group named after `name` ("" for the first of all); `visit` takes a quiet group's messages and
+/// says whether the receive wants more. Both get the engine's `state`.
+pub(crate) fn visit_quiet_groups<S, E>(
+    order: &FairOrder,
+    state: &mut S,
+    mut next_after: impl FnMut(&mut S, &str) -> Result<Option<String>, E>,
+    mut visit: impl FnMut(&mut S, &str) -> Result<bool, E>,
+) -> Result<(), E> {
+    let start = order.start_after.clone().unwrap_or_default();
+    let (mut after, mut wrapped) = (start.clone(), false);
+    for _ in 0..FairOrder::GROUP_VISITS {
+        let group = match next_after(state, &after)? {
+            Some(group) if wrapped && group > start => return Ok(()),
+            Some(group) => group,
+            None if wrapped || start.is_empty() => return Ok(()),
+            None => {
+                // Wrap around, once; this step visits nothing.
+                (after, wrapped) = (String::new(), true);
+                match next_after(state, &after)? {
+                    Some(group) if group <= start => group,
+                    _ => return Ok(()),
+                }
+            }
+        };
+        if !order.noisy.contains(&group) && !visit(state, &group)? {
+            return Ok(());
+        }
+        after = group;
+    }
+    Ok(())
 }
 
 // ---- deduplication (FIFO queues <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-fifo-queues.html>) ----

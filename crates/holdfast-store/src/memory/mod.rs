@@ -26,7 +26,7 @@ use async_trait::async_trait;
 
 use crate::rules::{
     dedup_key, delete_verdict, finish_step, is_active, judge, moved_sent_at, newest_first, plan_step, sweep_move_order,
-    usable_dead_letter, visibility_outcome, Verdict, PRUNE_PER_CALL,
+    usable_dead_letter, visibility_outcome, visit_quiet_groups, Verdict, PRUNE_PER_CALL,
 };
 use holdfast_core::store::{
     ChangeVisibility, ChangeVisibilityOutcome, CreateQueueOutcome, DeadLetterTarget, Deduplication, DeleteOutcome,
@@ -240,26 +240,17 @@ fn receive_fair(
         .filter(|seq| q.messages[seq].stored.group_id.is_none())
         .collect();
     act(q, ungrouped, &mut leased, &mut moved);
-    let start = order.start_after.clone().unwrap_or_default();
-    let (mut after, mut wrapped, mut visits) = (start.clone(), false, 0);
-    while leased.len() < p.max_messages && visits < FairOrder::GROUP_VISITS {
-        let next = q.group_after(Some(after.as_str())).map(str::to_owned);
-        let group = match next {
-            Some(group) if wrapped && group > start => break,
-            Some(group) => group,
-            None if wrapped || start.is_empty() => break,
-            None => {
-                (after, wrapped) = (String::new(), true);
-                continue;
-            }
-        };
-        visits += 1;
-        if !order.noisy.contains(&group) {
-            let seqs = q.group_visible(&group, p.now);
+    let visited = visit_quiet_groups(
+        order,
+        q,
+        |q, after| Ok::<_, std::convert::Infallible>(q.group_after(after).map(str::to_owned)),
+        |q, group| {
+            let seqs = q.group_visible(group, p.now);
             act(q, seqs, &mut leased, &mut moved);
-        }
-        after = group;
-    }
+            Ok(leased.len() < p.max_messages)
+        },
+    );
+    let Ok(()) = visited;
     for group in &order.noisy {
         if leased.len() >= p.max_messages {
             break;

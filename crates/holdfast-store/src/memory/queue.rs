@@ -276,14 +276,10 @@ impl Queue {
         self.groups.get(group)?.range(from..).next().copied()
     }
 
-    /// The first group named after `after` (from the first group with `None`).
-    pub(super) fn group_after(&self, after: Option<&str>) -> Option<&str> {
+    /// The first group named after `after` ("" for the first of all).
+    pub(super) fn group_after(&self, after: &str) -> Option<&str> {
         use std::ops::Bound::{Excluded, Unbounded};
-        let mut range = match after {
-            Some(after) => self.groups.range::<str, _>((Excluded(after), Unbounded)),
-            None => self.groups.range::<str, _>(..),
-        };
-        range.next().map(|(name, _)| name.as_str())
+        self.groups.range::<str, _>((Excluded(after), Unbounded)).next().map(|(name, _)| name.as_str())
     }
 
     /// The group's visible messages in `(visible_at, seq)` order.

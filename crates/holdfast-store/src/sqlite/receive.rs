@@ -25,7 +25,7 @@ use rusqlite::{params, Connection, OptionalExtension, Result};
 
 use super::moves::{move_message, Move};
 use super::ops::{adjust_count, content_digest, lease_to_sql, prune_receive_attempts, queue_exists};
-use crate::rules::{is_live, judge, usable_dead_letter, Verdict, PRUNE_PER_CALL};
+use crate::rules::{is_live, judge, usable_dead_letter, visit_quiet_groups, Verdict, PRUNE_PER_CALL};
 
 /// The columns `stored_message` reads, in order, after an UPDATE of the message.
 const RETURNING: &str = "RETURNING seq, message_id, body, attributes, system_attributes, group_id, dedup_id, sender_id,
@@ -174,24 +174,16 @@ impl Walk<'_> {
         let mut next_group = conn.prepare_cached(
             "SELECT group_id FROM fifo_groups WHERE queue_id = ?1 AND group_id > ?2 ORDER BY group_id LIMIT 1",
         )?;
-        let start = order.start_after.clone().unwrap_or_default();
-        let (mut after, mut wrapped, mut visits) = (start.clone(), false, 0);
-        while !self.full() && visits < FairOrder::GROUP_VISITS {
-            let group: Option<String> = next_group.query_row(params![queue, after], |r| r.get(0)).optional()?;
-            let group = match group {
-                Some(group) if wrapped && group > start => break,
-                Some(group) => group,
-                None if wrapped || start.is_empty() => break,
-                None => {
-                    (after, wrapped) = (String::new(), true);
-                    continue;
-                }
-            };
-            visits += 1;
-            if !order.noisy.contains(&group) {
-                self.take_group(&group)?;
-            }
-            after = group;
+        if !self.full() {
+            visit_quiet_groups(
+                order,
+                self,
+                |_, after| next_group.query_row(params![queue, after], |r| r.get(0)).optional(),
+                |walk, group| {
+                    walk.take_group(group)?;
+                    Ok(!walk.full())
+                },
+            )?;
         }
         for group in &order.noisy {
             if self.full() {
