@@ -51,6 +51,12 @@ pub const MAX_PERMISSION_LABEL_LEN: usize = 80;
 /// The largest queue `Policy` document, in bytes (the IAM limit for resource-based policies
 /// SQS applies).
 pub const MAX_POLICY_BYTES: usize = 8_192;
+/// The other policy quotas ("Amazon SQS policy quotas"): statements, principals and conditions
+/// in a queue's policy, and actions in one of its statements (also AddPermission's limit).
+pub const MAX_POLICY_STATEMENTS: usize = 20;
+pub const MAX_POLICY_PRINCIPALS: usize = 50;
+pub const MAX_POLICY_CONDITIONS: usize = 10;
+pub const MAX_POLICY_ACTIONS_PER_STATEMENT: usize = 7;
 
 /// PurgeQueue may run once per 60 seconds per queue.
 pub const PURGE_COOLDOWN_SECONDS: u32 = 60;

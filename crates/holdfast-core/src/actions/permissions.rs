@@ -11,6 +11,7 @@ use holdfast_api::types::*;
 use holdfast_api::{limits, sqs_error, NoOutput, SqsError};
 use serde_json::{json, Value};
 
+use crate::policy::{Policy, PolicyKind};
 use crate::service::{from_store, RequestContext, Sqs};
 
 /// Actions a permission may grant (the model's documented values, plus `*`).
@@ -28,7 +29,7 @@ const GRANTABLE: &[&str] = &[
 ];
 
 /// SQS's limit on actions in one AddPermission statement.
-const MAX_ACTIONS_PER_STATEMENT: usize = 7;
+const MAX_ACTIONS_PER_STATEMENT: usize = limits::MAX_POLICY_ACTIONS_PER_STATEMENT;
 
 fn policy_of(attributes: &std::collections::BTreeMap<String, String>, queue_arn: &str) -> Value {
     attributes
@@ -101,6 +102,13 @@ async fn edit_policy(
                 replacement.len(),
                 limits::MAX_POLICY_BYTES
             ));
+        }
+        // The policy quotas (statements, principals, ...): a permission beyond them is OverLimit,
+        // as AWS answers when a queue has as many permissions as it may.
+        if !replacement.is_empty() {
+            if let Err(reason) = Policy::parse(&replacement, PolicyKind::Resource) {
+                return Err(sqs_error!(OverLimit, "The queue's policy would exceed a limit: {reason}."));
+            }
         }
         let stored = sqs
             .store

@@ -198,7 +198,34 @@ impl Policy {
             Some(_) => return Err(PolicyError::new("Statement must be an object or a list of objects")),
             None => return Err(PolicyError::new("the policy has no Statement")),
         };
-        Ok(Policy { statements })
+        let policy = Policy { statements };
+        if kind == PolicyKind::Resource {
+            policy.check_quotas()?;
+        }
+        Ok(policy)
+    }
+
+    /// SQS's quotas on a queue's policy (the Developer Guide's "Amazon SQS policy quotas"; the
+    /// size is checked before parsing).
+    fn check_quotas(&self) -> Result<(), PolicyError> {
+        let over = |what: &str, count: usize, max: usize| {
+            (count > max).then(|| PolicyError::new(format!("the policy has {count} {what}; the limit is {max}")))
+        };
+        let principals: usize = self
+            .statements
+            .iter()
+            .map(|s| match s.principals.as_ref().map(|p| &p.values) {
+                Some(Principals::Aws(list)) => list.len(),
+                Some(Principals::Anyone) | None => 1,
+            })
+            .sum();
+        let conditions: usize = self.statements.iter().map(|s| s.conditions.len()).sum();
+        let actions = self.statements.iter().map(|s| s.actions.values.len()).max().unwrap_or(0);
+        let problem = over("statements", self.statements.len(), limits::MAX_POLICY_STATEMENTS)
+            .or_else(|| over("principals", principals, limits::MAX_POLICY_PRINCIPALS))
+            .or_else(|| over("conditions", conditions, limits::MAX_POLICY_CONDITIONS))
+            .or_else(|| over("actions in one statement", actions, limits::MAX_POLICY_ACTIONS_PER_STATEMENT));
+        problem.map_or(Ok(()), Err)
     }
 
     /// Which of this policy's statements apply to `access`, and how.

@@ -1,7 +1,7 @@
 //! AddPermission and RemovePermission edit the queue's Policy without losing concurrent edits,
 //! and within the policy size limit.
 
-use holdfast_api::types::{AddPermissionRequest, RemovePermissionRequest};
+use holdfast_api::types::{AddPermissionRequest, RemovePermissionRequest, SetQueueAttributesRequest};
 use holdfast_api::{ErrorCode, Request};
 
 use crate::harness::*;
@@ -61,4 +61,31 @@ async fn a_policy_stays_within_its_size_limit() {
     let policy = h.attribute(&url, "Policy").await;
     assert!(policy.len() <= holdfast_api::limits::MAX_POLICY_BYTES, "{} bytes", policy.len());
     assert_eq!(statement_ids(&policy).len(), added);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_queue_holds_at_most_20_permissions() {
+    // The policy quotas: 20 statements (and 50 principals, 10 conditions, 7 actions each).
+    let h = Harness::new().await;
+    let url = h.create_queue("q", &[]).await;
+    for i in 0..20 {
+        h.call(add(&url, &format!("p{i}"))).await.unwrap();
+    }
+    let refused = h.call(add(&url, "p20")).await.unwrap_err();
+    assert_eq!(refused.code, ErrorCode::OverLimit, "{refused:?}");
+    assert_eq!(statement_ids(&h.attribute(&url, "Policy").await).len(), 20);
+
+    let statement = |i: usize| {
+        format!(r#"{{"Sid":"s{i}","Effect":"Allow","Principal":"*","Action":"sqs:SendMessage","Resource":"*"}}"#)
+    };
+    let policy = |n: usize| format!(r#"{{"Statement":[{}]}}"#, (0..n).map(statement).collect::<Vec<_>>().join(","));
+    let set = |text: String| {
+        let request = SetQueueAttributesRequest {
+            queue_url: url.clone(),
+            attributes: [("Policy".to_string(), text)].into_iter().collect(),
+        };
+        h.call(Request::SetQueueAttributes(request))
+    };
+    set(policy(20)).await.expect("20 statements");
+    assert_code(set(policy(21)).await, ErrorCode::InvalidAttributeValue);
 }
