@@ -29,8 +29,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server (the default).
-    Serve(ServeArgs),
+    /// Run the server (the default). Boxed: its many settings would make every command as large.
+    Serve(Box<ServeArgs>),
     /// Create, list, inspect, purge and delete queues.
     Queue(cli::QueueCommand),
     /// Send a message, or one message per line of standard input.
@@ -54,7 +54,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         None => serve(cli.serve),
-        Some(Command::Serve(args)) => serve(args),
+        Some(Command::Serve(args)) => serve(*args),
         Some(Command::Queue(command)) => cli::run(cli::Invocation::Queue(command)),
         Some(Command::Send(args)) => cli::run(cli::Invocation::Send(args)),
         Some(Command::Receive(args)) => cli::run(cli::Invocation::Receive(args)),
