@@ -39,8 +39,11 @@ const SAMPLE_IN_FLIGHT_PER_MS: u64 = 10;
 const PROCESSING_MEMORY_MS: f64 = 60_000.0;
 /// A gap between samples counts as at most this long (an idle queue is not sampled).
 const MAX_SAMPLE_GAP_MS: Millis = 10_000;
-/// Tenants tracked per queue at most; beyond, new tenants are not tracked (and are quiet).
-const MAX_TENANTS: usize = 100_000;
+/// Tenants tracked per queue, and over all queues, at most; beyond, new tenants are not tracked
+/// (and so are quiet). Bounds the memory a sender of endless new group ids can take: about a
+/// hundred bytes a tenant.
+const MAX_TENANTS: usize = 10_000;
+const MAX_TENANTS_IN_ALL: usize = 100_000;
 /// Messages looked at for `ApproximateAgeOfOldestMessageInQuietGroups`.
 const OLDEST_LOOK: usize = 10_000;
 
@@ -57,7 +60,14 @@ pub struct FairQueueMetrics {
 
 #[derive(Debug, Default)]
 pub(crate) struct Fairness {
-    queues: Mutex<HashMap<QueueId, Tenants>>,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    queues: HashMap<QueueId, Tenants>,
+    /// Entries of every queue's `last_send` and `processing`, together.
+    entries: usize,
 }
 
 #[derive(Debug, Default)]
@@ -75,38 +85,56 @@ struct Tenants {
     start_after: Option<String>,
 }
 
+impl Tenants {
+    fn entries(&self) -> usize {
+        self.last_send.len() + self.processing.len()
+    }
+}
+
 impl Fairness {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<QueueId, Tenants>> {
-        self.queues.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// A standard queue received a message from `group`.
     pub(crate) fn sent(&self, queue: QueueId, group: &str, now: Millis) {
-        let mut queues = self.lock();
-        let tenants = queues.entry(queue).or_default();
-        if tenants.last_send.len() < MAX_TENANTS || tenants.last_send.contains_key(group) {
+        let mut state = self.lock();
+        let room = state.entries < MAX_TENANTS_IN_ALL;
+        let tenants = state.queues.entry(queue).or_default();
+        if let Some(at) = tenants.last_send.get_mut(group) {
+            *at = now;
+        } else if room && tenants.last_send.len() < MAX_TENANTS {
             tenants.last_send.insert(group.to_owned(), now);
+            state.entries += 1;
         }
     }
 
     /// Whether `queue` has had grouped messages since the server started.
     pub(crate) fn tracks(&self, queue: QueueId) -> bool {
-        self.lock().contains_key(&queue)
+        self.lock().queues.contains_key(&queue)
     }
 
     pub(crate) fn forget(&self, queue: QueueId) {
-        self.lock().remove(&queue);
+        let mut state = self.lock();
+        if let Some(tenants) = state.queues.remove(&queue) {
+            state.entries -= tenants.entries();
+        }
     }
 
     /// Whether `queue`'s load is due a new sample.
     pub(crate) fn needs_sample(&self, queue: QueueId, now: Millis) -> bool {
-        self.lock().get(&queue).is_some_and(|t| t.sampled_at.is_none_or(|at| now - at >= t.sample_every))
+        self.lock().queues.get(&queue).is_some_and(|t| t.sampled_at.is_none_or(|at| now - at >= t.sample_every))
     }
 
     /// Folds a sample of the queue's load into its history and decides who is noisy.
     pub(crate) fn record(&self, queue: QueueId, load: &GroupLoad, now: Millis) {
-        let mut queues = self.lock();
+        let mut state = self.lock();
+        let State { queues, entries } = &mut *state;
         let Some(tenants) = queues.get_mut(&queue) else { return };
+        let before = tenants.entries();
+        let room = |tenants: &Tenants, map_len: usize| {
+            map_len < MAX_TENANTS && *entries - before + tenants.entries() < MAX_TENANTS_IN_ALL
+        };
         let gap = tenants.sampled_at.map_or(0, |at| (now - at).clamp(0, MAX_SAMPLE_GAP_MS));
         tenants.sampled_at = Some(now);
         let (fastest, slowest) = SAMPLE_EVERY_MS;
@@ -120,14 +148,20 @@ impl Fairness {
         let mut in_flight: HashMap<&str, u64> = HashMap::new();
         for (group, count) in &load.in_flight {
             in_flight.insert(group, *count);
-            if tenants.processing.len() < MAX_TENANTS || tenants.processing.contains_key(group) {
-                *tenants.processing.entry(group.clone()).or_default() += (*count * gap as u64) as f64;
+            let time = (*count * gap as u64) as f64;
+            if let Some(processing) = tenants.processing.get_mut(group) {
+                *processing += time;
+            } else if room(tenants, tenants.processing.len()) {
+                tenants.processing.insert(group.clone(), time);
             }
             // A tenant in flight at startup counts as having sent just now.
-            tenants.last_send.entry(group.clone()).or_insert(now);
+            if !tenants.last_send.contains_key(group) && room(tenants, tenants.last_send.len()) {
+                tenants.last_send.insert(group.clone(), now);
+            }
         }
         tenants.processing_total += (load.total_in_flight * gap as u64) as f64;
         tenants.last_send.retain(|_, at| now - *at < QUIET_AFTER_MS);
+        *entries = *entries - before + tenants.entries();
 
         let total = load.total_in_flight as f64;
         let mut noisy: Vec<(u64, String)> = tenants
@@ -151,8 +185,8 @@ impl Fairness {
 
     /// How the next receive of `queue` should serve its tenants, if any is noisy.
     pub(crate) fn order(&self, queue: QueueId) -> Option<FairOrder> {
-        let queues = self.lock();
-        let tenants = queues.get(&queue)?;
+        let state = self.lock();
+        let tenants = state.queues.get(&queue)?;
         (!tenants.noisy.is_empty())
             .then(|| FairOrder { noisy: tenants.noisy.clone(), start_after: tenants.start_after.clone() })
     }
@@ -165,7 +199,7 @@ impl Fairness {
             .filter(|group| !order.noisy.contains(group))
             .max_by(|a, b| rotation_key(a, order).cmp(&rotation_key(b, order)));
         if let Some(group) = last_quiet {
-            if let Some(tenants) = self.lock().get_mut(&queue) {
+            if let Some(tenants) = self.lock().queues.get_mut(&queue) {
                 tenants.start_after = Some(group.clone());
             }
         }
@@ -173,7 +207,7 @@ impl Fairness {
 
     /// The noisy tenants of the last sample that still have a backlog are what the metrics count.
     pub(crate) fn noisy(&self, queue: QueueId) -> Vec<String> {
-        self.lock().get(&queue).map(|t| t.noisy.clone()).unwrap_or_default()
+        self.lock().queues.get(&queue).map(|t| t.noisy.clone()).unwrap_or_default()
     }
 }
 
@@ -279,12 +313,32 @@ mod tests {
     }
 
     #[test]
+    fn endless_new_tenants_take_bounded_memory() {
+        let fairness = Fairness::default();
+        for i in 0..(MAX_TENANTS + 10) {
+            fairness.sent(1, &format!("t{i}"), 0);
+        }
+        assert_eq!(fairness.lock().queues[&1].last_send.len(), MAX_TENANTS);
+        for queue in 2..20 {
+            for i in 0..MAX_TENANTS {
+                fairness.sent(queue, &format!("t{i}"), 0);
+            }
+        }
+        assert_eq!(fairness.lock().entries, MAX_TENANTS_IN_ALL);
+        fairness.forget(1);
+        assert_eq!(fairness.lock().entries, MAX_TENANTS_IN_ALL - MAX_TENANTS);
+        // Five minutes later a sample forgets the tenants that stopped sending.
+        fairness.record(2, &GroupLoad::default(), QUIET_AFTER_MS);
+        assert_eq!(fairness.lock().entries, MAX_TENANTS_IN_ALL - 2 * MAX_TENANTS);
+    }
+
+    #[test]
     fn receives_rotate_over_the_quiet_tenants() {
         let fairness = tenants(&["a", "b", "c", "n"], 0);
         let order = FairOrder { noisy: vec!["n".into()], start_after: Some("b".into()) };
         let message = |group: &str| StoredMessage { group_id: Some(group.into()), ..Default::default() };
         // Visited c, then (wrapping) a: a was served last.
         fairness.served(1, &order, &[message("a"), message("c"), message("n")]);
-        assert_eq!(fairness.lock()[&1].start_after.as_deref(), Some("a"));
+        assert_eq!(fairness.lock().queues[&1].start_after.as_deref(), Some("a"));
     }
 }
