@@ -65,6 +65,11 @@ pub struct ServeArgs {
     /// where queue URLs without a region point. Each request acts in the region it is signed for.
     #[arg(long, env = "HOLDFAST_REGION")]
     pub region: Option<String>,
+    /// Every request acts in the server's region, whatever region it is signed for: one
+    /// namespace of queues for clients configured for different regions (holdfast before
+    /// regions). Default false: each request acts in its signing region, as on AWS.
+    #[arg(long, env = "HOLDFAST_SINGLE_REGION")]
+    pub single_region: Option<bool>,
     /// How queue URLs name a region: `path` (http://HOST/REGION/ACCOUNT/NAME outside the
     /// server's region, default) or `host` (http://sqs.REGION.HOST/ACCOUNT/NAME, needs DNS).
     #[arg(long, env = "HOLDFAST_QUEUE_URL_STYLE", value_enum)]
@@ -134,6 +139,7 @@ struct FileConfig {
     account_id: Option<String>,
     region: Option<String>,
     queue_url_style: Option<QueueUrlStyle>,
+    single_region: Option<bool>,
     max_request_bytes: Option<usize>,
     idle_timeout: Option<u64>,
     write_timeout: Option<u64>,
@@ -179,6 +185,7 @@ pub struct Settings {
     pub account_id: String,
     pub region: String,
     pub queue_url_style: QueueUrlStyle,
+    pub single_region: bool,
     pub max_request_bytes: usize,
     pub idle_timeout_seconds: u64,
     pub write_timeout_seconds: u64,
@@ -262,6 +269,7 @@ impl Settings {
             account_id,
             region,
             queue_url_style: args.queue_url_style.or(file.queue_url_style).unwrap_or_default(),
+            single_region: args.single_region.or(file.single_region).unwrap_or(false),
             max_request_bytes: args.max_request_bytes.or(file.max_request_bytes).unwrap_or(DEFAULT_MAX_REQUEST_BYTES),
             idle_timeout_seconds: args.idle_timeout.or(file.idle_timeout).unwrap_or(30),
             write_timeout_seconds: args.write_timeout.or(file.write_timeout).unwrap_or(30),

@@ -33,6 +33,8 @@ pub struct App {
     pub response_memory: ResponseMemory,
     /// Whether `GET /metrics` answers (`crate::metrics`).
     pub metrics: bool,
+    /// Whether every request acts in the server's region, whatever it signs for.
+    pub single_region: bool,
 }
 
 /// A budget for the bytes of large responses not yet delivered. A response holds its share until
@@ -141,7 +143,10 @@ pub async fn handle(app: &App, request: hyper::Request<Incoming>, endpoints: End
         trace_header: parts.headers.get("x-amzn-trace-id").and_then(|v| v.to_str().ok()).map(str::to_owned),
         // Verified with the signature when requests are authenticated; either way a client acts
         // in the region it signs for, as on AWS.
-        region: decoded.credentials.map(|c| c.region).filter(|region| holdfast_core::names::is_region(region)),
+        region: decoded
+            .credentials
+            .map(|c| c.region)
+            .filter(|region| !app.single_region && holdfast_core::names::is_region(region)),
     };
     let action = decoded.action.map(|a| a.name()).unwrap_or("-");
     let result = match decoded.request {
@@ -282,6 +287,7 @@ mod tests {
             shutdown,
             response_memory: ResponseMemory::new(1 << 20),
             metrics: true,
+            single_region: false,
         };
         (app, store)
     }

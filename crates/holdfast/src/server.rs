@@ -102,6 +102,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         max_request_bytes: settings.max_request_bytes,
         response_memory: http::ResponseMemory::new(settings.max_response_memory),
         metrics: settings.metrics,
+        single_region: settings.single_region,
         body_timeout: idle_timeout,
         shutdown: shutdown_tx.subscribe(),
     });

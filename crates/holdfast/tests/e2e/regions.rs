@@ -92,3 +92,16 @@ async fn host_style_urls_name_the_region_in_the_host() {
     let received = away.receive_message().queue_url(&name).send().await.unwrap().messages.unwrap();
     assert_eq!(received[0].body.as_deref(), Some("m"));
 }
+
+#[tokio::test]
+async fn single_region_keeps_one_namespace_for_every_client() {
+    // For deployments whose clients were configured for assorted regions before regions existed.
+    let server = TestServer::start_with(&["--single-region", "true", "--region", "eu-west-1"]);
+    let east = client_in_region(&server.url, "us-east-1");
+    let west = client_in_region(&server.url, "us-west-2");
+    let name = unique("shared");
+    let url = east.create_queue().queue_name(&name).send().await.unwrap().queue_url.unwrap();
+    assert_eq!(url, format!("{}/000000000000/{name}", server.url), "the server's own region");
+    assert_eq!(west.get_queue_url().queue_name(&name).send().await.unwrap().queue_url.unwrap(), url);
+    assert_eq!(arn(&west, &url).await, format!("arn:aws:sqs:eu-west-1:000000000000:{name}"));
+}
