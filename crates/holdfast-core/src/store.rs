@@ -276,10 +276,17 @@ pub struct Lease {
     pub lease: u64,
 }
 
+/// How far past what it returns a standard receive looks for older messages (`Delivery`).
+pub const STANDARD_LOOKAHEAD: usize = 10;
+
 /// The delivery order a queue promises.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Delivery {
-    /// Best effort: visible messages in `(visible_at, seq)` order.
+    /// Best effort, oldest first: of the first `max_messages + STANDARD_LOOKAHEAD` deliverable
+    /// messages in `(visible_at, seq)` order, the `max_messages` oldest (lowest seq). A message
+    /// whose visibility timeout ran out so competes with those that became visible just before
+    /// it, rather than queueing behind them all (AWS puts it back near its place), while a
+    /// receive still reads only a bounded run of the visibility index.
     #[default]
     Standard,
     /// Strict order within each message group (FIFO queues): a group's messages are delivered in

@@ -255,12 +255,6 @@ pub async fn fifo_redelivery_keeps_group_order(store: &dyn Store) {
     let got = receive(store, &q, fifo_params(2, VT, T0 + VT)).await;
     assert_eq!(ids(&got), ["a", "b"]);
     assert_eq!(got.messages[0].receive_count, 2);
-
-    // The same messages under standard delivery go by visibility: the contrast is the point.
-    let s = create(store, "standard", T0).await;
-    send(store, &s, vec![fifo("a", "g", T0), fifo("b", "g", T0), fifo("c", "g", T0)]).await;
-    assert_eq!(ids(&receive(store, &s, params(1, VT, T0)).await), ["a"]);
-    assert_eq!(ids(&receive(store, &s, params(2, VT, T0 + VT)).await), ["b", "c"]);
 }
 
 pub async fn fifo_next_visible_at(store: &dyn Store) {

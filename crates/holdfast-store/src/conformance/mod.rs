@@ -50,6 +50,7 @@ macro_rules! conformance_tests {
             purge_and_cooldown,
             send_and_receive_in_order,
             receive_returns_enqueue_order,
+            a_redelivered_message_goes_back_near_its_place,
             max_messages_respected,
             visibility_timeout_hides_then_reexposes,
             stale_lease_cannot_touch_redelivered_message,
@@ -464,14 +465,34 @@ pub async fn send_and_receive_in_order(store: &dyn Store) {
 pub async fn receive_returns_enqueue_order(store: &dyn Store) {
     let q = create(store, "q", T0).await;
     send(store, &q, vec![delayed("late", T0, T0 + 100), message("early", T0 + 1)]).await;
-    // At +100 both are visible; the earlier-visible one is picked first...
+    // At +100 both are visible: the older one goes first, though it became visible later.
     let got = receive(store, &q, params(1, VT, T0 + 100)).await;
-    assert_eq!(ids(&got), ["early"]);
-    // ...but when both are taken they come back in enqueue order.
+    assert_eq!(ids(&got), ["late"]);
+    // When both are taken they come back in enqueue order.
     let q2 = create(store, "q2", T0).await;
     send(store, &q2, vec![delayed("late", T0, T0 + 100), message("early", T0 + 1)]).await;
     let got = receive(store, &q2, params(10, VT, T0 + 100)).await;
     assert_eq!(ids(&got), ["late", "early"]);
+}
+
+pub async fn a_redelivered_message_goes_back_near_its_place(store: &dyn Store) {
+    // m0 is received and its timeout runs out while m1..m5 arrive: it competes with them on its
+    // age, not behind them all.
+    let q = create(store, "q", T0).await;
+    send(store, &q, vec![message("m0", T0)]).await;
+    assert_eq!(ids(&receive(store, &q, params(1, VT, T0)).await), ["m0"]);
+    let later: Vec<NewMessage> = (1..=5).map(|i| message(&format!("m{i}"), T0 + i)).collect();
+    send(store, &q, later).await;
+    assert_eq!(ids(&receive(store, &q, params(1, VT, T0 + VT)).await), ["m0"]);
+    // The look is bounded: behind more than max + STANDARD_LOOKAHEAD visible messages, a
+    // redelivered message waits its turn in visibility order.
+    let q = create(store, "q2", T0).await;
+    send(store, &q, vec![message("old", T0)]).await;
+    assert_eq!(ids(&receive(store, &q, params(1, VT, T0)).await), ["old"]);
+    let many = holdfast_core::store::STANDARD_LOOKAHEAD as i64 + 1;
+    let later: Vec<NewMessage> = (1..=many).map(|i| message(&format!("n{i}"), T0 + i)).collect();
+    send(store, &q, later).await;
+    assert_eq!(ids(&receive(store, &q, params(1, VT, T0 + VT)).await), ["n1"]);
 }
 
 pub async fn max_messages_respected(store: &dyn Store) {

@@ -32,7 +32,7 @@ use holdfast_core::store::{
     ChangeVisibility, ChangeVisibilityOutcome, CreateQueueOutcome, DeadLetterTarget, Deduplication, DeleteOutcome,
     Delivery, ExpiryOutcome, FairOrder, GroupLoad, Lease, MessageMove, Millis, MovableMessage, MoveStep, MoveTask,
     MoveTaskStatus, NewMessage, PurgeOutcome, QueueCounts, QueueId, QueueRecord, ReceiveOutcome, ReceiveParams, Sent,
-    Store, StoreError, StoreResult, StoredMessage, SweepOutcome,
+    Store, StoreError, StoreResult, StoredMessage, SweepOutcome, STANDARD_LOOKAHEAD,
 };
 use queue::{Message, Queue};
 
@@ -181,32 +181,41 @@ fn new_message(seq: i64, m: NewMessage) -> Message {
     }
 }
 
-/// Picks the messages a standard receive takes, in `(visible_at, seq)` order: removes the expired
-/// ones, takes the exhausted ones out for the dead-letter queue, leases up to `max_messages`.
+/// Picks the messages a standard receive takes (`Delivery::Standard`): a few more candidates
+/// than asked for in `(visible_at, seq)` order, then acted on oldest first: expired ones removed,
+/// exhausted ones taken out for the dead-letter queue, up to `max_messages` leased.
 fn receive_standard(
     q: &mut Queue,
     p: &ReceiveParams,
     max_receive_count: Option<u32>,
 ) -> (Vec<StoredMessage>, Vec<Message>) {
     let cutoff = p.now - p.retention_ms;
-    let (mut expired, mut exhausted, mut chosen) = (Vec::new(), Vec::new(), Vec::new());
+    let mut candidates = Vec::new();
+    let mut deliverable = 0;
     for seq in q.visible(p.now) {
-        if chosen.len() >= p.max_messages {
+        if deliverable >= p.max_messages + STANDARD_LOOKAHEAD {
+            break;
+        }
+        let m = &q.messages[&seq].stored;
+        if judge(m.sent_at, m.receive_count, cutoff, max_receive_count) == Verdict::Deliver {
+            deliverable += 1;
+        }
+        candidates.push(seq);
+    }
+    candidates.sort_unstable();
+    let visible_at = p.now + p.visibility_timeout_ms;
+    let (mut leased, mut moved) = (Vec::new(), Vec::new());
+    for seq in candidates {
+        if leased.len() >= p.max_messages {
             break;
         }
         let m = &q.messages[&seq].stored;
         match judge(m.sent_at, m.receive_count, cutoff, max_receive_count) {
-            Verdict::Expire => expired.push(seq),
-            Verdict::DeadLetter => exhausted.push(seq),
-            Verdict::Deliver => chosen.push(seq),
+            Verdict::Expire => drop(q.remove(seq)),
+            Verdict::DeadLetter => moved.extend(q.remove(seq)),
+            Verdict::Deliver => leased.push(q.lease(seq, p.now, visible_at)),
         }
     }
-    for seq in expired {
-        q.remove(seq);
-    }
-    let moved = exhausted.into_iter().filter_map(|seq| q.remove(seq)).collect();
-    let visible_at = p.now + p.visibility_timeout_ms;
-    let leased = chosen.into_iter().map(|seq| q.lease(seq, p.now, visible_at)).collect();
     (leased, moved)
 }
 

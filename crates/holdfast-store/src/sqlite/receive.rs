@@ -19,7 +19,7 @@
 
 use holdfast_core::store::{
     DeadLetterTarget, Delivery, FairOrder, Lease, Millis, QueueId, ReceiveAttempt, ReceiveOutcome, ReceiveParams,
-    StoredMessage,
+    StoredMessage, STANDARD_LOOKAHEAD,
 };
 use rusqlite::{params, Connection, OptionalExtension, Result};
 
@@ -124,8 +124,9 @@ impl Walk<'_> {
         }
     }
 
-    /// Standard delivery: candidates in `(visible_at, seq)` order, collected first (the cursor is
-    /// closed before anything changes), then acted on in that order.
+    /// Standard delivery (`Delivery::Standard`): candidates in `(visible_at, seq)` order, a few
+    /// more than asked for, collected first (the cursor is closed before anything changes), then
+    /// acted on oldest first.
     fn standard(&mut self) -> Result<()> {
         let mut candidates = Vec::new();
         {
@@ -135,7 +136,7 @@ impl Walk<'_> {
             )?;
             let mut rows = select.query(params![self.queue, self.p.now])?;
             let mut deliverable = 0;
-            while deliverable < self.p.max_messages {
+            while deliverable < self.p.max_messages + STANDARD_LOOKAHEAD {
                 let Some(row) = rows.next()? else { break };
                 let (seq, sent_at, receive_count): (i64, Millis, u32) = (row.get(0)?, row.get(1)?, row.get(2)?);
                 if judge(sent_at, receive_count, self.cutoff(), self.max_receive_count()) == Verdict::Deliver {
@@ -144,10 +145,8 @@ impl Walk<'_> {
                 candidates.push((seq, sent_at, receive_count));
             }
         }
-        for (seq, sent_at, receive_count) in candidates {
-            self.take(seq, sent_at, receive_count)?;
-        }
-        Ok(())
+        candidates.sort_unstable_by_key(|&(seq, _, _)| seq);
+        self.take_candidates(candidates, self.p.max_messages)
     }
 
     /// Fair-queue delivery (`FairOrder`): quiet tenants first, then the noisy ones in the order
