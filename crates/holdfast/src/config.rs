@@ -314,6 +314,10 @@ bind = "0.0.0.0:9000"
 auth = "off"
 storage = "memory"
 region = "eu-west-1"
+queue_url_style = "host"
+single_region = true
+max_in_flight = 500
+metrics = false
 
 [[queue]]
 name = "orders"
@@ -331,6 +335,16 @@ tags = { team = "web" }
         assert_eq!(settings.queues[0].attributes["VisibilityTimeout"], "60");
         assert_eq!(settings.queues[0].attributes["SqsManagedSseEnabled"], "true");
         assert_eq!(settings.queues[0].tags["team"], "web");
+        assert_eq!(settings.queue_url_style, QueueUrlStyle::Host);
+        assert!(settings.single_region && !settings.metrics);
+        assert_eq!(settings.max_in_flight, 500);
+    }
+
+    #[test]
+    fn a_region_must_look_like_one() {
+        let args = ServeArgs { region: Some("Europe".into()), auth: Some(AuthMode::Off), ..Default::default() };
+        let error = Settings::resolve(&args).unwrap_err().to_string();
+        assert!(error.contains("not a region name"), "{error}");
     }
 
     #[test]
