@@ -32,6 +32,9 @@ pub struct ServiceConfig {
     pub url_style: names::UrlStyle,
     /// Messages a queue may have in flight (`crate::in_flight`); AWS's quota is 120,000.
     pub max_in_flight: u64,
+    /// AWS's 60-second rules: a deleted queue's name cannot be reused, and a queue cannot be
+    /// purged again, for 60 s. Off for test suites that delete and recreate queues.
+    pub cooldowns: bool,
     /// Seals every message before it is stored (`crate::encryption`); `None` stores them as sent.
     pub encryption: Option<Arc<Encryption>>,
 }
@@ -43,6 +46,7 @@ impl Default for ServiceConfig {
             region: "us-east-1".into(),
             url_style: names::UrlStyle::Path,
             max_in_flight: holdfast_api::limits::MAX_IN_FLIGHT,
+            cooldowns: true,
             encryption: None,
         }
     }

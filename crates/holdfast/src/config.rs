@@ -20,6 +20,14 @@ pub enum StorageKind {
     Memory,
 }
 
+/// A setting that is on or off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Switch {
+    On,
+    Off,
+}
+
 /// How queue URLs name their region (`holdfast_core::names::UrlStyle`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -88,6 +96,11 @@ pub struct ServeArgs {
     /// OverLimit (standard) or nothing (FIFO); default 120000, AWS's quota.
     #[arg(long, env = "HOLDFAST_MAX_IN_FLIGHT")]
     pub max_in_flight: Option<u64>,
+    /// AWS's 60-second rules (a deleted queue's name cannot be reused, a queue cannot be purged
+    /// again, for 60 s): `on` (default, as AWS) or `off` (for test suites that delete and
+    /// recreate queues, as LocalStack, ElasticMQ and moto allow).
+    #[arg(long, env = "HOLDFAST_COOLDOWNS", value_enum)]
+    pub cooldowns: Option<Switch>,
     /// Whether GET /metrics answers the queues' figures in the Prometheus format (default true;
     /// unauthenticated, like /health: it shows queue names and counts).
     #[arg(long, env = "HOLDFAST_METRICS")]
@@ -146,6 +159,7 @@ struct FileConfig {
     max_response_memory: Option<usize>,
     metrics: Option<bool>,
     max_in_flight: Option<u64>,
+    cooldowns: Option<Switch>,
     max_connection_age: Option<u64>,
     max_connections: Option<usize>,
     credentials: Option<PathBuf>,
@@ -192,6 +206,7 @@ pub struct Settings {
     pub max_response_memory: usize,
     pub metrics: bool,
     pub max_in_flight: u64,
+    pub cooldowns: bool,
     pub max_connection_age_seconds: u64,
     pub max_connections: usize,
     /// The credentials file, when requests are authenticated.
@@ -276,6 +291,7 @@ impl Settings {
             max_response_memory: args.max_response_memory.or(file.max_response_memory).unwrap_or(256 << 20),
             metrics: args.metrics.or(file.metrics).unwrap_or(true),
             max_in_flight: args.max_in_flight.or(file.max_in_flight).unwrap_or(holdfast_api::limits::MAX_IN_FLIGHT),
+            cooldowns: args.cooldowns.or(file.cooldowns).unwrap_or(Switch::On) == Switch::On,
             max_connection_age_seconds: args.max_connection_age.or(file.max_connection_age).unwrap_or(600),
             max_connections: args.max_connections.or(file.max_connections).unwrap_or(DEFAULT_MAX_CONNECTIONS),
             credentials: credentials.filter(|_| auth == AuthMode::Sigv4),

@@ -72,6 +72,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         region: settings.region.clone(),
         url_style: settings.queue_url_style.into(),
         max_in_flight: settings.max_in_flight,
+        cooldowns: settings.cooldowns,
         encryption: encryption.clone(),
     };
     let sqs = Arc::new(Sqs::new(Arc::clone(&store), Arc::new(SystemClock), config, shutdown_rx));

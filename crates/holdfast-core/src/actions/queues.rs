@@ -31,7 +31,7 @@ pub async fn create_queue(
     let tags = req.tags.unwrap_or_default();
     tags::validate_tags(&tags)?;
     let now = sqs.now();
-    let cooldown_ms = i64::from(limits::RECREATE_COOLDOWN_SECONDS) * 1000;
+    let cooldown_ms = if sqs.config.cooldowns { i64::from(limits::RECREATE_COOLDOWN_SECONDS) * 1000 } else { 0 };
     let outcome = sqs
         .store
         .create_queue(account, region, &req.queue_name, attributes.clone(), tags, now, cooldown_ms)
@@ -207,7 +207,7 @@ pub async fn set_queue_attributes(
 
 pub async fn purge_queue(sqs: &Sqs, ctx: &RequestContext, req: PurgeQueueRequest) -> Result<NoOutput, SqsError> {
     let queue = sqs.queue(ctx, &req.queue_url).await?;
-    let cooldown_ms = i64::from(limits::PURGE_COOLDOWN_SECONDS) * 1000;
+    let cooldown_ms = if sqs.config.cooldowns { i64::from(limits::PURGE_COOLDOWN_SECONDS) * 1000 } else { 0 };
     let outcome = sqs.store.purge_queue(queue.id, sqs.now(), cooldown_ms).await.map_err(from_store)?;
     match outcome {
         PurgeOutcome::Purged { removed } => {

@@ -243,3 +243,24 @@ async fn permissions_maintain_a_policy_document() {
     let missing = client.remove_permission().queue_url(&url).label("readers").send().await;
     assert_eq!(missing.unwrap_err().into_service_error().meta().code(), Some("InvalidParameterValue"));
 }
+
+#[tokio::test]
+async fn cooldowns_off_lets_a_test_suite_recreate_and_purge_at_once() {
+    let server = TestServer::start_with(&["--cooldowns", "off"]);
+    let client = server.client();
+    let name = unique("again");
+    let url = create_queue(&client, &name).await;
+    client.purge_queue().queue_url(&url).send().await.unwrap();
+    client.purge_queue().queue_url(&url).send().await.expect("no 60-second wait between purges");
+    client.delete_queue().queue_url(&url).send().await.unwrap();
+    let again = client.create_queue().queue_name(&name).send().await.expect("the name is free at once");
+    assert_eq!(again.queue_url.as_deref(), Some(url.as_str()));
+
+    // The default is AWS's.
+    let strict = TestServer::start();
+    let client = strict.client();
+    let url = create_queue(&client, &name).await;
+    client.delete_queue().queue_url(&url).send().await.unwrap();
+    let error = client.create_queue().queue_name(&name).send().await.unwrap_err().into_service_error();
+    assert_eq!(error.meta().code(), Some("AWS.SimpleQueueService.QueueDeletedRecently"));
+}
