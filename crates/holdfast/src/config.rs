@@ -308,9 +308,12 @@ fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
 }
 
 /// Attribute values may be written as TOML numbers or booleans; SQS carries them as strings.
+/// A table or an array (a RedrivePolicy written as TOML, say) becomes the JSON document SQS
+/// expects.
 fn toml_scalar(value: &toml::Value) -> String {
     match value {
         toml::Value::String(s) => s.clone(),
+        toml::Value::Table(_) | toml::Value::Array(_) => serde_json::to_string(value).expect("TOML values are JSON"),
         other => other.to_string(),
     }
 }
@@ -339,6 +342,10 @@ metrics = false
 name = "orders"
 attributes = { VisibilityTimeout = 60, SqsManagedSseEnabled = true }
 tags = { team = "web" }
+
+[[queue]]
+name = "leads"
+attributes = { RedrivePolicy = { deadLetterTargetArn = "arn:aws:sqs:eu-west-1:000000000000:leads-dlq", maxReceiveCount = 5 } }
 "#,
         )
         .unwrap();
@@ -351,6 +358,8 @@ tags = { team = "web" }
         assert_eq!(settings.queues[0].attributes["VisibilityTimeout"], "60");
         assert_eq!(settings.queues[0].attributes["SqsManagedSseEnabled"], "true");
         assert_eq!(settings.queues[0].tags["team"], "web");
+        let redrive: serde_json::Value = serde_json::from_str(&settings.queues[1].attributes["RedrivePolicy"]).unwrap();
+        assert_eq!(redrive["maxReceiveCount"], 5, "a TOML table becomes the JSON document");
         assert_eq!(settings.queue_url_style, QueueUrlStyle::Host);
         assert!(settings.single_region && !settings.metrics);
         assert_eq!(settings.max_in_flight, 500);

@@ -421,9 +421,39 @@ async fn stop_signal() {
 
 /// Makes the configured queues exist with the configured attributes and tags. The file is the
 /// source of truth: an existing queue's attributes are updated to match it.
+/// Declarations in an order that creates each dead-letter queue before the queues that name it,
+/// whatever order the file lists them in. A cycle (which SQS cannot create either) is left in
+/// file order, and its CreateQueue says what is wrong.
+fn in_dependency_order(queues: &[QueueDeclaration]) -> Vec<&QueueDeclaration> {
+    let target_of = |queue: &QueueDeclaration| {
+        let policy: serde_json::Value = serde_json::from_str(queue.attributes.get("RedrivePolicy")?).ok()?;
+        let arn = policy.get("deadLetterTargetArn")?.as_str()?.to_owned();
+        Some(arn.rsplit(':').next()?.to_owned())
+    };
+    let mut placed: Vec<&QueueDeclaration> = Vec::with_capacity(queues.len());
+    let mut waiting: Vec<&QueueDeclaration> = queues.iter().collect();
+    while !waiting.is_empty() {
+        let ready = |queue: &&QueueDeclaration| match target_of(queue) {
+            Some(target) => {
+                !waiting.iter().any(|q| q.name == target && q.name != queue.name)
+                    || placed.iter().any(|q| q.name == target)
+            }
+            None => true,
+        };
+        let (now, later): (Vec<_>, Vec<_>) = waiting.iter().copied().partition(ready);
+        if now.is_empty() {
+            placed.extend(later);
+            break;
+        }
+        placed.extend(now);
+        waiting = later;
+    }
+    placed
+}
+
 async fn declare_queues(sqs: &Arc<Sqs>, queues: &[QueueDeclaration]) -> anyhow::Result<()> {
     let context = RequestContext::default();
-    for queue in queues {
+    for queue in in_dependency_order(queues) {
         let create = Request::CreateQueue(CreateQueueRequest {
             queue_name: queue.name.clone(),
             attributes: Some(queue.attributes.clone()),

@@ -303,3 +303,36 @@ async fn large_unread_responses_are_bounded_in_memory() {
     assert!(elapsed >= Duration::from_secs(2), "it waited for the first to be dropped ({elapsed:?})");
     drop(stuck);
 }
+
+#[tokio::test]
+async fn declared_queues_may_name_a_dead_letter_queue_declared_after_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("holdfast.toml");
+    std::fs::write(
+        &config,
+        r#"
+[[queue]]
+name = "leads"
+attributes = { RedrivePolicy = { deadLetterTargetArn = "arn:aws:sqs:us-east-1:000000000000:leads-dlq", maxReceiveCount = 3 } }
+
+[[queue]]
+name = "leads-dlq"
+"#,
+    )
+    .unwrap();
+    let server = TestServer::start_with(&["--config", config.to_str().unwrap()]);
+    let client = server.client();
+    let url = client.get_queue_url().queue_name("leads").send().await.unwrap().queue_url.unwrap();
+    let attributes = client
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::RedrivePolicy)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap();
+    let policy: serde_json::Value = serde_json::from_str(&attributes[&QueueAttributeName::RedrivePolicy]).unwrap();
+    assert_eq!(policy["maxReceiveCount"], 3);
+    assert!(policy["deadLetterTargetArn"].as_str().unwrap().ends_with(":leads-dlq"));
+}
