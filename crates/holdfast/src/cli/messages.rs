@@ -25,6 +25,10 @@ pub struct SendArgs {
     /// Message group id (FIFO queues, or tenants of a fair queue).
     #[arg(long)]
     group_id: Option<String>,
+    /// Message deduplication id (FIFO queues without content-based deduplication). With
+    /// messages from standard input, line N is sent with ID-N.
+    #[arg(long)]
+    dedup_id: Option<String>,
     #[command(flatten)]
     client: ClientArgs,
 }
@@ -58,7 +62,8 @@ pub async fn send(args: SendArgs) -> CommandResult {
     let url = queue_url(&client, &args.queue).await?;
     if let Some(body) = &args.body {
         let mut request = client.send_message().queue_url(&url).message_body(body).set_delay_seconds(args.delay);
-        request = request.set_message_group_id(args.group_id.clone());
+        request =
+            request.set_message_group_id(args.group_id.clone()).set_message_deduplication_id(args.dedup_id.clone());
         for (name, value) in &args.attributes {
             request = request.message_attributes(name, string_attribute(value));
         }
@@ -80,7 +85,8 @@ pub async fn send(args: SendArgs) -> CommandResult {
                 .id(format!("line{line_number}"))
                 .message_body(body)
                 .set_delay_seconds(args.delay)
-                .set_message_group_id(args.group_id.clone());
+                .set_message_group_id(args.group_id.clone())
+                .set_message_deduplication_id(args.dedup_id.as_ref().map(|id| format!("{id}-{line_number}")));
             for (name, value) in &args.attributes {
                 entry = entry.message_attributes(name, string_attribute(value));
             }
@@ -96,7 +102,8 @@ pub async fn send(args: SendArgs) -> CommandResult {
         }
         for failed in &output.failed {
             failures += 1;
-            eprintln!("holdfast: {} not sent: {}: {}", failed.id, failed.code, failed.message.as_deref().unwrap_or(""));
+            let line = failed.id.trim_start_matches("line");
+            eprintln!("holdfast: line {line} not sent: {}: {}", failed.code, failed.message.as_deref().unwrap_or(""));
         }
     }
     if failures > 0 {
@@ -107,9 +114,9 @@ pub async fn send(args: SendArgs) -> CommandResult {
 
 fn report_sent(json: bool, message_id: &str, line: usize) {
     if json {
-        println!("{}", serde_json::json!({ "MessageId": message_id, "Line": line }));
+        out!("{}", serde_json::json!({ "MessageId": message_id, "Line": line }));
     } else {
-        println!("{message_id}");
+        out!("{message_id}");
     }
 }
 
@@ -151,7 +158,7 @@ pub async fn receive(args: ReceiveArgs) -> CommandResult {
                         (k.clone(), serde_json::json!({ "DataType": v.data_type, "StringValue": v.string_value }))
                     })
                     .collect();
-                println!(
+                out!(
                     "{}",
                     serde_json::json!({
                         "MessageId": message.message_id,
@@ -162,7 +169,7 @@ pub async fn receive(args: ReceiveArgs) -> CommandResult {
                     })
                 );
             } else {
-                println!("{}", message.body.as_deref().unwrap_or_default());
+                out!("{}", message.body.as_deref().unwrap_or_default());
             }
             if let Some(handle) = &message.receipt_handle {
                 deletions.push(

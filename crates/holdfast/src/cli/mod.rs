@@ -4,8 +4,27 @@
 //! Exit codes: 0 success; 1 the service answered with an error; 2 bad usage (clap); 3 the endpoint
 //! could not be reached or answered something that is not SQS.
 
+/// Prints a line on standard output, like `println!`, except that a reader that went away
+/// (`holdfast receive q -n 50 | head -2`) ends the command quietly with status 0, as Unix tools
+/// do, instead of a panic.
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::cli::write_line(format_args!($($arg)*)) };
+}
+
 mod messages;
 mod queues;
+
+pub(crate) fn write_line(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = stdout.write_fmt(line).and_then(|()| stdout.write_all(b"\n")) {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("holdfast: writing to standard output: {error}");
+        std::process::exit(1);
+    }
+}
 
 use std::process::ExitCode;
 
@@ -19,12 +38,14 @@ pub use queues::QueueCommand;
 /// Options every client command takes.
 #[derive(Args, Clone, Debug)]
 pub struct ClientArgs {
-    /// The SQS endpoint.
-    #[arg(long, global = true, env = "HOLDFAST_ENDPOINT_URL", default_value = "http://127.0.0.1:9324")]
-    pub endpoint_url: String,
-    /// Region to sign requests for.
-    #[arg(long, global = true, env = "AWS_REGION", default_value = "us-east-1")]
-    pub region: String,
+    /// The SQS endpoint. Without it: HOLDFAST_ENDPOINT_URL, AWS_ENDPOINT_URL_SQS,
+    /// AWS_ENDPOINT_URL, the AWS profile's endpoint_url, then http://127.0.0.1:9324.
+    #[arg(long, global = true, env = "HOLDFAST_ENDPOINT_URL")]
+    pub endpoint_url: Option<String>,
+    /// Region to sign requests for. Without it: AWS_REGION, AWS_DEFAULT_REGION, the AWS
+    /// profile's region, then us-east-1.
+    #[arg(long, global = true, env = "AWS_REGION")]
+    pub region: Option<String>,
     /// Print JSON instead of plain text.
     #[arg(long, global = true)]
     pub json: bool,
@@ -99,13 +120,54 @@ pub async fn client(args: &ClientArgs) -> aws_sdk_sqs::Client {
     let has_aws_credentials = std::env::var_os("AWS_ACCESS_KEY_ID").is_some()
         || std::env::var_os("AWS_PROFILE").is_some()
         || std::env::var_os("HOME").is_some_and(|home| std::path::Path::new(&home).join(".aws/credentials").exists());
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new(args.region.clone()))
-        .endpoint_url(&args.endpoint_url);
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(region) = &args.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
     if !has_aws_credentials {
         loader = loader.credentials_provider(Credentials::new("holdfast", "holdfast", None, None, "holdfast-cli"));
     }
-    aws_sdk_sqs::Client::new(&loader.load().await)
+    let shared = loader.load().await;
+    let mut config = aws_sdk_sqs::config::Builder::from(&shared);
+    if shared.region().is_none() {
+        config = config.region(Region::new(DEFAULT_REGION));
+    }
+    config = config.endpoint_url(endpoint_url(args.endpoint_url.as_deref(), shared.endpoint_url(), |name| {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }));
+    aws_sdk_sqs::Client::from_conf(config.build())
+}
+
+const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:9324";
+const DEFAULT_REGION: &str = "us-east-1";
+
+/// The endpoint, with the AWS SDKs' precedence: the flag (or HOLDFAST_ENDPOINT_URL), the
+/// service-specific variable, the global one, the shared config's, and holdfast's default
+/// address last (where the SDKs would go to AWS itself).
+fn endpoint_url(flag: Option<&str>, profile: Option<&str>, env: impl Fn(&str) -> Option<String>) -> String {
+    flag.map(str::to_owned)
+        .or_else(|| env("AWS_ENDPOINT_URL_SQS"))
+        .or_else(|| env("AWS_ENDPOINT_URL"))
+        .or_else(|| profile.map(str::to_owned))
+        .unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_endpoint_follows_the_aws_precedence() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+        };
+        let both = env(&[("AWS_ENDPOINT_URL_SQS", "http://sqs:1"), ("AWS_ENDPOINT_URL", "http://all:2")]);
+        assert_eq!(endpoint_url(Some("http://flag:3"), None, &both), "http://flag:3");
+        assert_eq!(endpoint_url(None, Some("http://profile:4"), &both), "http://sqs:1");
+        assert_eq!(endpoint_url(None, None, env(&[("AWS_ENDPOINT_URL", "http://all:2")])), "http://all:2");
+        assert_eq!(endpoint_url(None, Some("http://profile:4"), env(&[])), "http://profile:4");
+        assert_eq!(endpoint_url(None, None, env(&[])), DEFAULT_ENDPOINT);
+    }
 }
 
 /// A queue given by name or URL, resolved to its URL.

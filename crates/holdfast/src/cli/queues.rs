@@ -69,9 +69,9 @@ pub async fn run(command: QueueCommand) -> CommandResult {
                 urls.extend(page?.queue_urls.unwrap_or_default());
             }
             if json {
-                println!("{}", serde_json::json!({ "QueueUrls": urls }));
+                out!("{}", serde_json::json!({ "QueueUrls": urls }));
             } else {
-                urls.iter().for_each(|url| println!("{url}"));
+                urls.iter().for_each(|url| out!("{url}"));
             }
         }
         QueueAction::Delete { queue } => {
@@ -94,9 +94,9 @@ pub async fn run(command: QueueCommand) -> CommandResult {
                     .map(|(k, v)| (k.as_str().to_string(), v))
                     .collect();
                 if json {
-                    println!("{}", serde_json::json!({ "Attributes": attributes }));
+                    out!("{}", serde_json::json!({ "Attributes": attributes }));
                 } else {
-                    attributes.iter().for_each(|(k, v)| println!("{k}={v}"));
+                    attributes.iter().for_each(|(k, v)| out!("{k}={v}"));
                 }
             } else {
                 let mut request = client.set_queue_attributes().queue_url(url);
@@ -116,8 +116,8 @@ pub async fn run(command: QueueCommand) -> CommandResult {
 
 fn print_value(json: bool, key: &str, value: &str) {
     if json {
-        println!("{}", serde_json::json!({ key: value }));
+        out!("{}", serde_json::json!({ key: value }));
     } else {
-        println!("{value}");
+        out!("{value}");
     }
 }

@@ -126,3 +126,67 @@ fn the_cli_signs_with_the_standard_aws_credentials() {
     assert_ne!(code, 0);
     assert!(err.contains("SignatureDoesNotMatch"), "{err}");
 }
+
+/// Runs the CLI with `env` and no endpoint flag, stdout to a pipe closed after its first line.
+fn cli_to_closed_pipe(server: &TestServer, args: &[&str]) -> (i32, String) {
+    let mut child = Command::new(binary())
+        .args(args)
+        .args(["--endpoint-url", &server.url])
+        .env("HOME", "/nonexistent")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 1];
+    std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+    drop(stdout);
+    let output = child.wait_with_output().unwrap();
+    (output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_the_command_quietly() {
+    let server = TestServer::start();
+    let name = unique("pipe");
+    // 300 lines of 400 bytes: more than a pipe holds, so the command is still writing (and blocked)
+    // when the reader goes away.
+    let lines: String = (1..=300).map(|i| format!("message {i} {}\n", "x".repeat(400))).collect();
+    assert_eq!(cli(&server, &["queue", "create", &name], None).0, 0);
+    assert_eq!(cli(&server, &["send", &name], Some(&lines)).0, 0);
+    let (code, err) = cli_to_closed_pipe(&server, &["receive", &name, "--count", "300", "--visibility", "0"]);
+    assert_eq!(code, 0, "like head closing the pipe: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn fifo_sends_take_a_deduplication_id() {
+    let server = TestServer::start();
+    let name = format!("{}.fifo", unique("dedup"));
+    assert_eq!(cli(&server, &["queue", "create", &name, "-a", "FifoQueue=true"], None).0, 0);
+    let send = |id: &str| cli(&server, &["send", &name, "order 1", "--group-id", "g", "--dedup-id", id], None);
+    let (code, first, err) = send("order-1");
+    assert_eq!(code, 0, "{err}");
+    let (_, again, _) = send("order-1");
+    assert_eq!(first, again, "a duplicate reports the first message's id");
+    let (code, _, err) = cli(&server, &["send", &name, "--group-id", "g", "--dedup-id", "batch"], Some("a\nb\n"));
+    assert_eq!(code, 0, "each line gets its own id (batch-1, batch-2): {err}");
+    let (_, out, _) = cli(&server, &["receive", &name, "--count", "10"], None);
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["order 1", "a", "b"]);
+}
+
+#[test]
+fn the_endpoint_may_come_from_the_aws_variables() {
+    let server = TestServer::start();
+    let run = |vars: &[(&str, &str)]| {
+        let mut command = Command::new(binary());
+        command.args(["queue", "list"]).env("HOME", "/nonexistent").env_remove("HOLDFAST_ENDPOINT_URL");
+        for (name, value) in vars {
+            command.env(name, value);
+        }
+        command.output().unwrap().status.code()
+    };
+    assert_eq!(run(&[("AWS_ENDPOINT_URL", &server.url)]), Some(0));
+    assert_eq!(run(&[("AWS_ENDPOINT_URL_SQS", &server.url), ("AWS_ENDPOINT_URL", "http://127.0.0.1:1")]), Some(0));
+    assert_eq!(run(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:1")]), Some(3), "nothing listens there");
+}
