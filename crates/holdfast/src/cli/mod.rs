@@ -152,6 +152,22 @@ fn endpoint_url(flag: Option<&str>, profile: Option<&str>, env: impl Fn(&str) ->
         .unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned())
 }
 
+/// A queue given by name or URL, resolved to its URL.
+pub async fn queue_url(client: &aws_sdk_sqs::Client, queue: &str) -> Result<String, Failure> {
+    if queue.starts_with("http://") || queue.starts_with("https://") {
+        return Ok(queue.to_string());
+    }
+    let output = client.get_queue_url().queue_name(queue).send().await?;
+    output.queue_url.ok_or_else(|| Failure { message: "GetQueueUrl answered no QueueUrl".into(), exit_code: 3 })
+}
+
+/// Parses `KEY=VALUE` arguments.
+pub fn key_value(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {text:?}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,20 +184,4 @@ mod tests {
         assert_eq!(endpoint_url(None, Some("http://profile:4"), env(&[])), "http://profile:4");
         assert_eq!(endpoint_url(None, None, env(&[])), DEFAULT_ENDPOINT);
     }
-}
-
-/// A queue given by name or URL, resolved to its URL.
-pub async fn queue_url(client: &aws_sdk_sqs::Client, queue: &str) -> Result<String, Failure> {
-    if queue.starts_with("http://") || queue.starts_with("https://") {
-        return Ok(queue.to_string());
-    }
-    let output = client.get_queue_url().queue_name(queue).send().await?;
-    output.queue_url.ok_or_else(|| Failure { message: "GetQueueUrl answered no QueueUrl".into(), exit_code: 3 })
-}
-
-/// Parses `KEY=VALUE` arguments.
-pub fn key_value(text: &str) -> Result<(String, String), String> {
-    text.split_once('=')
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .ok_or_else(|| format!("expected KEY=VALUE, got {text:?}"))
 }
