@@ -178,8 +178,8 @@ mod tests {
             move |name: &str| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
         };
         let both = env(&[("AWS_ENDPOINT_URL_SQS", "http://sqs:1"), ("AWS_ENDPOINT_URL", "http://all:2")]);
-        assert_eq!(endpoint_url(Some("http://flag:3"), None, &both), "http://flag:3");
-        assert_eq!(endpoint_url(None, Some("http://profile:4"), &both), "http://sqs:1");
+        assert_eq!(endpoint_url(Some("http://flag:3"), None, both), "http://flag:3");
+        assert_eq!(endpoint_url(None, Some("http://profile:4"), both), "http://sqs:1");
         assert_eq!(endpoint_url(None, None, env(&[("AWS_ENDPOINT_URL", "http://all:2")])), "http://all:2");
         assert_eq!(endpoint_url(None, Some("http://profile:4"), env(&[])), "http://profile:4");
         assert_eq!(endpoint_url(None, None, env(&[])), DEFAULT_ENDPOINT);
