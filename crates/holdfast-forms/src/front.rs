@@ -166,8 +166,11 @@ impl Front {
                 });
                 html(StatusCode::OK, page::thanks(&self.text, reference.as_deref()))
             }
-            (&Method::GET | &Method::HEAD, "/healthz") => plain(StatusCode::OK, "ok\n"),
-            (_, "/" | "/submit" | "/thanks" | "/healthz") => {
+            // The server's convention: /health (the process answers) and /ready (it can take a
+            // lead now: its queue answers). /healthz stays as an alias of /health.
+            (&Method::GET | &Method::HEAD, "/health" | "/healthz") => plain(StatusCode::OK, "ok\n"),
+            (&Method::GET | &Method::HEAD, "/ready") => self.ready().await,
+            (_, "/" | "/submit" | "/thanks" | "/health" | "/healthz" | "/ready") => {
                 plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
             }
             _ => html(StatusCode::NOT_FOUND, page::not_found()),
@@ -175,6 +178,20 @@ impl Front {
         self.add_cors(response.headers_mut(), origin.as_deref());
         self.add_security_headers(response.headers_mut());
         response
+    }
+
+    /// 200 `ready` when the queue answers within 5 s, else 503 with the reason.
+    async fn ready(&self) -> Response<Full<Bytes>> {
+        let check = async {
+            let url = self.queue_url().await?;
+            let attributes = self.client.get_queue_attributes().queue_url(url).send().await;
+            attributes.map(drop).map_err(|error| error.to_string())
+        };
+        match tokio::time::timeout(Duration::from_secs(5), check).await {
+            Ok(Ok(())) => plain(StatusCode::OK, "ready\n"),
+            Ok(Err(reason)) => plain(StatusCode::SERVICE_UNAVAILABLE, format!("unavailable: {reason}\n")),
+            Err(_) => plain(StatusCode::SERVICE_UNAVAILABLE, "unavailable: the queue did not answer within 5 s\n"),
+        }
     }
 
     async fn submit(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
@@ -366,8 +383,8 @@ fn html(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     response
 }
 
-fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+fn plain(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
     *response.status_mut() = status;
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     response

@@ -217,3 +217,20 @@ fn an_unreachable_queue_gets_an_honest_error_and_keeps_what_was_typed() {
     assert_eq!(json.status, 503);
     assert!(form.log().contains("NOT queued"), "{}", form.log());
 }
+
+#[test]
+fn the_form_answers_health_and_readiness_as_the_server_does() {
+    let mut env = Env::start();
+    let queue = unique("leads");
+    let form = env.form(&queue, &[]);
+    let url = form.url();
+    assert_eq!(http(&url, "GET", "/health", &[], b"").status, 200);
+    let ready = http(&url, "GET", "/ready", &[], b"");
+    assert_eq!((ready.status, ready.body.trim()), (200, "ready"));
+    // The queue's server gone: still alive, no longer ready, and it says why.
+    env.server.kill9();
+    assert_eq!(http(&url, "GET", "/health", &[], b"").status, 200);
+    let ready = http(&url, "GET", "/ready", &[], b"");
+    assert_eq!(ready.status, 503);
+    assert!(ready.body.starts_with("unavailable"), "{}", ready.body);
+}
