@@ -1,5 +1,5 @@
 """The wire itself, without an SDK: raw AWS JSON 1.0 and Query/XML requests built with urllib
-(the API reference, common errors (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/CommonErrors.html), docs/compatibility.md, "Wire protocols", docs/compatibility.md, "Queue URLs"), signed by the small SigV4 signer in holdfast_testlib (checked here against
+(the API reference, common errors (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/CommonErrors.html), docs/compatibility.md, "Wire protocols", docs/compatibility.md, "Queue URLs and regions"), signed by the small SigV4 signer in holdfast_testlib (checked here against
 the Signature Version 4 (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv-create-signed-request.html) vectors first)."""
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ def test_json_batch_results_leave_empty_lists_out(server):
 
 
 def test_queue_url_host_is_ignored(server):
-    # Only the last two path segments of QueueUrl name the queue (docs/compatibility.md, "Queue URLs").
+    # Only the last two path segments of QueueUrl name the queue (docs/compatibility.md, "Queue URLs and regions").
     name, _ = _create_queue(server)
     elsewhere = f"http://localhost:1/{ACCOUNT_ID}/{name}"
     resp = json_call(server.url, "SendMessage", {"QueueUrl": elsewhere, "MessageBody": "via another host"})

@@ -1,8 +1,11 @@
-//! Queue names, URLs and ARNs.
+//! Queue names, URLs and ARNs, and region names.
 //!
-//! A queue URL is `<base>/<account-id>/<queue-name>`, where the base is whatever address the
-//! client reached us by (or a configured public URL), so URLs we hand out lead back here. When
-//! reading a URL only its last two path segments matter: clients may address any host (docs/compatibility.md, "Queue URLs").
+//! A queue URL is `<base>/<account-id>/<queue-name>` for a queue in the server's region and
+//! `<base>/<region>/<account-id>/<queue-name>` elsewhere (or `sqs.<region>.<host>` with the host
+//! style), where the base is whatever address the client reached us by (or a configured public
+//! URL), so URLs we hand out lead back here. When reading a URL only its last segments matter
+//! (and the host, for a region): clients may address any host (docs/compatibility.md, "Queue URLs
+//! and regions").
 
 use holdfast_api::{limits, sqs_error, SqsError};
 

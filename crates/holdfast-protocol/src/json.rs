@@ -17,7 +17,7 @@ use crate::model::{model, Shape, ShapeId};
 use crate::query::{invalid, missing};
 
 /// Decodes the JSON body of `action`. `default_queue_url` fills `QueueUrl` when the body has
-/// none (the queue taken from the request path: docs/compatibility.md, "Queue URLs").
+/// none (the queue taken from the request path: docs/compatibility.md, "Queue URLs and regions").
 pub(crate) fn decode(action: Action, body: &[u8], default_queue_url: Option<&str>) -> Result<Request, SqsError> {
     let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { body };
     if default_queue_url.is_none() {

@@ -14,7 +14,7 @@
 //! Architecture Invariant: the JSON fast path deserializes the typed request directly from the
 //! body; the service model is parsed once per process ([`model`]).
 //!
-//! Queue addressing (docs/compatibility.md, "Queue URLs"): when a request has no `QueueUrl` and its path is
+//! Queue addressing (docs/compatibility.md, "Queue URLs and regions"): when a request has no `QueueUrl` and its path is
 //! `/<account-id>/<queue-name>` (Java v1, kombu), `QueueUrl` is set to that path, e.g.
 //! `/000000000000/q1`; the service reads the last two path segments of any `QueueUrl`.
 
@@ -81,7 +81,7 @@ pub fn protocol_of(headers: &http::HeaderMap) -> Protocol {
     }
 }
 
-/// Routes and decodes `req` (docs/compatibility.md, "Wire protocols", docs/compatibility.md, "Queue URLs").
+/// Routes and decodes `req` (docs/compatibility.md, "Wire protocols", docs/compatibility.md, "Queue URLs and regions").
 pub fn decode(req: &HttpRequest<'_>) -> Decoded {
     let credentials = sigv4::parse(req);
     let path_queue_url = queue_url_from_path(req.uri.path());

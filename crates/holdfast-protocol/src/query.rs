@@ -97,7 +97,7 @@ fn parse_index(segment: &str) -> Option<u64> {
 }
 
 /// Reads the input structure `input` from the parameter tree. `default_queue_url` is used when
-/// no `QueueUrl` parameter is present (the queue taken from the request path: docs/compatibility.md, "Queue URLs").
+/// no `QueueUrl` parameter is present (the queue taken from the request path: docs/compatibility.md, "Queue URLs and regions").
 pub(crate) fn read_input(root: &Node<'_>, input: ShapeId, default_queue_url: Option<&str>) -> Result<Value, SqsError> {
     let reader = Reader { model: model() };
     let Shape::Struct(shape) = reader.model.shape(input) else { unreachable!("inputs are structures") };

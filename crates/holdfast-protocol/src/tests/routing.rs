@@ -1,4 +1,4 @@
-//! Routing (docs/compatibility.md, "Wire protocols"), queue-from-path (docs/compatibility.md, "Queue URLs") and where credentials are found.
+//! Routing (docs/compatibility.md, "Wire protocols"), queue-from-path (docs/compatibility.md, "Queue URLs and regions") and where credentials are found.
 
 use holdfast_api::types::*;
 use holdfast_api::{Action, ErrorCode, Request};
