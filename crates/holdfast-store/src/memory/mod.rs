@@ -203,8 +203,23 @@ fn receive_standard(
         candidates.push(seq);
     }
     candidates.sort_unstable();
-    let visible_at = p.now + p.visibility_timeout_ms;
     let (mut leased, mut moved) = (Vec::new(), Vec::new());
+    act_on(q, candidates, p, max_receive_count, &mut leased, &mut moved);
+    (leased, moved)
+}
+
+/// Acts on visible candidates in order, as `rules::judge` decides, until `p.max_messages` are
+/// leased: expired ones removed, exhausted ones taken out for the dead-letter queue.
+fn act_on(
+    q: &mut Queue,
+    candidates: Vec<i64>,
+    p: &ReceiveParams,
+    max_receive_count: Option<u32>,
+    leased: &mut Vec<StoredMessage>,
+    moved: &mut Vec<Message>,
+) {
+    let cutoff = p.now - p.retention_ms;
+    let visible_at = p.now + p.visibility_timeout_ms;
     for seq in candidates {
         if leased.len() >= p.max_messages {
             break;
@@ -216,7 +231,6 @@ fn receive_standard(
             Verdict::Deliver => leased.push(q.lease(seq, p.now, visible_at)),
         }
     }
-    (leased, moved)
 }
 
 /// Picks the messages a fair receive takes (`FairOrder`), as the SQLite engine does: ungrouped
@@ -227,21 +241,9 @@ fn receive_fair(
     max_receive_count: Option<u32>,
     order: &FairOrder,
 ) -> (Vec<StoredMessage>, Vec<Message>) {
-    let cutoff = p.now - p.retention_ms;
-    let visible_at = p.now + p.visibility_timeout_ms;
     let (mut leased, mut moved) = (Vec::new(), Vec::new());
     let act = |q: &mut Queue, seqs: Vec<i64>, leased: &mut Vec<StoredMessage>, moved: &mut Vec<Message>| {
-        for seq in seqs {
-            if leased.len() >= p.max_messages {
-                break;
-            }
-            let m = &q.messages[&seq].stored;
-            match judge(m.sent_at, m.receive_count, cutoff, max_receive_count) {
-                Verdict::Expire => drop(q.remove(seq)),
-                Verdict::DeadLetter => moved.extend(q.remove(seq)),
-                Verdict::Deliver => leased.push(q.lease(seq, p.now, visible_at)),
-            }
-        }
+        act_on(q, seqs, p, max_receive_count, leased, moved)
     };
     let ungrouped: Vec<i64> = q
         .visible(p.now)
