@@ -83,7 +83,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     match runtime.block_on(server::run(settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!("{error:#}");
+            // Once, on standard error (where the logs go too).
             eprintln!("holdfast: {error:#}");
             ExitCode::FAILURE
         }

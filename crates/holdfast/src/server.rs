@@ -41,6 +41,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     raise_open_file_limit();
+    // The address first: a server that cannot listen stops before it creates or opens anything.
+    let listener = TcpListener::bind(settings.bind).await.with_context(|| format!("binding {}", settings.bind))?;
     let store: Arc<dyn Store> = match settings.storage {
         StorageKind::Sqlite => Arc::new(
             SqliteStore::open_for_home(
@@ -78,7 +80,6 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let sqs = Arc::new(Sqs::new(Arc::clone(&store), Arc::new(SystemClock), config, shutdown_rx));
     declare_queues(&sqs, &settings.queues).await?;
 
-    let listener = TcpListener::bind(settings.bind).await.with_context(|| format!("binding {}", settings.bind))?;
     let local_addr = listener.local_addr()?;
     tracing::info!(%local_addr, storage = ?settings.storage, data_dir = %settings.data_dir.display(), "holdfast is ready");
     // Tests and scripts read the bound address (port 0 picks a free one) from this line.

@@ -28,6 +28,7 @@ pub(crate) fn write_line(line: std::fmt::Arguments<'_>) {
 
 use std::process::ExitCode;
 
+use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use clap::Args;
@@ -64,22 +65,34 @@ pub struct Failure {
     pub exit_code: u8,
 }
 
-impl<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug> From<SdkError<E, R>> for Failure {
-    fn from(error: SdkError<E, R>) -> Self {
+impl<E: ProvideErrorMetadata + std::error::Error + 'static> From<SdkError<E, HttpResponse>> for Failure {
+    fn from(error: SdkError<E, HttpResponse>) -> Self {
         match &error {
             SdkError::ServiceError(service) => {
                 let inner = service.err();
-                Failure {
-                    message: format!(
-                        "{}: {}",
-                        inner.code().unwrap_or("Error"),
-                        inner.message().unwrap_or("(no message)")
-                    ),
-                    exit_code: 1,
+                match inner.code() {
+                    Some(code) => Failure {
+                        message: format!("{code}: {}", inner.message().unwrap_or("(no message)")),
+                        exit_code: 1,
+                    },
+                    // No SQS error code: something other than SQS answered. Say what it was.
+                    None => Failure { message: not_sqs(service.raw()), exit_code: 3 },
                 }
             }
             other => Failure { message: format!("cannot reach the SQS endpoint: {}", describe(other)), exit_code: 3 },
         }
+    }
+}
+
+/// What a server that is not SQS answered: its status and the start of its body.
+fn not_sqs(response: &HttpResponse) -> String {
+    let body = response.body().bytes().map(String::from_utf8_lossy).unwrap_or_default();
+    let excerpt: String = body.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(200).collect();
+    let status = response.status().as_u16();
+    if excerpt.is_empty() {
+        format!("the endpoint is not an SQS service: it answered HTTP {status} with no body")
+    } else {
+        format!("the endpoint is not an SQS service: it answered HTTP {status}: {excerpt}")
     }
 }
 
@@ -157,7 +170,14 @@ pub async fn queue_url(client: &aws_sdk_sqs::Client, queue: &str) -> Result<Stri
     if queue.starts_with("http://") || queue.starts_with("https://") {
         return Ok(queue.to_string());
     }
-    let output = client.get_queue_url().queue_name(queue).send().await?;
+    let output = client.get_queue_url().queue_name(queue).send().await.map_err(|error| {
+        let missing = error.as_service_error().is_some_and(|e| e.is_queue_does_not_exist());
+        let mut failure = Failure::from(error);
+        if missing {
+            failure.message = format!("queue {queue} does not exist ({})", failure.message);
+        }
+        failure
+    })?;
     output.queue_url.ok_or_else(|| Failure { message: "GetQueueUrl answered no QueueUrl".into(), exit_code: 3 })
 }
 

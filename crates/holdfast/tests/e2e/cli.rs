@@ -190,3 +190,39 @@ fn the_endpoint_may_come_from_the_aws_variables() {
     assert_eq!(run(&[("AWS_ENDPOINT_URL_SQS", &server.url), ("AWS_ENDPOINT_URL", "http://127.0.0.1:1")]), Some(0));
     assert_eq!(run(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:1")]), Some(3), "nothing listens there");
 }
+
+#[test]
+fn errors_name_the_missing_queue_and_what_a_foreign_server_said() {
+    let server = TestServer::start();
+    let (code, _, err) = cli(&server, &["receive", "no-such-queue"], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("queue no-such-queue does not exist"), "{err}");
+
+    // Something that is not SQS, answering every request with a web page.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            let mut buffer = [0u8; 4096];
+            let _ = std::io::Read::read(&mut stream, &mut buffer);
+            let page = "<html><body>Welcome to nginx!</body></html>";
+            let answer = format!(
+                "HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+                page.len()
+            );
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    let output = Command::new(binary())
+        .args(["queue", "list", "--endpoint-url", &format!("http://{address}")])
+        .env("HOME", "/nonexistent")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("not an SQS service") && err.contains("HTTP 404") && err.contains("Welcome to nginx"),
+        "{err}"
+    );
+}

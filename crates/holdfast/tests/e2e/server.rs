@@ -336,3 +336,19 @@ name = "leads-dlq"
     assert_eq!(policy["maxReceiveCount"], 3);
     assert!(policy["deadLetterTargetArn"].as_str().unwrap().ends_with(":leads-dlq"));
 }
+
+#[test]
+fn a_server_that_cannot_bind_says_so_once_and_creates_nothing() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let output = std::process::Command::new(crate::common::binary())
+        .args(["serve", "--bind", &address, "--data-dir", data.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert_eq!(err.matches("binding").count(), 1, "the reason, once: {err}");
+    assert!(!data.exists(), "no data directory for a server that never started");
+}
