@@ -76,14 +76,15 @@ pub async fn run(command: QueueCommand) -> CommandResult {
         }
         QueueAction::Delete { queue } => {
             let url = queue_url(&client, &queue).await?;
-            client.delete_queue().queue_url(url).send().await?;
+            client.delete_queue().queue_url(&url).send().await?;
+            print_done(json, "Deleted", &url);
         }
         QueueAction::Attributes { queue, set } => {
             let url = queue_url(&client, &queue).await?;
             if set.is_empty() {
                 let output = client
                     .get_queue_attributes()
-                    .queue_url(url)
+                    .queue_url(&url)
                     .attribute_names(QueueAttributeName::All)
                     .send()
                     .await?;
@@ -93,25 +94,46 @@ pub async fn run(command: QueueCommand) -> CommandResult {
                     .into_iter()
                     .map(|(k, v)| (k.as_str().to_string(), v))
                     .collect();
+                let tags: BTreeMap<String, String> = client
+                    .list_queue_tags()
+                    .queue_url(&url)
+                    .send()
+                    .await?
+                    .tags
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect();
                 if json {
-                    out!("{}", serde_json::json!({ "Attributes": attributes }));
+                    out!("{}", serde_json::json!({ "Attributes": attributes, "Tags": tags }));
                 } else {
                     attributes.iter().for_each(|(k, v)| out!("{k}={v}"));
+                    // Tags after the attributes, marked so a script can tell them apart.
+                    tags.iter().for_each(|(k, v)| out!("tag:{k}={v}"));
                 }
             } else {
-                let mut request = client.set_queue_attributes().queue_url(url);
+                let mut request = client.set_queue_attributes().queue_url(&url);
                 for (key, value) in set {
                     request = request.attributes(QueueAttributeName::from(key.as_str()), value);
                 }
                 request.send().await?;
+                print_done(json, "Updated", &url);
             }
         }
         QueueAction::Purge { queue } => {
             let url = queue_url(&client, &queue).await?;
-            client.purge_queue().queue_url(url).send().await?;
+            client.purge_queue().queue_url(&url).send().await?;
+            print_done(json, "Purged", &url);
         }
     }
     Ok(())
+}
+
+/// What a command that changes a queue did: with --json one object, else nothing (as the AWS
+/// CLI prints nothing for these).
+fn print_done(json: bool, what: &str, queue_url: &str) {
+    if json {
+        out!("{}", serde_json::json!({ what: true, "QueueUrl": queue_url }));
+    }
 }
 
 fn print_value(json: bool, key: &str, value: &str) {

@@ -226,3 +226,26 @@ fn errors_name_the_missing_queue_and_what_a_foreign_server_said() {
         "{err}"
     );
 }
+
+#[test]
+fn queue_commands_report_in_json_and_show_tags() {
+    let server = TestServer::start();
+    let name = unique("report");
+    assert_eq!(cli(&server, &["queue", "create", &name, "-t", "team=web"], None).0, 0);
+    let (code, out, err) = cli(&server, &["queue", "attributes", &name], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.lines().any(|l| l == "tag:team=web"), "{out}");
+    let (_, out, _) = cli(&server, &["queue", "attributes", &name, "--json"], None);
+    let parsed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(parsed["Tags"]["team"], "web");
+    for (args, key) in [
+        (vec!["queue", "attributes", &name, "--set", "VisibilityTimeout=9", "--json"], "Updated"),
+        (vec!["queue", "purge", &name, "--json"], "Purged"),
+        (vec!["queue", "delete", &name, "--json"], "Deleted"),
+    ] {
+        let (code, out, err) = cli(&server, &args, None);
+        assert_eq!(code, 0, "{err}");
+        let parsed: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+        assert_eq!(parsed[key], true, "{out}");
+    }
+}
