@@ -45,7 +45,7 @@ const MAX_SAMPLE_GAP_MS: Millis = 10_000;
 const MAX_TENANTS: usize = 10_000;
 const MAX_TENANTS_IN_ALL: usize = 100_000;
 /// Messages looked at for `ApproximateAgeOfOldestMessageInQuietGroups`.
-const OLDEST_LOOK: usize = 10_000;
+pub(crate) const OLDEST_QUIET_LOOK: usize = 10_000;
 
 /// The fair-queue figures AWS publishes, for one queue.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -235,8 +235,6 @@ pub(crate) fn quiet_metrics(
             .map(|sent_at| ((now - sent_at).max(0) / 1000) as u64),
     }
 }
-
-pub(crate) const OLDEST_QUIET_LOOK: usize = OLDEST_LOOK;
 
 #[cfg(test)]
 mod tests {

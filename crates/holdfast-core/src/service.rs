@@ -201,22 +201,20 @@ impl Sqs {
             return Ok(None);
         }
         let now = self.now();
-        let mut noisy_with_backlog = Vec::new();
+        let noisy_groups = self.fairness.noisy(queue.id);
+        let mut noisy_with_backlog = 0;
         let mut noisy_counts = crate::store::QueueCounts::default();
-        for group in self.fairness.noisy(queue.id) {
+        for group in &noisy_groups {
             let counts = self.store.group_counts(queue.id, vec![group.clone()], now).await.map_err(from_store)?;
             noisy_counts.visible += counts.visible;
             noisy_counts.in_flight += counts.in_flight;
             noisy_counts.delayed += counts.delayed;
-            if counts.visible > 0 {
-                noisy_with_backlog.push(group);
-            }
+            noisy_with_backlog += u64::from(counts.visible > 0);
         }
         let all = self.store.queue_counts(queue.id, now).await.map_err(from_store)?;
-        let noisy_groups = self.fairness.noisy(queue.id);
         let oldest =
             self.store.oldest_outside(queue.id, noisy_groups, fairness::OLDEST_QUIET_LOOK).await.map_err(from_store)?;
-        Ok(Some(fairness::quiet_metrics(noisy_with_backlog.len() as u64, all, noisy_counts, oldest, now)))
+        Ok(Some(fairness::quiet_metrics(noisy_with_backlog, all, noisy_counts, oldest, now)))
     }
 
     pub(crate) fn now(&self) -> Millis {

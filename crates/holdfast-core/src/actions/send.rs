@@ -138,10 +138,12 @@ fn prepare(queue: &Queue, sender_id: &str, now: Millis, out: Outgoing<'_>) -> Re
 
 /// The system attributes to store: those sent, plus `AWSTraceHeader` from the HTTP header (as
 /// the X-Ray SDK sends it) when the message does not set it. A header that would not be a valid
-/// attribute value is ignored rather than failing the send.
+/// attribute value, or is longer than any trace header (`MAX_TRACE_HEADER_BYTES`), is ignored
+/// rather than failing the send.
 fn with_trace_header(sent: &MessageAttributeMap, header: Option<&str>) -> MessageAttributeMap {
     let mut attributes = sent.clone();
-    if let Some(header) = header.filter(|_| !sent.contains_key(TRACE_HEADER)) {
+    let header = header.filter(|h| h.len() <= MAX_TRACE_HEADER_BYTES && !sent.contains_key(TRACE_HEADER));
+    if let Some(header) = header {
         let value = MessageAttributeValue {
             string_value: Some(header.to_owned()),
             data_type: "String".into(),
@@ -156,6 +158,8 @@ fn with_trace_header(sent: &MessageAttributeMap, header: Option<&str>) -> Messag
 }
 
 const TRACE_HEADER: &str = "AWSTraceHeader";
+/// An X-Ray trace header is about 100 bytes; this bounds what a header may add to every message.
+const MAX_TRACE_HEADER_BYTES: usize = 1_024;
 
 fn sender_id(sqs: &Sqs, ctx: &RequestContext) -> String {
     ctx.sender_id.clone().unwrap_or_else(|| ctx.account(sqs).to_owned())
@@ -322,5 +326,28 @@ pub(crate) fn failure(id: &str, error: SqsError) -> BatchResultErrorEntry {
         sender_fault: error.code.sender_fault(),
         code: error.code.query_code().to_string(),
         message: Some(error.message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_trace_header_is_taken_only_when_plausible() {
+        let none = MessageAttributeMap::new();
+        let trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+        assert_eq!(with_trace_header(&none, Some(trace))[TRACE_HEADER].string_value.as_deref(), Some(trace));
+        assert!(with_trace_header(&none, Some(&"x".repeat(MAX_TRACE_HEADER_BYTES + 1))).is_empty(), "too long");
+        assert!(with_trace_header(&none, Some("bad\u{1}char")).is_empty(), "not a valid value");
+        let own = MessageAttributeMap::from([(
+            TRACE_HEADER.to_owned(),
+            MessageAttributeValue {
+                string_value: Some("mine".into()),
+                data_type: "String".into(),
+                ..Default::default()
+            },
+        )]);
+        assert_eq!(with_trace_header(&own, Some(trace))[TRACE_HEADER].string_value.as_deref(), Some("mine"));
     }
 }
