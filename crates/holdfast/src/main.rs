@@ -19,6 +19,8 @@ use crate::config::{ServeArgs, Settings};
 #[derive(Parser)]
 #[command(name = "holdfast", version, about = "A self-hosted message queue that speaks the Amazon SQS API")]
 #[command(args_conflicts_with_subcommands = true)]
+#[command(after_help = "Client commands exit 0 when done (also when a reader such as `head` stops reading), \
+1 when the service answered an error or some messages failed, 2 for bad usage, 3 when no SQS endpoint answered.")]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -37,6 +39,10 @@ enum Command {
     Send(cli::SendArgs),
     /// Receive (and optionally delete) messages.
     Receive(cli::ReceiveArgs),
+    /// Look at waiting messages without taking them: receive, then make them visible again.
+    Peek(cli::PeekArgs),
+    /// Act on received messages by receipt handle: delete, change visibility.
+    Message(cli::MessageCommand),
     /// The lead form (`form serve`) and its queue-to-database worker (`form work`).
     #[cfg(feature = "forms")]
     Form(holdfast_forms::FormArgs),
@@ -45,6 +51,11 @@ enum Command {
     Sink(holdfast_forms::SinkArgs),
     /// Load-test any SQS endpoint (holdfast, another SQS-compatible server, AWS).
     Bench(holdfast_bench::BenchArgs),
+    /// Print a shell completion script, e.g. `holdfast completions bash > /etc/bash_completion.d/holdfast`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// A no-op SQS endpoint with canned answers: the HTTP stack's ceiling, for `holdfast bench`.
     #[command(hide = true)]
     Baseline(baseline::BaselineArgs),
@@ -58,6 +69,15 @@ fn main() -> ExitCode {
         Some(Command::Queue(command)) => cli::run(cli::Invocation::Queue(command)),
         Some(Command::Send(args)) => cli::run(cli::Invocation::Send(args)),
         Some(Command::Receive(args)) => cli::run(cli::Invocation::Receive(args)),
+        Some(Command::Peek(args)) => cli::run(cli::Invocation::Peek(args)),
+        Some(Command::Message(command)) => cli::run(cli::Invocation::Message(command)),
+        Some(Command::Completions { shell }) => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "holdfast", &mut script);
+            cli::write_raw(&script, b"");
+            ExitCode::SUCCESS
+        }
         #[cfg(feature = "forms")]
         Some(Command::Form(args)) => holdfast_forms::run_form(args),
         #[cfg(feature = "forms")]

@@ -12,12 +12,26 @@ macro_rules! out {
 }
 
 mod messages;
+mod output;
 mod queues;
 
 pub(crate) fn write_line(line: std::fmt::Arguments<'_>) {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
     if let Err(error) = stdout.write_fmt(line).and_then(|()| stdout.write_all(b"\n")) {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("holdfast: writing to standard output: {error}");
+        std::process::exit(1);
+    }
+}
+
+/// Writes `bytes` then `end` on standard output, with `write_line`'s handling of a closed pipe.
+pub(crate) fn write_raw(bytes: &[u8], end: &[u8]) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = stdout.write_all(bytes).and_then(|()| stdout.write_all(end)) {
         if error.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(0);
         }
@@ -33,7 +47,8 @@ use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use clap::Args;
 
-pub use messages::{ReceiveArgs, SendArgs};
+pub use messages::{MessageCommand, PeekArgs, ReceiveArgs, SendArgs};
+pub use output::Format;
 pub use queues::QueueCommand;
 
 /// Options every client command takes.
@@ -47,15 +62,34 @@ pub struct ClientArgs {
     /// profile's region, then us-east-1.
     #[arg(long, global = true, env = "AWS_REGION")]
     pub region: Option<String>,
-    /// Print JSON instead of plain text.
+    /// How results are printed on standard output: text (plain lines), json, or table.
+    #[arg(long, global = true, value_enum, env = "HOLDFAST_OUTPUT", default_value_t = Format::Text)]
+    pub output: Format,
+    /// Shorthand for --output json.
     #[arg(long, global = true)]
     pub json: bool,
+    /// No progress and no summary on standard error (errors are still printed); a bulk send prints
+    /// no message ids either.
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+}
+
+impl ClientArgs {
+    pub fn format(&self) -> Format {
+        if self.json {
+            Format::Json
+        } else {
+            self.output
+        }
+    }
 }
 
 pub enum Invocation {
     Queue(QueueCommand),
     Send(SendArgs),
     Receive(ReceiveArgs),
+    Peek(PeekArgs),
+    Message(MessageCommand),
 }
 
 /// A command's failure, already mapped to an exit code.
@@ -116,6 +150,8 @@ pub fn run(invocation: Invocation) -> ExitCode {
             Invocation::Queue(command) => queues::run(command).await,
             Invocation::Send(args) => messages::send(args).await,
             Invocation::Receive(args) => messages::receive(args).await,
+            Invocation::Peek(args) => messages::peek(args).await,
+            Invocation::Message(command) => messages::message(command).await,
         }
     });
     match result {

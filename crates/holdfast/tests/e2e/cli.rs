@@ -249,3 +249,190 @@ fn queue_commands_report_in_json_and_show_tags() {
         assert_eq!(parsed[key], true, "{out}");
     }
 }
+
+/// `cli` with raw bytes on standard input.
+fn cli_bytes(server: &TestServer, args: &[&str], stdin: &[u8]) -> (i32, String, String) {
+    let mut child = Command::new(binary())
+        .args(args)
+        .args(["--endpoint-url", &server.url])
+        .env("HOME", "/nonexistent")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn approximate(server: &TestServer, queue: &str) -> (u64, u64) {
+    let (_, out, _) = cli(server, &["queue", "attributes", queue, "--json"], None);
+    let parsed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let count = |name: &str| parsed["Attributes"][name].as_str().unwrap().parse::<u64>().unwrap();
+    (count("ApproximateNumberOfMessages"), count("ApproximateNumberOfMessagesNotVisible"))
+}
+
+#[test]
+fn bulk_sends_end_with_a_summary_and_name_a_line_that_is_not_utf8() {
+    let server = TestServer::start();
+    let name = unique("bulk");
+    assert_eq!(cli(&server, &["queue", "create", &name], None).0, 0);
+    let lines: String = (1..=1234).map(|i| format!("{i}\n")).collect::<String>() + "\n";
+    let (code, out, err) = cli(&server, &["send", &name], Some(&lines));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 1234, "ids go to a pipe");
+    assert!(err.starts_with("sent 1,234 messages, 1 blank lines skipped in "), "{err}");
+    let (code, out, err) = cli(&server, &["send", &name, "--quiet"], Some("a\nb\n"));
+    assert_eq!((code, out.as_str(), err.as_str()), (0, "", ""), "--quiet prints nothing");
+    let (code, out, _) = cli(&server, &["send", &name, "--output", "json"], Some("x\ny\n"));
+    assert_eq!(code, 0);
+    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.iter().map(|l| l["Line"].as_u64().unwrap()).collect::<Vec<_>>(), [1, 2]);
+
+    // Line 3 is Latin-1, not UTF-8: lines 1 and 2 go, the rest does not, and the error says where.
+    let (code, _, err) = cli_bytes(&server, &["send", &name], b"one\ntwo\ncaf\xe9\nfour\n");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("sent 2 messages"), "{err}");
+    assert!(err.contains("line 3 is not valid UTF-8 (at byte 4)"), "{err}");
+    assert_eq!(approximate(&server, &name), (1234 + 2 + 2 + 2, 0));
+
+    // A line over SQS's 1 MiB limit is refused on its own, named, and the others still go.
+    let big = "x".repeat(1_048_577);
+    let (code, _, err) = cli(&server, &["send", &name], Some(&format!("before\n{big}\nafter\n")));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("line 2 not sent"), "{err}");
+    assert!(err.contains("sent 2 messages, 1 not sent"), "{err}");
+}
+
+#[test]
+fn received_bodies_with_line_breaks_stay_one_message_per_line() {
+    let server = TestServer::start();
+    let name = unique("lines");
+    assert_eq!(cli(&server, &["queue", "create", &name, "-a", "FifoQueue=true", "--json"], None).0, 1, "needs .fifo");
+    let fifo = format!("{name}.fifo");
+    let create = ["queue", "create", &fifo, "-a", "FifoQueue=true", "-a", "ContentBasedDeduplication=true"];
+    assert_eq!(cli(&server, &create, None).0, 0);
+    for body in ["first line\nsecond line", "plain", "\"quoted\""] {
+        assert_eq!(cli(&server, &["send", &fifo, body, "--group-id", "g"], None).0, 0);
+    }
+    let (code, out, err) = cli(&server, &["receive", &fifo, "--count", "3", "--visibility", "0"], None);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().collect::<Vec<_>>(), [r#""first line\nsecond line""#, "plain", r#""\"quoted\"""#]);
+    let (_, out, _) = cli(&server, &["receive", &fifo, "--count", "3", "-0", "--visibility", "0"], None);
+    assert_eq!(out, "first line\nsecond line\0plain\0\"quoted\"\0");
+}
+
+#[test]
+fn peek_leaves_messages_where_they_were() {
+    let server = TestServer::start();
+    let name = unique("peek");
+    assert_eq!(cli(&server, &["queue", "create", &name], None).0, 0);
+    assert_eq!(cli(&server, &["send", &name], Some(&(1..=25).map(|i| format!("m{i}\n")).collect::<String>())).0, 0);
+    let (code, out, err) = cli(&server, &["peek", &name, "--count", "15"], None);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 15, "{out}");
+    assert!(err.contains("peeked at 15 messages"), "{err}");
+    assert_eq!(approximate(&server, &name), (25, 0), "all visible again");
+    let (_, out, _) = cli(&server, &["peek", &name, "--output", "table", "-n", "2"], None);
+    assert!(out.starts_with("+---") && out.contains("| MessageId"), "{out}");
+}
+
+#[test]
+fn messages_are_deleted_and_released_by_receipt_handle() {
+    let server = TestServer::start();
+    let name = unique("handles");
+    assert_eq!(cli(&server, &["queue", "create", &name], None).0, 0);
+    assert_eq!(cli(&server, &["send", &name], Some("a\nb\nc\nd\n")).0, 0);
+    let (_, out, _) = cli(&server, &["receive", &name, "--count", "4", "--json"], None);
+    let handles: Vec<String> = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["ReceiptHandle"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(handles.len(), 4);
+    assert_eq!(approximate(&server, &name), (0, 4));
+
+    let stdin = format!("{}\n{}\n", handles[0], handles[1]);
+    let (code, _, err) = cli(&server, &["message", "delete", &name, "-"], Some(&stdin));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("deleted 2 messages"), "{err}");
+    let (code, out, err) =
+        cli(&server, &["message", "change-visibility", &name, "--timeout", "0", &handles[2], "--json"], None);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap()["changed"], 1);
+    assert_eq!(approximate(&server, &name), (1, 1));
+
+    let (code, _, err) = cli(&server, &["message", "delete", &name, "not-a-handle", &handles[3]], None);
+    assert_eq!(code, 1, "one bad handle fails the command after trying all");
+    assert!(err.contains("ReceiptHandleIsInvalid") && err.contains("deleted 1 message, 1 failed"), "{err}");
+    assert_eq!(approximate(&server, &name), (1, 0));
+}
+
+#[test]
+fn queues_are_changed_tagged_and_redriven_from_the_cli() {
+    let server = TestServer::start();
+    let source = unique("src");
+    let dlq = format!("{source}-dlq");
+    assert_eq!(cli(&server, &["queue", "create", &dlq], None).0, 0);
+    assert_eq!(cli(&server, &["queue", "create", &source], None).0, 0);
+    let policy = format!(
+        r#"RedrivePolicy={{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:{dlq}","maxReceiveCount":"1"}}"#
+    );
+    let (code, _, err) = cli(&server, &["queue", "set", &source, &policy, "VisibilityTimeout=0"], None);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(cli(&server, &["queue", "tag", &source, "team=web", "env=prod"], None).0, 0);
+    assert_eq!(cli(&server, &["queue", "untag", &source, "env"], None).0, 0);
+    let (_, out, _) = cli(&server, &["queue", "attributes", &source], None);
+    assert!(out.contains("VisibilityTimeout=0") && out.contains(&dlq), "{out}");
+    assert!(out.lines().any(|l| l == "tag:team=web") && !out.contains("tag:env"), "{out}");
+    let (_, out, _) = cli(&server, &["queue", "url", &source], None);
+    assert!(out.trim().ends_with(&format!("/{source}")), "{out}");
+
+    // Three messages fail once each and land in the dead-letter queue; redrive brings them back.
+    assert_eq!(cli(&server, &["send", &source], Some("1\n2\n3\n")).0, 0);
+    assert_eq!(cli(&server, &["receive", &source, "--count", "3", "--wait", "0"], None).0, 0);
+    let mut moved = false;
+    for _ in 0..50 {
+        let _ = cli(&server, &["receive", &source, "--count", "10", "--wait", "0"], None);
+        if approximate(&server, &dlq).0 == 3 {
+            moved = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(moved, "the messages reached the dead-letter queue");
+    // Raise the bar so the redriven messages stay put (the queue must remain a dead-letter source).
+    let (code, _, err) = cli(&server, &["queue", "set", &source, &policy.replace("\"1\"", "\"1000\"")], None);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = cli(&server, &["queue", "redrive", &dlq, "--json"], None);
+    assert_eq!(code, 0, "{err}");
+    let parsed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (parsed["Status"].as_str(), parsed["ApproximateNumberOfMessagesMoved"].as_u64()),
+        (Some("COMPLETED"), Some(3))
+    );
+    assert!(err.contains("3 messages moved (completed)"), "{err}");
+    assert_eq!(approximate(&server, &source), (3, 0));
+    let (_, out, _) = cli(&server, &["queue", "redrive", &dlq, "--status"], None);
+    assert!(out.starts_with("COMPLETED moved=3"), "{out}");
+    let (code, _, err) = cli(&server, &["queue", "redrive", &dlq, "--cancel"], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("no move task is running"), "{err}");
+}
+
+#[test]
+fn completion_scripts_for_the_usual_shells() {
+    for shell in ["bash", "zsh", "fish"] {
+        let output = Command::new(binary()).args(["completions", shell]).output().unwrap();
+        assert!(output.status.success());
+        let script = String::from_utf8(output.stdout).unwrap();
+        assert!(
+            script.contains("peek") && script.contains("redrive") && script.contains("change-visibility"),
+            "{shell}"
+        );
+    }
+}
