@@ -11,8 +11,9 @@
 //!   their receive count while nothing can store them), releases what it holds, and probes the
 //!   destination with backoff; it logs one line when it goes down and one when it is back.
 //! - A message the destination rejects (not JSON, missing fields, a 4xx answer) is left in the
-//!   queue; after the queue's `maxReceiveCount` receives SQS moves it to the dead-letter queue.
-//!   The engine never deletes what it did not store.
+//!   queue; after the queue's `maxReceiveCount` receives SQS moves it to the dead-letter queue, and
+//!   on a queue without one it is delivered again until its retention period ends (the log says
+//!   which, per queue). The engine never deletes what it did not store.
 //! - Shutdown (SIGTERM, Ctrl-C) stops receiving, lets every batch in hand finish storing and
 //!   deleting, then returns. A long poll still waiting is abandoned: any message it would have
 //!   returned stays in the queue.
@@ -182,6 +183,8 @@ struct Shared<D> {
     queue_ok: Mutex<bool>,
     /// Pollers currently holding a batch: with an empty queue, tells `--exit-when-empty` it is done.
     busy: AtomicU64,
+    /// What happens to a rejected message on this queue, for the log (see `sqs::rejection_fate`).
+    rejection_fate: String,
 }
 
 /// Consumes `queue_url` into `destination` until `shutdown` turns true (or, with
@@ -194,7 +197,9 @@ pub async fn run<D: Destination>(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<Summary, Fatal> {
     let min = args.min_consumers.min(args.max_consumers) as usize;
+    let rejection_fate = sqs::rejection_fate(&client, &queue_url, args.retry_rejected_after).await;
     let shared = Arc::new(Shared {
+        rejection_fate,
         client,
         queue_url,
         destination,
@@ -222,6 +227,7 @@ pub async fn run<D: Destination>(
     report_tick.tick().await;
     let mut health = shared.health.subscribe();
     let mut last_report = (Instant::now(), 0u64);
+    let mut last_rejected = 0u64;
     let mut empty_checks = 0;
     loop {
         // Keep `desired` pollers alive; those above it finish their batch and stop by themselves.
@@ -269,8 +275,10 @@ pub async fn run<D: Destination>(
             }
             _ = report_tick.tick() => {
                 let done = shared.stats.stored.load(Ordering::Relaxed) + shared.stats.duplicates.load(Ordering::Relaxed);
+                let rejected = shared.stats.rejected.load(Ordering::Relaxed);
                 let (visible, in_flight) = backlog(&shared).await.unwrap_or((0, 0));
-                if done != last_report.1 || visible > 0 {
+                // Rejections count as something happening: a worker that only rejects must say so.
+                if done != last_report.1 || rejected != last_rejected || visible > 0 {
                     let rate = (done - last_report.1) as f64 / last_report.0.elapsed().as_secs_f64().max(0.001);
                     tracing::info!(
                         "{rate:.1} messages/s; backlog ~{visible} waiting, ~{in_flight} in flight; {} pollers; {}",
@@ -279,6 +287,7 @@ pub async fn run<D: Destination>(
                     );
                 }
                 last_report = (Instant::now(), done);
+                last_rejected = rejected;
             }
         }
     }
@@ -459,8 +468,9 @@ async fn settle<D: Destination>(shared: &Shared<D>, batch: &[Delivery], outcomes
                 // One line when a message is first rejected, not one per redelivery.
                 if delivery.receive_count <= 1 {
                     tracing::warn!(
-                        "message {} cannot be stored ({reason}); it stays in the queue and goes to the dead-letter queue after the queue's maxReceiveCount receives",
-                        delivery.message_id
+                        "message {} cannot be stored ({reason}); {}",
+                        delivery.message_id,
+                        shared.rejection_fate
                     );
                 }
                 rejected.push(delivery);

@@ -92,6 +92,8 @@ pub fn check_identifier(name: &str) -> Result<(), String> {
 /// A pool of connections to one database.
 pub struct Database {
     pool: AnyPool,
+    /// For one direct connection when the pool gives up, to learn why (see `explain`).
+    url: String,
     dialect: Dialect,
     /// The URL without its password, for log lines.
     display: String,
@@ -132,7 +134,7 @@ impl Database {
             .test_before_acquire(true)
             .connect_lazy(&url)
             .map_err(|error| format!("bad database URL: {error}"))?;
-        Ok(Database { pool, dialect, display: redact(&url) })
+        Ok(Database { pool, dialect, display: redact(&url), url })
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -146,13 +148,39 @@ impl Database {
 
     /// A round trip to the server.
     pub async fn probe(&self) -> Result<(), DbError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        match sqlx::query("SELECT 1").execute(&self.pool).await {
+            Ok(_) => Ok(()),
+            Err(error) => Err(self.explain(error).await),
+        }
+    }
+
+    /// The error a user can act on. When the pool times out waiting for a connection it only says
+    /// "pool timed out", hiding the cause (a refused connection, a wrong password, an unknown
+    /// host); one direct connection attempt brings the real reason back.
+    async fn explain(&self, error: sqlx::Error) -> DbError {
+        if !matches!(error, sqlx::Error::PoolTimedOut) {
+            return error.into();
+        }
+        let attempt = tokio::time::timeout(Duration::from_secs(5), async {
+            use sqlx::Connection;
+            sqlx::AnyConnection::connect(&self.url).await
+        });
+        let reason = match attempt.await {
+            Ok(Err(cause)) => cause.to_string(),
+            Ok(Ok(connection)) => {
+                let _ = sqlx::Connection::close(connection).await;
+                "every connection is busy".to_string()
+            }
+            Err(_) => "no answer within 5 s".to_string(),
+        };
+        DbError::Unavailable(format!("cannot connect to {}: {reason}", self.display))
     }
 
     /// Creates the table if it is missing, then checks that it has every column this worker
     /// writes (a table someone else created may not).
     pub async fn prepare(&self, table: &Table) -> Result<(), DbError> {
+        // The first statement is the one that meets a database that is down: say why.
+        self.probe().await?;
         if self.dialect == Dialect::Sqlite {
             // WAL lets readers (reports, the tests) look while the worker writes.
             sqlx::query("PRAGMA journal_mode=WAL").execute(&self.pool).await?;
@@ -219,7 +247,10 @@ impl Database {
     /// was already there. Nothing is stored unless everything is.
     pub async fn insert_all(&self, table: &Table, rows: &[Row]) -> Result<Vec<bool>, DbError> {
         let sql = self.insert_sql(table);
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = match self.pool.begin().await {
+            Ok(transaction) => transaction,
+            Err(error) => return Err(self.explain(error).await),
+        };
         let mut inserted = Vec::with_capacity(rows.len());
         for row in rows {
             let mut query = sqlx::query(&sql);

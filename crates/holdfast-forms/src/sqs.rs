@@ -181,6 +181,56 @@ async fn warn_without_dead_letter_queue(client: &aws_sdk_sqs::Client, url: &str)
     }
 }
 
+/// What happens to a message the worker cannot store, in words for its log: it is never deleted,
+/// so either the queue's redrive policy moves it to a dead-letter queue after enough receives, or
+/// it is delivered again after every visibility timeout until its retention period ends.
+pub async fn rejection_fate(client: &aws_sdk_sqs::Client, url: &str, retry_after: Option<i32>) -> String {
+    let output = client
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::RedrivePolicy)
+        .attribute_names(QueueAttributeName::VisibilityTimeout)
+        .attribute_names(QueueAttributeName::MessageRetentionPeriod)
+        .send()
+        .await;
+    let attributes = match output {
+        Ok(output) => output.attributes.unwrap_or_default(),
+        Err(_) => return "it stays in the queue and is delivered again later".to_string(),
+    };
+    let redrive = attributes
+        .get(&QueueAttributeName::RedrivePolicy)
+        .and_then(|policy| serde_json::from_str::<serde_json::Value>(policy).ok());
+    if let Some(redrive) = redrive {
+        let target = redrive["deadLetterTargetArn"].as_str().unwrap_or("?");
+        let dlq = target.rsplit(':').next().unwrap_or(target);
+        let receives = match &redrive["maxReceiveCount"] {
+            serde_json::Value::String(text) => text.clone(),
+            other => other.to_string(),
+        };
+        return format!("it stays in the queue and moves to the dead-letter queue {dlq} after {receives} receives");
+    }
+    let every = retry_after
+        .map(|seconds| seconds.to_string())
+        .or_else(|| attributes.get(&QueueAttributeName::VisibilityTimeout).cloned())
+        .unwrap_or_else(|| "?".into());
+    let retention = attributes
+        .get(&QueueAttributeName::MessageRetentionPeriod)
+        .and_then(|seconds| seconds.parse::<u64>().ok())
+        .map(
+            |seconds| {
+                if seconds % 86_400 == 0 {
+                    format!("{} days", seconds / 86_400)
+                } else {
+                    format!("{seconds} s")
+                }
+            },
+        )
+        .unwrap_or_else(|| "its retention period".into());
+    format!(
+        "the queue has no dead-letter queue, so it stays there and is delivered again every {every} s until it expires ({retention} after it was sent)"
+    )
+}
+
 /// The queue's approximate backlog: (visible, in flight).
 pub async fn backlog(client: &aws_sdk_sqs::Client, url: &str) -> Option<(u64, u64)> {
     let output = client

@@ -202,3 +202,48 @@ fn a_database_outage_pauses_the_worker_and_loses_nothing() {
     assert_eq!(log.matches("is unavailable").count(), 1, "one line when it goes down, not one per message:\n{log}");
     assert_eq!(log.matches("available again").count(), 1, "one line when it is back:\n{log}");
 }
+
+#[test]
+fn without_a_dead_letter_queue_the_worker_says_what_really_happens_to_a_bad_message() {
+    let env = Env::start();
+    let queue = unique("plain");
+    let url = runtime().block_on(async {
+        let client = env.client();
+        let created = client.create_queue().queue_name(&queue).send().await.expect("create");
+        created.queue_url.expect("url")
+    });
+    send_bodies(&env.endpoint, &url, &["not a lead".to_string()]);
+    let db = env.sqlite_url("plain.db");
+    let mut worker = env.worker(&queue, &db, &["--no-create", "--retry-rejected-after", "1"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !worker.log().lines().any(|line| line.contains("messages/s") && line.contains("rejected 1")) {
+        assert!(std::time::Instant::now() < deadline, "no progress line counts the rejection:\n{}", worker.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(worker.terminate().code(), Some(0));
+    let log = worker.log();
+    assert!(
+        log.contains("the queue has no dead-letter queue, so it stays there and is delivered again every 1 s"),
+        "{log}"
+    );
+    assert!(!log.contains("goes to the dead-letter queue") && !log.contains("moves to the dead-letter"), "{log}");
+    assert_eq!(queue_depth(&env.endpoint, &queue), 1, "the message is still there");
+}
+
+#[test]
+fn a_refused_database_connection_is_reported_as_such() {
+    let env = Env::start();
+    let queue = unique("refused");
+    create_queue(&env.endpoint, &queue, 1, 2);
+    // Nothing listens on a port just released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let db = format!("postgres://holdfast:secret@127.0.0.1:{port}/leads");
+    let mut worker = env.worker(&queue, &db, &[]);
+    wait_until(Duration::from_secs(40), "the reason in the log", || worker.log().contains("cannot connect to"));
+    worker.terminate();
+    let log = worker.log();
+    let line = log.lines().find(|l| l.contains("cannot connect to")).unwrap();
+    assert!(line.contains("refused"), "the cause, not a pool timeout: {line}");
+    assert!(!log.contains("pool timed out"), "{log}");
+    assert!(!log.contains("secret"), "no password in the log: {log}");
+}
