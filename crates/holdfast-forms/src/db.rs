@@ -264,6 +264,177 @@ impl Database {
         Ok(inserted)
     }
 
+    /// Stores records whose keys are not yet in `tracking`, all in one transaction: for each record
+    /// the tracking row goes in first (doing nothing if its key is there), and the data row only if
+    /// it did. So a table of any shape, without a unique key of its own, still gets each record
+    /// once. For each record: true if stored now, false if it was stored before.
+    pub async fn insert_tracked(
+        &self,
+        tracking: &Table,
+        data: &Table,
+        casts: &[Option<String>],
+        records: &[(Row, Row)],
+    ) -> Result<Vec<bool>, DbError> {
+        let track_sql = self.insert_sql(tracking);
+        let data_sql = self.plain_insert_sql(data, casts);
+        let mut transaction = match self.pool.begin().await {
+            Ok(transaction) => transaction,
+            Err(error) => return Err(self.explain(error).await),
+        };
+        let mut inserted = Vec::with_capacity(records.len());
+        for (track_row, data_row) in records {
+            let mut query = sqlx::query(&track_sql);
+            for value in track_row {
+                query = query.bind(value.clone());
+            }
+            let fresh = query.execute(&mut *transaction).await?.rows_affected() > 0;
+            if fresh {
+                let mut query = sqlx::query(&data_sql);
+                for value in data_row {
+                    query = query.bind(value.clone());
+                }
+                query.execute(&mut *transaction).await?;
+            }
+            inserted.push(fresh);
+        }
+        transaction.commit().await?;
+        Ok(inserted)
+    }
+
+    /// An insert with no conflict handling (the tracking table decides what is new). PostgreSQL
+    /// does not turn text into other types by itself, so each value is cast to its column's type.
+    fn plain_insert_sql(&self, table: &Table, casts: &[Option<String>]) -> String {
+        let names: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
+        let placeholders: Vec<String> = (1..=names.len())
+            .map(|i| match (self.dialect, casts.get(i - 1).and_then(Option::as_deref)) {
+                (Dialect::Postgres, Some(kind)) => format!("CAST(${i} AS {kind})"),
+                (Dialect::Postgres, None) => format!("${i}"),
+                _ => "?".to_string(),
+            })
+            .collect();
+        format!("INSERT INTO {} ({}) VALUES ({})", table.name, names.join(", "), placeholders.join(", "))
+    }
+
+    /// For PostgreSQL, each column's type where it is not text (for `plain_insert_sql`'s casts);
+    /// the other databases convert text themselves.
+    pub async fn column_casts(&self, table: &Table) -> Result<Vec<Option<String>>, DbError> {
+        if self.dialect != Dialect::Postgres {
+            return Ok(vec![None; table.columns.len()]);
+        }
+        let rows = sqlx::query(
+            "SELECT column_name::text, data_type::text FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = $1",
+        )
+        .bind(table.name.to_lowercase())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut types = std::collections::HashMap::new();
+        for row in rows {
+            types.insert(row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?);
+        }
+        Ok(table
+            .columns
+            .iter()
+            .map(|column| {
+                let kind = types.get(&column.name.to_lowercase())?;
+                // Only plain type names: they go into SQL text.
+                let plain = kind.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '_');
+                let textual = matches!(kind.as_str(), "text" | "character varying" | "character");
+                (plain && !textual).then(|| kind.clone())
+            })
+            .collect())
+    }
+
+    /// The tracking rows of `target` (or of every table), newest first, at most `limit`:
+    /// (key, table, message id, processed at).
+    pub async fn processed(
+        &self,
+        tracking: &str,
+        target: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<[String; 4]>, DbError> {
+        check_identifier(tracking).map_err(DbError::Refused)?;
+        let (filter, bind) = self.target_filter(target);
+        let sql = format!(
+            "SELECT record_key, target_table, message_id, processed_at FROM {tracking}{filter} \
+             ORDER BY processed_at DESC LIMIT {}",
+            limit.max(0)
+        );
+        let mut query = sqlx::query(&sql);
+        if let Some(target) = bind {
+            query = query.bind(target.to_string());
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(|e| missing_table(e, tracking))?;
+        rows.iter()
+            .map(|row| {
+                let text = |i: usize| -> Result<String, DbError> {
+                    row.try_get::<String, _>(i)
+                        .or_else(|_| row.try_get::<Vec<u8>, _>(i).map(|b| String::from_utf8_lossy(&b).into_owned()))
+                        .map_err(DbError::from)
+                };
+                let key = text(0)?;
+                let table = text(1)?;
+                // The key is stored as TABLE:KEY, so several sinks can share one tracking table.
+                let key = key.strip_prefix(&format!("{table}:")).map(str::to_string).unwrap_or(key);
+                Ok([key, table, text(2)?, text(3)?])
+            })
+            .collect()
+    }
+
+    /// How many tracking rows `target` (or every table) has.
+    pub async fn processed_count(&self, tracking: &str, target: Option<&str>) -> Result<i64, DbError> {
+        check_identifier(tracking).map_err(DbError::Refused)?;
+        let (filter, bind) = self.target_filter(target);
+        let sql = format!("SELECT COUNT(*) FROM {tracking}{filter}");
+        let mut query = sqlx::query(&sql);
+        if let Some(target) = bind {
+            query = query.bind(target.to_string());
+        }
+        let row = query.fetch_one(&self.pool).await.map_err(|e| missing_table(e, tracking))?;
+        Ok(row.try_get::<i64, _>(0)?)
+    }
+
+    /// Forgets tracking rows of `target` (or of every table), only those processed before
+    /// `before` (an RFC 3339 time) if given; returns how many. A message delivered again after
+    /// this is stored again.
+    pub async fn clear_processed(
+        &self,
+        tracking: &str,
+        target: Option<&str>,
+        before: Option<&str>,
+    ) -> Result<u64, DbError> {
+        check_identifier(tracking).map_err(DbError::Refused)?;
+        let placeholder = |i: usize| if self.dialect == Dialect::Postgres { format!("${i}") } else { "?".into() };
+        let mut conditions = Vec::new();
+        let mut binds = Vec::new();
+        if let Some(target) = target {
+            binds.push(target.to_string());
+            conditions.push(format!("target_table = {}", placeholder(binds.len())));
+        }
+        if let Some(before) = before {
+            binds.push(before.to_string());
+            conditions.push(format!("processed_at < {}", placeholder(binds.len())));
+        }
+        let filter = if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) };
+        let sql = format!("DELETE FROM {tracking}{filter}");
+        let mut query = sqlx::query(&sql);
+        for value in binds {
+            query = query.bind(value);
+        }
+        let result = query.execute(&self.pool).await.map_err(|e| missing_table(e, tracking))?;
+        Ok(result.rows_affected())
+    }
+
+    fn target_filter<'a>(&self, target: Option<&'a str>) -> (String, Option<&'a str>) {
+        match target {
+            Some(target) => {
+                let placeholder = if self.dialect == Dialect::Postgres { "$1" } else { "?" };
+                (format!(" WHERE target_table = {placeholder}"), Some(target))
+            }
+            None => (String::new(), None),
+        }
+    }
+
     /// Rows in `table` (for reports and tests).
     pub async fn count(&self, table: &str) -> Result<i64, DbError> {
         check_identifier(table).map_err(DbError::Refused)?;
@@ -289,6 +460,16 @@ impl Database {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// A query on the tracking table before any sink created it: say so plainly.
+fn missing_table(error: sqlx::Error, table: &str) -> DbError {
+    match DbError::from(error) {
+        DbError::Refused(text) => {
+            DbError::Refused(format!("{text} (is {table} there? a sink with --map creates it when it starts)"))
+        }
+        other => other,
     }
 }
 
@@ -369,6 +550,7 @@ mod tests {
                 pool: AnyPoolOptions::new().connect_lazy("sqlite::memory:").unwrap(),
                 dialect,
                 display: String::new(),
+                url: String::new(),
             };
             (db.create_sql(&table()), db.insert_sql(&table()))
         };
@@ -378,5 +560,47 @@ mod tests {
         assert_eq!(insert, "INSERT IGNORE INTO leads (id, body, note) VALUES (?, ?, ?)");
         let (_, insert) = db_sql(Dialect::Postgres);
         assert_eq!(insert, "INSERT INTO leads (id, body, note) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING");
+    }
+
+    #[tokio::test]
+    async fn tracked_inserts_store_each_key_once_and_can_be_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&format!("sqlite://{}", dir.path().join("t.db").display()), 1).unwrap();
+        let tracking = Table {
+            name: "seen".into(),
+            columns: ["record_key", "target_table", "message_id", "processed_at"]
+                .iter()
+                .enumerate()
+                .map(|(i, name)| Column {
+                    name: name.to_string(),
+                    kind: if i == 0 { ColumnKind::Key } else { ColumnKind::Short },
+                    required: true,
+                })
+                .collect(),
+        };
+        let data = Table {
+            name: "people".into(),
+            columns: vec![Column { name: "name".into(), kind: ColumnKind::Text, required: false }],
+        };
+        db.prepare(&tracking).await.unwrap();
+        db.prepare(&data).await.unwrap();
+        let record = |key: &str, name: &str, at: &str| {
+            (
+                vec![Some(format!("people:{key}")), Some("people".into()), Some("m".into()), Some(at.into())],
+                vec![Some(name.to_string())],
+            )
+        };
+        let first = [record("1", "Ada", "2026-01-01T00:00:00Z"), record("2", "Grace", "2026-06-01T00:00:00Z")];
+        assert_eq!(db.insert_tracked(&tracking, &data, &[], &first).await.unwrap(), [true, true]);
+        let again = [record("2", "Grace again", "2026-07-01T00:00:00Z"), record("3", "Alan", "2026-07-01T00:00:00Z")];
+        assert_eq!(db.insert_tracked(&tracking, &data, &[], &again).await.unwrap(), [false, true]);
+        assert_eq!(db.count("people").await.unwrap(), 3, "the table has no key of its own; tracking kept it right");
+        let listed = db.processed("seen", Some("people"), 10).await.unwrap();
+        assert_eq!(listed[0][0], "3", "newest first, the key without its table");
+        assert_eq!(db.clear_processed("seen", None, Some("2026-03-01T00:00:00Z")).await.unwrap(), 1);
+        assert_eq!(db.processed_count("seen", Some("people")).await.unwrap(), 2);
+        assert_eq!(db.processed_count("seen", Some("other")).await.unwrap(), 0);
+        let missing = db.processed_count("nothing_here", None).await.unwrap_err().to_string();
+        assert!(missing.contains("is nothing_here there?"), "{missing}");
     }
 }

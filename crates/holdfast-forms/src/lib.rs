@@ -21,6 +21,7 @@ pub mod front;
 mod http_sink;
 pub mod lead;
 pub mod page;
+pub mod records;
 pub mod sink;
 pub mod sqs;
 

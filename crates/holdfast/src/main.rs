@@ -48,7 +48,7 @@ enum Command {
     Form(holdfast_forms::FormArgs),
     /// Drain a queue of JSON messages into a database table or an HTTP back end.
     #[cfg(feature = "forms")]
-    Sink(holdfast_forms::SinkArgs),
+    Sink(Box<holdfast_forms::SinkArgs>),
     /// Load-test any SQS endpoint (holdfast, another SQS-compatible server, AWS).
     Bench(holdfast_bench::BenchArgs),
     /// Print a shell completion script, e.g. `holdfast completions bash > /etc/bash_completion.d/holdfast`.
@@ -81,7 +81,7 @@ fn main() -> ExitCode {
         #[cfg(feature = "forms")]
         Some(Command::Form(args)) => holdfast_forms::run_form(args),
         #[cfg(feature = "forms")]
-        Some(Command::Sink(args)) => holdfast_forms::run_sink(args),
+        Some(Command::Sink(args)) => holdfast_forms::run_sink(*args),
         Some(Command::Bench(args)) => holdfast_bench::run(args),
         Some(Command::Baseline(args)) => baseline::run(args),
     }
@@ -107,5 +107,15 @@ fn serve(args: ServeArgs) -> ExitCode {
             eprintln!("holdfast: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Clap's own consistency checks (unique flags, valid defaults) over every subcommand, which
+    /// otherwise only run when that subcommand is used.
+    #[test]
+    fn the_command_line_is_consistent() {
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
     }
 }
