@@ -46,7 +46,7 @@ fn target(action: Action) -> HeaderValue {
     targets[index].clone()
 }
 
-/// Where requests go: `http://host:port[/path]`.
+/// Where requests go: `http://host:port[/path]` or `https://…`.
 #[derive(Debug)]
 pub struct Endpoint {
     /// `host:port` to connect to.
@@ -54,20 +54,39 @@ pub struct Endpoint {
     host: HeaderValue,
     path: Uri,
     pub url: String,
+    /// For https: the TLS settings and the name the certificate must carry.
+    tls: Option<Tls>,
+}
+
+#[derive(Clone)]
+struct Tls {
+    connector: tokio_rustls::TlsConnector,
+    server_name: rustls_pki_types::ServerName<'static>,
+}
+
+impl fmt::Debug for Tls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Tls({:?})", self.server_name)
+    }
 }
 
 impl Endpoint {
+    /// An endpoint; https trusts the system's roots.
     pub fn parse(url: &str) -> anyhow::Result<Endpoint> {
+        Endpoint::with_ca(url, None)
+    }
+
+    /// An endpoint; https trusts the system's roots and, if given, the PEM certificates in
+    /// `ca_file` (a self-signed holdfast, a private CA).
+    pub fn with_ca(url: &str, ca_file: Option<&std::path::Path>) -> anyhow::Result<Endpoint> {
         let uri: Uri = url.parse().map_err(|e| anyhow::anyhow!("invalid --endpoint-url {url:?}: {e}"))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => anyhow::bail!(
-                "https endpoints are not supported by the load generator; SQS also answers on http://sqs.REGION.amazonaws.com"
-            ),
-            _ => anyhow::bail!("--endpoint-url must start with http://"),
-        }
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => anyhow::bail!("--endpoint-url must start with http:// or https://"),
+        };
         let authority = uri.authority().ok_or_else(|| anyhow::anyhow!("--endpoint-url has no host"))?;
-        let port = authority.port_u16().unwrap_or(80);
+        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
         let host = authority.host().trim_start_matches('[').trim_end_matches(']');
         let connect_to = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
         let path: Uri = match uri.path() {
@@ -79,8 +98,39 @@ impl Endpoint {
             host: HeaderValue::from_str(authority.as_str())?,
             path,
             url: url.trim_end_matches('/').to_owned(),
+            tls: if https { Some(tls_for(host, ca_file)?) } else { None },
         })
     }
+}
+
+fn tls_for(host: &str, ca_file: Option<&std::path::Path>) -> anyhow::Result<Tls> {
+    let mut roots = rustls::RootCertStore::empty();
+    // Unreadable system certificates are skipped, as every TLS client does.
+    let _ = roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    if let Some(path) = ca_file {
+        use rustls_pki_types::pem::PemObject;
+        let certificates = rustls_pki_types::CertificateDer::pem_file_iter(path)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| anyhow::anyhow!("--ca-cert {}: {e}", path.display()))?;
+        if certificates.is_empty() {
+            anyhow::bail!("--ca-cert {}: no certificate in it", path.display());
+        }
+        for certificate in certificates {
+            roots.add(certificate).map_err(|e| anyhow::anyhow!("--ca-cert {}: {e}", path.display()))?;
+        }
+    }
+    if roots.is_empty() {
+        anyhow::bail!("no trusted certificates for https: install the system's CA certificates or give --ca-cert");
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let server_name = rustls_pki_types::ServerName::try_from(host.to_owned())
+        .map_err(|e| anyhow::anyhow!("{host:?} is not a name a certificate can carry: {e}"))?;
+    Ok(Tls { connector: tokio_rustls::TlsConnector::from(Arc::new(config)), server_name })
 }
 
 /// SigV4 credentials from the environment.
@@ -266,11 +316,22 @@ impl Client {
         if self.sender.is_none() {
             let stream = tokio::net::TcpStream::connect(&self.endpoint.connect_to).await.map_err(CallError::Connect)?;
             let _ = stream.set_nodelay(true);
-            let (sender, connection) =
-                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(CallError::Http)?;
-            tokio::spawn(async move {
-                let _ = connection.await;
-            });
+            let sender = match &self.endpoint.tls {
+                None => {
+                    let (sender, connection) =
+                        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(CallError::Http)?;
+                    tokio::spawn(connection);
+                    sender
+                }
+                Some(tls) => {
+                    let stream =
+                        tls.connector.connect(tls.server_name.clone(), stream).await.map_err(CallError::Connect)?;
+                    let (sender, connection) =
+                        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(CallError::Http)?;
+                    tokio::spawn(connection);
+                    sender
+                }
+            };
             self.sender = Some(sender);
         }
         Ok(self.sender.as_mut().expect("connected above"))
@@ -462,7 +523,7 @@ mod tests {
         let e = Endpoint::parse("http://localhost/sqs/").unwrap();
         assert_eq!(e.connect_to, "localhost:80");
         assert_eq!(e.path, "/sqs/");
-        assert!(Endpoint::parse("https://sqs.us-east-1.amazonaws.com").is_err());
+        assert!(Endpoint::parse("ftp://example.com").is_err());
     }
 
     #[test]

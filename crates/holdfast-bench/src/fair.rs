@@ -118,7 +118,7 @@ pub async fn run(common: &CommonArgs, args: &FairArgs) -> anyhow::Result<FairRep
     anyhow::ensure!(args.tenants > 0 && args.quiet_rate > 0.0, "--tenants and --quiet-rate must be positive");
     anyhow::ensure!(common.concurrency > 0, "--concurrency must be at least 1");
     let setup = Setup {
-        endpoint: Arc::new(Endpoint::parse(&common.endpoint_url)?),
+        endpoint: Arc::new(Endpoint::with_ca(&common.endpoint_url, common.ca_cert.as_deref())?),
         signer: if common.sign { Some(Arc::new(Signer::from_env(&common.region)?)) } else { None },
         timeout: common.request_timeout(),
         base: Instant::now(),

@@ -36,9 +36,13 @@ pub struct BenchArgs {
 /// Options every scenario takes (before or after the scenario name).
 #[derive(Args, Clone, Debug)]
 pub struct CommonArgs {
-    /// The SQS endpoint (http only).
+    /// The SQS endpoint: http:// or https://.
     #[arg(long, global = true, env = "HOLDFAST_ENDPOINT_URL", default_value = "http://127.0.0.1:9324")]
     pub endpoint_url: String,
+    /// For https: also trust the PEM certificate(s) in this file (a self-signed or private-CA
+    /// server); the system's roots are always trusted.
+    #[arg(long, global = true, env = "AWS_CA_BUNDLE", value_name = "FILE")]
+    pub ca_cert: Option<std::path::PathBuf>,
     /// Queue to use, created if missing and kept at the end. Default: a fresh uniquely named
     /// queue, deleted at the end unless --keep. For `idle`, the prefix of the queue names.
     #[arg(long, global = true, value_name = "NAME")]

@@ -147,7 +147,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
     let common = args.common.clone();
     anyhow::ensure!(common.concurrency > 0, "--concurrency must be at least 1");
     anyhow::ensure!(common.duration >= 0.0, "--duration must not be negative");
-    let endpoint = Arc::new(Endpoint::parse(&common.endpoint_url)?);
+    let endpoint = Arc::new(Endpoint::with_ca(&common.endpoint_url, common.ca_cert.as_deref())?);
     let signer = if common.sign { Some(Arc::new(Signer::from_env(&common.region)?)) } else { None };
     let (stop, _) = watch::channel(false);
     let ctx = Arc::new(Ctx { args: common.clone(), endpoint, signer, progress: Arc::default(), stop });

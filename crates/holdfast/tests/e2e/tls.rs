@@ -215,3 +215,29 @@ async fn http2_connections_are_capped_at_256_streams() {
     assert_eq!(response.await.unwrap().status(), 200);
     assert_eq!(client.current_max_send_streams(), 256, "the server's SETTINGS_MAX_CONCURRENT_STREAMS");
 }
+
+#[test]
+fn the_load_generator_measures_an_https_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _, _) = tls_server(dir.path(), &[]);
+    let bench = |extra: &[&str]| {
+        std::process::Command::new(crate::common::binary())
+            .args(["bench", "send", "--endpoint-url", &server.url, "-c", "2", "-d", "0.5", "--json"])
+            .args(extra)
+            .env_remove("AWS_CA_BUNDLE")
+            .output()
+            .unwrap()
+    };
+    let trusted = bench(&["--ca-cert", dir.path().join("server.pem").to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&trusted.stderr);
+    assert!(trusted.status.success(), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&trusted.stdout).unwrap();
+    assert_eq!(report["errors"], 0, "{report}");
+    assert!(report["sent"].as_u64().unwrap() > 0, "{report}");
+
+    // Without the certificate the self-signed server is not trusted, and the run says so.
+    let untrusted = bench(&[]);
+    let output =
+        format!("{}{}", String::from_utf8_lossy(&untrusted.stdout), String::from_utf8_lossy(&untrusted.stderr));
+    assert!(!untrusted.status.success() || output.contains("certificate"), "{output}");
+}
