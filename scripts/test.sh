@@ -25,8 +25,8 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 step "the server builds without the form system"
 cargo clippy --quiet -p holdfast --no-default-features -- -D warnings
 
-# One build of the server binary (and of the examples the tests run) for every test process.
-cargo build --quiet --workspace --bins --examples --features holdfast-store/fault-injection
+# One build of the server binary for every test process.
+cargo build --quiet --workspace --bins --features holdfast-store/fault-injection
 export HOLDFAST_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/holdfast"
 
 step "Rust tests"

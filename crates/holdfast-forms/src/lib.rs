@@ -13,13 +13,14 @@
 //!
 //! The consumer engine ([`consumer`]) is public: a program with its own [`consumer::Destination`]
 //! gets batching, at-least-once bookkeeping, backoff, scaling and graceful shutdown for free (the
-//! `examples/orders` services use it).
+//! `holdfast orders` services, [`orders`], use it).
 
 pub mod consumer;
 pub mod db;
 pub mod front;
 mod http_sink;
 pub mod lead;
+pub mod orders;
 pub mod page;
 pub mod records;
 pub mod sink;
@@ -64,7 +65,12 @@ pub fn run_sink(args: SinkArgs) -> ExitCode {
 }
 
 fn run(task: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
-    init_logging();
+    run_logged(task, "info")
+}
+
+/// Runs `task` with logs at `default_filter` unless `HOLDFAST_LOG` says otherwise.
+fn run_logged(task: impl std::future::Future<Output = Result<(), String>>, default_filter: &str) -> ExitCode {
+    init_logging(default_filter);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -82,9 +88,9 @@ fn run(task: impl std::future::Future<Output = Result<(), String>>) -> ExitCode 
     }
 }
 
-/// Logs to standard error; `HOLDFAST_LOG` sets the filter (default `info`).
-fn init_logging() {
-    let filter = std::env::var("HOLDFAST_LOG").unwrap_or_else(|_| "info".into());
+/// Logs to standard error; `HOLDFAST_LOG` sets the filter (default `default_filter`).
+fn init_logging(default_filter: &str) {
+    let filter = std::env::var("HOLDFAST_LOG").unwrap_or_else(|_| default_filter.into());
     let filter =
         tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());

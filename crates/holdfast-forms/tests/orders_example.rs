@@ -1,39 +1,17 @@
-//! `examples/orders` against a real holdfast server: with one queue per downstream consumer, every
+//! `holdfast orders` (examples/orders/README.md) against a real holdfast server: with one queue per downstream consumer, every
 //! paid order reaches both inventory and notification; with one shared queue, the two split them.
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use common::*;
 
-/// The example's binary. `cargo test` and `cargo nextest` build a package's examples before its
-/// tests (with the same features as the tests), so it is normally there already; building it
-/// again here with `-p` could resolve other features and rebuild half the dependency tree.
-fn orders_bin() -> PathBuf {
-    let profile = profile_dir();
-    let built = profile.join("examples/orders");
-    if built.exists() {
-        return built;
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut command = Command::new(cargo);
-    command
-        .args(["build", "--quiet", "-p", "holdfast-forms", "--example", "orders"])
-        .env("CARGO_TARGET_DIR", profile.parent().unwrap())
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    if profile.file_name().is_some_and(|name| name == "release") {
-        command.arg("--release");
-    }
-    assert!(command.status().expect("cargo build").success(), "cargo build --example orders failed");
-    profile.join("examples/orders")
-}
-
 fn demo(endpoint: &str, data: &std::path::Path, extra: &[&str]) -> String {
     let prefix = format!("{}-", unique("o"));
-    let output = Command::new(orders_bin())
+    let output = Command::new(holdfast_bin())
         .args([
+            "orders",
             "--endpoint-url",
             endpoint,
             "--data-dir",

@@ -46,9 +46,12 @@ enum Command {
     /// The lead form (`form serve`) and its queue-to-database worker (`form work`).
     #[cfg(feature = "forms")]
     Form(holdfast_forms::FormArgs),
-    /// Drain a queue of JSON messages into a database table or an HTTP back end.
+    /// Drain a queue of JSON or CSV messages into a database table or an HTTP back end.
     #[cfg(feature = "forms")]
     Sink(Box<holdfast_forms::SinkArgs>),
+    /// The fan-out example: an order service, payment, inventory and notification on SQS queues.
+    #[cfg(feature = "forms")]
+    Orders(holdfast_forms::orders::OrdersArgs),
     /// Load-test any SQS endpoint (holdfast, another SQS-compatible server, AWS).
     Bench(holdfast_bench::BenchArgs),
     /// Print a shell completion script, e.g. `holdfast completions bash > /etc/bash_completion.d/holdfast`.
@@ -82,6 +85,8 @@ fn main() -> ExitCode {
         Some(Command::Form(args)) => holdfast_forms::run_form(args),
         #[cfg(feature = "forms")]
         Some(Command::Sink(args)) => holdfast_forms::run_sink(*args),
+        #[cfg(feature = "forms")]
+        Some(Command::Orders(args)) => holdfast_forms::orders::run_orders(args),
         Some(Command::Bench(args)) => holdfast_bench::run(args),
         Some(Command::Baseline(args)) => baseline::run(args),
     }

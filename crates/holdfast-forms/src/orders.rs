@@ -1,5 +1,6 @@
-//! `orders`: an order service, a payment worker and two downstream consumers (inventory and
-//! notification), decoupled by SQS queues. See `examples/orders/README.md`.
+//! `holdfast orders`: an order service, a payment worker and two downstream consumers (inventory
+//! and notification), decoupled by SQS queues: the fan-out example, shipped in the binary so it
+//! runs wherever holdfast does. See `examples/orders/README.md`.
 //!
 //! ```text
 //! POST /orders ─▶ order service ─▶ [orders-placed] ─▶ payment worker ─┬─▶ [orders-paid-inventory]    ─▶ inventory
@@ -21,9 +22,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::{Args, Parser, Subcommand};
-use holdfast_forms::consumer::{self, ConsumerArgs, Delivery, Destination, Fatal, Outcome};
-use holdfast_forms::sqs::{self, QueueArgs};
+use crate::consumer::{self, ConsumerArgs, Delivery, Destination, Fatal, Outcome};
+use crate::sqs::{self, QueueArgs};
+use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 
@@ -32,9 +33,9 @@ const PAID_INVENTORY: &str = "orders-paid-inventory";
 const PAID_NOTIFICATION: &str = "orders-paid-notification";
 const PAID_SHARED: &str = "orders-paid";
 
-#[derive(Parser)]
-#[command(name = "orders", about = "An order pipeline on SQS: order service, payment, inventory, notification")]
-struct Cli {
+/// `holdfast orders …`.
+#[derive(Args, Clone, Debug)]
+pub struct OrdersArgs {
     #[command(flatten)]
     queue: QueueArgs,
     /// Where the services keep their SQLite databases.
@@ -47,7 +48,7 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Subcommand)]
+#[derive(Subcommand, Clone, Debug)]
 enum Command {
     /// The order service: POST /orders {"customer": "...", "sku": "...", "quantity": N}.
     Service {
@@ -70,7 +71,7 @@ enum Command {
     },
 }
 
-#[derive(Args, Clone)]
+#[derive(Args, Clone, Debug)]
 struct Consumer {
     #[command(flatten)]
     consumer: ConsumerArgs,
@@ -104,7 +105,7 @@ struct Queues {
     notification: String,
 }
 
-async fn queues(cli: &Cli, shared: bool) -> Result<Queues, String> {
+async fn queues(cli: &OrdersArgs, shared: bool) -> Result<Queues, String> {
     let client = sqs::client(&cli.queue, 3, Duration::from_secs(30)).await;
     let name = |base: &str| format!("{}{base}", cli.prefix);
     let placed = sqs::ensure_queue(&client, &name(PLACED), &cli.queue).await?;
@@ -351,7 +352,7 @@ fn demo_consumer_args() -> ConsumerArgs {
     }
 }
 
-async fn run(cli: Cli) -> Result<(), String> {
+async fn run(cli: OrdersArgs) -> Result<(), String> {
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     match &cli.command {
         Command::Service { bind } => service(queues(&cli, false).await?, *bind).await,
@@ -359,7 +360,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             let queues = queues(&cli, false).await?;
             let db = database(&cli.data_dir, "payments.db", PAYMENT_SCHEMA).await?;
             tokio::spawn(async move {
-                holdfast_forms::shutdown_signal().await;
+                crate::shutdown_signal().await;
                 let _ = stop.send(true);
             });
             let payment = Payment { db, client: queues.client.clone(), paid: queues.paid };
@@ -376,7 +377,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             };
             let db = database(&cli.data_dir, &format!("{name}.db"), schema).await?;
             tokio::spawn(async move {
-                holdfast_forms::shutdown_signal().await;
+                crate::shutdown_signal().await;
                 let _ = stop.send(true);
             });
             let downstream = Downstream { name, db, seen: Arc::default() };
@@ -460,19 +461,8 @@ async fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
-fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    let filter = std::env::var("HOLDFAST_LOG").unwrap_or_else(|_| "warn".into());
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    match runtime.block_on(run(cli)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("orders: {error}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+/// Runs `holdfast orders …` to completion.
+pub fn run_orders(args: OrdersArgs) -> std::process::ExitCode {
+    // Quieter than the other commands by default: the demo prints its own summary.
+    crate::run_logged(run(args), "warn")
 }
