@@ -62,6 +62,13 @@ pub struct ServeArgs {
     /// A TOML file with any of these settings and queues to create at startup.
     #[arg(long, env = "HOLDFAST_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Once the server is ready, apply each `*.toml` declarations file and run each executable
+    /// (or `*.sh`) in this directory, in name order; /ready answers 503 until they are done.
+    #[arg(long, env = "HOLDFAST_INIT_DIR", value_name = "DIR")]
+    pub init_dir: Option<PathBuf>,
+    /// Seconds an init script may run before it is killed (default 300).
+    #[arg(long, env = "HOLDFAST_INIT_TIMEOUT")]
+    pub init_timeout: Option<u64>,
     /// Base of the queue URLs handed to clients, e.g. http://queue.internal:9324 (default: from
     /// the request's Host header).
     #[arg(long, env = "HOLDFAST_PUBLIC_URL", value_name = "URL")]
@@ -168,6 +175,16 @@ struct FileConfig {
     tls_key: Option<PathBuf>,
     master_key_file: Option<PathBuf>,
     log: Option<String>,
+    init_dir: Option<PathBuf>,
+    init_timeout: Option<u64>,
+    #[serde(default, rename = "queue")]
+    queues: Vec<QueueFileEntry>,
+}
+
+/// A declarations file of the init directory: only `[[queue]]` entries.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeclarationsFile {
     #[serde(default, rename = "queue")]
     queues: Vec<QueueFileEntry>,
 }
@@ -218,6 +235,8 @@ pub struct Settings {
     pub master_key_file: Option<PathBuf>,
     pub log: String,
     pub queues: Vec<QueueDeclaration>,
+    pub init_dir: Option<PathBuf>,
+    pub init_timeout_seconds: u64,
 }
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:9324";
@@ -230,15 +249,7 @@ impl Settings {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
-        let queues = file
-            .queues
-            .into_iter()
-            .map(|q| QueueDeclaration {
-                name: q.name,
-                attributes: q.attributes.into_iter().map(|(k, v)| (k, toml_scalar(&v))).collect(),
-                tags: q.tags,
-            })
-            .collect();
+        let queues = file.queues.into_iter().map(QueueFileEntry::declaration).collect();
         let bind: SocketAddr = args.bind.or(file.bind).unwrap_or_else(|| DEFAULT_BIND.parse().expect("valid default"));
         let credentials = args.credentials.clone().or(file.credentials);
         let explicit_auth = args.auth.or(file.auth);
@@ -298,8 +309,27 @@ impl Settings {
             auth,
             log: args.log.clone().or(file.log).unwrap_or_else(|| "info".into()),
             queues,
+            init_dir: args.init_dir.clone().or(file.init_dir),
+            init_timeout_seconds: args.init_timeout.or(file.init_timeout).unwrap_or(300).max(1),
         })
     }
+}
+
+impl QueueFileEntry {
+    fn declaration(self) -> QueueDeclaration {
+        QueueDeclaration {
+            name: self.name,
+            attributes: self.attributes.into_iter().map(|(k, v)| (k, toml_scalar(&v))).collect(),
+            tags: self.tags,
+        }
+    }
+}
+
+/// The `[[queue]]` entries of a declarations file (the config file's queue syntax, alone).
+pub fn read_declarations(path: &Path) -> anyhow::Result<Vec<QueueDeclaration>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let file: DeclarationsFile = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    Ok(file.queues.into_iter().map(QueueFileEntry::declaration).collect())
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {

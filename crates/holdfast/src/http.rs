@@ -35,6 +35,8 @@ pub struct App {
     pub metrics: bool,
     /// Whether every request acts in the server's region, whatever it signs for.
     pub single_region: bool,
+    /// The init hooks' progress (`crate::init`): `/ready` waits for them.
+    pub init: watch::Receiver<crate::init::InitState>,
 }
 
 /// A budget for the bytes of large responses not yet delivered. A response holds its share until
@@ -192,6 +194,11 @@ async fn probe(app: &App, readiness: bool) -> HttpResponse {
     if readiness && *app.shutdown.borrow() {
         return answer(hyper::StatusCode::SERVICE_UNAVAILABLE, "unavailable: shutting down\n".into());
     }
+    if readiness {
+        if let crate::init::InitState::Running(step) = &*app.init.borrow() {
+            return answer(hyper::StatusCode::SERVICE_UNAVAILABLE, format!("unavailable: running init {step}\n"));
+        }
+    }
     match tokio::time::timeout(PROBE_TIMEOUT, app.sqs.check()).await {
         Ok(Ok(())) => answer(hyper::StatusCode::OK, if readiness { "ready\n" } else { "ok\n" }.into()),
         Ok(Err(error)) => {
@@ -288,6 +295,7 @@ mod tests {
             response_memory: ResponseMemory::new(1 << 20),
             metrics: true,
             single_region: false,
+            init: watch::channel(crate::init::InitState::Done).1,
         };
         (app, store)
     }

@@ -5,6 +5,7 @@ mod baseline;
 mod cli;
 mod config;
 mod http;
+mod init;
 mod metrics;
 mod server;
 mod tls;

@@ -33,6 +33,7 @@ use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use crate::auth::{AuthMode, Authenticator};
 use crate::config::{QueueDeclaration, Settings, StorageKind};
 use crate::http::{self, App};
+use crate::init::{self, InitState};
 use crate::tls::Tls;
 use crate::write_timeout::WriteTimeout;
 
@@ -97,7 +98,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         master_keys: settings.master_key_file.clone().zip(encryption),
     });
     tracing::info!(auth = ?settings.auth, "request authentication");
+    // Init hooks run once connections are being accepted (below); /ready waits for them.
+    let (init_state, init_watch) = watch::channel(match settings.init_dir {
+        Some(_) => InitState::Running(String::new()),
+        None => InitState::Done,
+    });
     let app = Arc::new(App {
+        init: init_watch,
         sqs: Arc::clone(&sqs),
         auth,
         public_url: settings.public_url.clone(),
@@ -109,6 +116,15 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         shutdown: shutdown_tx.subscribe(),
     });
     let housekeeping = sqs.spawn_background();
+    let init = settings.init_dir.clone().map(|dir| {
+        let target = init::Target {
+            endpoint_url: format!("{scheme}://{}", loopback(local_addr)),
+            region: settings.region.clone(),
+            ca_bundle: settings.tls_cert.clone(),
+        };
+        let timeout = Duration::from_secs(settings.init_timeout_seconds);
+        tokio::spawn(init::run(dir, Arc::clone(&sqs), target, timeout, init_state))
+    });
     let limits = ConnectionLimits {
         idle_timeout,
         write_timeout: Duration::from_secs(settings.write_timeout_seconds.max(1)),
@@ -152,9 +168,24 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     housekeeping.abort();
     reloader.abort();
+    if let Some(init) = init {
+        init.abort();
+    }
     store.close().await.context("closing the store")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The address a process on this machine reaches the listener at: a wildcard bind
+/// (0.0.0.0, [::]) becomes the loopback address of its family.
+fn loopback(address: SocketAddr) -> SocketAddr {
+    match address.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::from(([127, 0, 0, 1], address.port())),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, address.port()))
+        }
+        _ => address,
+    }
 }
 
 /// The HTTP/1.1 connection settings every listener of this binary uses: keep-alive, and the idle
@@ -452,7 +483,7 @@ fn in_dependency_order(queues: &[QueueDeclaration]) -> Vec<&QueueDeclaration> {
     placed
 }
 
-async fn declare_queues(sqs: &Arc<Sqs>, queues: &[QueueDeclaration]) -> anyhow::Result<()> {
+pub(crate) async fn declare_queues(sqs: &Arc<Sqs>, queues: &[QueueDeclaration]) -> anyhow::Result<()> {
     let context = RequestContext::default();
     for queue in in_dependency_order(queues) {
         let create = Request::CreateQueue(CreateQueueRequest {

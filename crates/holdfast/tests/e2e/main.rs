@@ -18,6 +18,7 @@ mod encryption;
 mod fair;
 mod faults;
 mod fifo;
+mod init;
 mod messages;
 mod policies;
 mod queues;
