@@ -183,7 +183,7 @@ async fn log_lines(stream: impl AsyncRead + Unpin, step: String, stderr: bool) {
         let mut cut = false;
         loop {
             let buffer = match reader.fill_buf().await {
-                Ok(buffer) if buffer.is_empty() => break,
+                Ok([]) => break,
                 Ok(buffer) => buffer,
                 Err(_) => return,
             };
