@@ -4,6 +4,7 @@ mod auth;
 mod baseline;
 mod cli;
 mod config;
+mod health;
 mod http;
 mod init;
 mod metrics;
@@ -55,6 +56,9 @@ enum Command {
     Orders(holdfast_forms::orders::OrdersArgs),
     /// Load-test any SQS endpoint (holdfast, another SQS-compatible server, AWS).
     Bench(holdfast_bench::BenchArgs),
+    /// Ask a running server (or form) whether it is healthy (/health) or ready (/ready): exit 0
+    /// on yes, for HEALTHCHECKs and scripts.
+    Health(health::HealthArgs),
     /// Print a shell completion script, e.g. `holdfast completions bash > /etc/bash_completion.d/holdfast`.
     Completions {
         #[arg(value_enum)]
@@ -75,6 +79,7 @@ fn main() -> ExitCode {
         Some(Command::Receive(args)) => cli::run(cli::Invocation::Receive(args)),
         Some(Command::Peek(args)) => cli::run(cli::Invocation::Peek(args)),
         Some(Command::Message(command)) => cli::run(cli::Invocation::Message(command)),
+        Some(Command::Health(args)) => health::run(args),
         Some(Command::Completions { shell }) => {
             let mut command = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();

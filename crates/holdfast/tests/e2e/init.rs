@@ -66,6 +66,15 @@ name = "orders-dlq"
     assert_eq!(status, 503, "not ready while init runs: {body}");
     assert!(body.contains("running init"), "{body}");
     assert_eq!(get(&server.url, "/health").0, 200, "alive all along");
+    let probe = |ready: bool| {
+        let mut command = std::process::Command::new(binary());
+        command.args(["health", "--url", &server.url]);
+        if ready {
+            command.arg("--ready");
+        }
+        command.output().unwrap().status.code()
+    };
+    assert_eq!((probe(false), probe(true)), (Some(0), Some(1)), "`holdfast health` says the same");
 
     let deadline = Instant::now() + Duration::from_secs(30);
     while get(&server.url, "/ready").0 != 200 {

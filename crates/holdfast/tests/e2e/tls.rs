@@ -241,3 +241,22 @@ fn the_load_generator_measures_an_https_endpoint() {
         format!("{}{}", String::from_utf8_lossy(&untrusted.stdout), String::from_utf8_lossy(&untrusted.stderr));
     assert!(!untrusted.status.success() || output.contains("certificate"), "{output}");
 }
+
+#[test]
+fn the_health_command_checks_an_https_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _, _) = tls_server(dir.path(), &[]);
+    let health = |extra: &[&str]| {
+        std::process::Command::new(crate::common::binary())
+            .args(["health", "--url", &server.url, "--ready"])
+            .args(extra)
+            .env_remove("AWS_CA_BUNDLE")
+            .output()
+            .unwrap()
+    };
+    let trusted = health(&["--ca-cert", dir.path().join("server.pem").to_str().unwrap()]);
+    assert_eq!(trusted.status.code(), Some(0), "{}", String::from_utf8_lossy(&trusted.stderr));
+    assert_eq!(String::from_utf8_lossy(&trusted.stdout).trim(), "ready");
+    let untrusted = health(&[]);
+    assert_eq!(untrusted.status.code(), Some(3), "an unknown certificate is not an answer");
+}
