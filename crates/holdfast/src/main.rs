@@ -33,9 +33,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server (the default). Boxed: its many settings would make every command as large.
+    // Boxed: its many settings would make every command as large.
+    /// Run the server (the default).
     Serve(Box<ServeArgs>),
-    /// Create, list, inspect, purge and delete queues.
+    /// Create, list, inspect, change, tag, purge, redrive and delete queues.
     Queue(cli::QueueCommand),
     /// Send a message, or one message per line of standard input.
     Send(cli::SendArgs),
