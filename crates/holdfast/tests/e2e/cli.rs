@@ -436,3 +436,32 @@ fn completion_scripts_for_the_usual_shells() {
         );
     }
 }
+
+/// On a terminal (a pseudo-terminal from `script`), a bulk send draws a progress bar with the rate
+/// and time left, prints no ids, and ends with its summary.
+#[test]
+fn a_bulk_send_on_a_terminal_shows_progress() {
+    if Command::new("script").arg("--version").output().is_err() {
+        assert!(std::env::var("CI").is_err(), "`script` (util-linux) is needed under CI");
+        eprintln!("SKIPPED: no `script` to give the command a terminal");
+        return;
+    }
+    let server = TestServer::start();
+    let name = unique("tty");
+    assert_eq!(cli(&server, &["queue", "create", &name], None).0, 0);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("lines.txt");
+    std::fs::write(&input, (1..=20_000).map(|i| format!("line {i}\n")).collect::<String>()).unwrap();
+    let command = format!("{} send {name} --endpoint-url {} < {}", binary(), server.url, input.display());
+    let output =
+        Command::new("script").args(["-qec", &command, "/dev/null"]).env("HOME", "/nonexistent").output().unwrap();
+    let screen = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{screen}");
+    assert!(screen.contains("ETA"), "a progress bar with the time left: {screen:?}");
+    assert!(screen.contains("sent 20,000 messages in"), "{screen:?}");
+    assert!(!screen.lines().any(|l| uuid_like(l.trim())), "no ids on a terminal: {screen:?}");
+}
+
+fn uuid_like(text: &str) -> bool {
+    text.len() == 36 && text.chars().filter(|c| *c == '-').count() == 4
+}
