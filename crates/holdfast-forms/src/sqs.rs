@@ -18,9 +18,10 @@ use clap::Args;
 /// Where the queue is and how to reach it.
 #[derive(Args, Clone, Debug)]
 pub struct QueueArgs {
-    /// The SQS endpoint (holdfast, or https://sqs.REGION.amazonaws.com for AWS).
-    #[arg(long, env = "HOLDFAST_ENDPOINT_URL", default_value = "http://127.0.0.1:9324")]
-    pub endpoint_url: String,
+    /// The SQS endpoint (holdfast, or https://sqs.REGION.amazonaws.com for AWS). Without it:
+    /// HOLDFAST_ENDPOINT_URL, AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL, then http://127.0.0.1:9324.
+    #[arg(long, env = "HOLDFAST_ENDPOINT_URL")]
+    pub endpoint_url: Option<String>,
     /// Region to sign requests for.
     #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
     pub region: String,
@@ -41,6 +42,18 @@ pub struct QueueArgs {
     pub no_create: bool,
 }
 
+impl QueueArgs {
+    /// The endpoint, with the AWS SDKs' precedence of variables (as the `holdfast` CLI).
+    pub fn endpoint(&self) -> String {
+        let env = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+        self.endpoint_url
+            .clone()
+            .or_else(|| env("AWS_ENDPOINT_URL_SQS"))
+            .or_else(|| env("AWS_ENDPOINT_URL"))
+            .unwrap_or_else(|| "http://127.0.0.1:9324".to_string())
+    }
+}
+
 /// The SQS client for `args`. Credentials come from the usual AWS sources (environment, profile
 /// files, instance roles); with none configured, placeholder credentials are used, which holdfast
 /// accepts. `attempts` bounds the SDK's own retries and `operation_timeout` each whole call
@@ -52,7 +65,7 @@ pub async fn client(args: &QueueArgs, attempts: u32, operation_timeout: Duration
         || std::env::var_os("HOME").is_some_and(|home| std::path::Path::new(&home).join(".aws/credentials").exists());
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(args.region.clone()))
-        .endpoint_url(&args.endpoint_url)
+        .endpoint_url(args.endpoint())
         .retry_config(RetryConfig::standard().with_max_attempts(attempts.max(1)))
         .timeout_config(
             TimeoutConfig::builder()

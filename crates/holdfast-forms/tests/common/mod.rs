@@ -261,7 +261,7 @@ pub fn runtime() -> tokio::runtime::Runtime {
 pub fn create_queue(endpoint: &str, queue: &str, visibility_timeout: u32, max_receives: u32) -> String {
     runtime().block_on(async {
         let args = holdfast_forms::sqs::QueueArgs {
-            endpoint_url: endpoint.into(),
+            endpoint_url: Some(endpoint.into()),
             region: "us-east-1".into(),
             dead_letter_queue: None,
             max_receives,
