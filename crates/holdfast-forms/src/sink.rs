@@ -114,8 +114,8 @@ pub enum ProcessedCommand {
     List {
         #[command(flatten)]
         target: TrackingArgs,
-        /// At most this many.
-        #[arg(long, default_value_t = 100)]
+        /// At most this many (up to 100,000).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(0..=100_000))]
         limit: i64,
         /// One JSON object per line.
         #[arg(long)]

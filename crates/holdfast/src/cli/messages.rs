@@ -515,11 +515,17 @@ pub async fn peek(args: PeekArgs) -> CommandResult {
             if messages.is_empty() {
                 break;
             }
+            let mut fresh = false;
             for message in &messages {
                 handles.extend(message.receipt_handle.clone());
                 if seen.insert(message.message_id.clone()) {
+                    fresh = true;
                     printer.print(message);
                 }
+            }
+            // Only messages already shown (their hold ran out while the peek went on): done.
+            if !fresh {
+                break;
             }
         }
         Ok::<(), Failure>(())
