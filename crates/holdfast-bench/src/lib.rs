@@ -16,6 +16,9 @@ mod compare;
 mod fair;
 mod procfs;
 mod report;
+
+/// `1234567` → `1,234,567`, as the reports print counts (the CLI's summaries use it too).
+pub use report::group;
 mod scenarios;
 mod stats;
 

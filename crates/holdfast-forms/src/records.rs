@@ -15,6 +15,7 @@ pub enum BodyFormat {
     #[default]
     Json,
     /// One JSON object per line; a message may hold several.
+    #[value(alias = "ndjson", alias = "json-lines")]
     Jsonl,
     /// CSV: one record per line, fields named by --fields or by a header line (--header-row).
     Csv,

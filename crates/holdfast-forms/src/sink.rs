@@ -62,8 +62,8 @@ pub struct SinkArgs {
     /// or a JSON pointer into the body such as `/id` (resends by the producer are stored once too).
     #[arg(long, default_value = "message-id")]
     pub key: String,
-    /// Also copy a JSON value into a column of its own: NAME=/json/pointer (repeatable). For the
-    /// default table layout; with --map, list every column with --map instead.
+    /// Also copy a JSON value into a column of its own: NAME=/json/pointer (repeatable). With
+    /// --format csv or jsonl it means what --map does.
     #[arg(long = "column", value_name = "NAME=POINTER", conflicts_with = "map")]
     pub columns: Vec<String>,
     /// How each message body holds its records: json (one object), jsonl (one object per line)
@@ -527,7 +527,9 @@ fn record_mapping(args: &SinkArgs) -> Result<Option<RecordMapping>, String> {
     if args.map.is_empty() && args.format == BodyFormat::Json {
         return Ok(None);
     }
-    let columns: Vec<(String, Source)> = if args.map.is_empty() {
+    // With csv or jsonl, --column NAME=SOURCE means what --map does.
+    let specs = if args.map.is_empty() { &args.columns } else { &args.map };
+    let columns: Vec<(String, Source)> = if specs.is_empty() {
         match &args.fields {
             // Each CSV field into the column of the same name.
             Some(fields) if csv => {
@@ -536,7 +538,7 @@ fn record_mapping(args: &SinkArgs) -> Result<Option<RecordMapping>, String> {
             _ => return Err("say which columns to fill: --map COLUMN=FIELD (repeatable)".into()),
         }
     } else {
-        args.map
+        specs
             .iter()
             .map(|spec| match spec.split_once('=') {
                 Some((column, source)) if !column.trim().is_empty() && !source.trim().is_empty() => {
@@ -670,6 +672,34 @@ mod tests {
         assert_eq!(by_field.row(&delivery(r#"{"id":"o-7"}"#), "t").unwrap()[0].as_deref(), Some("o-7"));
         assert!(by_field.row(&delivery(r#"{"other":1}"#), "t").unwrap_err().contains("/id"));
         assert!(by_field.row(&delivery("plain text"), "t").unwrap_err().starts_with("not JSON"));
+    }
+
+    fn sink_args(args: &[&str]) -> SinkArgs {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            sink: SinkArgs,
+        }
+        let all = ["sink", "--queue", "q", "--database-url", "sqlite://x.db"].iter().chain(args);
+        <Cli as clap::Parser>::try_parse_from(all).map(|cli| cli.sink).unwrap()
+    }
+
+    #[test]
+    fn record_mappings_from_the_command_line() {
+        assert!(record_mapping(&sink_args(&[])).unwrap().is_none(), "JSON documents by default");
+        let csv = record_mapping(&sink_args(&["--format", "csv", "--fields", "id,name,city"])).unwrap().unwrap();
+        let columns: Vec<&str> = csv.columns.iter().map(|(c, _)| c.as_str()).collect();
+        assert_eq!(columns, ["id", "name", "city"], "each field into its own column");
+        let chosen = sink_args(&["--format", "csv", "--fields", "id,name,city", "--column", "full_name=name"]);
+        let chosen = record_mapping(&chosen).unwrap().unwrap();
+        assert_eq!(chosen.columns, [("full_name".to_string(), Source::Field("name".into()))], "--column maps too");
+        let unknown = sink_args(&["--format", "csv", "--fields", "id", "--map", "x=nope"]);
+        assert!(record_mapping(&unknown).unwrap_err().contains("a CSV field"));
+        assert!(record_mapping(&sink_args(&["--format", "csv"])).unwrap_err().contains("--fields"));
+        assert!(record_mapping(&sink_args(&["--format", "ndjson"])).unwrap_err().contains("--map"));
+        let jsonl = record_mapping(&sink_args(&["--format", "jsonl", "--map", "city=/address/city", "--key", "/id"]));
+        let jsonl = jsonl.unwrap().unwrap();
+        assert_eq!(jsonl.key, Some(Source::Pointer("/id".into())));
     }
 
     #[test]
