@@ -12,6 +12,10 @@ What is checked instead, with the real binary:
 - compose's form and worker services, run with their exact commands and environment against that
   server (only host names and published ports are mapped to this machine), store a lead in
   PostgreSQL (SQLite where no PostgreSQL is given; under CI=true, PostgreSQL is required);
+- the Dockerfile's final stage, built into a real OCI image by buildah: its own instructions
+  (COPY, ENV, USER, VOLUME, EXPOSE, HEALTHCHECK, ENTRYPOINT, CMD) on a stand-in for the base image
+  (`FROM scratch` plus what distroless `cc` holds: glibc, libgcc, CA certificates, the `nonroot`
+  user), then the image's entrypoint and HEALTHCHECK run in it;
 - the systemd units, with `systemd-analyze verify`.
 """
 
@@ -329,3 +333,103 @@ def test_the_systemd_units_verify(tmp_path):
         copies.append(str(copy))
     result = subprocess.run([analyze, "verify", *copies], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr
+
+
+# ---- the final stage, built into an image with buildah ----
+
+
+def buildah(*args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    command = ["buildah", "--storage-driver", "vfs", *args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, **kwargs)
+    if check:
+        assert result.returncode == 0, f"{' '.join(command)}: {result.stderr[-3000:]}"
+    return result
+
+
+def base_image_stand_in(base: Path) -> None:
+    """What gcr.io/distroless/cc-debian12:nonroot holds that the binary can use."""
+    for library in shared_libraries(holdfast_bin()):
+        destination = base / str(library).lstrip("/")
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(library.resolve(), destination)
+    certificates = Path("/etc/ssl/certs/ca-certificates.crt")
+    need(certificates.exists(), "no CA bundle to stand in for the base image's (apt-get install ca-certificates)")
+    (base / "etc/ssl/certs").mkdir(parents=True)
+    shutil.copy2(certificates, base / "etc/ssl/certs/ca-certificates.crt")
+    (base / "etc/passwd").write_text("root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n")
+    (base / "etc/group").write_text("root:x:0:\nnonroot:x:65532:\n")
+    (base / "tmp").mkdir(mode=0o1777)
+    os.chmod(base / "tmp", 0o1777)
+
+
+def final_stage_containerfile() -> str:
+    """The Dockerfile's final stage on the stand-in base, its build-stage copies taken from the
+    context (`out/`, laid out as the build stage's `/out`)."""
+    lines = ["FROM scratch", "COPY base/ /"]
+    for instruction, arguments in dockerfile_stages()[-1][1:]:
+        if instruction == "COPY" and "--from=build" in arguments:
+            arguments = re.sub(r"(^|\s)/out/", r"\1out/", re.sub(r"--from=build\s+", "", arguments))
+        lines.append(f"{instruction} {arguments}")
+    return "\n".join(lines) + "\n"
+
+
+def test_the_final_stage_builds_into_an_image_that_runs(tmp_path):
+    need(shutil.which("buildah") is not None, "buildah is missing (apt-get install buildah)")
+    need(os.geteuid() == 0, "buildah with the vfs driver and chroot isolation needs root here")
+    context = tmp_path / "context"
+    base_image_stand_in(context / "base")
+    # What the build stage leaves in /out.
+    (context / "out/usr/local/bin").mkdir(parents=True)
+    shutil.copy2(holdfast_bin(), context / "out/usr/local/bin/holdfast")
+    (context / "out/var/lib/holdfast").mkdir(parents=True, mode=0o700)
+    containerfile = final_stage_containerfile()
+    assert "COPY out/usr/local/bin/holdfast /usr/local/bin/holdfast" in containerfile, containerfile
+    (context / "Containerfile").write_text(containerfile)
+    tag = f"localhost/holdfast-packaging-test:{os.getpid()}"
+    buildah("bud", "--isolation", "chroot", "--format", "docker", "-f", str(context / "Containerfile"), "-t", tag, str(context))
+    container = None
+    server = None
+    try:
+        import json
+
+        config = json.loads(buildah("inspect", "--type", "image", tag).stdout)["Docker"]["config"]
+        assert config["User"] == f"{IMAGE_USER}:{IMAGE_USER}"
+        assert config["Healthcheck"]["Test"][:3] == ["CMD", "/usr/local/bin/holdfast", "health"]
+        assert "/var/lib/holdfast" in config["Volumes"] and "9324/tcp" in config["ExposedPorts"]
+        assert "HOLDFAST_DATA_DIR=/var/lib/holdfast" in config["Env"]
+
+        container = buildah("from", tag).stdout.strip()
+        port = free_port()
+        run = ["buildah", "--storage-driver", "vfs", "run", "--isolation", "chroot",
+               "-e", "HOLDFAST_AUTH=off", "-e", f"HOLDFAST_BIND=127.0.0.1:{port}", container, "--"]
+        log = tmp_path / "image.log"
+        server = subprocess.Popen(run + config["Entrypoint"] + config["Cmd"], stdout=open(log, "w"),
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+        health = [a.replace("127.0.0.1:9324", f"127.0.0.1:{port}") for a in config["Healthcheck"]["Test"][1:]]
+        wait_until("the image's HEALTHCHECK", lambda: subprocess.run(run + health, capture_output=True).returncode == 0, log=log)
+        sqs = sqs_client(port)
+        url = sqs.create_queue(QueueName="from-the-image")["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody="hello")
+        # The CLI inside the image reaches it too (it needs the CA bundle the base image has).
+        listed = subprocess.run(run + ["/usr/local/bin/holdfast", "queue", "list", "--endpoint-url", f"http://127.0.0.1:{port}"],
+                                capture_output=True, text=True, timeout=60)
+        assert listed.returncode == 0 and "from-the-image" in listed.stdout, listed.stderr[-2000:]
+        # The server runs as the image's user (found by the address it was given).
+        marker = f"HOLDFAST_BIND=127.0.0.1:{port}".encode()
+        uids = []
+        for proc in Path("/proc").iterdir():
+            try:
+                if proc.name.isdigit() and (proc / "exe").resolve().name == "holdfast" and marker in (proc / "environ").read_bytes():
+                    status = (proc / "status").read_text()
+                    uids.append(int(re.search(r"^Uid:\s+(\d+)", status, re.M).group(1)))
+            except OSError:
+                continue
+        assert uids and set(uids) == {IMAGE_USER}, uids
+    finally:
+        if server is not None and server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=40)
+        if container:
+            buildah("umount", container, check=False)
+            buildah("rm", container, check=False)
+        buildah("rmi", "--force", tag, check=False)
