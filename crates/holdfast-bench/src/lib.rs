@@ -14,7 +14,7 @@
 mod client;
 mod compare;
 mod fair;
-mod procfs;
+pub mod procfs;
 mod report;
 
 /// `1234567` → `1,234,567`, as the reports print counts (the CLI's summaries use it too).

@@ -37,6 +37,8 @@ pub struct App {
     pub single_region: bool,
     /// The init hooks' progress (`crate::init`): `/ready` waits for them.
     pub init: watch::Receiver<crate::init::InitState>,
+    /// Requests served and their latency, for `/metrics`.
+    pub requests: crate::metrics::RequestMetrics,
 }
 
 /// A budget for the bytes of large responses not yet delivered. A response holds its share until
@@ -120,6 +122,7 @@ pub async fn handle(app: &App, request: hyper::Request<Incoming>, endpoints: End
         Ok(body) => body,
         Err(error) => {
             tracing::debug!(%error, "request body rejected");
+            app.requests.record(None, Some(error.code), started.elapsed());
             return holdfast_protocol::encode_error(early_protocol, &error, &request_id).map(Full::new);
         }
     };
@@ -133,6 +136,8 @@ pub async fn handle(app: &App, request: hyper::Request<Incoming>, endpoints: End
         Ok(caller) => caller,
         Err(error) => {
             tracing::debug!(%request_id, code = error.code.query_code(), "request not authenticated");
+            // Before the body is decoded: which action it asked for is not known (nor trusted).
+            app.requests.record(None, Some(error.code), started.elapsed());
             return holdfast_protocol::encode_error(early_protocol, &error, &request_id).map(Full::new);
         }
     };
@@ -159,7 +164,9 @@ pub async fn handle(app: &App, request: hyper::Request<Incoming>, endpoints: End
         Ok(response) => holdfast_protocol::encode_response(decoded.protocol, response, &request_id),
         Err(error) => holdfast_protocol::encode_error(decoded.protocol, error, &request_id),
     };
-    let elapsed_us = started.elapsed().as_micros() as u64;
+    let elapsed = started.elapsed();
+    app.requests.record(decoded.action, result.as_ref().err().map(|e| e.code), elapsed);
+    let elapsed_us = elapsed.as_micros() as u64;
     match &result {
         Err(error) if !error.code.sender_fault() => {
             tracing::warn!(%request_id, action, code = error.code.query_code(), message = %error.message, elapsed_us, "request failed")
@@ -213,7 +220,7 @@ async fn probe(app: &App, readiness: bool) -> HttpResponse {
 }
 
 async fn metrics(app: &App) -> HttpResponse {
-    let (status, text) = match crate::metrics::render(&app.sqs).await {
+    let (status, text) = match crate::metrics::render(&app.sqs, &app.requests).await {
         Ok(text) => (hyper::StatusCode::OK, text),
         Err(error) => (hyper::StatusCode::SERVICE_UNAVAILABLE, format!("unavailable: {}\n", error.message)),
     };
@@ -296,6 +303,7 @@ mod tests {
             metrics: true,
             single_region: false,
             init: watch::channel(crate::init::InitState::Done).1,
+            requests: Default::default(),
         };
         (app, store)
     }

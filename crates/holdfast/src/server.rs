@@ -105,6 +105,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     });
     let app = Arc::new(App {
         init: init_watch,
+        requests: Default::default(),
         sqs: Arc::clone(&sqs),
         auth,
         public_url: settings.public_url.clone(),

@@ -20,6 +20,7 @@ mod faults;
 mod fifo;
 mod init;
 mod messages;
+mod metrics;
 mod policies;
 mod queues;
 mod regions;
