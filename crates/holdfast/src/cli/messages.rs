@@ -2,7 +2,7 @@
 //! consumer scripts people write around a queue.
 
 use std::collections::HashSet;
-use std::io::{BufRead, IsTerminal};
+use std::io::{BufRead, IsTerminal, Read};
 
 use aws_sdk_sqs::error::ProvideErrorMetadata;
 use aws_sdk_sqs::types::{
@@ -116,6 +116,8 @@ fn string_attribute(value: &str) -> MessageAttributeValue {
 /// The largest batch (bodies and attributes) the CLI sends: 256 KiB, SQS's limit before it rose to
 /// 1 MiB in 2025 and still the limit of other SQS-compatible servers. A longer line goes alone.
 const MAX_BATCH_BYTES: usize = 262_144;
+/// SQS's largest message body (1 MiB, also its largest MaximumMessageSize).
+const MAX_LINE_BYTES: usize = 1_048_576;
 const BATCH_TOO_LONG: &str = "AWS.SimpleQueueService.BatchRequestTooLong";
 /// Batches in flight at once for a standard queue. A FIFO queue gets one, so lines keep their order.
 const CONCURRENT_BATCHES: usize = 8;
@@ -162,6 +164,8 @@ struct Batches<R> {
     line_number: u64,
     bytes_read: u64,
     skipped_blank: u64,
+    /// Lines longer than any SQS message, reported and skipped without being held in memory.
+    oversized: u64,
     /// A line read that did not fit in the previous batch.
     carried: Option<Line>,
     attribute_bytes: usize,
@@ -170,7 +174,16 @@ struct Batches<R> {
 
 impl<R: BufRead> Batches<R> {
     fn new(input: R, attribute_bytes: usize) -> Self {
-        Batches { input, line_number: 0, bytes_read: 0, skipped_blank: 0, carried: None, attribute_bytes, error: None }
+        Batches {
+            input,
+            line_number: 0,
+            bytes_read: 0,
+            skipped_blank: 0,
+            oversized: 0,
+            carried: None,
+            attribute_bytes,
+            error: None,
+        }
     }
 
     fn next_line(&mut self) -> Option<Line> {
@@ -183,7 +196,8 @@ impl<R: BufRead> Batches<R> {
         let mut raw = Vec::new();
         loop {
             raw.clear();
-            match self.input.read_until(b'\n', &mut raw) {
+            // At most one byte more than the longest message: a longer line is never held whole.
+            match (&mut self.input).take(MAX_LINE_BYTES as u64 + 1).read_until(b'\n', &mut raw) {
                 Ok(0) => return None,
                 Ok(n) => self.bytes_read += n as u64,
                 Err(error) => {
@@ -192,6 +206,18 @@ impl<R: BufRead> Batches<R> {
                 }
             }
             self.line_number += 1;
+            if raw.len() > MAX_LINE_BYTES && !raw.ends_with(b"\n") {
+                if let Err(error) = self.skip_rest_of_line() {
+                    self.error = Some(Failure { message: format!("reading standard input: {error}"), exit_code: 1 });
+                    return None;
+                }
+                self.oversized += 1;
+                eprintln!(
+                    "holdfast: line {} not sent: longer than {} bytes, the most an SQS message holds",
+                    self.line_number, MAX_LINE_BYTES
+                );
+                continue;
+            }
             if raw.ends_with(b"\n") {
                 raw.pop();
                 if raw.ends_with(b"\r") {
@@ -217,6 +243,25 @@ impl<R: BufRead> Batches<R> {
                     None
                 }
             };
+        }
+    }
+
+    /// Reads past the rest of the current line, a buffer at a time, keeping none of it.
+    fn skip_rest_of_line(&mut self) -> std::io::Result<()> {
+        loop {
+            let buffer = self.input.fill_buf()?;
+            if buffer.is_empty() {
+                return Ok(());
+            }
+            let (used, done) = match buffer.iter().position(|&b| b == b'\n') {
+                Some(i) => (i + 1, true),
+                None => (buffer.len(), false),
+            };
+            self.input.consume(used);
+            self.bytes_read += used as u64;
+            if done {
+                return Ok(());
+            }
         }
     }
 
@@ -328,6 +373,7 @@ async fn send_lines(client: &aws_sdk_sqs::Client, url: &str, args: &SendArgs, fo
         }
     }
     drop(answers);
+    failures += batches.oversized;
     if format == Format::Table && print_ids {
         table.print();
     }
@@ -693,6 +739,21 @@ mod tests {
         let input = format!("{big}\n{big}\n{big}\nsmall\n");
         let (all, _, _) = batches(input.as_bytes());
         assert_eq!(all.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2]);
+    }
+
+    #[test]
+    fn a_line_longer_than_any_message_is_skipped_without_being_kept() {
+        let huge = "x".repeat(MAX_LINE_BYTES * 3);
+        let exactly = "y".repeat(MAX_LINE_BYTES);
+        let input = format!("before\n{huge}\n{exactly}\nafter");
+        let mut reader = Batches::new(input.as_bytes(), 0);
+        let mut lines = Vec::new();
+        while let Some(batch) = reader.next_batch() {
+            lines.extend(batch.into_iter().map(|line| (line.number, line.body.len())));
+        }
+        assert_eq!(lines, [(1, 6), (3, MAX_LINE_BYTES), (4, 5)], "line 2 skipped, the limit itself allowed");
+        assert_eq!(reader.oversized, 1);
+        assert_eq!(reader.bytes_read, input.len() as u64);
     }
 
     #[test]
