@@ -8,6 +8,7 @@
 pub mod action;
 pub mod blob;
 pub mod calendar;
+pub mod cloudwatch;
 pub mod error;
 pub mod limits;
 pub mod types;

@@ -176,4 +176,32 @@ impl Sqs {
         }
         Ok(())
     }
+
+    /// Refuses an action of another service this server answers (`cloudwatch:GetMetricData`),
+    /// which acts on no queue, unless the caller's identity policy allows it on `*`. A key
+    /// without a policy (an account's root) may.
+    pub(crate) fn authorize_service_action(&self, ctx: &RequestContext, action: &str) -> Result<(), SqsError> {
+        let Some(caller) = ctx.caller.as_deref() else { return Ok(()) };
+        let Some(policy) = &caller.policy else { return Ok(()) };
+        let access = Access {
+            action,
+            resource: "*",
+            facts: RequestFacts {
+                principal: &caller.principal,
+                source_ip: ctx.transport.source_ip,
+                secure_transport: ctx.transport.secure,
+                now: self.now(),
+            },
+        };
+        let verdict = policy.evaluate(&access);
+        if verdict.allows && !verdict.denies {
+            return Ok(());
+        }
+        tracing::info!(principal = %caller.principal.arn(), action, "request refused by policy");
+        Err(sqs_error!(
+            AccessDenied,
+            "User: {} is not authorized to perform: {action} on resource: *",
+            caller.principal.arn()
+        ))
+    }
 }

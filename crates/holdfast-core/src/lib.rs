@@ -13,6 +13,7 @@ pub mod policy;
 pub mod store;
 
 mod access;
+pub mod cloudwatch;
 mod actions;
 mod fairness;
 mod fifo;
@@ -20,6 +21,7 @@ mod in_flight;
 mod message_attributes;
 pub mod names;
 mod queue_attributes;
+pub mod queue_metrics;
 mod receipt;
 mod redrive;
 mod service;

@@ -17,7 +17,8 @@ use crate::encryption::Encryption;
 use crate::fairness::{self, FairQueueMetrics, Fairness};
 use crate::in_flight::InFlight;
 use crate::names;
-use crate::store::{Millis, QueueRecord, Store, StoreError};
+use crate::queue_metrics::{minute_of, FairGauges, Gauges, QueueMinute, Recorder, MINUTE_MS};
+use crate::store::{Millis, QueueId, QueueRecord, Store, StoreError};
 use crate::timer::{Due, QueueKey, Timer};
 use crate::waiters::Waiters;
 
@@ -37,6 +38,18 @@ pub struct ServiceConfig {
     pub cooldowns: bool,
     /// Seals every message before it is stored (`crate::encryption`); `None` stores them as sent.
     pub encryption: Option<Arc<Encryption>>,
+    /// How long per-minute queue metrics are kept (`crate::queue_metrics`); 0 records none.
+    pub metrics_retention_ms: i64,
+}
+
+/// CloudWatch keeps one-minute data for 15 days.
+pub const DEFAULT_METRICS_RETENTION_MS: i64 = 15 * 24 * 3600 * 1000;
+
+impl ServiceConfig {
+    /// Whether per-minute queue metrics are recorded.
+    pub fn record_metrics(&self) -> bool {
+        self.metrics_retention_ms > 0
+    }
 }
 
 impl Default for ServiceConfig {
@@ -48,6 +61,7 @@ impl Default for ServiceConfig {
             max_in_flight: holdfast_api::limits::MAX_IN_FLIGHT,
             cooldowns: true,
             encryption: None,
+            metrics_retention_ms: DEFAULT_METRICS_RETENTION_MS,
         }
     }
 }
@@ -93,6 +107,8 @@ pub struct Sqs {
     pub(crate) timer: Timer,
     pub(crate) fairness: Fairness,
     pub(crate) in_flight: InFlight,
+    /// What requests did to each queue in the minutes not yet stored.
+    pub(crate) recorder: Recorder,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -115,6 +131,7 @@ impl Sqs {
             timer: Timer::default(),
             fairness: Fairness::default(),
             in_flight: InFlight::default(),
+            recorder: Recorder::default(),
             shutdown,
         }
     }
@@ -217,6 +234,106 @@ impl Sqs {
         Ok(Some(fairness::quiet_metrics(noisy_with_backlog, all, noisy_counts, oldest, now)))
     }
 
+    /// A queue's gauges now: counts, the age of its oldest message, the fair-queue figures.
+    pub(crate) async fn sample_gauges(&self, queue: &QueueRecord) -> Result<Gauges, SqsError> {
+        let now = self.now();
+        let counts = self.store.queue_counts(queue.id, now).await.map_err(from_store)?;
+        let oldest = if counts.visible + counts.in_flight + counts.delayed == 0 {
+            None
+        } else {
+            self.store.oldest_outside(queue.id, Vec::new(), 1).await.map_err(from_store)?
+        };
+        let fair = self.fair_queue_metrics(queue).await?.map(|f| FairGauges {
+            noisy_groups: f.approximate_number_of_noisy_groups,
+            visible_in_quiet_groups: f.approximate_number_of_messages_visible_in_quiet_groups,
+            not_visible_in_quiet_groups: f.approximate_number_of_messages_not_visible_in_quiet_groups,
+            delayed_in_quiet_groups: f.approximate_number_of_messages_delayed_in_quiet_groups,
+            oldest_age_in_quiet_groups_seconds: f.approximate_age_of_oldest_message_in_quiet_groups,
+        });
+        Ok(Gauges {
+            visible: counts.visible,
+            not_visible: counts.in_flight,
+            delayed: counts.delayed,
+            oldest_age_seconds: oldest.map_or(0, |sent_at| u64::try_from((now - sent_at) / 1000).unwrap_or(0)),
+            fair,
+        })
+    }
+
+    /// Writes the queue metrics of every minute that has ended: the counters requests added,
+    /// and, for the minute that just ended, each active queue's gauges sampled now. With
+    /// `everything` (at shutdown) the open minute's counters are written too, without gauges,
+    /// so a restart loses none of them.
+    pub async fn close_minutes(&self, everything: bool) -> Result<(), SqsError> {
+        if !self.config.record_metrics() {
+            return Ok(());
+        }
+        let now = self.now();
+        let open = minute_of(now);
+        let just_ended = open - MINUTE_MS;
+        let mut pending: std::collections::HashMap<QueueId, Vec<(Millis, crate::queue_metrics::Pending)>> =
+            std::collections::HashMap::new();
+        for (minute, counters) in self.recorder.take_before(if everything { open + MINUTE_MS } else { open }) {
+            pending.entry(counters.key.id).or_default().push((minute, counters));
+        }
+        let mut rows: Vec<QueueMinute> = Vec::new();
+        if !everything {
+            for queue in self.queues().await? {
+                let used = pending.contains_key(&queue.id) || self.recorder.recently_used(queue.id, now);
+                let gauges = self.sample_gauges(&queue).await?;
+                let holds_messages = gauges.visible + gauges.not_visible + gauges.delayed > 0;
+                if !used && !holds_messages {
+                    continue;
+                }
+                let mut counters = pending.remove(&queue.id).unwrap_or_default();
+                let mut gauges = Some(gauges);
+                for (minute, counters) in counters.drain(..) {
+                    let sampled = if minute == just_ended { gauges.take() } else { None };
+                    rows.push(counters.into_minute(minute, sampled));
+                }
+                if let Some(gauges) = gauges {
+                    rows.push(QueueMinute {
+                        account: queue.account_id.clone(),
+                        region: queue.region.clone(),
+                        queue: queue.name.clone(),
+                        minute: just_ended,
+                        gauges: Some(gauges),
+                        ..QueueMinute::default()
+                    });
+                }
+            }
+        }
+        // Queues deleted since (and everything, at shutdown): their counters without gauges.
+        rows.extend(pending.into_values().flatten().map(|(minute, counters)| counters.into_minute(minute, None)));
+        let forget_before = now - self.config.metrics_retention_ms;
+        let mut rows = self.recorder.take_unsaved().into_iter().chain(rows).collect::<Vec<_>>();
+        rows.retain(|row| row.minute >= forget_before);
+        match self.store.record_queue_minutes(rows.clone(), forget_before).await {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                // Kept for the next attempt, within a bound (`Recorder::keep_unsaved`).
+                self.recorder.keep_unsaved(rows);
+                Err(from_store(error))
+            }
+        }
+    }
+
+    /// Closes each minute a second after it ends, until shutdown.
+    async fn run_metrics(self: Arc<Self>) {
+        let mut shutdown = self.shutdown_signal();
+        loop {
+            let now = self.now();
+            let next = minute_of(now) + MINUTE_MS + 1_000;
+            let wait = std::time::Duration::from_millis(u64::try_from(next - now).unwrap_or(1_000).max(1));
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => return,
+            }
+            if let Err(error) = self.close_minutes(false).await {
+                tracing::warn!(%error, "recording queue metrics failed; the counters are kept for the next minute");
+            }
+        }
+    }
+
     pub(crate) fn now(&self) -> Millis {
         self.clock.now()
     }
@@ -282,6 +399,9 @@ impl Sqs {
                 Err(error) => tracing::warn!(%error, "listing queues for housekeeping failed"),
             }
             sqs.timer.schedule(Due::Prune, sqs.now());
+            if sqs.config.record_metrics() {
+                tokio::spawn(Sqs::run_metrics(Arc::clone(&sqs)));
+            }
             Sqs::run_timer(sqs).await;
         })
     }

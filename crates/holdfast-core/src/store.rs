@@ -21,6 +21,7 @@ use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 
+pub use crate::queue_metrics::QueueMinute;
 use crate::queue_attributes::QueueSettings;
 use crate::timer::QueueKey;
 
@@ -517,6 +518,37 @@ pub struct QueueCounts {
     pub delayed: u64,
 }
 
+/// A queue that has recorded metrics, for ListMetrics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetricQueue {
+    pub name: String,
+    /// The last minute it has a row for.
+    pub last_minute: Millis,
+    /// Whether any of its rows has fair-queue gauges (so the fair-queue metrics exist for it).
+    pub fair: bool,
+}
+
+/// A histogram an engine keeps of its own work.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EngineHistogram {
+    /// Upper bounds of the buckets.
+    pub bounds: Vec<f64>,
+    /// Observations per bucket (not cumulative), one more than `bounds` for those above the last.
+    pub counts: Vec<u64>,
+    pub sum: f64,
+}
+
+/// What an engine reports about itself (`Store::figures`); `None` for what it does not measure.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EngineFigures {
+    /// Bytes the engine's files take on disk.
+    pub database_bytes: Option<u64>,
+    /// Store calls per commit (group commit).
+    pub commit_batch_size: Option<EngineHistogram>,
+    /// Time to commit a batch, fsync included, in seconds.
+    pub commit_seconds: Option<EngineHistogram>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     // ---- queues ----
@@ -687,7 +719,34 @@ pub trait Store: Send + Sync + 'static {
     /// Move tasks, newest first: those of one source queue, or all.
     async fn move_tasks(&self, source_queue: Option<QueueId>) -> StoreResult<Vec<MoveTask>>;
 
+    // ---- queue metrics (`crate::queue_metrics`) ----
+
+    /// Stores one row per queue and minute, adding to a row already stored for the same queue
+    /// and minute (`QueueMinute::absorb`), and forgets every row of a minute before
+    /// `forget_before`, in one atomic call.
+    async fn record_queue_minutes(&self, minutes: Vec<QueueMinute>, forget_before: Millis) -> StoreResult<()>;
+
+    /// The stored rows of queue `queue` (by name: a deleted and re-created queue continues its
+    /// metrics, as on CloudWatch) with `from <= minute < to`, in minute order.
+    async fn queue_minutes(
+        &self,
+        account: &str,
+        region: &str,
+        queue: &str,
+        from: Millis,
+        to: Millis,
+    ) -> StoreResult<Vec<QueueMinute>>;
+
+    /// The queues of `account` and `region` with a row at or after `since`, in name order.
+    async fn metric_queues(&self, account: &str, region: &str, since: Millis) -> StoreResult<Vec<MetricQueue>>;
+
     // ---- the engine ----
+
+    /// Figures about the engine's own work, for `/metrics`. Engines report what they have.
+    fn figures(&self) -> EngineFigures {
+        EngineFigures::default()
+    }
+
 
     /// Whether the engine can serve requests: answers `Ok` only after a round trip through the
     /// engine's machinery (for SQLite, its writer thread), so a wedged or dead engine shows.

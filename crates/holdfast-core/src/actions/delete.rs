@@ -19,6 +19,9 @@ async fn delete(sqs: &Sqs, queue: &Queue, leases: Vec<Lease>) -> Result<Vec<Dele
     let fifo = queue.settings().fifo;
     let refuse_expired_at = fifo.then(|| sqs.now());
     let outcomes = sqs.store.delete_messages(queue.id, leases, refuse_expired_at).await.map_err(from_store)?;
+    // Every delete with a valid receipt handle counts, a repeated one included, as on AWS.
+    let deleted = outcomes.iter().filter(|o| **o != DeleteOutcome::Expired).count();
+    sqs.recorder.deleted(&queue.key(), sqs.now(), deleted);
     // Deleting a FIFO group's in-flight head unlocks the group: its next message is available
     // now, to a receive that may be waiting for it.
     if fifo && outcomes.contains(&DeleteOutcome::Deleted) && sqs.waiters.has_waiters(queue.id) {

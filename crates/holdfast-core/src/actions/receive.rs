@@ -99,6 +99,7 @@ pub async fn receive_message(
             }
         });
     }
+    sqs.recorder.received(&queue.key(), sqs.now(), messages.len());
     if messages.is_empty() {
         return Ok(ReceiveMessageResponse { messages: None });
     }

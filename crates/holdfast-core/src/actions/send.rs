@@ -28,6 +28,8 @@ struct Outgoing<'a> {
 
 /// The digests a send result reports about one message, computed from what the client sent.
 struct Digests {
+    /// The message's size as the limits count it, for `SentMessageSize`.
+    size: usize,
     md5_of_body: String,
     md5_of_attributes: Option<String>,
     md5_of_system_attributes: Option<String>,
@@ -116,6 +118,7 @@ fn prepare(queue: &Queue, sender_id: &str, now: Millis, out: Outgoing<'_>) -> Re
     let encoded_attributes = attrs::encode(out.attributes);
     let encoded_system = attrs::encode(&system_attributes);
     let digests = Digests {
+        size,
         md5_of_body: attrs::md5_hex(out.body.as_bytes()),
         md5_of_attributes: (!out.attributes.is_empty()).then(|| attrs::md5_hex(&encoded_attributes)),
         // What the client sent: a trace header added from the HTTP header is not its to check.
@@ -231,6 +234,7 @@ pub async fn send_message(
         },
     )?;
     let sent = enqueue(sqs, &queue, vec![message]).await?.pop().expect("one outcome per message");
+    sqs.recorder.sent(&queue.key(), sqs.now(), std::iter::once(digests.size));
     Ok(SendMessageResponse {
         md5_of_message_body: Some(digests.md5_of_body),
         md5_of_message_attributes: digests.md5_of_attributes,
@@ -285,6 +289,9 @@ pub async fn send_message_batch(
         }
     }
     let sent = enqueue(sqs, &queue, messages).await?;
+    if !accepted.is_empty() {
+        sqs.recorder.sent(&queue.key(), sqs.now(), accepted.iter().map(|(_, digests)| digests.size));
+    }
     let successful = accepted
         .into_iter()
         .zip(sent)

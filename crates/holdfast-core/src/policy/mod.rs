@@ -231,7 +231,11 @@ impl Policy {
     /// Which of this policy's statements apply to `access`, and how.
     pub fn evaluate(&self, access: &Access<'_>) -> Verdict {
         let mut verdict = Verdict::default();
-        let action = format!("sqs:{}", access.action);
+        // SQS actions come bare (`SendMessage`); other services' with their prefix.
+        let action = match access.action.contains(':') {
+            true => access.action.to_owned(),
+            false => format!("sqs:{}", access.action),
+        };
         for statement in self.statements.iter().filter(|s| s.applies(access, &action)) {
             if statement.deny {
                 verdict.denies = true;

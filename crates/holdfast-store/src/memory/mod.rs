@@ -31,7 +31,7 @@ use crate::rules::{
 use holdfast_core::store::{
     ChangeVisibility, ChangeVisibilityOutcome, CreateQueueOutcome, DeadLetterTarget, Deduplication, DeleteOutcome,
     Delivery, ExpiryOutcome, FairOrder, GroupLoad, Lease, MessageMove, Millis, MovableMessage, MoveStep, MoveTask,
-    MoveTaskStatus, NewMessage, PurgeOutcome, QueueCounts, QueueId, QueueRecord, ReceiveOutcome, ReceiveParams, Sent,
+    MetricQueue, MoveTaskStatus, NewMessage, PurgeOutcome, QueueCounts, QueueId, QueueMinute, QueueRecord, ReceiveOutcome, ReceiveParams, Sent,
     Store, StoreError, StoreResult, StoredMessage, SweepOutcome, STANDARD_LOOKAHEAD,
 };
 use queue::{Message, Queue};
@@ -61,6 +61,8 @@ struct State {
     /// tasks started in the same millisecond.
     move_tasks: HashMap<String, (u64, MoveTask)>,
     last_move_task: u64,
+    /// (account, region, queue name, minute) -> that minute's metrics.
+    queue_minutes: BTreeMap<(String, String, String, Millis), QueueMinute>,
 }
 
 /// How a message leaves its queue for another: dead-lettered by receive or the sweep, or moved by
@@ -758,6 +760,56 @@ impl Store for MemoryStore {
             .collect();
         newest_first(&mut tasks);
         Ok(tasks.into_iter().map(|(_, task)| task).collect())
+    }
+
+    async fn record_queue_minutes(&self, minutes: Vec<QueueMinute>, forget_before: Millis) -> StoreResult<()> {
+        let mut state = self.state()?;
+        state.queue_minutes.retain(|_, row| row.minute >= forget_before);
+        for row in minutes.into_iter().filter(|row| row.minute >= forget_before) {
+            let key = (row.account.clone(), row.region.clone(), row.queue.clone(), row.minute);
+            match state.queue_minutes.get_mut(&key) {
+                Some(stored) => stored.absorb(&row),
+                None => {
+                    state.queue_minutes.insert(key, row);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn queue_minutes(
+        &self,
+        account: &str,
+        region: &str,
+        queue: &str,
+        from: Millis,
+        to: Millis,
+    ) -> StoreResult<Vec<QueueMinute>> {
+        let state = self.state()?;
+        let key = |minute| (account.to_owned(), region.to_owned(), queue.to_owned(), minute);
+        if from >= to {
+            return Ok(Vec::new());
+        }
+        Ok(state.queue_minutes.range(key(from)..key(to)).map(|(_, row)| row.clone()).collect())
+    }
+
+    async fn metric_queues(&self, account: &str, region: &str, since: Millis) -> StoreResult<Vec<MetricQueue>> {
+        let state = self.state()?;
+        let mut found: Vec<MetricQueue> = Vec::new();
+        for ((a, r, name, minute), row) in &state.queue_minutes {
+            if a != account || r != region || *minute < since {
+                continue;
+            }
+            let fair = row.gauges.as_ref().is_some_and(|g| g.fair.is_some());
+            match found.last_mut() {
+                Some(last) if last.name == *name => {
+                    last.last_minute = last.last_minute.max(*minute);
+                    last.fair |= fair;
+                }
+                _ => found.push(MetricQueue { name: name.clone(), last_minute: *minute, fair }),
+            }
+        }
+        Ok(found)
     }
 
     async fn check(&self) -> StoreResult<()> {

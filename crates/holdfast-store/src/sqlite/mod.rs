@@ -19,6 +19,7 @@
 //! - After `close` (or drop) the thread has finished every queued call and closed the database;
 //!   later calls fail with `StoreError::Closed`.
 
+mod metrics;
 mod moves;
 mod ops;
 mod queue_cache;
@@ -36,7 +37,7 @@ use std::thread::JoinHandle;
 use async_trait::async_trait;
 use holdfast_core::store::{
     ChangeVisibility, ChangeVisibilityOutcome, CreateQueueOutcome, DeadLetterTarget, Deduplication, DeleteOutcome,
-    ExpiryOutcome, GroupLoad, Lease, Millis, MovableMessage, MoveStep, MoveTask, NewMessage, PurgeOutcome, QueueCounts,
+    EngineFigures, ExpiryOutcome, MetricQueue, QueueMinute, GroupLoad, Lease, Millis, MovableMessage, MoveStep, MoveTask, NewMessage, PurgeOutcome, QueueCounts,
     QueueId, QueueRecord, ReceiveOutcome, ReceiveParams, Sent, Store, StoreError, StoreResult, SweepOutcome,
 };
 use holdfast_core::DEFAULT_ACCOUNT_ID;
@@ -60,6 +61,9 @@ pub struct SqliteStore {
     reserve: reserve::Reserve,
     /// What the background integrity check of a large database found wrong, if anything.
     damage: Arc<Mutex<Option<String>>>,
+    /// The database file, for its size.
+    path: std::path::PathBuf,
+    stats: Arc<writer::WriterStats>,
 }
 
 /// Where a server lives: its own account and region. Queues from before holdfast had accounts
@@ -104,9 +108,11 @@ impl SqliteStore {
             check_in_background(path, Arc::clone(&damage));
         }
         let (commands, receiver) = mpsc::channel();
+        let stats = Arc::new(writer::WriterStats::default());
+        let writer_stats = Arc::clone(&stats);
         let writer = std::thread::Builder::new()
             .name("holdfast-sqlite".into())
-            .spawn(move || writer::run(conn, receiver))
+            .spawn(move || writer::run(conn, receiver, writer_stats))
             .map_err(StoreError::backend)?;
         Ok(SqliteStore {
             commands: Mutex::new(Some(commands)),
@@ -114,6 +120,8 @@ impl SqliteStore {
             queues: Arc::new(QueueCache::default()),
             reserve,
             damage,
+            path: dir.join(DB_FILE),
+            stats,
         })
     }
 
@@ -398,6 +406,38 @@ impl Store for SqliteStore {
 
     async fn move_tasks(&self, source_queue: Option<QueueId>) -> StoreResult<Vec<MoveTask>> {
         self.call(move |c| moves::move_tasks(c, source_queue)).await
+    }
+
+    async fn record_queue_minutes(&self, minutes: Vec<QueueMinute>, forget_before: Millis) -> StoreResult<()> {
+        self.call(move |c| metrics::record_queue_minutes(c, minutes, forget_before)).await
+    }
+
+    async fn queue_minutes(
+        &self,
+        account: &str,
+        region: &str,
+        queue: &str,
+        from: Millis,
+        to: Millis,
+    ) -> StoreResult<Vec<QueueMinute>> {
+        let (account, region, queue) = (account.to_owned(), region.to_owned(), queue.to_owned());
+        self.call(move |c| metrics::queue_minutes(c, &account, &region, &queue, from, to)).await
+    }
+
+    async fn metric_queues(&self, account: &str, region: &str, since: Millis) -> StoreResult<Vec<MetricQueue>> {
+        let (account, region) = (account.to_owned(), region.to_owned());
+        self.call(move |c| metrics::metric_queues(c, &account, &region, since)).await
+    }
+
+    fn figures(&self) -> EngineFigures {
+        // The WAL holds committed pages until they are checkpointed into the main file.
+        let size = |path: &std::path::Path| std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let database_bytes = size(&self.path) + size(&self.path.with_extension("db-wal"));
+        EngineFigures {
+            database_bytes: Some(database_bytes),
+            commit_batch_size: Some(self.stats.batch_sizes()),
+            commit_seconds: Some(self.stats.commit_times()),
+        }
     }
 
     async fn check(&self) -> StoreResult<()> {

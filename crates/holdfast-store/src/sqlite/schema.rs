@@ -23,7 +23,7 @@ use rusqlite::{Connection, OpenFlags};
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "holdfast.db";
 
-pub(super) const SCHEMA_VERSION: i64 = 7;
+pub(super) const SCHEMA_VERSION: i64 = 8;
 
 /// Databases up to this size get a full `PRAGMA quick_check` at open (it reads every page, about a
 /// second per few hundred MiB). Larger ones get the structural checks at open, so a big store still
@@ -303,11 +303,55 @@ const MIGRATION_V7: &str = "
 CREATE INDEX messages_by_group_visibility ON messages (queue_id, group_id, visible_at) WHERE group_id IS NOT NULL;
 ";
 
+/// Version 7 to 8: per-queue metrics by the minute (`holdfast_core::queue_metrics`). Rows are
+/// keyed by queue name, not id, so a re-created queue continues its series as on CloudWatch;
+/// `metric_queues` keeps one row per queue so ListMetrics does not scan the minutes. A NULL
+/// `visible` is a minute whose gauges were not sampled; a NULL `noisy_groups`, one of a queue
+/// that was not fair.
+const MIGRATION_V8: &str = "
+CREATE TABLE queue_minutes (
+    account TEXT NOT NULL,
+    region TEXT NOT NULL,
+    queue TEXT NOT NULL,
+    minute INTEGER NOT NULL,
+    visible INTEGER,
+    not_visible INTEGER,
+    delayed INTEGER,
+    oldest_age INTEGER,
+    noisy_groups INTEGER,
+    quiet_visible INTEGER,
+    quiet_not_visible INTEGER,
+    quiet_delayed INTEGER,
+    quiet_oldest_age INTEGER,
+    sent INTEGER NOT NULL,
+    received INTEGER NOT NULL,
+    deleted INTEGER NOT NULL,
+    empty_receives INTEGER NOT NULL,
+    size_count INTEGER NOT NULL,
+    size_sum REAL NOT NULL,
+    size_min REAL NOT NULL,
+    size_max REAL NOT NULL,
+    size_buckets BLOB NOT NULL,
+    PRIMARY KEY (account, region, queue, minute)
+) WITHOUT ROWID;
+CREATE INDEX queue_minutes_by_minute ON queue_minutes (minute);
+CREATE TABLE metric_queues (
+    account TEXT NOT NULL,
+    region TEXT NOT NULL,
+    queue TEXT NOT NULL,
+    last_minute INTEGER NOT NULL,
+    fair INTEGER NOT NULL,
+    PRIMARY KEY (account, region, queue)
+) WITHOUT ROWID;
+CREATE INDEX metric_queues_by_minute ON metric_queues (last_minute);
+";
+
 /// Schema objects `verify` insists on, per version.
 const V1_OBJECTS: &[&str] =
     &["queues", "deleted_queues", "deleted_queues_by_time", "messages", "messages_by_visibility", "messages_by_age"];
 const V3_OBJECTS: &[&str] = &["quarantined_messages"];
 const V7_OBJECTS: &[&str] = &["messages_by_group_visibility"];
+const V8_OBJECTS: &[&str] = &["queue_minutes", "queue_minutes_by_minute", "metric_queues", "metric_queues_by_minute"];
 const V2_OBJECTS: &[&str] = &[
     "messages_received",
     "messages_by_group",
@@ -369,7 +413,7 @@ pub(super) fn open(dir: &Path, quick_check_max_bytes: u64, home: &Home<'_>) -> R
     configure(&conn).map_err(fail)?;
     match version {
         0 => create(&conn, existed).map_err(fail)?,
-        1..=6 => {
+        1..=7 => {
             if version == 1 {
                 migrate(&conn, MIGRATION_V2, 2)
                     .map_err(|e| fail(format!("cannot migrate from schema version 1: {e}")))?;
@@ -395,14 +439,20 @@ pub(super) fn open(dir: &Path, quick_check_max_bytes: u64, home: &Home<'_>) -> R
                     .map_err(|e| fail(format!("cannot migrate from schema version 5: {e}")))?;
                 check_objects(&conn, V1_OBJECTS).map_err(fail)?;
             }
-            migrate(&conn, MIGRATION_V7, 7).map_err(|e| fail(format!("cannot migrate from schema version 6: {e}")))?;
-            check_objects(&conn, V7_OBJECTS).map_err(fail)?;
+            if version <= 6 {
+                migrate(&conn, MIGRATION_V7, 7)
+                    .map_err(|e| fail(format!("cannot migrate from schema version 6: {e}")))?;
+                check_objects(&conn, V7_OBJECTS).map_err(fail)?;
+            }
+            migrate(&conn, MIGRATION_V8, 8).map_err(|e| fail(format!("cannot migrate from schema version 7: {e}")))?;
+            check_objects(&conn, V8_OBJECTS).map_err(fail)?;
             tracing::info!(path = %path.display(), from = version, to = SCHEMA_VERSION, "migrated the database");
         }
         _ => {
             check_objects(&conn, V2_OBJECTS).map_err(fail)?;
             check_objects(&conn, V3_OBJECTS).map_err(fail)?;
             check_objects(&conn, V7_OBJECTS).map_err(fail)?;
+            check_objects(&conn, V8_OBJECTS).map_err(fail)?;
         }
     }
     Ok(conn)
@@ -458,7 +508,7 @@ fn create(conn: &Connection, existed: bool) -> Result<(), String> {
         return Err("the file is a SQLite database but not a holdfast one (user_version 0)".into());
     }
     conn.execute_batch(&format!(
-        "BEGIN; {SCHEMA_V1} {MIGRATION_V2} {MIGRATION_V3} {} {MIGRATION_V5} {} {MIGRATION_V7} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+        "BEGIN; {SCHEMA_V1} {MIGRATION_V2} {MIGRATION_V3} {} {MIGRATION_V5} {} {MIGRATION_V7} {MIGRATION_V8} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
         migration_v4("0"),
         migration_v6("us-east-1")
     ))

@@ -20,10 +20,11 @@
 //!   what the panicking command left half done), and the thread goes on with the next batch. One
 //!   bad request costs its batch, never the store.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
-use holdfast_core::store::{StoreError, StoreResult};
+use holdfast_core::store::{EngineHistogram, StoreError, StoreResult};
 use rusqlite::{Connection, ErrorCode};
 use tokio::sync::oneshot;
 
@@ -36,6 +37,65 @@ const MAX_BATCH: usize = 512;
 /// batches hold one command, so it never waits) and busy callers less than the extra commit it
 /// saves them.
 const GATHER_WINDOW: Duration = Duration::from_micros(200);
+
+/// Upper bounds of the batch-size buckets: powers of two up to `MAX_BATCH`.
+const BATCH_BUCKETS: [f64; 10] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
+/// Upper bounds of the commit-time buckets, in seconds: an fsync takes from tens of microseconds
+/// (a battery-backed cache) to tens of milliseconds (a busy disk).
+const COMMIT_BUCKETS: [f64; 12] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
+
+/// What the thread measures of its own work, read by `/metrics`: relaxed atomics the thread adds
+/// to once per batch.
+#[derive(Debug)]
+pub(super) struct WriterStats {
+    batch_sizes: Vec<AtomicU64>,
+    commands: AtomicU64,
+    commit_times: Vec<AtomicU64>,
+    commit_micros: AtomicU64,
+}
+
+impl Default for WriterStats {
+    fn default() -> Self {
+        WriterStats {
+            batch_sizes: (0..=BATCH_BUCKETS.len()).map(|_| AtomicU64::new(0)).collect(),
+            commands: AtomicU64::new(0),
+            commit_times: (0..=COMMIT_BUCKETS.len()).map(|_| AtomicU64::new(0)).collect(),
+            commit_micros: AtomicU64::new(0),
+        }
+    }
+}
+
+fn bucket(bounds: &[f64], value: f64) -> usize {
+    bounds.iter().position(|bound| value <= *bound).unwrap_or(bounds.len())
+}
+
+impl WriterStats {
+    fn batch(&self, commands: usize) {
+        self.batch_sizes[bucket(&BATCH_BUCKETS, commands as f64)].fetch_add(1, Ordering::Relaxed);
+        self.commands.fetch_add(commands as u64, Ordering::Relaxed);
+    }
+
+    fn commit(&self, took: Duration) {
+        self.commit_times[bucket(&COMMIT_BUCKETS, took.as_secs_f64())].fetch_add(1, Ordering::Relaxed);
+        self.commit_micros.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    pub(super) fn batch_sizes(&self) -> EngineHistogram {
+        EngineHistogram {
+            bounds: BATCH_BUCKETS.to_vec(),
+            counts: self.batch_sizes.iter().map(|c| c.load(Ordering::Relaxed)).collect(),
+            sum: self.commands.load(Ordering::Relaxed) as f64,
+        }
+    }
+
+    pub(super) fn commit_times(&self) -> EngineHistogram {
+        EngineHistogram {
+            bounds: COMMIT_BUCKETS.to_vec(),
+            counts: self.commit_times.iter().map(|c| c.load(Ordering::Relaxed)).collect(),
+            sum: self.commit_micros.load(Ordering::Relaxed) as f64 / 1e6,
+        }
+    }
+}
 
 /// What the store sends the thread.
 pub(super) enum Msg {
@@ -153,7 +213,7 @@ fn in_savepoint<T>(conn: &Connection, work: impl FnOnce(&Connection) -> rusqlite
 }
 
 /// The thread's body: batches commands until the store is closed or dropped.
-pub(super) fn run(conn: Connection, commands: Receiver<Msg>) {
+pub(super) fn run(conn: Connection, commands: Receiver<Msg>, stats: std::sync::Arc<WriterStats>) {
     let mut close_ack = None;
     // How many commands the last batch held: about how many callers are waiting on each commit.
     let mut last_batch = 1;
@@ -193,7 +253,8 @@ pub(super) fn run(conn: Connection, commands: Receiver<Msg>) {
             }
         }
         last_batch = batch.len();
-        execute(&conn, &mut batch);
+        stats.batch(batch.len());
+        execute(&conn, &mut batch, &stats);
         for job in batch {
             job.reply();
         }
@@ -205,7 +266,7 @@ pub(super) fn run(conn: Connection, commands: Receiver<Msg>) {
 }
 
 /// Runs one batch as one transaction (or several, if SQLite aborts one midway).
-fn execute(conn: &Connection, batch: &mut [Box<dyn Job>]) {
+fn execute(conn: &Connection, batch: &mut [Box<dyn Job>], stats: &WriterStats) {
     // Index of the first command whose effects are in the currently open transaction.
     let mut open_from = 0;
     if let Err(err) = begin(conn) {
@@ -245,7 +306,9 @@ fn execute(conn: &Connection, batch: &mut [Box<dyn Job>]) {
     if conn.is_autocommit() {
         return;
     }
+    let commit_started = Instant::now();
     let committed = conn.prepare_cached("COMMIT").and_then(|mut s| s.execute([]));
+    stats.commit(commit_started.elapsed());
     if let Err(err) = committed {
         let err = store_error(err);
         tracing::warn!(error = %err.chain(), commands = batch.len() - open_from, "commit failed");
