@@ -17,7 +17,7 @@ use holdfast_api::cloudwatch::{
 
 use crate::queue_metrics::{minute_of, Distribution, FairGauges, Gauges, QueueMinute, MINUTE_MS};
 use crate::service::{RequestContext, Sqs};
-use crate::store::Millis;
+use crate::store::{MetricQueue, Millis};
 
 pub const NAMESPACE: &str = "AWS/SQS";
 pub const QUEUE_NAME: &str = "QueueName";
@@ -232,7 +232,13 @@ fn check_times(start: Millis, end: Millis) -> Result<(), CloudWatchError> {
 }
 
 /// Statistics per period: bucket start (epoch ms, a multiple of the period) → merged samples.
-fn by_period(minutes: &[QueueMinute], metric: SqsMetric, start: Millis, end: Millis, period_ms: i64) -> Vec<(Millis, Distribution)> {
+fn by_period(
+    minutes: &[QueueMinute],
+    metric: SqsMetric,
+    start: Millis,
+    end: Millis,
+    period_ms: i64,
+) -> Vec<(Millis, Distribution)> {
     let first = start.div_euclid(period_ms) * period_ms;
     let mut buckets: Vec<(Millis, Distribution)> = Vec::new();
     for minute in minutes.iter().filter(|m| m.minute >= first && m.minute < end) {
@@ -263,7 +269,9 @@ impl Sqs {
             CloudWatchRequest::GetMetricStatistics(r) => {
                 CloudWatchResponse::GetMetricStatistics(self.get_metric_statistics(ctx, r).await?)
             }
-            CloudWatchRequest::GetMetricData(r) => CloudWatchResponse::GetMetricData(self.get_metric_data(ctx, r).await?),
+            CloudWatchRequest::GetMetricData(r) => {
+                CloudWatchResponse::GetMetricData(self.get_metric_data(ctx, r).await?)
+            }
             CloudWatchRequest::ListMetrics(r) => CloudWatchResponse::ListMetrics(self.list_metrics(ctx, r).await?),
         })
     }
@@ -318,12 +326,14 @@ impl Sqs {
             return Ok(GetMetricStatisticsResponse { label, datapoints: Vec::new() });
         }
         let period_ms = req.period.max(60) * 1000;
-        let minutes = self.metric_minutes(ctx, queue, req.start_time.div_euclid(period_ms) * period_ms, req.end_time).await?;
+        let minutes =
+            self.metric_minutes(ctx, queue, req.start_time.div_euclid(period_ms) * period_ms, req.end_time).await?;
         let datapoints = by_period(&minutes, metric, req.start_time, req.end_time, period_ms)
             .into_iter()
             .map(|(at, samples)| {
                 let value = |statistic: Statistic| statistic.of(&samples);
-                let mut point = Datapoint { timestamp: at, unit: Some(metric.unit().to_owned()), ..Datapoint::default() };
+                let mut point =
+                    Datapoint { timestamp: at, unit: Some(metric.unit().to_owned()), ..Datapoint::default() };
                 for (name, statistic) in &standard {
                     let slot = match *name {
                         "SampleCount" => &mut point.sample_count,
@@ -411,11 +421,11 @@ impl Sqs {
             let statistic = Statistic::parse_standard(&stat.stat)
                 .or_else(|| Statistic::parse_percentile(&stat.stat))
                 .ok_or_else(|| {
-                    CloudWatchError::invalid_parameter_value(format!(
-                        "The value {} for parameter {member}.MetricStat.Stat is not supported.",
-                        stat.stat
-                    ))
-                })?;
+                CloudWatchError::invalid_parameter_value(format!(
+                    "The value {} for parameter {member}.MetricStat.Stat is not supported.",
+                    stat.stat
+                ))
+            })?;
             plans.push((query, stat, statistic));
         }
         // Each queue's minutes are read once, however many queries name it, from the start of
@@ -437,7 +447,8 @@ impl Sqs {
                 continue;
             }
             let label = query.label.clone().unwrap_or_else(|| stat.metric.metric_name.clone().unwrap_or_default());
-            let mut result = MetricDataResult { id: query.id.clone(), label, status_code: "Complete".into(), ..Default::default() };
+            let mut result =
+                MetricDataResult { id: query.id.clone(), label, status_code: "Complete".into(), ..Default::default() };
             let wanted = sqs_metric(&stat.metric)
                 .filter(|(metric, _)| stat.unit.as_deref().is_none_or(|unit| unit == metric.unit()));
             if let Some((metric, queue)) = wanted {
@@ -446,10 +457,11 @@ impl Sqs {
                     let read = self.metric_minutes(ctx, queue, read_from, req.end_time).await?;
                     minutes_of.insert(queue.to_owned(), read);
                 }
-                let mut points: Vec<(Millis, f64)> = by_period(&minutes_of[queue], metric, req.start_time, req.end_time, period_ms)
-                    .into_iter()
-                    .filter_map(|(at, samples)| Some((at, statistic.of(&samples)?)))
-                    .collect();
+                let mut points: Vec<(Millis, f64)> =
+                    by_period(&minutes_of[queue], metric, req.start_time, req.end_time, period_ms)
+                        .into_iter()
+                        .filter_map(|(at, samples)| Some((at, statistic.of(&samples)?)))
+                        .collect();
                 if !ascending {
                     points.reverse();
                 }
@@ -474,7 +486,11 @@ impl Sqs {
         Ok(GetMetricDataResponse { results, next_token })
     }
 
-    async fn list_metrics(&self, ctx: &RequestContext, req: ListMetricsRequest) -> Result<ListMetricsResponse, CloudWatchError> {
+    async fn list_metrics(
+        &self,
+        ctx: &RequestContext,
+        req: ListMetricsRequest,
+    ) -> Result<ListMetricsResponse, CloudWatchError> {
         let skip = match &req.next_token {
             None => 0,
             Some(token) => decode_token(token)?,
@@ -496,7 +512,14 @@ impl Sqs {
         let now = self.now();
         let window = if req.recently_active.is_some() { RECENTLY_ACTIVE_MS } else { LIST_WINDOW_MS };
         let (account, region) = (ctx.account(self), ctx.region(self));
-        let queues = self.store.metric_queues(account, region, now - window).await.map_err(store_failure)?;
+        let mut queues = self.store.metric_queues(account, region, now - window).await.map_err(store_failure)?;
+        // Queues used in the minute still open are listed before their first row is written.
+        for key in self.recorder.pending_queues() {
+            if &*key.account == account && &*key.region == region && !queues.iter().any(|q| *q.name == *key.name) {
+                queues.push(MetricQueue { name: key.name.to_string(), last_minute: minute_of(now), fair: false });
+            }
+        }
+        queues.sort_by(|a, b| a.name.cmp(&b.name));
         let mut metrics = Vec::new();
         for queue in queues {
             if req.dimensions.iter().any(|f| f.value.as_deref().is_some_and(|v| v != queue.name)) {
@@ -546,7 +569,11 @@ impl Sqs {
                 continue;
             }
             let pending = self.recorder.open_minute(live.id, minute);
-            let gauges = if minute == open { Some(self.sample_gauges(&live).await.map_err(|e| CloudWatchError::internal(e.message))?) } else { None };
+            let gauges = if minute == open {
+                Some(self.sample_gauges(&live).await.map_err(|e| CloudWatchError::internal(e.message))?)
+            } else {
+                None
+            };
             if pending.is_none() && gauges.is_none() {
                 continue;
             }

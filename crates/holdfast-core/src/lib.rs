@@ -13,8 +13,8 @@ pub mod policy;
 pub mod store;
 
 mod access;
-pub mod cloudwatch;
 mod actions;
+pub mod cloudwatch;
 mod fairness;
 mod fifo;
 mod in_flight;

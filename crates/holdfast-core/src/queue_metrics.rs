@@ -266,6 +266,18 @@ pub(crate) struct Recorder {
     last_used: Mutex<HashMap<QueueId, Millis>>,
     /// Rows a failed store write left behind, written with the next minute's.
     unsaved: Mutex<Vec<QueueMinute>>,
+    /// Counts since the server started, per queue, for Prometheus counters (`/metrics`).
+    totals: Mutex<HashMap<QueueId, Totals>>,
+}
+
+/// What requests did to one queue since the server started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub sent: u64,
+    pub sent_bytes: u64,
+    pub received: u64,
+    pub deleted: u64,
+    pub empty_receives: u64,
 }
 
 /// The most rows kept after failed writes: a day of a hundred active queues. Past it the oldest
@@ -273,7 +285,7 @@ pub(crate) struct Recorder {
 const MAX_UNSAVED_ROWS: usize = 144_000;
 
 impl Recorder {
-    fn with<F: FnOnce(&mut Pending)>(&self, key: &QueueKey, now: Millis, change: F) {
+    fn with<F: FnOnce(&mut Pending, &mut Totals)>(&self, key: &QueueKey, now: Millis, change: F) {
         let mut pending = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let entry = pending.entry((key.id, minute_of(now))).or_insert_with(|| Pending {
             key: key.clone(),
@@ -283,29 +295,47 @@ impl Recorder {
             empty_receives: 0,
             sent_size: Distribution::default(),
         });
-        change(entry);
+        // Taken while `pending` is held, always in this order.
+        let mut totals = self.totals.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        change(entry, totals.entry(key.id).or_default());
+    }
+
+    /// What requests did to `queue` since the server started.
+    pub fn totals(&self, queue: QueueId) -> Totals {
+        self.totals.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&queue).copied().unwrap_or_default()
     }
 
     pub fn sent(&self, key: &QueueKey, now: Millis, sizes: impl Iterator<Item = usize>) {
-        self.with(key, now, |p| {
+        self.with(key, now, |p, t| {
             for size in sizes {
                 p.sent += 1;
                 p.sent_size.add(size as f64);
+                t.sent += 1;
+                t.sent_bytes += size as u64;
             }
         });
     }
 
     /// A ReceiveMessage call that returned `messages` (0: an empty receive).
     pub fn received(&self, key: &QueueKey, now: Millis, messages: usize) {
-        self.with(key, now, |p| match messages {
-            0 => p.empty_receives += 1,
-            n => p.received += n as u64,
+        self.with(key, now, |p, t| match messages {
+            0 => {
+                p.empty_receives += 1;
+                t.empty_receives += 1;
+            }
+            n => {
+                p.received += n as u64;
+                t.received += n as u64;
+            }
         });
     }
 
     pub fn deleted(&self, key: &QueueKey, now: Millis, messages: usize) {
         if messages > 0 {
-            self.with(key, now, |p| p.deleted += messages as u64);
+            self.with(key, now, |p, t| {
+                p.deleted += messages as u64;
+                t.deleted += messages as u64;
+            });
         }
     }
 
@@ -323,6 +353,12 @@ impl Recorder {
             *used = (*used).max(*at);
         }
         taken
+    }
+
+    /// The queues with counters not yet stored.
+    pub fn pending_queues(&self) -> Vec<QueueKey> {
+        let pending = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        pending.values().map(|p| p.key.clone()).collect()
     }
 
     /// The counters of `queue`'s open minute, if it has any.

@@ -235,7 +235,7 @@ impl Sqs {
     }
 
     /// A queue's gauges now: counts, the age of its oldest message, the fair-queue figures.
-    pub(crate) async fn sample_gauges(&self, queue: &QueueRecord) -> Result<Gauges, SqsError> {
+    pub async fn sample_gauges(&self, queue: &QueueRecord) -> Result<Gauges, SqsError> {
         let now = self.now();
         let counts = self.store.queue_counts(queue.id, now).await.map_err(from_store)?;
         let oldest = if counts.visible + counts.in_flight + counts.delayed == 0 {
@@ -257,6 +257,11 @@ impl Sqs {
             oldest_age_seconds: oldest.map_or(0, |sent_at| u64::try_from((now - sent_at) / 1000).unwrap_or(0)),
             fair,
         })
+    }
+
+    /// What requests did to `queue` since the server started (for Prometheus counters).
+    pub fn queue_totals(&self, queue: &QueueRecord) -> crate::queue_metrics::Totals {
+        self.recorder.totals(queue.id)
     }
 
     /// Writes the queue metrics of every minute that has ended: the counters requests added,

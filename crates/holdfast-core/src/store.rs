@@ -21,8 +21,8 @@ use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 
-pub use crate::queue_metrics::QueueMinute;
 use crate::queue_attributes::QueueSettings;
+pub use crate::queue_metrics::QueueMinute;
 use crate::timer::QueueKey;
 
 /// Epoch milliseconds. SQS timestamps are epoch seconds or milliseconds; all internal ones are ms.
@@ -746,7 +746,6 @@ pub trait Store: Send + Sync + 'static {
     fn figures(&self) -> EngineFigures {
         EngineFigures::default()
     }
-
 
     /// Whether the engine can serve requests: answers `Ok` only after a round trip through the
     /// engine's machinery (for SQLite, its writer thread), so a wedged or dead engine shows.

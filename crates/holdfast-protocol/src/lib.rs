@@ -18,6 +18,7 @@
 //! `/<account-id>/<queue-name>` (Java v1, kombu), `QueueUrl` is set to that path, e.g.
 //! `/000000000000/q1`; the service reads the last two path segments of any `QueueUrl`.
 
+pub mod cloudwatch;
 mod form;
 mod json;
 mod model;
@@ -130,7 +131,7 @@ pub fn decode(req: &HttpRequest<'_>) -> Decoded {
 /// The Query parameters of the URL query string, then of a form body. Both are bounded and
 /// strictly decoded (`form`); an `Action` in both must agree, or the request is refused rather
 /// than one silently winning.
-fn query_params<'a>(req: &HttpRequest<'a>) -> Result<form::Params<'a>, SqsError> {
+pub(crate) fn query_params<'a>(req: &HttpRequest<'a>) -> Result<form::Params<'a>, SqsError> {
     let mut params = form::Params::new();
     if let Some(query) = req.uri.query() {
         form::parse_into(query.as_bytes(), &mut params)?;

@@ -163,9 +163,14 @@ impl Authenticator {
         self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(access_key_id).cloned()
     }
 
-    /// Who signed `req`, or the error to answer. With authentication off, every request passes
-    /// and nobody is verified (`None`).
-    pub fn authenticate(&self, req: &HttpRequest<'_>, now: SystemTime) -> Result<Option<Arc<Caller>>, SqsError> {
+    /// Who signed `req` for `service` (`sqs`, or `monitoring` for CloudWatch), or the error to
+    /// answer. With authentication off, every request passes and nobody is verified (`None`).
+    pub fn authenticate(
+        &self,
+        req: &HttpRequest<'_>,
+        now: SystemTime,
+        service: &str,
+    ) -> Result<Option<Arc<Caller>>, SqsError> {
         if self.mode == AuthMode::Off {
             return Ok(None);
         }
@@ -174,7 +179,7 @@ impl Authenticator {
             return Err(sqs_error!(InvalidClientTokenId, "The security token included in the request is invalid."));
         };
         check_time(&credential, now)?;
-        check_scope(&credential)?;
+        check_scope(&credential, service)?;
         check_payload(req)?;
         if !sigv4::verify(req, &credential, &key.secret_access_key) {
             return Err(sqs_error!(
@@ -223,9 +228,9 @@ fn check_time(credential: &Credential, now: SystemTime) -> Result<(), SqsError> 
     Ok(())
 }
 
-fn check_scope(credential: &Credential) -> Result<(), SqsError> {
-    if credential.service != "sqs" {
-        return Err(sqs_error!(SignatureDoesNotMatch, "Credential should be scoped to correct service: 'sqs'."));
+fn check_scope(credential: &Credential, service: &str) -> Result<(), SqsError> {
+    if credential.service != service {
+        return Err(sqs_error!(SignatureDoesNotMatch, "Credential should be scoped to correct service: '{service}'."));
     }
     let date_matches = credential.amz_date.as_deref().is_some_and(|d| d.get(..8) == Some(credential.date.as_str()));
     if !date_matches {

@@ -112,6 +112,10 @@ pub struct ServeArgs {
     /// unauthenticated, like /health: it shows queue names and counts).
     #[arg(long, env = "HOLDFAST_METRICS")]
     pub metrics: Option<bool>,
+    /// Days per-minute queue metrics (the CloudWatch API's data) are kept (default 15, as
+    /// CloudWatch keeps one-minute data); 0 records none.
+    #[arg(long, env = "HOLDFAST_METRICS_RETENTION_DAYS")]
+    pub metrics_retention_days: Option<u64>,
     /// Seconds a response may wait for the client to read any of it before the connection is
     /// dropped (default 30).
     #[arg(long, env = "HOLDFAST_WRITE_TIMEOUT")]
@@ -146,6 +150,10 @@ pub struct ServeArgs {
     /// Log filter, e.g. info, debug, holdfast=debug (default info).
     #[arg(long, env = "HOLDFAST_LOG")]
     pub log: Option<String>,
+    /// How log lines are written on standard error: `text` (default) or `json`, one object per
+    /// line with `timestamp`, `level`, `target`, `fields` (`message` among them) and `span`s.
+    #[arg(long, env = "HOLDFAST_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
 }
 
 /// The TOML file: the same settings plus `[[queue]]` declarations.
@@ -165,6 +173,7 @@ struct FileConfig {
     write_timeout: Option<u64>,
     max_response_memory: Option<usize>,
     metrics: Option<bool>,
+    metrics_retention_days: Option<u64>,
     max_in_flight: Option<u64>,
     cooldowns: Option<Switch>,
     max_connection_age: Option<u64>,
@@ -175,6 +184,7 @@ struct FileConfig {
     tls_key: Option<PathBuf>,
     master_key_file: Option<PathBuf>,
     log: Option<String>,
+    log_format: Option<LogFormat>,
     init_dir: Option<PathBuf>,
     init_timeout: Option<u64>,
     #[serde(default, rename = "queue")]
@@ -222,6 +232,7 @@ pub struct Settings {
     pub write_timeout_seconds: u64,
     pub max_response_memory: usize,
     pub metrics: bool,
+    pub metrics_retention_days: u64,
     pub max_in_flight: u64,
     pub cooldowns: bool,
     pub max_connection_age_seconds: u64,
@@ -234,6 +245,7 @@ pub struct Settings {
     /// Master keys for encryption at rest, when messages are stored encrypted.
     pub master_key_file: Option<PathBuf>,
     pub log: String,
+    pub log_format: LogFormat,
     pub queues: Vec<QueueDeclaration>,
     pub init_dir: Option<PathBuf>,
     pub init_timeout_seconds: u64,
@@ -301,6 +313,8 @@ impl Settings {
             write_timeout_seconds: args.write_timeout.or(file.write_timeout).unwrap_or(30),
             max_response_memory: args.max_response_memory.or(file.max_response_memory).unwrap_or(256 << 20),
             metrics: args.metrics.or(file.metrics).unwrap_or(true),
+            // Past ten years a retention means "for ever" and would overflow the arithmetic.
+            metrics_retention_days: args.metrics_retention_days.or(file.metrics_retention_days).unwrap_or(15).min(3650),
             max_in_flight: args.max_in_flight.or(file.max_in_flight).unwrap_or(holdfast_api::limits::MAX_IN_FLIGHT),
             cooldowns: args.cooldowns.or(file.cooldowns).unwrap_or(Switch::On) == Switch::On,
             max_connection_age_seconds: args.max_connection_age.or(file.max_connection_age).unwrap_or(600),
@@ -308,6 +322,7 @@ impl Settings {
             credentials: credentials.filter(|_| auth == AuthMode::Sigv4),
             auth,
             log: args.log.clone().or(file.log).unwrap_or_else(|| "info".into()),
+            log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             queues,
             init_dir: args.init_dir.clone().or(file.init_dir),
             init_timeout_seconds: args.init_timeout.or(file.init_timeout).unwrap_or(300).max(1),
@@ -348,6 +363,17 @@ fn toml_scalar(value: &toml::Value) -> String {
     }
 }
 
+/// How the server writes its log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,6 +393,7 @@ queue_url_style = "host"
 single_region = true
 max_in_flight = 500
 metrics = false
+metrics_retention_days = 2
 
 [[queue]]
 name = "orders"
@@ -393,6 +420,7 @@ attributes = { RedrivePolicy = { deadLetterTargetArn = "arn:aws:sqs:eu-west-1:00
         assert_eq!(settings.queue_url_style, QueueUrlStyle::Host);
         assert!(settings.single_region && !settings.metrics);
         assert_eq!(settings.max_in_flight, 500);
+        assert_eq!(settings.metrics_retention_days, 2);
     }
 
     #[test]

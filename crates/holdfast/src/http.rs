@@ -127,12 +127,14 @@ pub async fn handle(app: &App, request: hyper::Request<Incoming>, endpoints: End
         }
     };
 
+    let request = HttpRequest { method: &parts.method, uri: &parts.uri, headers: &parts.headers, body: &body };
+    let signed_for = holdfast_protocol::sigv4::parse(&request).map(|credential| credential.service);
+    if let Some(protocol) = holdfast_protocol::cloudwatch::protocol_of(&request, signed_for.as_deref()) {
+        return cloudwatch(app, &parts, &body, protocol, endpoints, (started, &request_id)).await;
+    }
     // Authentication comes before any parsing of the body, so an unsigned request gets nothing
     // from the server but its error.
-    let caller = match app.auth.authenticate(
-        &HttpRequest { method: &parts.method, uri: &parts.uri, headers: &parts.headers, body: &body },
-        std::time::SystemTime::now(),
-    ) {
+    let caller = match app.auth.authenticate(&request, std::time::SystemTime::now(), "sqs") {
         Ok(caller) => caller,
         Err(error) => {
             tracing::debug!(%request_id, code = error.code.query_code(), "request not authenticated");
@@ -142,19 +144,7 @@ pub async fn handle(app: &App, request: hyper::Request<Incoming>, endpoints: End
         }
     };
     let (parts, decoded) = decode(parts, body).await;
-    let context = RequestContext {
-        base_url: base_url(app, &parts, endpoints.local, endpoints.secure),
-        sender_id: caller.as_ref().map(|caller| caller.sender_id().to_owned()),
-        caller,
-        transport: Transport { source_ip: Some(endpoints.peer.ip()), secure: endpoints.secure },
-        trace_header: parts.headers.get("x-amzn-trace-id").and_then(|v| v.to_str().ok()).map(str::to_owned),
-        // Verified with the signature when requests are authenticated; either way a client acts
-        // in the region it signs for, as on AWS.
-        region: decoded
-            .credentials
-            .map(|c| c.region)
-            .filter(|region| !app.single_region && holdfast_core::names::is_region(region)),
-    };
+    let context = request_context(app, &parts, endpoints, caller, decoded.credentials.clone());
     let action = decoded.action.map(|a| a.name()).unwrap_or("-");
     let result = match decoded.request {
         Ok(request) => app.sqs.handle(&context, request).await,
@@ -185,6 +175,67 @@ pub async fn handle(app: &App, request: hyper::Request<Incoming>, endpoints: End
             holdfast_protocol::encode_error(decoded.protocol, &error, &request_id).map(Full::new)
         }
     }
+}
+
+/// What the service needs to know of a request besides its parameters.
+fn request_context(
+    app: &App,
+    parts: &http::request::Parts,
+    endpoints: Endpoints,
+    caller: Option<Arc<holdfast_core::Caller>>,
+    credentials: Option<holdfast_protocol::sigv4::Credential>,
+) -> RequestContext {
+    RequestContext {
+        base_url: base_url(app, parts, endpoints.local, endpoints.secure),
+        sender_id: caller.as_ref().map(|caller| caller.sender_id().to_owned()),
+        caller,
+        transport: Transport { source_ip: Some(endpoints.peer.ip()), secure: endpoints.secure },
+        trace_header: parts.headers.get("x-amzn-trace-id").and_then(|v| v.to_str().ok()).map(str::to_owned),
+        // Verified with the signature when requests are authenticated; either way a client acts
+        // in the region it signs for, as on AWS.
+        region: credentials
+            .map(|c| c.region)
+            .filter(|region| !app.single_region && holdfast_core::names::is_region(region)),
+    }
+}
+
+/// Answers a CloudWatch request (`holdfast_protocol::cloudwatch`): the same authentication as
+/// SQS, signed for `monitoring`, and the answer in the request's protocol.
+async fn cloudwatch(
+    app: &App,
+    parts: &http::request::Parts,
+    body: &Bytes,
+    protocol: holdfast_protocol::cloudwatch::Protocol,
+    endpoints: Endpoints,
+    (started, request_id): (Instant, &str),
+) -> HttpResponse {
+    use holdfast_api::cloudwatch::CloudWatchError;
+    use holdfast_protocol::cloudwatch as wire;
+    let request = HttpRequest { method: &parts.method, uri: &parts.uri, headers: &parts.headers, body };
+    let caller = match app.auth.authenticate(&request, std::time::SystemTime::now(), wire::SIGNING_NAME) {
+        Ok(caller) => caller,
+        Err(error) => {
+            app.requests.record_named(None, Some(error.code.query_code()), started.elapsed());
+            return wire::encode_error(protocol, &CloudWatchError::from_sqs(&error), request_id).map(Full::new);
+        }
+    };
+    let decoded = wire::decode(&request, protocol);
+    let credentials = holdfast_protocol::sigv4::parse(&request);
+    let context = request_context(app, parts, endpoints, caller, credentials);
+    let result = match decoded.request {
+        Ok(request) => app.sqs.cloudwatch(&context, request).await,
+        Err(error) => Err(error),
+    };
+    let operation = decoded.operation.map(|op| op.name());
+    app.requests.record_named(operation, result.as_ref().err().map(|e| e.code), started.elapsed());
+    let response = match &result {
+        Ok(response) => wire::encode_response(protocol, response, request_id),
+        Err(error) => {
+            tracing::debug!(%request_id, action = operation.unwrap_or("-"), code = error.code, message = %error.message, "CloudWatch request failed");
+            wire::encode_error(protocol, error, request_id)
+        }
+    };
+    response.map(Full::new)
 }
 
 /// `/health` (liveness: the store answers a round trip) and `/ready` (readiness: that, and the

@@ -1,11 +1,13 @@
 //! `GET /metrics`: the queues' current figures in the Prometheus text format, named after the
 //! AWS/SQS CloudWatch metrics they mirror, with `account`, `region` and `queue` labels.
 //!
-//! Every queue: `sqs_approximate_number_of_messages_visible`, `..._not_visible` and
-//! `..._delayed`. Standard queues whose messages carry group ids (fair queues) also:
-//! `sqs_approximate_number_of_noisy_groups`,
-//! `sqs_approximate_number_of_messages_{visible,not_visible,delayed}_in_quiet_groups` and
-//! `sqs_approximate_age_of_oldest_message_in_quiet_groups_seconds`.
+//! Every queue ([`QUEUE_FAMILIES`]): the gauges `sqs_approximate_number_of_messages_visible`,
+//! `..._not_visible`, `..._delayed` and `sqs_approximate_age_of_oldest_message_seconds`, and the
+//! counters since the server started `sqs_number_of_messages_{sent,received,deleted}_total`,
+//! `sqs_number_of_empty_receives_total` and `sqs_sent_message_size_bytes_total`. Standard queues
+//! whose messages carry group ids (fair queues) also the fair-queue gauges. The store's own
+//! figures: `holdfast_store_size_bytes`, `holdfast_store_commit_batch_size` and
+//! `holdfast_store_commit_seconds` (histograms).
 //!
 //! The server's own work ([`RequestMetrics`]): `holdfast_requests_total` by action and outcome,
 //! `holdfast_request_duration_seconds` (a histogram per action), and the standard `process_*`
@@ -18,21 +20,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use holdfast_api::{Action, ErrorCode};
-use holdfast_core::store::QueueRecord;
+use holdfast_core::store::{EngineFigures, QueueRecord};
 use holdfast_core::Sqs;
-
-/// One gauge family: its help line and the queues' samples.
-struct Family {
-    name: &'static str,
-    help: &'static str,
-    samples: Vec<(String, u64)>,
-}
-
-impl Family {
-    fn new(name: &'static str, help: &'static str) -> Self {
-        Family { name, help, samples: Vec::new() }
-    }
-}
 
 fn labels(queue: &QueueRecord) -> String {
     format!(
@@ -49,55 +38,129 @@ fn escape(value: &str) -> String {
     value.replace('\\', r"\\").replace('"', r#"\""#).replace('\n', r"\n")
 }
 
-pub async fn render(sqs: &Sqs, requests: &RequestMetrics) -> Result<String, holdfast_api::SqsError> {
-    let mut visible = Family::new("sqs_approximate_number_of_messages_visible", "Messages available for retrieval.");
-    let mut not_visible =
-        Family::new("sqs_approximate_number_of_messages_not_visible", "Messages in flight: received, not yet deleted.");
-    let mut delayed = Family::new("sqs_approximate_number_of_messages_delayed", "Messages not yet available: delayed.");
-    let mut noisy = Family::new("sqs_approximate_number_of_noisy_groups", "Fair queues: noisy tenants with a backlog.");
-    let mut quiet_visible = Family::new(
+/// The per-queue families: gauges sampled now, counters since the server started.
+const QUEUE_FAMILIES: [(&str, &str, &str); 14] = [
+    ("sqs_approximate_number_of_messages_visible", "gauge", "Messages available for retrieval."),
+    ("sqs_approximate_number_of_messages_not_visible", "gauge", "Messages in flight: received, not yet deleted."),
+    ("sqs_approximate_number_of_messages_delayed", "gauge", "Messages not yet available: delayed."),
+    (
+        "sqs_approximate_age_of_oldest_message_seconds",
+        "gauge",
+        "Age of the oldest message in the queue (0 when empty).",
+    ),
+    ("sqs_number_of_messages_sent_total", "counter", "Messages sent since the server started."),
+    ("sqs_sent_message_size_bytes_total", "counter", "Bytes of the messages sent since the server started."),
+    (
+        "sqs_number_of_messages_received_total",
+        "counter",
+        "Messages returned by ReceiveMessage since the server started.",
+    ),
+    (
+        "sqs_number_of_messages_deleted_total",
+        "counter",
+        "Successful deletes (with a valid receipt handle) since the server started.",
+    ),
+    (
+        "sqs_number_of_empty_receives_total",
+        "counter",
+        "ReceiveMessage calls that returned no message since the server started.",
+    ),
+    ("sqs_approximate_number_of_noisy_groups", "gauge", "Fair queues: noisy tenants with a backlog."),
+    (
         "sqs_approximate_number_of_messages_visible_in_quiet_groups",
+        "gauge",
         "Fair queues: available messages of quiet tenants.",
-    );
-    let mut quiet_not_visible = Family::new(
+    ),
+    (
         "sqs_approximate_number_of_messages_not_visible_in_quiet_groups",
+        "gauge",
         "Fair queues: in-flight messages of quiet tenants.",
-    );
-    let mut quiet_delayed = Family::new(
+    ),
+    (
         "sqs_approximate_number_of_messages_delayed_in_quiet_groups",
+        "gauge",
         "Fair queues: delayed messages of quiet tenants.",
-    );
-    let mut quiet_age = Family::new(
+    ),
+    (
         "sqs_approximate_age_of_oldest_message_in_quiet_groups_seconds",
+        "gauge",
         "Fair queues: age of the oldest message of a quiet tenant.",
-    );
+    ),
+];
+
+pub async fn render(sqs: &Sqs, requests: &RequestMetrics) -> Result<String, holdfast_api::SqsError> {
+    let mut samples: Vec<Vec<(String, u64)>> = vec![Vec::new(); QUEUE_FAMILIES.len()];
     for queue in sqs.queues().await? {
         let labels = labels(&queue);
-        let counts = sqs.queue_counts(&queue).await?;
-        visible.samples.push((labels.clone(), counts.visible));
-        not_visible.samples.push((labels.clone(), counts.in_flight));
-        delayed.samples.push((labels.clone(), counts.delayed));
-        if let Some(fair) = sqs.fair_queue_metrics(&queue).await? {
-            noisy.samples.push((labels.clone(), fair.approximate_number_of_noisy_groups));
-            quiet_visible.samples.push((labels.clone(), fair.approximate_number_of_messages_visible_in_quiet_groups));
-            quiet_not_visible
-                .samples
-                .push((labels.clone(), fair.approximate_number_of_messages_not_visible_in_quiet_groups));
-            quiet_delayed.samples.push((labels.clone(), fair.approximate_number_of_messages_delayed_in_quiet_groups));
-            if let Some(age) = fair.approximate_age_of_oldest_message_in_quiet_groups {
-                quiet_age.samples.push((labels, age));
+        let gauges = sqs.sample_gauges(&queue).await?;
+        let totals = sqs.queue_totals(&queue);
+        let mut values = vec![
+            Some(gauges.visible),
+            Some(gauges.not_visible),
+            Some(gauges.delayed),
+            Some(gauges.oldest_age_seconds),
+            Some(totals.sent),
+            Some(totals.sent_bytes),
+            Some(totals.received),
+            Some(totals.deleted),
+            Some(totals.empty_receives),
+        ];
+        match &gauges.fair {
+            Some(fair) => values.extend([
+                Some(fair.noisy_groups),
+                Some(fair.visible_in_quiet_groups),
+                Some(fair.not_visible_in_quiet_groups),
+                Some(fair.delayed_in_quiet_groups),
+                fair.oldest_age_in_quiet_groups_seconds,
+            ]),
+            None => values.extend([None; 5]),
+        }
+        for (family, value) in samples.iter_mut().zip(values) {
+            if let Some(value) = value {
+                family.push((labels.clone(), value));
             }
         }
     }
     let mut out = String::new();
-    for family in [visible, not_visible, delayed, noisy, quiet_visible, quiet_not_visible, quiet_delayed, quiet_age] {
-        let _ = writeln!(out, "# HELP {} {}\n# TYPE {} gauge", family.name, family.help, family.name);
-        for (labels, value) in family.samples {
-            let _ = writeln!(out, "{}{{{labels}}} {value}", family.name);
+    for ((name, kind, help), samples) in QUEUE_FAMILIES.iter().zip(samples) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
         }
     }
+    render_store(&mut out, &sqs.store().figures());
     requests.render(&mut out);
     Ok(out)
+}
+
+/// The storage engine's own figures, as far as it measures them.
+fn render_store(out: &mut String, figures: &EngineFigures) {
+    if let Some(bytes) = figures.database_bytes {
+        let _ = writeln!(
+            out,
+            "# HELP holdfast_store_size_bytes Bytes the store's files take on disk (database and write-ahead log).\n# TYPE holdfast_store_size_bytes gauge\nholdfast_store_size_bytes {bytes}"
+        );
+    }
+    let histograms = [
+        (
+            "holdfast_store_commit_batch_size",
+            "Store calls committed together in one transaction (group commit).",
+            &figures.commit_batch_size,
+        ),
+        ("holdfast_store_commit_seconds", "Time to commit one transaction, fsync included.", &figures.commit_seconds),
+    ];
+    for (name, help, histogram) in histograms {
+        let Some(histogram) = histogram else { continue };
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (bound, count) in histogram.bounds.iter().zip(&histogram.counts) {
+            cumulative += count;
+            let _ = writeln!(out, r#"{name}_bucket{{le="{bound}"}} {cumulative}"#);
+        }
+        let total: u64 = histogram.counts.iter().sum();
+        let _ = writeln!(out, r#"{name}_bucket{{le="+Inf"}} {total}"#);
+        let _ = writeln!(out, "{name}_sum {}\n{name}_count {total}", histogram.sum);
+    }
 }
 
 /// Upper bounds of the request-latency buckets, in seconds. Long polls wait up to 20 s, so the
@@ -124,11 +187,16 @@ pub struct RequestMetrics {
     started_unix_seconds: f64,
 }
 
+/// Every action name a request can be counted under: SQS's, then CloudWatch's.
+fn action_names() -> impl Iterator<Item = &'static str> {
+    Action::ALL.iter().map(|a| a.name()).chain(holdfast_api::cloudwatch::Operation::ALL.iter().map(|op| op.name()))
+}
+
 impl Default for RequestMetrics {
     fn default() -> Self {
         RequestMetrics {
             outcomes: Mutex::new(BTreeMap::new()),
-            latency: (0..=Action::ALL.len()).map(|_| Histogram::default()).collect(),
+            latency: (0..=action_names().count()).map(|_| Histogram::default()).collect(),
             started_unix_seconds: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs_f64())
@@ -138,13 +206,18 @@ impl Default for RequestMetrics {
 }
 
 impl RequestMetrics {
-    /// Records one answered request: its action (if it named a valid one), its error code (if it
-    /// failed) and how long it took.
+    /// Records one answered SQS request: its action (if it named a valid one), its error code
+    /// (if it failed) and how long it took.
     pub fn record(&self, action: Option<Action>, error: Option<ErrorCode>, elapsed: Duration) {
-        let name = action.map(Action::name).unwrap_or("-");
-        let outcome = error.map(ErrorCode::query_code).unwrap_or("ok");
+        self.record_named(action.map(Action::name), error.map(ErrorCode::query_code), elapsed);
+    }
+
+    /// Records one answered request by action name (SQS's or CloudWatch's) and error code.
+    pub fn record_named(&self, action: Option<&'static str>, error: Option<&'static str>, elapsed: Duration) {
+        let name = action.unwrap_or("-");
+        let outcome = error.unwrap_or("ok");
         *self.outcomes.lock().expect("metrics lock").entry((name, outcome)).or_default() += 1;
-        let index = action.and_then(|a| Action::ALL.iter().position(|b| *b == a)).unwrap_or(Action::ALL.len());
+        let index = action.and_then(|a| action_names().position(|b| b == a)).unwrap_or(self.latency.len() - 1);
         let histogram = &self.latency[index];
         let seconds = elapsed.as_secs_f64();
         let bucket = LATENCY_BUCKETS.iter().position(|bound| seconds <= *bound).unwrap_or(LATENCY_BUCKETS.len());
@@ -166,7 +239,7 @@ impl RequestMetrics {
             out,
             "# HELP holdfast_request_duration_seconds Time from a request's arrival to its answer, by action (long polls included).\n# TYPE holdfast_request_duration_seconds histogram"
         );
-        let names = Action::ALL.iter().map(|a| a.name()).chain(std::iter::once("-"));
+        let names = action_names().chain(std::iter::once("-"));
         for (histogram, action) in self.latency.iter().zip(names) {
             let counts: Vec<u64> = histogram.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
             let total: u64 = counts.iter().sum();

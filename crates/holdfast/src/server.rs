@@ -77,6 +77,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         max_in_flight: settings.max_in_flight,
         cooldowns: settings.cooldowns,
         encryption: encryption.clone(),
+        metrics_retention_ms: settings.metrics_retention_days as i64 * 24 * 3600 * 1000,
     };
     let sqs = Arc::new(Sqs::new(Arc::clone(&store), Arc::new(SystemClock), config, shutdown_rx));
     declare_queues(&sqs, &settings.queues).await?;
@@ -169,6 +170,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     housekeeping.abort();
     reloader.abort();
+    // The open minute's counters, so a restart loses none of them.
+    if let Err(error) = sqs.close_minutes(true).await {
+        tracing::warn!(%error, "the last minute of queue metrics could not be stored");
+    }
     if let Some(init) = init {
         init.abort();
     }

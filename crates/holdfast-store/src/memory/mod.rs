@@ -30,9 +30,9 @@ use crate::rules::{
 };
 use holdfast_core::store::{
     ChangeVisibility, ChangeVisibilityOutcome, CreateQueueOutcome, DeadLetterTarget, Deduplication, DeleteOutcome,
-    Delivery, ExpiryOutcome, FairOrder, GroupLoad, Lease, MessageMove, Millis, MovableMessage, MoveStep, MoveTask,
-    MetricQueue, MoveTaskStatus, NewMessage, PurgeOutcome, QueueCounts, QueueId, QueueMinute, QueueRecord, ReceiveOutcome, ReceiveParams, Sent,
-    Store, StoreError, StoreResult, StoredMessage, SweepOutcome, STANDARD_LOOKAHEAD,
+    Delivery, ExpiryOutcome, FairOrder, GroupLoad, Lease, MessageMove, MetricQueue, Millis, MovableMessage, MoveStep,
+    MoveTask, MoveTaskStatus, NewMessage, PurgeOutcome, QueueCounts, QueueId, QueueMinute, QueueRecord, ReceiveOutcome,
+    ReceiveParams, Sent, Store, StoreError, StoreResult, StoredMessage, SweepOutcome, STANDARD_LOOKAHEAD,
 };
 use queue::{Message, Queue};
 

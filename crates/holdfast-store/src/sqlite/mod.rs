@@ -37,8 +37,9 @@ use std::thread::JoinHandle;
 use async_trait::async_trait;
 use holdfast_core::store::{
     ChangeVisibility, ChangeVisibilityOutcome, CreateQueueOutcome, DeadLetterTarget, Deduplication, DeleteOutcome,
-    EngineFigures, ExpiryOutcome, MetricQueue, QueueMinute, GroupLoad, Lease, Millis, MovableMessage, MoveStep, MoveTask, NewMessage, PurgeOutcome, QueueCounts,
-    QueueId, QueueRecord, ReceiveOutcome, ReceiveParams, Sent, Store, StoreError, StoreResult, SweepOutcome,
+    EngineFigures, ExpiryOutcome, GroupLoad, Lease, MetricQueue, Millis, MovableMessage, MoveStep, MoveTask,
+    NewMessage, PurgeOutcome, QueueCounts, QueueId, QueueMinute, QueueRecord, ReceiveOutcome, ReceiveParams, Sent,
+    Store, StoreError, StoreResult, SweepOutcome,
 };
 use holdfast_core::DEFAULT_ACCOUNT_ID;
 use rusqlite::Connection;
