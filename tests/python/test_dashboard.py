@@ -8,6 +8,8 @@ import re
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARD = REPO / "packaging/grafana/holdfast-dashboard.json"
 PROMQL_FUNCTIONS = {"sum", "by", "rate", "histogram_quantile", "label_values", "le", "action", "outcome"}
@@ -42,3 +44,29 @@ def test_every_panel_queries_a_published_series(server, sqs, queue_url):
             assert label in labels or label == "job", f"label {label} (in {expression!r}) is never set"
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids)), "panel ids are unique"
+
+
+def test_the_scrape_passes_promtool(server, sqs, queue_url):
+    """`promtool check metrics`, Prometheus's own linter, finds nothing wrong with a scrape that
+    has every family in it: queue gauges and counters (a fair queue's too), requests, latency
+    histograms, the store's figures and the process's."""
+    import os
+    import shutil
+    import subprocess
+
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        reason = "promtool is not installed (Debian package prometheus)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    sqs.send_message(QueueUrl=queue_url, MessageBody="plain")
+    sqs.send_message(QueueUrl=queue_url, MessageBody="for a tenant", MessageGroupId="tenant-a")
+    sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=1)
+    with urllib.request.urlopen(f"{server.url}/metrics", timeout=10) as response:
+        exposition = response.read()
+    for family in ["sqs_number_of_messages_sent_total", "holdfast_request_duration_seconds", "process_cpu_seconds_total"]:
+        assert f"# TYPE {family} ".encode() in exposition, family
+    checked = subprocess.run([promtool, "check", "metrics"], input=exposition, capture_output=True, timeout=60)
+    assert checked.returncode == 0, (checked.stdout + checked.stderr).decode()
+    assert checked.stdout.strip() == b"" and checked.stderr.strip() == b"", (checked.stdout + checked.stderr).decode()

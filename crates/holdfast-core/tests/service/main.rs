@@ -11,6 +11,7 @@ mod fifo;
 mod harness;
 mod in_flight;
 mod long_poll;
+mod metrics;
 mod move_tasks;
 mod permissions;
 mod retention;

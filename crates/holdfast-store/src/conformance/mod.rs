@@ -66,6 +66,7 @@ macro_rules! conformance_tests {
             queues_are_isolated,
             delete_queue_removes_messages,
             close_then_closed,
+            queue_minutes_are_kept_merged_and_forgotten,
             // fifo
             dedup_reports_the_first_message,
             dedup_outlives_the_message,
@@ -803,4 +804,66 @@ pub async fn close_then_closed(store: &dyn Store) {
     assert!(matches!(store.send_messages(q.id, vec![message("n", T0)], None, 0).await, Err(StoreError::Closed)));
     assert!(matches!(store.receive_messages(q.id, params(1, VT, T0)).await, Err(StoreError::Closed)));
     assert!(matches!(store.close().await, Err(StoreError::Closed)));
+}
+
+pub async fn queue_minutes_are_kept_merged_and_forgotten(store: &dyn Store) {
+    use holdfast_core::queue_metrics::{Distribution, FairGauges, Gauges, QueueMinute, MINUTE_MS};
+    let row = |queue: &str, minute: Millis, sent: u64, gauges: Option<Gauges>| {
+        let mut sent_size = Distribution::default();
+        for size in 0..sent {
+            sent_size.add(100.0 * (size + 1) as f64);
+        }
+        QueueMinute {
+            account: ACCOUNT.into(),
+            region: REGION.into(),
+            queue: queue.into(),
+            minute,
+            gauges,
+            sent,
+            received: 2,
+            deleted: 1,
+            empty_receives: 4,
+            sent_size,
+        }
+    };
+    let fair = Gauges {
+        visible: 5,
+        not_visible: 1,
+        delayed: 0,
+        oldest_age_seconds: 9,
+        fair: Some(FairGauges { noisy_groups: 1, oldest_age_in_quiet_groups_seconds: None, ..FairGauges::default() }),
+    };
+    let m0 = T0 - T0 % MINUTE_MS;
+    let rows = vec![
+        row("a", m0, 3, Some(fair.clone())),
+        row("a", m0 + MINUTE_MS, 0, None),
+        row("b", m0, 1, Some(Gauges::default())),
+        QueueMinute { account: OTHER_ACCOUNT.into(), ..row("a", m0, 7, None) },
+    ];
+    store.record_queue_minutes(rows.clone(), 0).await.unwrap();
+    let a = store.queue_minutes(ACCOUNT, REGION, "a", m0, m0 + 2 * MINUTE_MS).await.unwrap();
+    assert_eq!(a, rows[..2].to_vec(), "rows come back whole, in minute order");
+    assert_eq!(store.queue_minutes(ACCOUNT, REGION, "a", m0 + MINUTE_MS, m0 + 2 * MINUTE_MS).await.unwrap().len(), 1);
+    assert!(store.queue_minutes(ACCOUNT, OTHER_REGION, "a", 0, i64::MAX).await.unwrap().is_empty());
+
+    let listed = store.metric_queues(ACCOUNT, REGION, 0).await.unwrap();
+    let names: Vec<(&str, Millis, bool)> = listed.iter().map(|q| (q.name.as_str(), q.last_minute, q.fair)).collect();
+    assert_eq!(names, vec![("a", m0 + MINUTE_MS, true), ("b", m0, false)]);
+    assert_eq!(store.metric_queues(ACCOUNT, REGION, m0 + 1).await.unwrap().len(), 1);
+
+    // The same minute written again adds up; a later gauge sample replaces the earlier one.
+    let later = Gauges { visible: 6, ..Gauges::default() };
+    store.record_queue_minutes(vec![row("b", m0, 2, Some(later.clone()))], 0).await.unwrap();
+    let b = store.queue_minutes(ACCOUNT, REGION, "b", 0, i64::MAX).await.unwrap();
+    assert_eq!((b.len(), b[0].sent, b[0].received, b[0].empty_receives), (1, 3, 4, 8));
+    assert_eq!((b[0].sent_size.count, b[0].sent_size.sum, b[0].sent_size.max), (3, 400.0, 200.0));
+    assert_eq!(b[0].gauges, Some(later));
+
+    // Forgetting: rows (and listings) before the cutoff go, in the same call.
+    store.record_queue_minutes(vec![row("c", m0 + 2 * MINUTE_MS, 1, None)], m0 + MINUTE_MS).await.unwrap();
+    assert_eq!(store.queue_minutes(ACCOUNT, REGION, "a", 0, i64::MAX).await.unwrap().len(), 1);
+    assert!(store.queue_minutes(ACCOUNT, REGION, "b", 0, i64::MAX).await.unwrap().is_empty());
+    let names: Vec<String> =
+        store.metric_queues(ACCOUNT, REGION, 0).await.unwrap().into_iter().map(|q| q.name).collect();
+    assert_eq!(names, vec!["a", "c"]);
 }

@@ -10,6 +10,7 @@ mod common;
 
 mod auth;
 mod cli;
+mod cloudwatch;
 mod crash;
 mod crash_fifo_dlq;
 mod dead_letters;

@@ -89,6 +89,18 @@ async fn requests_are_counted_by_action_and_outcome_and_timed() {
         .collect();
     assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "cumulative: {buckets:?}");
     assert!(value(&metrics, "process_resident_memory_bytes").unwrap() > 1e6);
+    // The durable engine's own figures: its size on disk and its group commits.
+    assert!(value(&metrics, "holdfast_store_size_bytes").unwrap() > 4096.0);
+    let commits = value(&metrics, "holdfast_store_commit_seconds_count").unwrap();
+    assert!(commits >= 5.0, "every write so far was committed: {commits}");
+    assert_eq!(value(&metrics, r#"holdfast_store_commit_batch_size_bucket{le="+Inf"}"#), Some(commits));
+    assert!(value(&metrics, "holdfast_store_commit_batch_size_sum").unwrap() >= commits);
+    let labels = format!(r#"{{account="000000000000",region="us-east-1",queue="{name}"}}"#);
+    assert_eq!(value(&metrics, &format!("sqs_number_of_messages_sent_total{labels}")), Some(3.0));
+    assert_eq!(value(&metrics, &format!("sqs_sent_message_size_bytes_total{labels}")), Some(6.0));
+    assert_eq!(value(&metrics, &format!("sqs_number_of_messages_received_total{labels}")), Some(3.0));
+    assert_eq!(value(&metrics, &format!("sqs_number_of_empty_receives_total{labels}")), Some(0.0));
+    assert!(value(&metrics, &format!("sqs_approximate_age_of_oldest_message_seconds{labels}")).is_some());
     assert!(value(&metrics, "process_open_fds").unwrap() >= 3.0);
     assert_eq!(
         value(
