@@ -268,7 +268,15 @@ pub(crate) struct Recorder {
     unsaved: Mutex<Vec<QueueMinute>>,
     /// Counts since the server started, per queue, for Prometheus counters (`/metrics`).
     totals: Mutex<HashMap<QueueId, Totals>>,
+    /// Queues that held messages when last sampled.
+    holding: Mutex<std::collections::HashSet<QueueId>>,
+    /// Minutes closed since the last look at every queue (`needs_full_look`).
+    closes_since_full_look: std::sync::atomic::AtomicU32,
 }
+
+/// Every this many minutes (and at the first) every queue is sampled, not only those known to be
+/// in use: a safety net for messages that arrived by a path nobody recorded.
+const FULL_LOOK_EVERY: u32 = 15;
 
 /// What requests did to one queue since the server started.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -378,6 +386,40 @@ impl Recorder {
             rows.drain(..dropped);
         }
         *self.unsaved.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = rows;
+    }
+
+    /// Marks `queue` used at `now` without counting anything: messages arrived by a move.
+    pub fn touch(&self, queue: QueueId, now: Millis) {
+        let mut last_used = self.last_used.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let used = last_used.entry(queue).or_insert(now);
+        *used = (*used).max(now);
+    }
+
+    /// Whether this minute's close should sample every queue rather than the candidates only.
+    pub fn needs_full_look(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        self.closes_since_full_look.fetch_add(1, Ordering::Relaxed) % FULL_LOOK_EVERY == 0
+    }
+
+    /// Whether any queue was used within `ACTIVE_FOR_MS` or held messages when last sampled.
+    pub fn any_active(&self, now: Millis) -> bool {
+        let mut last_used = self.last_used.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        last_used.retain(|_, at| now - *at < ACTIVE_FOR_MS);
+        !last_used.is_empty() || !self.holding.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_empty()
+    }
+
+    /// Whether `queue` held messages when last sampled.
+    pub fn was_holding(&self, queue: QueueId) -> bool {
+        self.holding.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&queue)
+    }
+
+    pub fn sampled(&self, queue: QueueId, holds_messages: bool) {
+        let mut holding = self.holding.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if holds_messages {
+            holding.insert(queue);
+        } else {
+            holding.remove(&queue);
+        }
     }
 
     /// Whether `queue` was used within `ACTIVE_FOR_MS` before `now`.

@@ -282,10 +282,18 @@ impl Sqs {
         }
         let mut rows: Vec<QueueMinute> = Vec::new();
         if !everything {
-            for queue in self.queues().await? {
+            // Only queues that may be active are sampled (an idle server with many empty queues
+            // does no store work), except for a periodic look at all of them.
+            let full_look = self.recorder.needs_full_look();
+            let anything = full_look || !pending.is_empty() || self.recorder.any_active(now);
+            for queue in if anything { self.queues().await? } else { Vec::new() } {
                 let used = pending.contains_key(&queue.id) || self.recorder.recently_used(queue.id, now);
+                if !used && !full_look && !self.recorder.was_holding(queue.id) {
+                    continue;
+                }
                 let gauges = self.sample_gauges(&queue).await?;
                 let holds_messages = gauges.visible + gauges.not_visible + gauges.delayed > 0;
+                self.recorder.sampled(queue.id, holds_messages);
                 if !used && !holds_messages {
                     continue;
                 }

@@ -73,6 +73,8 @@ pub async fn list_dead_letter_source_queues(
 /// Messages arrived in `queue` from another queue (dead-lettered or moved): wake its receivers,
 /// and let expiry look at it, since a moved message may keep an enqueue time older than any there.
 pub(crate) fn arrived(sqs: &Sqs, queue: &QueueKey, count: u64) {
+    // Not a send, but the queue now holds messages: its metrics are recorded from now on.
+    sqs.recorder.touch(queue.id, sqs.now());
     sqs.waiters.messages_visible(queue.id, count as usize);
     sqs.timer.schedule(Due::Expire(queue.clone()), sqs.now());
 }
