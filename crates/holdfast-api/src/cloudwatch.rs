@@ -80,7 +80,7 @@ pub struct MetricStat {
     pub unit: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Default, Debug, PartialEq)]
 pub struct MetricDataQuery {
     pub id: String,
     pub metric_stat: Option<MetricStat>,
@@ -90,7 +90,7 @@ pub struct MetricDataQuery {
     pub period: Option<i64>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Default, Debug, PartialEq)]
 pub struct GetMetricDataRequest {
     pub queries: Vec<MetricDataQuery>,
     pub start_time: i64,

@@ -89,12 +89,12 @@ pub struct RequestContext {
 
 impl RequestContext {
     /// The account the request acts for: the caller's, or the server's without authentication.
-    pub(crate) fn account<'a>(&'a self, sqs: &'a Sqs) -> &'a str {
+    pub fn account<'a>(&'a self, sqs: &'a Sqs) -> &'a str {
         self.caller.as_deref().map_or(sqs.config.account_id.as_str(), |c| c.principal.account_id.as_str())
     }
 
     /// The region the request acts in: its signing region, else the server's.
-    pub(crate) fn region<'a>(&'a self, sqs: &'a Sqs) -> &'a str {
+    pub fn region<'a>(&'a self, sqs: &'a Sqs) -> &'a str {
         self.region.as_deref().unwrap_or(sqs.config.region.as_str())
     }
 }

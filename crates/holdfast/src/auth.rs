@@ -159,6 +159,21 @@ impl Authenticator {
         Ok(count)
     }
 
+    /// The caller an access key speaks for, while the key is in force.
+    pub fn caller_of(&self, access_key_id: &str) -> Option<Arc<Caller>> {
+        self.key(access_key_id).map(|key| key.caller)
+    }
+
+    /// Whether `secret` is the secret of `access_key_id` (the console's sign-in), compared in
+    /// time that does not depend on where they differ.
+    pub fn check_secret(&self, access_key_id: &str, secret: &str) -> bool {
+        let Some(key) = self.key(access_key_id) else { return false };
+        // Digests first, so the comparison takes the same time whatever the lengths.
+        let expected = Sha256::digest(key.secret_access_key.as_bytes());
+        let given = Sha256::digest(secret.as_bytes());
+        expected.iter().zip(given.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    }
+
     fn key(&self, access_key_id: &str) -> Option<Key> {
         self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(access_key_id).cloned()
     }

@@ -116,6 +116,10 @@ pub struct ServeArgs {
     /// CloudWatch keeps one-minute data); 0 records none.
     #[arg(long, env = "HOLDFAST_METRICS_RETENTION_DAYS")]
     pub metrics_retention_days: Option<u64>,
+    /// Whether the web console answers at /console (default true; with authentication on it asks
+    /// for an access key and its secret, and acts with that key's permissions).
+    #[arg(long, env = "HOLDFAST_CONSOLE")]
+    pub console: Option<bool>,
     /// Seconds a response may wait for the client to read any of it before the connection is
     /// dropped (default 30).
     #[arg(long, env = "HOLDFAST_WRITE_TIMEOUT")]
@@ -174,6 +178,7 @@ struct FileConfig {
     max_response_memory: Option<usize>,
     metrics: Option<bool>,
     metrics_retention_days: Option<u64>,
+    console: Option<bool>,
     max_in_flight: Option<u64>,
     cooldowns: Option<Switch>,
     max_connection_age: Option<u64>,
@@ -233,6 +238,7 @@ pub struct Settings {
     pub max_response_memory: usize,
     pub metrics: bool,
     pub metrics_retention_days: u64,
+    pub console: bool,
     pub max_in_flight: u64,
     pub cooldowns: bool,
     pub max_connection_age_seconds: u64,
@@ -313,6 +319,7 @@ impl Settings {
             write_timeout_seconds: args.write_timeout.or(file.write_timeout).unwrap_or(30),
             max_response_memory: args.max_response_memory.or(file.max_response_memory).unwrap_or(256 << 20),
             metrics: args.metrics.or(file.metrics).unwrap_or(true),
+            console: args.console.or(file.console).unwrap_or(true),
             // Past ten years a retention means "for ever" and would overflow the arithmetic.
             metrics_retention_days: args.metrics_retention_days.or(file.metrics_retention_days).unwrap_or(15).min(3650),
             max_in_flight: args.max_in_flight.or(file.max_in_flight).unwrap_or(holdfast_api::limits::MAX_IN_FLIGHT),

@@ -39,6 +39,10 @@ pub struct App {
     pub init: watch::Receiver<crate::init::InitState>,
     /// Requests served and their latency, for `/metrics`.
     pub requests: crate::metrics::RequestMetrics,
+    /// Whether `/console` answers (`crate::console`).
+    pub console: bool,
+    /// The console's signed-in sessions.
+    pub console_sessions: crate::console::Sessions,
 }
 
 /// A budget for the bytes of large responses not yet delivered. A response holds its share until
@@ -127,6 +131,9 @@ pub async fn handle(app: &App, request: hyper::Request<Incoming>, endpoints: End
         }
     };
 
+    if app.console && crate::console::owns(parts.uri.path()) {
+        return crate::console::handle(app, &parts, &body, endpoints).await;
+    }
     let request = HttpRequest { method: &parts.method, uri: &parts.uri, headers: &parts.headers, body: &body };
     let signed_for = holdfast_protocol::sigv4::parse(&request).map(|credential| credential.service);
     if let Some(protocol) = holdfast_protocol::cloudwatch::protocol_of(&request, signed_for.as_deref()) {
@@ -178,7 +185,7 @@ pub async fn handle(app: &App, request: hyper::Request<Incoming>, endpoints: End
 }
 
 /// What the service needs to know of a request besides its parameters.
-fn request_context(
+pub(crate) fn request_context(
     app: &App,
     parts: &http::request::Parts,
     endpoints: Endpoints,
@@ -355,6 +362,8 @@ mod tests {
             single_region: false,
             init: watch::channel(crate::init::InitState::Done).1,
             requests: Default::default(),
+            console: true,
+            console_sessions: Default::default(),
         };
         (app, store)
     }

@@ -4,6 +4,7 @@ mod auth;
 mod baseline;
 mod cli;
 mod config;
+mod console;
 mod health;
 mod http;
 mod init;

@@ -113,6 +113,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         max_request_bytes: settings.max_request_bytes,
         response_memory: http::ResponseMemory::new(settings.max_response_memory),
         metrics: settings.metrics,
+        console: settings.console,
+        console_sessions: Default::default(),
         single_region: settings.single_region,
         body_timeout: idle_timeout,
         shutdown: shutdown_tx.subscribe(),
