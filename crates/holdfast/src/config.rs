@@ -116,6 +116,11 @@ pub struct ServeArgs {
     /// CloudWatch keeps one-minute data); 0 records none.
     #[arg(long, env = "HOLDFAST_METRICS_RETENTION_DAYS")]
     pub metrics_retention_days: Option<u64>,
+    /// Export a trace span of every request over OTLP/HTTP (JSON) to this collector, e.g.
+    /// http://127.0.0.1:4318 (`/v1/traces` is appended). Also read from
+    /// OTEL_EXPORTER_OTLP_ENDPOINT. Default: no traces.
+    #[arg(long, env = "HOLDFAST_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
     /// Whether the web console answers at /console (default true; with authentication on it asks
     /// for an access key and its secret, and acts with that key's permissions).
     #[arg(long, env = "HOLDFAST_CONSOLE")]
@@ -179,6 +184,7 @@ struct FileConfig {
     metrics: Option<bool>,
     metrics_retention_days: Option<u64>,
     console: Option<bool>,
+    otlp_endpoint: Option<String>,
     max_in_flight: Option<u64>,
     cooldowns: Option<Switch>,
     max_connection_age: Option<u64>,
@@ -239,6 +245,7 @@ pub struct Settings {
     pub metrics: bool,
     pub metrics_retention_days: u64,
     pub console: bool,
+    pub otlp_endpoint: Option<String>,
     pub max_in_flight: u64,
     pub cooldowns: bool,
     pub max_connection_age_seconds: u64,
@@ -320,6 +327,12 @@ impl Settings {
             max_response_memory: args.max_response_memory.or(file.max_response_memory).unwrap_or(256 << 20),
             metrics: args.metrics.or(file.metrics).unwrap_or(true),
             console: args.console.or(file.console).unwrap_or(true),
+            otlp_endpoint: args
+                .otlp_endpoint
+                .clone()
+                .or(file.otlp_endpoint)
+                .or_else(|| std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok())
+                .filter(|url| !url.trim().is_empty()),
             // Past ten years a retention means "for ever" and would overflow the arithmetic.
             metrics_retention_days: args.metrics_retention_days.or(file.metrics_retention_days).unwrap_or(15).min(3650),
             max_in_flight: args.max_in_flight.or(file.max_in_flight).unwrap_or(holdfast_api::limits::MAX_IN_FLIGHT),

@@ -39,6 +39,8 @@ pub struct App {
     pub init: watch::Receiver<crate::init::InitState>,
     /// Requests served and their latency, for `/metrics`.
     pub requests: crate::metrics::RequestMetrics,
+    /// Where request spans go, when traces are exported (`crate::otlp`).
+    pub traces: Option<crate::otlp::Exporter>,
     /// Whether `/console` answers (`crate::console`).
     pub console: bool,
     /// The console's signed-in sessions.
@@ -153,10 +155,21 @@ pub async fn handle(app: &App, request: hyper::Request<Incoming>, endpoints: End
     let (parts, decoded) = decode(parts, body).await;
     let context = request_context(app, &parts, endpoints, caller, decoded.credentials.clone());
     let action = decoded.action.map(|a| a.name()).unwrap_or("-");
+    let span_start = app.traces.as_ref().map(|_| std::time::SystemTime::now() - started.elapsed());
+    let mut span_facts = None;
     let result = match decoded.request {
-        Ok(request) => app.sqs.handle(&context, request).await,
+        Ok(request) => {
+            if app.traces.is_some() {
+                span_facts = Some(crate::otlp::facts_of(&request));
+            }
+            app.sqs.handle(&context, request).await
+        }
         Err(error) => Err(error),
     };
+    if let (Some(traces), Some(start)) = (&app.traces, span_start) {
+        let facts = span_facts.unwrap_or_default();
+        traces.record(crate::otlp::sqs_span(decoded.action, &parts.headers, facts, &result, (start, &request_id)));
+    }
     let response = match &result {
         Ok(response) => holdfast_protocol::encode_response(decoded.protocol, response, &request_id),
         Err(error) => holdfast_protocol::encode_error(decoded.protocol, error, &request_id),
@@ -235,6 +248,23 @@ async fn cloudwatch(
     };
     let operation = decoded.operation.map(|op| op.name());
     app.requests.record_named(operation, result.as_ref().err().map(|e| e.code), started.elapsed());
+    if let Some(traces) = &app.traces {
+        let method = operation.unwrap_or("Unknown");
+        traces.record(crate::otlp::Span {
+            name: format!("CloudWatch.{method}"),
+            parent: crate::otlp::parent_of(&parts.headers),
+            links: Vec::new(),
+            start: std::time::SystemTime::now() - started.elapsed(),
+            end: std::time::SystemTime::now(),
+            attributes: vec![
+                ("rpc.system", serde_json::json!("aws-api")),
+                ("rpc.service", serde_json::json!("CloudWatch")),
+                ("rpc.method", serde_json::json!(method)),
+                ("aws.request_id", serde_json::json!(request_id)),
+            ],
+            error: result.as_ref().err().map(|e| e.code.to_owned()),
+        });
+    }
     let response = match &result {
         Ok(response) => wire::encode_response(protocol, response, request_id),
         Err(error) => {
@@ -364,6 +394,7 @@ mod tests {
             requests: Default::default(),
             console: true,
             console_sessions: Default::default(),
+            traces: None,
         };
         (app, store)
     }

@@ -9,6 +9,7 @@ mod health;
 mod http;
 mod init;
 mod metrics;
+mod otlp;
 mod server;
 mod tls;
 mod write_timeout;

@@ -104,7 +104,17 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         Some(_) => InitState::Running(String::new()),
         None => InitState::Done,
     });
+    let (traces, trace_export) = match &settings.otlp_endpoint {
+        Some(endpoint) => {
+            let service_name = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "holdfast".to_owned());
+            let (exporter, task) = crate::otlp::Exporter::start(endpoint, &service_name, shutdown_tx.subscribe())?;
+            tracing::info!(endpoint = endpoint.as_str(), "exporting request traces over OTLP");
+            (Some(exporter), Some(task))
+        }
+        None => (None, None),
+    };
     let app = Arc::new(App {
+        traces,
         init: init_watch,
         requests: Default::default(),
         sqs: Arc::clone(&sqs),
@@ -178,6 +188,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     if let Some(init) = init {
         init.abort();
+    }
+    if let Some(task) = trace_export {
+        if tokio::time::timeout(Duration::from_secs(5), task).await.is_err() {
+            tracing::warn!("the last request traces could not be exported within 5 s");
+        }
     }
     store.close().await.context("closing the store")?;
     tracing::info!("stopped");

@@ -27,3 +27,4 @@ mod queues;
 mod regions;
 mod server;
 mod tls;
+mod traces;
