@@ -414,6 +414,8 @@ single_region = true
 max_in_flight = 500
 metrics = false
 metrics_retention_days = 2
+console = false
+otlp_endpoint = "http://collector:4318"
 
 [[queue]]
 name = "orders"
@@ -441,6 +443,8 @@ attributes = { RedrivePolicy = { deadLetterTargetArn = "arn:aws:sqs:eu-west-1:00
         assert!(settings.single_region && !settings.metrics);
         assert_eq!(settings.max_in_flight, 500);
         assert_eq!(settings.metrics_retention_days, 2);
+        assert!(!settings.console);
+        assert_eq!(settings.otlp_endpoint.as_deref(), Some("http://collector:4318"));
     }
 
     #[test]
