@@ -118,13 +118,22 @@ class Console:
         Select(self.find(f"#{field_id}")).select_by_value(value)
 
     def click_and_wait(self, element) -> None:
-        """Clicks `element` and waits until the page it leads to has replaced this one."""
-        from selenium.webdriver.support import expected_conditions
-        from selenium.webdriver.support.ui import WebDriverWait
+        """Clicks `element` and waits until the page it leads to has replaced this one and loaded.
+        A mark left in this page's window tells the two apart (asking about an element of the
+        old page mid-navigation can fail in Chrome instead of answering "stale")."""
+        from selenium.common.exceptions import WebDriverException
 
-        old = self.find("html")
+        self.driver.execute_script("window.__before_click = true;")
         element.click()
-        WebDriverWait(self.driver, 30).until(expected_conditions.staleness_of(old))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if self.driver.execute_script("return !window.__before_click && document.readyState === 'complete';"):
+                    return
+            except WebDriverException:
+                pass  # mid-navigation
+            time.sleep(0.05)
+        raise AssertionError(f"clicking did not lead to a new page: {self.driver.current_url}")
 
     def submit_form_of(self, field_id: str) -> None:
         form = self.find(f"#{field_id}").find_element("xpath", "ancestor::form")
@@ -143,11 +152,11 @@ class Console:
     def live_text(self, css: str) -> str:
         """The text of an element in a part the page's script replaces every few seconds ("" if
         it was replaced while being read)."""
-        from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+        from selenium.common.exceptions import WebDriverException
 
         try:
             return self.find(css).text
-        except (StaleElementReferenceException, NoSuchElementException):
+        except WebDriverException:  # stale, missing, or mid-replacement
             return ""
 
     def text(self) -> str:
@@ -286,6 +295,7 @@ def test_a_message_sent_from_the_form_shows_up_in_the_poll_view(console, json_cl
     assert "json" in body.get_attribute("class")
     assert body.text == json.dumps({"lead": {"email": "ada@example.com", "score": 7}}, indent=2)
     assert "web-form" in card.text and "Number" in card.text
+    console.driver.execute_script("arguments[0].scrollIntoView();", console.find("div.messages"))
     console.screenshot("messages")
     received = json_client.receive_message(
         QueueUrl=url, MessageAttributeNames=["All"], MessageSystemAttributeNames=["ApproximateReceiveCount"], WaitTimeSeconds=2
@@ -425,17 +435,26 @@ def _raw(method: str, url: str, body: bytes | None = None, headers: dict | None 
 
 
 def test_forms_need_the_session_token_and_pages_allow_only_their_own_assets(server, json_client, queues):
-    if authenticated():
-        pytest.skip("covered by the signed run's sign-in test")
     name = unique_name("ccsrf")
     queues.append(name)
     url = json_client.create_queue(QueueName=name)["QueueUrl"]
     json_client.send_message(QueueUrl=url, MessageBody="keep me")
-    status, headers, _ = _raw("GET", f"{server.url}/console")
-    assert status == 200
-    assert "default-src 'none'" in headers["Content-Security-Policy"]
+    if authenticated():
+        # Unsigned in, the console only offers the sign-in page.
+        status, headers, _ = _raw("GET", f"{server.url}/console/queues/{name}")
+        assert status == 303 and headers["Location"] == "/console/sign-in"
+        credentials = f"access_key_id={ACCESS_KEY}&secret_access_key={SECRET_KEY}".encode()
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        status, headers, _ = _raw("POST", f"{server.url}/console/sign-in", credentials, form)
+        assert status == 303
+    else:
+        status, headers, _ = _raw("GET", f"{server.url}/console")
+        assert status == 200
+        assert "default-src 'none'" in headers["Content-Security-Policy"]
     assert "HttpOnly" in headers["Set-Cookie"] and "SameSite=Strict" in headers["Set-Cookie"]
     cookie = headers["Set-Cookie"].split(";")[0]
+    status, headers, _ = _raw("GET", f"{server.url}/console/queues/{name}", headers={"Cookie": cookie})
+    assert status == 200 and "default-src 'none'" in headers["Content-Security-Policy"]
     # A cross-site form post (the cookie, but no token) changes nothing.
     body = f"confirm={name}".encode()
     form = {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie}

@@ -398,7 +398,7 @@ impl Recorder {
     /// Whether this minute's close should sample every queue rather than the candidates only.
     pub fn needs_full_look(&self) -> bool {
         use std::sync::atomic::Ordering;
-        self.closes_since_full_look.fetch_add(1, Ordering::Relaxed) % FULL_LOOK_EVERY == 0
+        self.closes_since_full_look.fetch_add(1, Ordering::Relaxed).is_multiple_of(FULL_LOOK_EVERY)
     }
 
     /// Whether any queue was used within `ACTIVE_FOR_MS` or held messages when last sampled.

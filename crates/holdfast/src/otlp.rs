@@ -159,7 +159,9 @@ fn trace_attribute(attributes: Option<&holdfast_api::types::MessageAttributeMap>
 
 pub fn facts_of(request: &Request) -> RequestFacts {
     let (queue_url, message_contexts) = match request {
-        Request::SendMessage(r) => (&r.queue_url, trace_attribute(r.message_system_attributes.as_ref()).into_iter().collect()),
+        Request::SendMessage(r) => {
+            (&r.queue_url, trace_attribute(r.message_system_attributes.as_ref()).into_iter().collect())
+        }
         Request::SendMessageBatch(r) => (
             &r.queue_url,
             r.entries.iter().filter_map(|e| trace_attribute(e.message_system_attributes.as_ref())).collect(),
@@ -385,12 +387,20 @@ mod tests {
         assert_eq!(hex::encode(w3c.trace_id), "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_eq!(w3c.span_id.map(hex::encode).as_deref(), Some("00f067aa0ba902b7"));
         assert!(w3c.sampled);
-        assert!(!SpanContext::from_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00").unwrap().sampled);
-        for bad in ["", "00-00000000000000000000000000000000-00f067aa0ba902b7-01", "00-xyz-00f067aa0ba902b7-01", "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"] {
+        assert!(
+            !SpanContext::from_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00").unwrap().sampled
+        );
+        for bad in [
+            "",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-xyz-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ] {
             assert!(SpanContext::from_traceparent(bad).is_none(), "{bad}");
         }
 
-        let xray = SpanContext::from_xray("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1").unwrap();
+        let xray = SpanContext::from_xray("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1")
+            .unwrap();
         assert_eq!(hex::encode(xray.trace_id), "5759e988bd862e3fe1be46a994272793");
         assert_eq!(xray.span_id.map(hex::encode).as_deref(), Some("53995c3f42cd8ad8"));
         let root_only = SpanContext::from_xray("Root=1-5759e988-bd862e3fe1be46a994272793").unwrap();
@@ -403,7 +413,8 @@ mod tests {
 
     #[test]
     fn spans_encode_as_otlp_json() {
-        let parent = SpanContext::from_xray("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8").unwrap();
+        let parent =
+            SpanContext::from_xray("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8").unwrap();
         let at = UNIX_EPOCH + Duration::from_secs(1);
         let span = encode(Span {
             name: "SQS.ReceiveMessage".into(),

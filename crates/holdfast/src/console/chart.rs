@@ -53,6 +53,11 @@ pub fn line_chart(title: &str, series: &[(&str, Vec<(i64, f64)>)], start: i64, e
     for (index, (name, points)) in series.iter().enumerate() {
         let path = line_path(points, start, end, axis_top, (LEFT, W), (4.0, H - BOTTOM));
         let _ = write!(svg, "<path class=\"s{index}\" d=\"{path}\"><title>{}</title></path>", esc(name));
+        // The latest value as a dot, so a series of one minute (a new queue) still shows.
+        if let Some(&(t, v)) = points.last() {
+            let (x, y) = place((t, v), start, end, axis_top, (LEFT, W), (4.0, H - BOTTOM));
+            let _ = write!(svg, "<circle class=\"s{index}\" cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"3\"/>");
+        }
     }
     svg.push_str("</svg><ul class=\"legend\">");
     for (index, (name, points)) in series.iter().enumerate() {
@@ -63,17 +68,23 @@ pub fn line_chart(title: &str, series: &[(&str, Vec<(i64, f64)>)], start: i64, e
     svg
 }
 
+/// Where `(t, v)` goes in the box `xs × ys`, for `[start, end) × [0, top]` (y grows downwards).
+fn place((t, v): (i64, f64), start: i64, end: i64, top: f64, xs: (f64, f64), ys: (f64, f64)) -> (f64, f64) {
+    let span = (end - start).max(1) as f64;
+    let top = if top > 0.0 { top } else { 1.0 };
+    let x = xs.0 + (xs.1 - xs.0) * ((t - start) as f64 / span).clamp(0.0, 1.0);
+    let y = ys.1 - (ys.1 - ys.0) * (v / top).clamp(0.0, 1.0);
+    (x, y)
+}
+
 /// An SVG path through `points`, scaled from `[start, end) × [0, top]` to the box `xs × ys`
 /// (y grows downwards). A gap of more than two steps in the data breaks the line.
 fn line_path(points: &Points, start: i64, end: i64, top: f64, xs: (f64, f64), ys: (f64, f64)) -> String {
-    let span = (end - start).max(1) as f64;
-    let top = if top > 0.0 { top } else { 1.0 };
     let step = points.windows(2).map(|w| w[1].0 - w[0].0).filter(|d| *d > 0).min().unwrap_or(60);
     let mut path = String::new();
     let mut previous: Option<i64> = None;
     for &(t, v) in points {
-        let x = xs.0 + (xs.1 - xs.0) * ((t - start) as f64 / span).clamp(0.0, 1.0);
-        let y = ys.1 - (ys.1 - ys.0) * (v / top).clamp(0.0, 1.0);
+        let (x, y) = place((t, v), start, end, top, xs, ys);
         let command = match previous {
             Some(p) if t - p <= 2 * step => 'L',
             _ => 'M',

@@ -24,7 +24,8 @@ pub async fn page(visit: &Visit<'_>, name: &str, polled: Option<(String, Vec<hol
     let fifo = attributes.get("FifoQueue").map(String::as_str) == Some("true");
     let u = url(name);
     let csrf = html::csrf_field(&visit.csrf);
-    let mut body = format!("<h1>Messages: <a href=\"/console/queues/{u}\">{}</a></h1><div class=\"columns\">", esc(name));
+    let mut body =
+        format!("<h1>Messages: <a href=\"/console/queues/{u}\">{}</a></h1><div class=\"columns\">", esc(name));
 
     // Send.
     let _ = write!(
@@ -34,7 +35,12 @@ pub async fn page(visit: &Visit<'_>, name: &str, polled: Option<(String, Vec<hol
     );
     if fifo {
         body.push_str(&html::input("MessageGroupId", "Message group id (required)", "", ""));
-        body.push_str(&html::input("MessageDeduplicationId", "Deduplication id", "", "empty with content-based deduplication"));
+        body.push_str(&html::input(
+            "MessageDeduplicationId",
+            "Deduplication id",
+            "",
+            "empty with content-based deduplication",
+        ));
     } else {
         body.push_str(&html::input("DelaySeconds", "Delay (seconds, 0–900)", "", "empty for the queue's delay"));
         body.push_str(&html::input("MessageGroupId", "Message group id (fair queues)", "", ""));
@@ -71,7 +77,13 @@ pub async fn page(visit: &Visit<'_>, name: &str, polled: Option<(String, Vec<hol
     );
 
     if let Some((mode, messages)) = polled {
-        let _ = write!(body, "<h2>Polled ({}): {} message{}</h2>", esc(&mode), messages.len(), if messages.len() == 1 { "" } else { "s" });
+        let _ = write!(
+            body,
+            "<h2>Polled ({}): {} message{}</h2>",
+            esc(&mode),
+            messages.len(),
+            if messages.len() == 1 { "" } else { "s" }
+        );
         if messages.is_empty() {
             body.push_str("<p class=\"empty\">No messages were available.</p>");
         }
@@ -105,7 +117,13 @@ fn message_card(visit: &Visit<'_>, name: &str, message: &holdfast_api::types::Me
                 (None, Some(blob)) => base64::engine::general_purpose::STANDARD.encode(blob.as_bytes()),
                 _ => String::new(),
             };
-            let _ = write!(out, "<tr><th>{}</th><td>{}</td><td><code>{}</code></td></tr>", esc(key), esc(&value.data_type), esc(&shown));
+            let _ = write!(
+                out,
+                "<tr><th>{}</th><td>{}</td><td><code>{}</code></td></tr>",
+                esc(key),
+                esc(&value.data_type),
+                esc(&shown)
+            );
         }
         out.push_str("</table>");
     }
@@ -239,8 +257,10 @@ pub async fn delete(visit: &Visit<'_>, name: &str) -> View {
         Ok(queue_url) => queue_url,
         Err(error) => return failed(name, &back, &error),
     };
-    let request =
-        holdfast_api::types::DeleteMessageRequest { queue_url, receipt_handle: visit.field("receipt_handle").to_owned() };
+    let request = holdfast_api::types::DeleteMessageRequest {
+        queue_url,
+        receipt_handle: visit.field("receipt_handle").to_owned(),
+    };
     match visit.call(Request::DeleteMessage(request)).await {
         Ok(_) => redirect(&back, "Deleted the message."),
         Err(error) => failed(name, &back, &error),

@@ -56,7 +56,12 @@ struct Visit<'a> {
 
 /// What a view answers.
 enum View {
-    Page { status: u16, title: String, body: String, notice: Option<(bool, String)> },
+    Page {
+        status: u16,
+        title: String,
+        body: String,
+        notice: Option<(bool, String)>,
+    },
     /// 303 See Other: after a successful POST, the page to show next (with an optional notice).
     Redirect(String),
 }
@@ -267,7 +272,10 @@ pub async fn handle(app: &App, parts: &http::request::Parts, body: &Bytes, endpo
             status: 403,
             title: "Form expired".into(),
             body: "<p><a href=\"/console\">Back to the queues</a></p>".into(),
-            notice: Some((true, "This form is from an old or another session; open the page again and resubmit.".into())),
+            notice: Some((
+                true,
+                "This form is from an old or another session; open the page again and resubmit.".into(),
+            )),
         };
         return respond(frame_view(view, None, &session.csrf), new_cookie.as_deref(), endpoints.secure);
     }
@@ -439,4 +447,3 @@ fn failed(title: &str, back: &str, error: &SqsError) -> View {
         notice: Some((true, format!("{}: {}", error.code.query_code(), error.message))),
     }
 }
-

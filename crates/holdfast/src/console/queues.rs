@@ -144,35 +144,80 @@ fn attribute_fields(current: &AttributeMap, creating: bool, dead_letter_choices:
     let value = |name: &str| current.get(name).cloned().unwrap_or_default();
     let fifo = current.get("FifoQueue").map(String::as_str) == Some("true");
     let mut out = String::from("<fieldset><legend>Delivery</legend>");
-    out.push_str(&html::input("VisibilityTimeout", "Visibility timeout (seconds, 0–43200)", &value("VisibilityTimeout"), "default 30"));
+    out.push_str(&html::input(
+        "VisibilityTimeout",
+        "Visibility timeout (seconds, 0–43200)",
+        &value("VisibilityTimeout"),
+        "default 30",
+    ));
     out.push_str(&html::input("DelaySeconds", "Delivery delay (seconds, 0–900)", &value("DelaySeconds"), "default 0"));
-    out.push_str(&html::input("ReceiveMessageWaitTimeSeconds", "Receive wait time (seconds, 0–20)", &value("ReceiveMessageWaitTimeSeconds"), "default 0: short polling"));
-    out.push_str(&html::input("MessageRetentionPeriod", "Retention (seconds, 60–1209600)", &value("MessageRetentionPeriod"), "default 345600: 4 days"));
-    out.push_str(&html::input("MaximumMessageSize", "Maximum message size (bytes, 1024–1048576)", &value("MaximumMessageSize"), "default 1048576"));
+    out.push_str(&html::input(
+        "ReceiveMessageWaitTimeSeconds",
+        "Receive wait time (seconds, 0–20)",
+        &value("ReceiveMessageWaitTimeSeconds"),
+        "default 0: short polling",
+    ));
+    out.push_str(&html::input(
+        "MessageRetentionPeriod",
+        "Retention (seconds, 60–1209600)",
+        &value("MessageRetentionPeriod"),
+        "default 345600: 4 days",
+    ));
+    out.push_str(&html::input(
+        "MaximumMessageSize",
+        "Maximum message size (bytes, 1024–1048576)",
+        &value("MaximumMessageSize"),
+        "default 1048576",
+    ));
     out.push_str("</fieldset><fieldset><legend>Dead-letter queue</legend>");
     let (target, max_receives) = redrive_target(current).unwrap_or_default();
     let mut options = vec![(String::new(), "none".to_owned())];
     options.extend(dead_letter_choices.iter().cloned());
     out.push_str(&html::select("dead_letter_arn", "Send messages received too often to", &options, &target));
-    out.push_str(&html::input("max_receive_count", "Maximum receives (1–1000)", &max_receives, "receives before a message moves to the dead-letter queue"));
-    out.push_str(&html::textarea("RedriveAllowPolicy", "Redrive allow policy (JSON: which queues may use this one as their DLQ)", &value("RedriveAllowPolicy"), 2));
+    out.push_str(&html::input(
+        "max_receive_count",
+        "Maximum receives (1–1000)",
+        &max_receives,
+        "receives before a message moves to the dead-letter queue",
+    ));
+    out.push_str(&html::textarea(
+        "RedriveAllowPolicy",
+        "Redrive allow policy (JSON: which queues may use this one as their DLQ)",
+        &value("RedriveAllowPolicy"),
+        2,
+    ));
     out.push_str("</fieldset>");
     if creating || fifo {
         out.push_str("<fieldset><legend>FIFO</legend>");
         if creating {
             out.push_str(&html::checkbox("FifoQueue", "FIFO queue (the name must end in .fifo)", fifo));
         }
-        out.push_str(&html::checkbox("ContentBasedDeduplication", "Content-based deduplication", value("ContentBasedDeduplication") == "true"));
-        let scopes = [("queue", "the queue"), ("messageGroup", "each message group")].map(|(v, t)| (v.to_owned(), t.to_owned()));
+        out.push_str(&html::checkbox(
+            "ContentBasedDeduplication",
+            "Content-based deduplication",
+            value("ContentBasedDeduplication") == "true",
+        ));
+        let scopes =
+            [("queue", "the queue"), ("messageGroup", "each message group")].map(|(v, t)| (v.to_owned(), t.to_owned()));
         out.push_str(&html::select("DeduplicationScope", "Deduplication scope", &scopes, &value("DeduplicationScope")));
-        let limits = [("perQueue", "per queue"), ("perMessageGroupId", "per message group")].map(|(v, t)| (v.to_owned(), t.to_owned()));
+        let limits = [("perQueue", "per queue"), ("perMessageGroupId", "per message group")]
+            .map(|(v, t)| (v.to_owned(), t.to_owned()));
         out.push_str(&html::select("FifoThroughputLimit", "Throughput limit", &limits, &value("FifoThroughputLimit")));
         out.push_str("</fieldset>");
     }
     out.push_str("<fieldset><legend>Encryption and access</legend>");
-    out.push_str(&html::checkbox("SqsManagedSseEnabled", "Server-side encryption with SQS-managed keys", value("SqsManagedSseEnabled") == "true"));
+    out.push_str(&html::checkbox(
+        "SqsManagedSseEnabled",
+        "Server-side encryption with SQS-managed keys",
+        value("SqsManagedSseEnabled") == "true",
+    ));
     out.push_str(&html::input("KmsMasterKeyId", "KMS key id (SSE-KMS)", &value("KmsMasterKeyId"), "empty for none"));
-    out.push_str(&html::input("KmsDataKeyReusePeriodSeconds", "KMS data key reuse period (seconds, 60–86400)", &value("KmsDataKeyReusePeriodSeconds"), ""));
+    out.push_str(&html::input(
+        "KmsDataKeyReusePeriodSeconds",
+        "KMS data key reuse period (seconds, 60–86400)",
+        &value("KmsDataKeyReusePeriodSeconds"),
+        "",
+    ));
     out.push_str(&html::textarea("Policy", "Access policy (JSON)", &value("Policy"), 4));
     out.push_str("</fieldset>");
     out
@@ -228,14 +273,16 @@ fn attributes_from_form(visit: &Visit<'_>, current: Option<&AttributeMap>) -> At
     wanted.insert("RedrivePolicy".into(), redrive);
 
     match current {
-        None => wanted.into_iter().filter(|(name, value)| !value.is_empty() && !(value == "false" && name != "FifoQueue")).collect(),
+        // Creating: what is empty or unticked is the default, and left to SQS.
+        None => wanted.into_iter().filter(|(_, value)| !value.is_empty() && value != "false").collect(),
         Some(current) => wanted
             .into_iter()
             .filter(|(name, value)| {
                 let now = current.get(name).map(String::as_str).unwrap_or("");
                 let now = if now.is_empty() && value == "false" { "false" } else { now };
                 if name == "RedrivePolicy" {
-                    return redrive_target(current) != redrive_target(&AttributeMap::from([(name.clone(), value.clone())]));
+                    return redrive_target(current)
+                        != redrive_target(&AttributeMap::from([(name.clone(), value.clone())]));
                 }
                 let same_json = || {
                     let a: Option<serde_json::Value> = serde_json::from_str(now).ok();
@@ -304,7 +351,10 @@ pub async fn create(visit: &Visit<'_>) -> View {
             let mut echoed = attributes;
             if let Some(target) = Some(visit.field("dead_letter_arn")).filter(|t| !t.is_empty()) {
                 let max = visit.field("max_receive_count");
-                echoed.insert("RedrivePolicy".into(), serde_json::json!({"deadLetterTargetArn": target, "maxReceiveCount": max}).to_string());
+                echoed.insert(
+                    "RedrivePolicy".into(),
+                    serde_json::json!({"deadLetterTargetArn": target, "maxReceiveCount": max}).to_string(),
+                );
             }
             create_form(visit, Some((format!("{}: {}", error.code.query_code(), error.message), echoed))).await
         }
@@ -344,7 +394,11 @@ pub async fn show(visit: &Visit<'_>, name: &str) -> View {
     );
     let traffic = chart::line_chart(
         "Per minute",
-        &[("sent", per_minute(take("sent"))), ("received", per_minute(take("recv"))), ("deleted", per_minute(take("gone")))],
+        &[
+            ("sent", per_minute(take("sent"))),
+            ("received", per_minute(take("recv"))),
+            ("deleted", per_minute(take("gone"))),
+        ],
         start,
         now,
         "",

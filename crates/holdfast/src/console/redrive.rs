@@ -105,11 +105,15 @@ pub async fn start(visit: &Visit<'_>, name: &str) -> View {
 
 pub async fn cancel(visit: &Visit<'_>, name: &str) -> View {
     let back = format!("/console/queues/{}/redrive", url(name));
-    let request = holdfast_api::types::CancelMessageMoveTaskRequest { task_handle: visit.field("task_handle").to_owned() };
+    let request =
+        holdfast_api::types::CancelMessageMoveTaskRequest { task_handle: visit.field("task_handle").to_owned() };
     match visit.call(Request::CancelMessageMoveTask(request)).await {
         Ok(Response::CancelMessageMoveTask(r)) => redirect(
             &back,
-            &format!("Redrive cancelled after moving {} message(s).", r.approximate_number_of_messages_moved.unwrap_or(0)),
+            &format!(
+                "Redrive cancelled after moving {} message(s).",
+                r.approximate_number_of_messages_moved.unwrap_or(0)
+            ),
         ),
         Ok(_) => redirect(&back, "Redrive cancelled."),
         Err(error) => failed(name, &back, &error),

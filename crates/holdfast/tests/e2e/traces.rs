@@ -118,7 +118,8 @@ async fn requests_are_traced_from_producer_to_consumer() {
         .send()
         .await
         .unwrap();
-    let send_span = collector.wait_for("for the X-Ray send", |s| s["name"] == "SQS.SendMessage" && s["traceId"] == XRAY_TRACE);
+    let send_span =
+        collector.wait_for("for the X-Ray send", |s| s["name"] == "SQS.SendMessage" && s["traceId"] == XRAY_TRACE);
     assert_eq!(send_span["parentSpanId"], "53995c3f42cd8ad8");
     assert_eq!(send_span["kind"], 2);
     assert_eq!(attribute(&send_span, "messaging.destination.name").unwrap()["stringValue"], name.as_str());
