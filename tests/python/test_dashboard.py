@@ -4,6 +4,7 @@ server's /metrics really publishes, with labels it really sets."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import urllib.request
 from pathlib import Path
@@ -34,10 +35,15 @@ def test_every_panel_queries_a_published_series(server, sqs, queue_url):
     expressions = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
     expressions += [v["definition"] for v in dashboard["templating"]["list"] if v.get("definition")]
     assert len(expressions) >= 10
+    # The store panels show the SQLite engine's writer; the memory engine has no commits or file.
+    memory_engine = os.environ.get("HOLDFAST_STORAGE") == "memory"
     for expression in expressions:
         names = metric_names(expression)
         assert names, expression
         for name in names:
+            if memory_engine and name.startswith("holdfast_store_"):
+                assert name not in published, f"{name}: the memory engine publishes no store figures"
+                continue
             assert name in published, f"{name} (in {expression!r}) is not in /metrics"
         for label in re.findall(r"([a-z_]+)\s*(?:=~|!=|=)\s*\"", expression):
             # `job` is Prometheus's own label, added at scrape time.

@@ -255,7 +255,7 @@ pub async fn handle(app: &App, parts: &http::request::Parts, body: &Bytes, endpo
         None => None,
     };
     if path == "/sign-in" {
-        return sign_in(app, is_post, &form, endpoints.secure);
+        return sign_in(app, is_post, &form, endpoints.secure).await;
     }
     let mut new_cookie = None;
     let session = match session {
@@ -326,8 +326,12 @@ async fn route(visit: &Visit<'_>, path: &str, is_post: bool) -> View {
     }
 }
 
+/// How long a refused sign-in waits before it is answered: guessing secrets on one connection
+/// gets one try a second.
+const SIGN_IN_REFUSAL_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The sign-in page and its form (authentication on only).
-fn sign_in(app: &App, is_post: bool, form: &HashMap<String, String>, secure: bool) -> HttpResponse {
+async fn sign_in(app: &App, is_post: bool, form: &HashMap<String, String>, secure: bool) -> HttpResponse {
     if app.auth.mode() != crate::auth::AuthMode::Sigv4 {
         return redirect_response("/console");
     }
@@ -342,6 +346,7 @@ fn sign_in(app: &App, is_post: bool, form: &HashMap<String, String>, secure: boo
             return response;
         }
         tracing::info!(access_key_id = key, "console sign-in refused");
+        tokio::time::sleep(SIGN_IN_REFUSAL_DELAY).await;
         notice = Some((true, "The access key id or secret access key is not right.".to_owned()));
     }
     let body = format!(
