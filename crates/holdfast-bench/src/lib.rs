@@ -14,6 +14,7 @@
 mod client;
 mod compare;
 mod fair;
+mod postgres;
 pub mod procfs;
 mod report;
 
@@ -116,6 +117,10 @@ pub enum Scenario {
     /// Fair queues: quiet tenants' delivery latency with no flood, with one tenant flooding under
     /// its own MessageGroupId, and with the same flood ungrouped (each run on a fresh queue).
     Fair(fair::FairArgs),
+    /// The raw SQL baseline for a queue on PostgreSQL: the roundtrip's sends, SKIP LOCKED receives
+    /// and deletes issued directly to the database named by --database-url, with no queue server
+    /// in between. Its messages/s is the most a queue on that PostgreSQL can do.
+    Postgres(postgres::PostgresArgs),
     /// Run every scenario side by side against holdfast (SQLite and memory), the no-op baseline
     /// and optionally moto, plus backlog growth, restart time and idle cost, each server started
     /// here on loopback; prints the tables and writes them to <out>/results.md.

@@ -81,23 +81,6 @@ struct Tally {
 }
 
 impl Tally {
-    fn merge(&mut self, other: Tally) {
-        self.send.merge(&other.send);
-        self.receive.merge(&other.receive);
-        self.delete.merge(&other.delete);
-        self.delivery.merge(&other.delivery);
-        self.errors.merge(&other.errors);
-        self.requests += other.requests;
-        self.sent += other.sent;
-        self.processed_in_window += other.processed_in_window;
-        self.processed += other.processed;
-        self.received += other.received;
-        self.foreign += other.foreign;
-        self.polls_completed += other.polls_completed;
-        self.sent_ids.extend(other.sent_ids);
-        self.received_ids.extend(other.received_ids);
-    }
-
     fn error(&mut self, progress: &Progress, error: &CallError) {
         progress.error();
         self.errors.record(error.kind(), || error.to_string());
@@ -115,12 +98,42 @@ impl Tally {
     }
 }
 
-async fn join_all(mut set: JoinSet<Tally>) -> Tally {
-    let mut total = Tally::default();
+/// What a kind of worker hands back, merged over all the workers of a phase.
+pub(crate) trait Merge: Default + Send + 'static {
+    fn merge(&mut self, other: Self);
+    fn errors(&mut self) -> &mut Errors;
+}
+
+impl Merge for Tally {
+    fn merge(&mut self, other: Tally) {
+        self.send.merge(&other.send);
+        self.receive.merge(&other.receive);
+        self.delete.merge(&other.delete);
+        self.delivery.merge(&other.delivery);
+        self.errors.merge(&other.errors);
+        self.requests += other.requests;
+        self.sent += other.sent;
+        self.processed_in_window += other.processed_in_window;
+        self.processed += other.processed;
+        self.received += other.received;
+        self.foreign += other.foreign;
+        self.polls_completed += other.polls_completed;
+        self.sent_ids.extend(other.sent_ids);
+        self.received_ids.extend(other.received_ids);
+    }
+
+    fn errors(&mut self) -> &mut Errors {
+        &mut self.errors
+    }
+}
+
+/// Waits for every worker of `set` and merges what they hand back.
+pub(crate) async fn join_all<T: Merge>(mut set: JoinSet<T>) -> T {
+    let mut total = T::default();
     while let Some(joined) = set.join_next().await {
         match joined {
             Ok(tally) => total.merge(tally),
-            Err(error) => total.errors.record("worker panicked".into(), || error.to_string()),
+            Err(error) => total.errors().record("worker panicked".into(), || error.to_string()),
         }
     }
     total
@@ -144,6 +157,9 @@ async fn back_off(error: &CallError) {
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
+    if let Scenario::Postgres(postgres) = &args.scenario {
+        return super::postgres::run(&args.common, postgres).await;
+    }
     let common = args.common.clone();
     anyhow::ensure!(common.concurrency > 0, "--concurrency must be at least 1");
     anyhow::ensure!(common.duration >= 0.0, "--duration must not be negative");
@@ -182,6 +198,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
         Scenario::Idle(_) => unreachable!("handled above"),
         Scenario::Compare(_) => anyhow::bail!("compare runs scenarios; it is not one"),
         Scenario::Fair(_) => anyhow::bail!("fair has a report of its own"),
+        Scenario::Postgres(_) => unreachable!("handled above"),
     };
     if fresh && !common.keep {
         if let Err(error) = delete_queue(&ctx, &queue_url).await {
@@ -214,6 +231,7 @@ fn scenario_name(scenario: &Scenario) -> &'static str {
         Scenario::Idle(_) => "idle",
         Scenario::Compare(_) => "compare",
         Scenario::Fair(_) => "fair",
+        Scenario::Postgres(_) => "postgres",
     }
 }
 
@@ -533,7 +551,7 @@ async fn run_roundtrip(ctx: &Arc<Ctx>, bodies: &Bodies, plan: Roundtrip, report:
     Ok(())
 }
 
-fn reconcile(mut sent: Vec<u128>, mut received: Vec<u128>, drain_s: f64) -> Reconcile {
+pub(crate) fn reconcile(mut sent: Vec<u128>, mut received: Vec<u128>, drain_s: f64) -> Reconcile {
     sent.sort_unstable();
     sent.dedup();
     received.sort_unstable();

@@ -9,6 +9,7 @@
 mod common;
 
 mod auth;
+mod bench_postgres;
 mod cli;
 mod cloudwatch;
 mod crash;
