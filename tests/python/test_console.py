@@ -467,3 +467,7 @@ def test_forms_need_the_session_token_and_pages_allow_only_their_own_assets(serv
     status, headers, text = _raw("GET", f"{server.url}/console/assets/console.js")
     assert status == 200 and headers["Content-Type"].startswith("text/javascript") and "data-live" in text
     assert _raw("GET", f"{server.url}/console/no/such/page", headers={"Cookie": cookie})[0] == 404
+    # Notices come from the server's own redirects, never from the URL: a link cannot make the
+    # console say something.
+    status, _, text = _raw("GET", f"{server.url}/console?notice=Call+555-0100+now", headers={"Cookie": cookie})
+    assert status == 200 and "555-0100" not in text

@@ -62,8 +62,11 @@ enum View {
         body: String,
         notice: Option<(bool, String)>,
     },
-    /// 303 See Other: after a successful POST, the page to show next (with an optional notice).
-    Redirect(String),
+    /// 303 See Other: after a successful POST, the page to show next, and what it should say.
+    Redirect {
+        location: String,
+        notice: Option<String>,
+    },
 }
 
 impl View {
@@ -71,12 +74,11 @@ impl View {
         View::Page { status: 200, title: title.into(), body, notice: None }
     }
 
-    /// The page with a notice from the query (`?notice=`), as redirects after POSTs leave it.
-    fn with_notice(self, visit: &Visit<'_>) -> View {
+    /// The page with the notice a redirect left for it (`Sessions::set_flash`), if it has none.
+    fn with_flash(self, flash: impl FnOnce() -> Option<String>) -> View {
         match self {
             View::Page { status, title, body, notice: None } => {
-                let notice = visit.query.get("notice").map(|n| (false, n.clone()));
-                View::Page { status, title, body, notice }
+                View::Page { status, title, body, notice: flash().map(|text| (false, text)) }
             }
             other => other,
         }
@@ -94,7 +96,7 @@ impl View {
 
 /// Where to go after a POST, with a notice for the next page.
 fn redirect(path: &str, notice: &str) -> View {
-    View::Redirect(format!("{path}?notice={}", html::url(notice)))
+    View::Redirect { location: path.to_owned(), notice: Some(notice.to_owned()) }
 }
 
 impl Visit<'_> {
@@ -292,7 +294,17 @@ pub async fn handle(app: &App, parts: &http::request::Parts, body: &Bytes, endpo
     let ctx = crate::http::request_context(app, parts, endpoints, caller, None);
     let who = session.access_key_id.clone();
     let visit = Visit { app, ctx, csrf: session.csrf.clone(), who, query, form };
-    let view = route(&visit, path, is_post).await.with_notice(&visit);
+    // The session's token, to leave a notice for the next page or pick one up.
+    let session_token = new_cookie.clone().or(token).unwrap_or_default();
+    let view = match route(&visit, path, is_post).await {
+        View::Redirect { location, notice } => {
+            if let Some(notice) = notice {
+                sessions.set_flash(&session_token, notice);
+            }
+            View::Redirect { location, notice: None }
+        }
+        page => page.with_flash(|| sessions.take_flash(&session_token)),
+    };
     let view = frame_view(view, visit.who.as_deref(), &visit.csrf);
     respond(view, new_cookie.as_deref(), endpoints.secure)
 }
@@ -374,7 +386,7 @@ fn frame_view(view: View, who: Option<&str>, csrf: &str) -> Framed {
             let frame = html::Frame { title: &title, signed_in_as: who, csrf: Some(csrf), notice };
             Framed::Html(status, html::page(&frame, &body))
         }
-        View::Redirect(location) => Framed::Redirect(location),
+        View::Redirect { location, .. } => Framed::Redirect(location),
     }
 }
 

@@ -24,6 +24,9 @@ pub struct Session {
     pub access_key_id: Option<String>,
     /// The token every form of this session must send back.
     pub csrf: String,
+    /// What the next page shows above its body: the outcome of the POST that redirected to it.
+    /// Kept here rather than in the URL, so a link cannot put words in the console's mouth.
+    flash: Option<String>,
     last_used: Instant,
 }
 
@@ -42,7 +45,7 @@ impl Sessions {
     /// Opens a session; returns its cookie token and the session.
     pub fn open(&self, access_key_id: Option<String>) -> (String, Session) {
         let token = random_token();
-        let session = Session { access_key_id, csrf: random_token(), last_used: Instant::now() };
+        let session = Session { access_key_id, csrf: random_token(), flash: None, last_used: Instant::now() };
         let mut table = self.table.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if table.len() >= MAX_SESSIONS {
             let now = Instant::now();
@@ -69,6 +72,18 @@ impl Sessions {
         }
         session.last_used = now;
         Some(session.clone())
+    }
+
+    /// Leaves `text` for the session's next page.
+    pub fn set_flash(&self, token: &str, text: String) {
+        if let Some(session) = self.table.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_mut(token) {
+            session.flash = Some(text);
+        }
+    }
+
+    /// What was left for this page, once.
+    pub fn take_flash(&self, token: &str) -> Option<String> {
+        self.table.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_mut(token)?.flash.take()
     }
 
     pub fn close(&self, token: &str) {
@@ -122,6 +137,9 @@ mod tests {
         assert_ne!(token, session.csrf);
         assert_eq!(sessions.get(&token).unwrap().access_key_id.as_deref(), Some("AKID"));
         assert!(sessions.get("nope").is_none());
+        sessions.set_flash(&token, "Saved.".into());
+        assert_eq!(sessions.take_flash(&token).as_deref(), Some("Saved."));
+        assert_eq!(sessions.take_flash(&token), None, "shown once");
         sessions.close(&token);
         assert!(sessions.get(&token).is_none());
     }
