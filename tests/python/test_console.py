@@ -190,13 +190,19 @@ def queues(json_client):
             pass
 
 
-def test_the_queue_list_shows_counts_badges_and_filters(console, json_client, queues):
-    dlq, source = unique_name("cdlq"), unique_name("csrc")
+def _source_with_dead_letter_queue(client, queues: list[str], prefix: str, max_receives: int):
+    """A dead-letter queue and a source queue that sends there after `max_receives` receives,
+    both deleted after the test. Returns (source name, source URL, DLQ name, DLQ URL)."""
+    dlq, source = unique_name(f"{prefix}dlq"), unique_name(f"{prefix}src")
     queues += [source, dlq]
-    dlq_url = json_client.create_queue(QueueName=dlq)["QueueUrl"]
-    source_url = json_client.create_queue(
-        QueueName=source, Attributes={"RedrivePolicy": redrive_policy(queue_arn_of(json_client, dlq_url), 3)}
-    )["QueueUrl"]
+    dlq_url = client.create_queue(QueueName=dlq)["QueueUrl"]
+    policy = redrive_policy(queue_arn_of(client, dlq_url), max_receives)
+    source_url = client.create_queue(QueueName=source, Attributes={"RedrivePolicy": policy})["QueueUrl"]
+    return source, source_url, dlq, dlq_url
+
+
+def test_the_queue_list_shows_counts_badges_and_filters(console, json_client, queues):
+    source, source_url, dlq, _ = _source_with_dead_letter_queue(json_client, queues, "c", 3)
     for i in range(3):
         json_client.send_message(QueueUrl=source_url, MessageBody=f"m{i}")
 
@@ -334,12 +340,7 @@ def test_the_queue_page_updates_live_and_draws_recorded_metrics(console, json_cl
 
 
 def test_a_redrive_moves_dead_letters_back_and_can_be_cancelled(console, json_client, queues):
-    dlq, source = unique_name("crdlq"), unique_name("crsrc")
-    queues += [source, dlq]
-    dlq_url = json_client.create_queue(QueueName=dlq)["QueueUrl"]
-    source_url = json_client.create_queue(
-        QueueName=source, Attributes={"RedrivePolicy": redrive_policy(queue_arn_of(json_client, dlq_url), 1)}
-    )["QueueUrl"]
+    _, source_url, dlq, dlq_url = _source_with_dead_letter_queue(json_client, queues, "cr", 1)
     json_client.send_message_batch(QueueUrl=source_url, Entries=[{"Id": str(i), "MessageBody": f"b{i}"} for i in range(5)])
     deadline = time.monotonic() + 20
     while message_count(json_client, dlq_url) < 5 and time.monotonic() < deadline:
@@ -393,8 +394,10 @@ def test_with_authentication_the_console_asks_for_a_key_and_acts_with_its_rights
     driver.delete_all_cookies()
     page.open()
     assert driver.current_url.endswith("/console/sign-in")
+    started = time.monotonic()
     page.sign_in(ACCESS_KEY, "wrong secret")
     assert "not right" in page.notice()
+    assert time.monotonic() - started >= 1.0, "a refused sign-in is answered after a second"
     page.screenshot("sign-in")
 
     # A key that may only send to policy-* queues: the console cannot create queues with it.
@@ -463,6 +466,9 @@ def test_forms_need_the_session_token_and_pages_allow_only_their_own_assets(serv
     assert message_count(json_client, url) == 1
     # Too many fields are refused before anything is built from them.
     status, _, _ = _raw("POST", f"{server.url}/console/new", "&".join(f"f{i}=x" for i in range(500)).encode(), form)
+    assert status == 413
+    # A body past --max-request-bytes (4 MiB) is refused before it is read whole.
+    status, _, _ = _raw("POST", f"{server.url}/console/new", b"QueueName=" + b"x" * (5 << 20), form)
     assert status == 413
     status, headers, text = _raw("GET", f"{server.url}/console/assets/console.js")
     assert status == 200 and headers["Content-Type"].startswith("text/javascript") and "data-live" in text

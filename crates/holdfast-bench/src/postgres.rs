@@ -46,6 +46,8 @@ pub struct PostgresArgs {
 const EMPTY_WAIT: Duration = Duration::from_millis(2);
 /// Messages one receive takes, as SQS's MaxNumberOfMessages.
 const RECEIVE_MAX: i64 = 10;
+/// How long a worker waits after a failed statement, so a database that is gone is not hammered.
+const ERROR_WAIT: Duration = Duration::from_millis(20);
 /// How long a received message stays leased (milliseconds), as a visibility timeout.
 const LEASE_MS: i64 = 30_000;
 
@@ -160,7 +162,10 @@ async fn produce(plan: Arc<Plan>) -> Tally {
                 plan.progress.success();
                 tally.sent_ids.extend(rows.iter().map(|row| row.get::<_, i64>(0)));
             }
-            Err(error) => tally.error(&plan.progress, &error),
+            Err(error) => {
+                tally.error(&plan.progress, &error);
+                tokio::time::sleep(ERROR_WAIT).await;
+            }
         }
     }
     tally
@@ -199,6 +204,7 @@ async fn consume(plan: Arc<Plan>) -> Tally {
             }
             Err(error) => {
                 tally.error(&plan.progress, &error);
+                tokio::time::sleep(ERROR_WAIT).await;
                 continue;
             }
         };
@@ -220,7 +226,10 @@ async fn consume(plan: Arc<Plan>) -> Tally {
                 }
                 tally.deleted_ids.extend(ids);
             }
-            Err(error) => tally.error(&plan.progress, &error),
+            Err(error) => {
+                tally.error(&plan.progress, &error);
+                tokio::time::sleep(ERROR_WAIT).await;
+            }
         }
     }
     tally

@@ -8,7 +8,7 @@ use holdfast_api::types::{MessageAttributeMap, MessageAttributeValue};
 use holdfast_api::{Request, Response};
 
 use super::html::{self, esc, url};
-use super::{failed, queue_or_page, redirect, View, Visit};
+use super::{failed, queue_or_page, View, Visit};
 
 /// Message attribute rows on the send form.
 const ATTRIBUTE_ROWS: usize = 3;
@@ -185,10 +185,6 @@ fn number_field(visit: &Visit<'_>, name: &str) -> Option<i64> {
 
 pub async fn send(visit: &Visit<'_>, name: &str) -> View {
     let back = format!("/console/queues/{}/messages", url(name));
-    let queue_url = match visit.queue_url(name).await {
-        Ok(queue_url) => queue_url,
-        Err(error) => return failed(name, &back, &error),
-    };
     let attributes = match message_attributes(visit) {
         Ok(attributes) => attributes,
         Err(message) => {
@@ -197,29 +193,29 @@ pub async fn send(visit: &Visit<'_>, name: &str) -> View {
         }
     };
     let optional = |name: &str| Some(visit.field(name).trim().to_owned()).filter(|v| !v.is_empty());
-    let request = holdfast_api::types::SendMessageRequest {
-        queue_url,
-        message_body: visit.field("MessageBody").to_owned(),
-        delay_seconds: number_field(visit, "DelaySeconds"),
-        message_attributes: (!attributes.is_empty()).then_some(attributes),
-        message_system_attributes: None,
-        message_deduplication_id: optional("MessageDeduplicationId"),
-        message_group_id: optional("MessageGroupId"),
+    let request = |queue_url| {
+        Request::SendMessage(holdfast_api::types::SendMessageRequest {
+            queue_url,
+            message_body: visit.field("MessageBody").to_owned(),
+            delay_seconds: number_field(visit, "DelaySeconds"),
+            message_attributes: (!attributes.is_empty()).then_some(attributes),
+            message_system_attributes: None,
+            message_deduplication_id: optional("MessageDeduplicationId"),
+            message_group_id: optional("MessageGroupId"),
+        })
     };
-    match visit.call(Request::SendMessage(request)).await {
-        Ok(Response::SendMessage(sent)) => {
-            redirect(&back, &format!("Sent message {}.", sent.message_id.unwrap_or_default()))
-        }
-        Ok(_) => unreachable!("SendMessage answers SendMessage"),
-        Err(error) => failed(name, &back, &error),
-    }
+    let notice = |answer| match answer {
+        Response::SendMessage(sent) => format!("Sent message {}.", sent.message_id.unwrap_or_default()),
+        _ => unreachable!("SendMessage answers SendMessage"),
+    };
+    visit.act(name, &back, request, notice).await
 }
 
 pub async fn poll(visit: &Visit<'_>, name: &str) -> View {
     let back = format!("/console/queues/{}/messages", url(name));
-    let queue_url = match visit.queue_url(name).await {
+    let queue_url = match visit.queue_url_or_failed(name, &back).await {
         Ok(queue_url) => queue_url,
-        Err(error) => return failed(name, &back, &error),
+        Err(view) => return view,
     };
     let peek = visit.field("mode") != "receive";
     let request = holdfast_api::types::ReceiveMessageRequest {
@@ -253,16 +249,8 @@ pub async fn poll(visit: &Visit<'_>, name: &str) -> View {
 
 pub async fn delete(visit: &Visit<'_>, name: &str) -> View {
     let back = format!("/console/queues/{}/messages", url(name));
-    let queue_url = match visit.queue_url(name).await {
-        Ok(queue_url) => queue_url,
-        Err(error) => return failed(name, &back, &error),
-    };
-    let request = holdfast_api::types::DeleteMessageRequest {
-        queue_url,
-        receipt_handle: visit.field("receipt_handle").to_owned(),
-    };
-    match visit.call(Request::DeleteMessage(request)).await {
-        Ok(_) => redirect(&back, "Deleted the message."),
-        Err(error) => failed(name, &back, &error),
-    }
+    let receipt_handle = visit.field("receipt_handle").to_owned();
+    let request =
+        |queue_url| Request::DeleteMessage(holdfast_api::types::DeleteMessageRequest { queue_url, receipt_handle });
+    visit.act(name, &back, request, |_| "Deleted the message.".to_owned()).await
 }

@@ -127,9 +127,9 @@ impl Visit<'_> {
         }
     }
 
-    /// Every queue name the caller may list (at most `limit`).
-    async fn queue_names(&self, limit: usize) -> Result<Vec<String>, SqsError> {
-        let mut names = Vec::new();
+    /// Every queue the caller may list (at most `limit`), as `(name, URL)` in name order.
+    async fn queues(&self, limit: usize) -> Result<Vec<(String, String)>, SqsError> {
+        let mut queues = Vec::new();
         let mut next_token = None;
         loop {
             let request = Request::ListQueues(holdfast_api::types::ListQueuesRequest {
@@ -138,15 +138,44 @@ impl Visit<'_> {
                 max_results: Some(1000),
             });
             let Response::ListQueues(page) = self.call(request).await? else { unreachable!() };
-            names.extend(page.queue_urls.unwrap_or_default().iter().map(|url| name_of(url).to_owned()));
+            queues.extend(page.queue_urls.unwrap_or_default().into_iter().map(|url| (name_of(&url).to_owned(), url)));
             match page.next_token {
-                Some(token) if names.len() < limit => next_token = Some(token),
+                Some(token) if queues.len() < limit => next_token = Some(token),
                 _ => break,
             }
         }
-        names.truncate(limit);
-        names.sort();
-        Ok(names)
+        queues.truncate(limit);
+        queues.sort();
+        Ok(queues)
+    }
+
+    /// The names of `queues(limit)`.
+    async fn queue_names(&self, limit: usize) -> Result<Vec<String>, SqsError> {
+        Ok(self.queues(limit).await?.into_iter().map(|(name, _)| name).collect())
+    }
+
+    /// The named queue's URL, or the page saying why there is none (with a link to `back`).
+    async fn queue_url_or_failed(&self, name: &str, back: &str) -> Result<String, View> {
+        self.queue_url(name).await.map_err(|error| failed(name, back, &error))
+    }
+
+    /// One action on the named queue: `request` built from its URL and sent; then a redirect to
+    /// `back` with `notice` made from the answer, or the failure with a link to `back`.
+    async fn act(
+        &self,
+        name: &str,
+        back: &str,
+        request: impl FnOnce(String) -> Request,
+        notice: impl FnOnce(Response) -> String,
+    ) -> View {
+        let queue_url = match self.queue_url_or_failed(name, back).await {
+            Ok(queue_url) => queue_url,
+            Err(view) => return view,
+        };
+        match self.call(request(queue_url)).await {
+            Ok(answer) => redirect(back, &notice(answer)),
+            Err(error) => failed(name, back, &error),
+        }
     }
 
     /// Recorded metrics: for each `(id, queue, metric, statistic)`, its datapoints over the last

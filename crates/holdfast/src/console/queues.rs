@@ -49,22 +49,20 @@ fn badges(attributes: &AttributeMap, is_dead_letter_queue: bool) -> String {
 
 /// The queue list: counts, age of the oldest message, an hour of depth, filtered by name.
 pub async fn list(visit: &Visit<'_>) -> View {
-    let names = match visit.queue_names(NAMES_LIMIT).await {
-        Ok(names) => names,
+    let queues = match visit.queues(NAMES_LIMIT).await {
+        Ok(queues) => queues,
         Err(error) => return View::error(403, "Queues", &error),
     };
     let filter = visit.query.get("filter").map(|f| f.trim().to_owned()).unwrap_or_default();
     let needle = filter.to_ascii_lowercase();
-    let matching: Vec<&String> = names.iter().filter(|n| n.to_ascii_lowercase().contains(&needle)).collect();
+    let matching: Vec<&(String, String)> =
+        queues.iter().filter(|(name, _)| name.to_ascii_lowercase().contains(&needle)).collect();
     let shown = &matching[..matching.len().min(LIST_LIMIT)];
 
     let mut rows = Vec::with_capacity(shown.len());
-    for name in shown {
-        let (attributes, is_dlq) = match visit.queue_url(name).await {
-            Ok(url) => (visit.attributes(&url).await.unwrap_or_default(), has_sources(visit, &url).await),
-            Err(_) => (AttributeMap::new(), false),
-        };
-        rows.push((name.as_str(), attributes, is_dlq));
+    for (name, queue_url) in shown {
+        let attributes = visit.attributes(queue_url).await.unwrap_or_default();
+        rows.push((name.as_str(), attributes, has_sources(visit, queue_url).await));
     }
     let mut queries = Vec::new();
     for (index, (name, _, _)) in rows.iter().enumerate() {
@@ -83,7 +81,7 @@ pub async fn list(visit: &Visit<'_>) -> View {
         esc(&filter)
     );
     if rows.is_empty() {
-        body.push_str(if names.is_empty() {
+        body.push_str(if queues.is_empty() {
             "<p class=\"empty\">No queues yet. <a href=\"/console/new\">Create one</a>.</p>"
         } else {
             "<p class=\"empty\">No queue matches the filter.</p>"
@@ -529,30 +527,18 @@ pub async fn set_attributes(visit: &Visit<'_>, name: &str) -> View {
 
 pub async fn tag(visit: &Visit<'_>, name: &str) -> View {
     let back = format!("/console/queues/{}", url(name));
-    let queue_url = match visit.queue_url(name).await {
-        Ok(url) => url,
-        Err(error) => return failed(name, &back, &error),
-    };
     let key = visit.field("key").trim().to_owned();
     let tags = BTreeMap::from([(key.clone(), visit.field("value").to_owned())]);
-    match visit.call(Request::TagQueue(holdfast_api::types::TagQueueRequest { queue_url, tags })).await {
-        Ok(_) => redirect(&back, &format!("Tagged {key}.")),
-        Err(error) => failed(name, &back, &error),
-    }
+    let request = |queue_url| Request::TagQueue(holdfast_api::types::TagQueueRequest { queue_url, tags });
+    visit.act(name, &back, request, |_| format!("Tagged {key}.")).await
 }
 
 pub async fn untag(visit: &Visit<'_>, name: &str) -> View {
     let back = format!("/console/queues/{}", url(name));
-    let queue_url = match visit.queue_url(name).await {
-        Ok(url) => url,
-        Err(error) => return failed(name, &back, &error),
-    };
     let key = visit.field("key").to_owned();
-    let request = holdfast_api::types::UntagQueueRequest { queue_url, tag_keys: vec![key.clone()] };
-    match visit.call(Request::UntagQueue(request)).await {
-        Ok(_) => redirect(&back, &format!("Removed tag {key}.")),
-        Err(error) => failed(name, &back, &error),
-    }
+    let tag_keys = vec![key.clone()];
+    let request = |queue_url| Request::UntagQueue(holdfast_api::types::UntagQueueRequest { queue_url, tag_keys });
+    visit.act(name, &back, request, |_| format!("Removed tag {key}.")).await
 }
 
 /// The page that asks before purging or deleting: the queue's name must be typed.
@@ -588,26 +574,22 @@ pub async fn purge(visit: &Visit<'_>, name: &str) -> View {
         return view;
     }
     let back = format!("/console/queues/{}", url(name));
-    let result = match visit.queue_url(name).await {
-        Ok(queue_url) => visit.call(Request::PurgeQueue(holdfast_api::types::PurgeQueueRequest { queue_url })).await,
-        Err(error) => Err(error),
-    };
-    match result {
-        Ok(_) => redirect(&back, &format!("Purged {name}.")),
-        Err(error) => failed(name, &back, &error),
-    }
+    let request = |queue_url| Request::PurgeQueue(holdfast_api::types::PurgeQueueRequest { queue_url });
+    visit.act(name, &back, request, |_| format!("Purged {name}.")).await
 }
 
 pub async fn delete(visit: &Visit<'_>, name: &str) -> View {
     if let Some(view) = confirmed(visit, name, "delete") {
         return view;
     }
-    let result = match visit.queue_url(name).await {
-        Ok(queue_url) => visit.call(Request::DeleteQueue(holdfast_api::types::DeleteQueueRequest { queue_url })).await,
-        Err(error) => Err(error),
+    let back = format!("/console/queues/{}", url(name));
+    let queue_url = match visit.queue_url_or_failed(name, &back).await {
+        Ok(queue_url) => queue_url,
+        Err(view) => return view,
     };
-    match result {
+    match visit.call(Request::DeleteQueue(holdfast_api::types::DeleteQueueRequest { queue_url })).await {
+        // The queue's page is gone with it: back to the list.
         Ok(_) => redirect("/console", &format!("Deleted {name}.")),
-        Err(error) => failed(name, &format!("/console/queues/{}", url(name)), &error),
+        Err(error) => failed(name, &back, &error),
     }
 }

@@ -98,6 +98,26 @@ fn attribute<'a>(span: &'a Value, key: &str) -> Option<&'a Value> {
     span["attributes"].as_array()?.iter().find(|a| a["key"] == key).map(|a| &a["value"])
 }
 
+/// SendMessage with one extra HTTP header, as a traced producer's SDK adds it.
+async fn send_with_header(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    body: &str,
+    header: &'static str,
+    value: &'static str,
+) -> aws_sdk_sqs::operation::send_message::SendMessageOutput {
+    sqs.send_message()
+        .queue_url(url)
+        .message_body(body)
+        .customize()
+        .mutate_request(move |request| {
+            request.headers_mut().insert(header, value);
+        })
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn requests_are_traced_from_producer_to_consumer() {
     let collector = Collector::start();
@@ -107,17 +127,7 @@ async fn requests_are_traced_from_producer_to_consumer() {
     let url = sqs.create_queue().queue_name(&name).send().await.unwrap().queue_url.unwrap();
 
     // A producer in an X-Ray trace: the header becomes the message's AWSTraceHeader.
-    let sent = sqs
-        .send_message()
-        .queue_url(&url)
-        .message_body("lead")
-        .customize()
-        .mutate_request(|request| {
-            request.headers_mut().insert("x-amzn-trace-id", XRAY);
-        })
-        .send()
-        .await
-        .unwrap();
+    let sent = send_with_header(&sqs, &url, "lead", "x-amzn-trace-id", XRAY).await;
     let send_span =
         collector.wait_for("for the X-Ray send", |s| s["name"] == "SQS.SendMessage" && s["traceId"] == XRAY_TRACE);
     assert_eq!(send_span["parentSpanId"], "53995c3f42cd8ad8");
@@ -128,16 +138,7 @@ async fn requests_are_traced_from_producer_to_consumer() {
     assert_eq!(send_span["status"]["code"], 0);
 
     // A producer with W3C context, and one that carries its context in the message itself.
-    sqs.send_message()
-        .queue_url(&url)
-        .message_body("w3c")
-        .customize()
-        .mutate_request(|request| {
-            request.headers_mut().insert("traceparent", W3C);
-        })
-        .send()
-        .await
-        .unwrap();
+    send_with_header(&sqs, &url, "w3c", "traceparent", W3C).await;
     collector.wait_for("for the W3C send", |s| {
         s["traceId"] == "4bf92f3577b34da6a3ce929d0e0e4736" && s["parentSpanId"] == "00f067aa0ba902b7"
     });
