@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting and lints, the Rust tests (unit, storage conformance, end to
 # end with aws-sdk-sqs against the real binary, crash and fault tests, the form system against
-# SQLite, MariaDB, PostgreSQL and Chromium), then the Python compatibility suite (boto3 on both
-# wire protocols, the AWS CLI) in its own virtualenv, on both storage engines and once more with
-# authentication on.
+# SQLite, MariaDB, PostgreSQL and Chromium, the raw SQL baseline against PostgreSQL), then the
+# Python compatibility suite (boto3 on both wire protocols, the AWS CLI, the web console in
+# Chromium) in its own virtualenv, on both storage engines and once more with authentication on.
 #
 # Tests that need MariaDB, PostgreSQL, Chromium or a tmpfs mount print SKIPPED when those are
 # missing, and fail instead under CI=true;
