@@ -21,8 +21,10 @@
 
 pub mod conformance;
 pub mod memory;
+pub mod postgres;
 mod rules;
 pub mod sqlite;
 
 pub use memory::MemoryStore;
+pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::{Home, SqliteStore};

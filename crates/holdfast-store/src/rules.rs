@@ -50,6 +50,18 @@ pub(crate) fn delete_verdict(
     }
 }
 
+/// The digest stored with each message at send time and checked whenever it is delivered: MD5 of
+/// the body and both attribute encodings, each length-prefixed so no two contents share one.
+pub(crate) fn content_digest(body: &str, attributes: &[u8], system_attributes: &[u8]) -> [u8; 16] {
+    use md5::{Digest, Md5};
+    let mut hasher = Md5::new();
+    for part in [body.as_bytes(), attributes, system_attributes] {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part);
+    }
+    hasher.finalize().into()
+}
+
 // ---- fair queues ----
 
 /// The quiet groups a fair receive visits, in order (`FairOrder`): names after `start_after`,

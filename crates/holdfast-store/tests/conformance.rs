@@ -7,15 +7,27 @@ use holdfast_store::{MemoryStore, SqliteStore};
 mod memory {
     use super::*;
 
-    holdfast_store::conformance_tests!(|| (Box::new(MemoryStore::new()) as Box<dyn Store>, ()));
+    holdfast_store::conformance_tests!(|| async { Some((Box::new(MemoryStore::new()) as Box<dyn Store>, ())) });
 }
 
 mod sqlite {
     use super::*;
 
-    holdfast_store::conformance_tests!(|| {
+    holdfast_store::conformance_tests!(|| async {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = SqliteStore::open(dir.path()).expect("open a fresh store");
-        (Box::new(store) as Box<dyn Store>, dir)
+        Some((Box::new(store) as Box<dyn Store>, dir))
+    });
+}
+
+/// Each case in a schema of its own in `HOLDFAST_TEST_POSTGRES_URL`'s database.
+mod postgres {
+    use super::*;
+    use holdfast_store::postgres::ScratchSchema;
+
+    holdfast_store::conformance_tests!(|| async {
+        let schema = ScratchSchema::create().await?;
+        let store = schema.store().await;
+        Some((Box::new(store) as Box<dyn Store>, schema))
     });
 }

@@ -1,5 +1,5 @@
-//! The two engines agree on long random histories: the same seeded workload of every `Store`
-//! call runs against both, and every answer (apart from the random leases themselves) and every
+//! The engines agree on long random histories: the same seeded workload of every `Store` call
+//! runs against each (memory, SQLite, and PostgreSQL when its test database is there), and every answer (apart from the random leases themselves) and every
 //! queue's counts must match after each step. The conformance suite pins each rule down by hand;
 //! this catches the interactions between rules that no hand-written case thought of.
 
@@ -9,6 +9,7 @@ use holdfast_core::store::{
     StoreResult,
 };
 use holdfast_core::DEFAULT_ACCOUNT_ID;
+use holdfast_store::postgres::ScratchSchema;
 use holdfast_store::{MemoryStore, SqliteStore};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -33,6 +34,15 @@ struct Engine {
     /// the same seqs in the same order), so an index picks the same message in both.
     held: Vec<(usize, Lease)>,
     _dir: Option<tempfile::TempDir>,
+    _schema: Option<ScratchSchema>,
+}
+
+/// Every engine gave the first engine's answer.
+#[track_caller]
+fn agree<T: PartialEq + std::fmt::Debug>(answers: &[T], engines: &[Engine], context: &str) {
+    for (answer, engine) in answers.iter().zip(engines).skip(1) {
+        assert_eq!(&answers[0], answer, "{context}: {} vs {}", engines[0].name, engine.name);
+    }
 }
 
 /// An answer, with a queue that is gone as `None`; any other failure fails the test.
@@ -81,10 +91,14 @@ fn dead_letter_for(queue: usize) -> Option<DeadLetterTarget> {
 async fn run(seed: u64) {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = SqliteStore::open(dir.path()).unwrap();
-    let mut engines = [
-        Engine { name: "memory", store: Box::new(MemoryStore::new()), held: Vec::new(), _dir: None },
-        Engine { name: "sqlite", store: Box::new(sqlite), held: Vec::new(), _dir: Some(dir) },
+    let mut engines = vec![
+        Engine { name: "memory", store: Box::new(MemoryStore::new()), held: Vec::new(), _dir: None, _schema: None },
+        Engine { name: "sqlite", store: Box::new(sqlite), held: Vec::new(), _dir: Some(dir), _schema: None },
     ];
+    if let Some(schema) = ScratchSchema::create().await {
+        let store = Box::new(schema.store().await);
+        engines.push(Engine { name: "postgres", store, held: Vec::new(), _dir: None, _schema: Some(schema) });
+    }
     for e in &engines {
         for (name, _) in QUEUES {
             e.store
@@ -131,7 +145,7 @@ async fn run(seed: u64) {
                 for e in &engines {
                     answers.push(e.store.send_messages(id, batch.clone(), dedup, now).await.unwrap());
                 }
-                assert_eq!(answers[0], answers[1], "{context}");
+                agree(&answers, &engines, &context);
             }
             30..=59 => {
                 let attempt = (delivery == Delivery::Fifo && rng.gen_bool(0.3))
@@ -158,7 +172,7 @@ async fn run(seed: u64) {
                     }
                     answers.push(comparable(&got));
                 }
-                assert_eq!(answers[0], answers[1], "{context}");
+                agree(&answers, &engines, &context);
             }
             60..=71 => {
                 let picks: Vec<usize> = (0..rng.gen_range(1..=3)).map(|_| rng.gen_range(0..usize::MAX)).collect();
@@ -171,7 +185,7 @@ async fn run(seed: u64) {
                     let refuse_expired_at = (delivery == Delivery::Fifo).then_some(now);
                     answers.push(answer(e.store.delete_messages(id, leases, refuse_expired_at).await));
                 }
-                assert!(answers.is_empty() || answers[0] == answers[1], "{context}: {answers:?}");
+                agree(&answers, &engines, &context);
             }
             72..=81 => {
                 let pick = rng.gen_range(0..usize::MAX);
@@ -185,14 +199,14 @@ async fn run(seed: u64) {
                     let change = vec![ChangeVisibility { lease, visibility_timeout_ms: timeout }];
                     answers.push(answer(e.store.change_visibility(id, change, now, 1_000).await));
                 }
-                assert!(answers.is_empty() || answers[0] == answers[1], "{context}: {answers:?}");
+                agree(&answers, &engines, &context);
             }
             82..=84 => {
                 let mut answers = Vec::new();
                 for e in &engines {
                     answers.push(answer(e.store.expire_messages(id, now - 1_500).await));
                 }
-                assert_eq!(answers[0], answers[1], "{context}");
+                agree(&answers, &engines, &context);
             }
             85..=86 => {
                 // What fair queues read about their tenants.
@@ -204,7 +218,7 @@ async fn run(seed: u64) {
                     let oldest = answer(e.store.oldest_outside(id, groups.clone(), 5).await);
                     answers.push((load, counts, oldest));
                 }
-                assert_eq!(answers[0], answers[1], "{context}");
+                agree(&answers, &engines, &context);
             }
             87..=91 => {
                 let Some(target) = dead_letter_for(queue) else { continue };
@@ -213,7 +227,7 @@ async fn run(seed: u64) {
                 for e in &engines {
                     answers.push(answer(e.store.dead_letter_exhausted(id, target.clone(), now, limit).await));
                 }
-                assert_eq!(answers[0], answers[1], "{context}");
+                agree(&answers, &engines, &context);
             }
             92..=98 => {
                 // A move task's step: list movable messages, send them back to the queue each
@@ -256,20 +270,22 @@ async fn run(seed: u64) {
                     let after = e.store.advance_move_task(&handle, MoveStep::Moved(moves), now).await.unwrap();
                     answers.push(Some((movable, after.map(|t| t.moved - before))));
                 }
-                assert_eq!(answers[0], answers[1], "{context}");
+                agree(&answers, &engines, &context);
             }
             _ => {
                 let mut answers = Vec::new();
                 for e in &engines {
                     answers.push(answer(e.store.purge_queue(id, now, 500).await));
                 }
-                assert_eq!(answers[0], answers[1], "{context}");
+                agree(&answers, &engines, &context);
             }
         }
         for q in 1..=4 {
-            let memory = engines[0].store.queue_counts(q, now).await.unwrap();
-            let sqlite = engines[1].store.queue_counts(q, now).await.unwrap();
-            assert_eq!(memory, sqlite, "{context}: counts of queue {q} ({} vs {})", engines[0].name, engines[1].name);
+            let mut counts = Vec::new();
+            for e in &engines {
+                counts.push(e.store.queue_counts(q, now).await.unwrap());
+            }
+            agree(&counts, &engines, &format!("{context}: counts of queue {q}"));
         }
     }
     for e in &engines {

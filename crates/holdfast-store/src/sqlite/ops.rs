@@ -25,7 +25,9 @@ use holdfast_core::store::{
 use rusqlite::types::Type;
 use rusqlite::{params, Connection, OptionalExtension, Result, Row};
 
-use crate::rules::{dedup_key, delete_verdict, is_live, merge_attributes, visibility_outcome, PRUNE_PER_CALL};
+use crate::rules::{
+    content_digest, dedup_key, delete_verdict, is_live, merge_attributes, visibility_outcome, PRUNE_PER_CALL,
+};
 
 const QUEUE_COLUMNS: &str = "id, account_id, region, name, attributes, tags, created_at, last_modified_at";
 
@@ -486,18 +488,6 @@ fn insert_message(conn: &Connection, queue: QueueId, m: NewMessage) -> Result<i6
         digest.as_slice(),
     ])?;
     Ok(conn.last_insert_rowid())
-}
-
-/// The digest stored with each message at send time and checked whenever it is delivered: MD5 of
-/// the body and both attribute encodings, each length-prefixed so no two contents share one.
-pub(super) fn content_digest(body: &str, attributes: &[u8], system_attributes: &[u8]) -> [u8; 16] {
-    use md5::{Digest, Md5};
-    let mut hasher = Md5::new();
-    for part in [body.as_bytes(), attributes, system_attributes] {
-        hasher.update((part.len() as u64).to_be_bytes());
-        hasher.update(part);
-    }
-    hasher.finalize().into()
 }
 
 /// Removes expired deduplication records (`!is_live`: `expires_at <= now`), oldest first, all of

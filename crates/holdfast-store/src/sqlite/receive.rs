@@ -24,8 +24,8 @@ use holdfast_core::store::{
 use rusqlite::{params, Connection, OptionalExtension, Result};
 
 use super::moves::{move_message, Move};
-use super::ops::{adjust_count, content_digest, lease_to_sql, prune_receive_attempts, queue_exists};
-use crate::rules::{is_live, judge, usable_dead_letter, visit_quiet_groups, Verdict, PRUNE_PER_CALL};
+use super::ops::{adjust_count, lease_to_sql, prune_receive_attempts, queue_exists};
+use crate::rules::{content_digest, is_live, judge, usable_dead_letter, visit_quiet_groups, Verdict, PRUNE_PER_CALL};
 
 /// The columns `stored_message` reads, in order, after an UPDATE of the message.
 const RETURNING: &str = "RETURNING seq, message_id, body, attributes, system_attributes, group_id, dedup_id, sender_id,
