@@ -103,7 +103,10 @@ pub struct Sqs {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) config: ServiceConfig,
-    pub(crate) waiters: Waiters,
+    pub(crate) waiters: Arc<Waiters>,
+    /// With a store several nodes share: how often a waiting receive looks at the store again
+    /// whatever it was told (`SharedStore::recheck`).
+    pub(crate) recheck: Option<std::time::Duration>,
     pub(crate) timer: Timer,
     pub(crate) fairness: Fairness,
     pub(crate) in_flight: InFlight,
@@ -123,11 +126,27 @@ impl Sqs {
         config: ServiceConfig,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
+        let shared = store.take_shared();
+        let waiters = match &shared {
+            Some(_) => Arc::new(Waiters::announcing_to(Arc::clone(&store))),
+            None => Arc::default(),
+        };
+        let recheck = shared.as_ref().map(|s| s.recheck);
+        if let Some(mut shared) = shared {
+            // Other nodes' sends wake this node's long polls on the same queue.
+            let waiters = Arc::clone(&waiters);
+            tokio::spawn(async move {
+                while let Some(queue) = shared.visible_elsewhere.recv().await {
+                    waiters.visible_elsewhere(queue);
+                }
+            });
+        }
         Sqs {
             store,
             clock,
             config,
-            waiters: Waiters::default(),
+            waiters,
+            recheck,
             timer: Timer::default(),
             fairness: Fairness::default(),
             in_flight: InFlight::default(),

@@ -549,6 +549,17 @@ pub struct EngineFigures {
     pub commit_seconds: Option<EngineHistogram>,
 }
 
+/// How a store that several nodes share keeps this node's long polls awake to the others' sends.
+#[derive(Debug)]
+pub struct SharedStore {
+    /// Queues in which another node made messages visible: a hint, which may arrive late or not at
+    /// all (a dropped connection), never a promise.
+    pub visible_elsewhere: tokio::sync::mpsc::Receiver<QueueId>,
+    /// So a waiting receive looks at the store again at least this often, whatever it was told:
+    /// a lost hint delays a message by at most this, and never strands it.
+    pub recheck: std::time::Duration,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     // ---- queues ----
@@ -741,6 +752,16 @@ pub trait Store: Send + Sync + 'static {
     async fn metric_queues(&self, account: &str, region: &str, since: Millis) -> StoreResult<Vec<MetricQueue>>;
 
     // ---- the engine ----
+
+    /// For engines several nodes share: the feed of other nodes' news, taken once by the service
+    /// (`None` afterwards, and always for engines one process owns).
+    fn take_shared(&self) -> Option<SharedStore> {
+        None
+    }
+
+    /// Tells the other nodes sharing this store that messages became visible in `queue`, so their
+    /// long polls on it look again. A hint: engines may batch or drop it.
+    fn announce_visible(&self, _queue: QueueId) {}
 
     /// Figures about the engine's own work, for `/metrics`. Engines report what they have.
     fn figures(&self) -> EngineFigures {

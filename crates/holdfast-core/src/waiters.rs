@@ -50,9 +50,16 @@ impl QueueSignal {
 #[derive(Default)]
 pub(crate) struct Waiters {
     queues: Mutex<HashMap<QueueId, Arc<QueueSignal>>>,
+    /// Passes this node's news on to the other nodes of a shared store (`Store::announce_visible`).
+    announce: Option<Arc<dyn crate::Store>>,
 }
 
 impl Waiters {
+    /// Waiters whose news also goes to the other nodes sharing `store`.
+    pub fn announcing_to(store: Arc<dyn crate::Store>) -> Self {
+        Waiters { queues: Mutex::default(), announce: Some(store) }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<QueueId, Arc<QueueSignal>>> {
         self.queues.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -72,10 +79,20 @@ impl Waiters {
 
     /// `count` messages became visible now.
     pub fn messages_visible(&self, queue: QueueId, count: usize) {
+        if let (Some(store), 1..) = (&self.announce, count) {
+            store.announce_visible(queue);
+        }
         if let Some(signal) = self.existing(queue).filter(|s| s.has_waiters()) {
             for _ in 0..count {
                 signal.notify.notify_one();
             }
+        }
+    }
+
+    /// Another node made messages visible in the queue: every waiter here looks again.
+    pub fn visible_elsewhere(&self, queue: QueueId) {
+        if let Some(signal) = self.existing(queue) {
+            signal.notify.notify_waiters();
         }
     }
 

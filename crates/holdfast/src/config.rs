@@ -11,13 +11,65 @@ use serde::Deserialize;
 
 use crate::auth::AuthMode;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// Where queues are stored: `sqlite`, `memory`, or a PostgreSQL URL.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
 pub enum StorageKind {
     /// Durable: SQLite in the data directory (WAL, fsync on commit).
     Sqlite,
     /// Nothing survives a restart. For tests and throwaway setups.
     Memory,
+    /// Durable and shared: a PostgreSQL database (`postgres://USER:PASS@HOST:PORT/DB`), which
+    /// several holdfast nodes can serve together.
+    Postgres(String),
+}
+
+impl std::str::FromStr for StorageKind {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "sqlite" => Ok(StorageKind::Sqlite),
+            "memory" => Ok(StorageKind::Memory),
+            url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(StorageKind::Postgres(url.to_owned()))
+            }
+            other => Err(format!(
+                "{other:?} is not a storage engine: use sqlite, memory or a postgres://USER:PASS@HOST:PORT/DB URL"
+            )),
+        }
+    }
+}
+
+impl TryFrom<String> for StorageKind {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+/// Shown in logs: a PostgreSQL URL without its password.
+impl std::fmt::Debug for StorageKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StorageKind::Sqlite => f.write_str("sqlite"),
+            StorageKind::Memory => f.write_str("memory"),
+            StorageKind::Postgres(url) => f.write_str(&without_password(url)),
+        }
+    }
+}
+
+/// `postgres://user:secret@host/db` as `postgres://user:***@host/db`.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    match rest.split_once('@') {
+        Some((user_info, host)) if user_info.contains(':') => {
+            let user = user_info.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}")
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// A setting that is on or off.
@@ -56,9 +108,17 @@ pub struct ServeArgs {
     /// Where the SQLite database lives (default ./holdfast-data).
     #[arg(long, env = "HOLDFAST_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Storage engine (default sqlite).
-    #[arg(long, env = "HOLDFAST_STORAGE", value_enum)]
+    /// Storage engine: sqlite (the default), memory, or a PostgreSQL URL
+    /// (postgres://USER:PASS@HOST:PORT/DB) for several nodes on one database.
+    #[arg(long, env = "HOLDFAST_STORAGE", value_name = "ENGINE", value_parser = <StorageKind as std::str::FromStr>::from_str)]
     pub storage: Option<StorageKind>,
+    /// Connections each node keeps to PostgreSQL (default 16).
+    #[arg(long, env = "HOLDFAST_POSTGRES_POOL_SIZE", value_name = "N")]
+    pub postgres_pool_size: Option<usize>,
+    /// Wake long polls on other nodes with PostgreSQL's LISTEN/NOTIFY (default on). Turn off for
+    /// databases without it (CockroachDB): waiting receives then look again every 200 ms.
+    #[arg(long, env = "HOLDFAST_POSTGRES_NOTIFY", value_enum)]
+    pub postgres_notify: Option<Switch>,
     /// A TOML file with any of these settings and queues to create at startup.
     #[arg(long, env = "HOLDFAST_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -172,6 +232,8 @@ struct FileConfig {
     bind: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
     storage: Option<StorageKind>,
+    postgres_pool_size: Option<usize>,
+    postgres_notify: Option<Switch>,
     public_url: Option<String>,
     account_id: Option<String>,
     region: Option<String>,
@@ -233,6 +295,8 @@ pub struct Settings {
     pub bind: SocketAddr,
     pub data_dir: PathBuf,
     pub storage: StorageKind,
+    pub postgres_pool_size: usize,
+    pub postgres_notify: bool,
     pub public_url: Option<String>,
     pub account_id: String,
     pub region: String,
@@ -315,7 +379,9 @@ impl Settings {
             tls_key,
             master_key_file: args.master_key_file.clone().or(file.master_key_file),
             data_dir: args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("./holdfast-data")),
-            storage: args.storage.or(file.storage).unwrap_or(StorageKind::Sqlite),
+            storage: args.storage.clone().or(file.storage).unwrap_or(StorageKind::Sqlite),
+            postgres_pool_size: args.postgres_pool_size.or(file.postgres_pool_size).unwrap_or(16),
+            postgres_notify: args.postgres_notify.or(file.postgres_notify).unwrap_or(Switch::On) == Switch::On,
             public_url: args.public_url.clone().or(file.public_url),
             account_id,
             region,

@@ -24,7 +24,7 @@ use holdfast_api::types::{CreateQueueRequest, SetQueueAttributesRequest, TagQueu
 use holdfast_api::{ErrorCode, Request};
 use holdfast_core::encryption::{Encryption, MasterKeys};
 use holdfast_core::{RequestContext, ServiceConfig, Sqs, Store, SystemClock};
-use holdfast_store::{Home, MemoryStore, SqliteStore};
+use holdfast_store::{Home, MemoryStore, PostgresOptions, PostgresStore, SqliteStore};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
@@ -44,7 +44,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     raise_open_file_limit();
     // The address first: a server that cannot listen stops before it creates or opens anything.
     let listener = TcpListener::bind(settings.bind).await.with_context(|| format!("binding {}", settings.bind))?;
-    let store: Arc<dyn Store> = match settings.storage {
+    let store: Arc<dyn Store> = match &settings.storage {
         StorageKind::Sqlite => Arc::new(
             SqliteStore::open_for_home(
                 &settings.data_dir,
@@ -53,6 +53,15 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             .with_context(|| format!("opening the SQLite store in {}", settings.data_dir.display()))?,
         ),
         StorageKind::Memory => Arc::new(MemoryStore::new()),
+        StorageKind::Postgres(url) => {
+            let options = PostgresOptions {
+                pool_size: settings.postgres_pool_size,
+                notify: settings.postgres_notify,
+                ..PostgresOptions::default()
+            };
+            let store = PostgresStore::connect(url, options).await;
+            Arc::new(store.with_context(|| format!("opening the PostgreSQL store at {:?}", settings.storage))?)
+        }
     };
     let auth = Arc::new(match settings.auth {
         AuthMode::Sigv4 => {

@@ -232,9 +232,16 @@ async fn wait_for_messages(
         if let Some(at) = outcome.next_visible_at {
             sqs.timer.schedule(Due::Visible(key.clone()), at);
         }
+        // With a shared store, another node's send may come with no word of it reaching here.
+        let look_again = sqs.recheck.map(|every| tokio::time::Instant::now() + every);
+        let wake = look_again.map_or(deadline, |at| at.min(deadline));
         tokio::select! {
             _ = &mut notified => {}
-            _ = tokio::time::sleep_until(deadline) => return Ok(Vec::new()),
+            _ = tokio::time::sleep_until(wake) => {
+                if wake >= deadline {
+                    return Ok(Vec::new());
+                }
+            }
             _ = shutdown.changed() => return Ok(Vec::new()),
         }
     }

@@ -21,6 +21,7 @@
 
 mod metrics;
 mod moves;
+mod notify;
 mod ops;
 mod receive;
 mod schema;
@@ -30,19 +31,22 @@ pub use scratch::{ScratchSchema, TEST_DATABASE_VARIABLE};
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use holdfast_core::store::{
     ChangeVisibility, ChangeVisibilityOutcome, CreateQueueOutcome, DeadLetterTarget, Deduplication, DeleteOutcome,
-    ExpiryOutcome, GroupLoad, Lease, MetricQueue, Millis, MovableMessage, MoveStep, MoveTask, NewMessage, PurgeOutcome,
-    QueueCounts, QueueId, QueueMinute, QueueRecord, ReceiveOutcome, ReceiveParams, Sent, Store, StoreError,
-    StoreResult, SweepOutcome,
+    EngineFigures, ExpiryOutcome, GroupLoad, Lease, MetricQueue, Millis, MovableMessage, MoveStep, MoveTask,
+    NewMessage, PurgeOutcome, QueueCounts, QueueId, QueueMinute, QueueRecord, ReceiveOutcome, ReceiveParams, Sent,
+    SharedStore, Store, StoreError, StoreResult, SweepOutcome,
 };
 use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
+
+use crate::sqlite::writer::WriterStats;
 
 type Tx<'a> = deadpool_postgres::Transaction<'a>;
 
@@ -95,11 +99,14 @@ pub struct PostgresOptions {
     pub pool_size: usize,
     /// How long a call waits for a free connection before it fails.
     pub wait_timeout: Duration,
+    /// Wake long polls on other nodes with LISTEN/NOTIFY. Off for databases without it
+    /// (CockroachDB): waiting receives then rely on the re-check alone.
+    pub notify: bool,
 }
 
 impl Default for PostgresOptions {
     fn default() -> Self {
-        PostgresOptions { pool_size: 16, wait_timeout: Duration::from_secs(10) }
+        PostgresOptions { pool_size: 16, wait_timeout: Duration::from_secs(10), notify: true }
     }
 }
 
@@ -107,7 +114,24 @@ impl Default for PostgresOptions {
 pub struct PostgresStore {
     pool: Pool,
     closed: AtomicBool,
+    /// Commit times, and calls per commit (always one: each call is its own transaction), for
+    /// `/metrics`, measured as the SQLite engine's writer measures its own.
+    stats: Arc<WriterStats>,
+    /// `pg_database_size`, refreshed in the background (`figures` cannot wait for a query).
+    database_bytes: Arc<AtomicU64>,
+    /// Where this node's news for the other nodes is queued (`notify::announcer`).
+    announcer: Option<tokio::sync::mpsc::Sender<QueueId>>,
+    /// The other nodes' news, until the service takes it.
+    shared: std::sync::Mutex<Option<SharedStore>>,
 }
+
+/// How often a waiting receive looks at the store again when it is told of other nodes' sends,
+/// and when it is not (LISTEN/NOTIFY off).
+const RECHECK_WITH_NOTIFY: Duration = Duration::from_secs(1);
+const RECHECK_WITHOUT_NOTIFY: Duration = Duration::from_millis(200);
+
+/// How often the database size shown in `/metrics` is read again.
+const SIZE_REFRESH: Duration = Duration::from_secs(30);
 
 impl std::fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -125,7 +149,10 @@ macro_rules! transact {
                 let mut client = $store.client().await?;
                 let $tx = client.transaction().await?;
                 let value = $body.await?;
+                let committing = std::time::Instant::now();
                 $tx.commit().await?;
+                $store.stats.commit(committing.elapsed());
+                $store.stats.batch(1);
                 Ok(value)
             }
             .await;
@@ -163,7 +190,7 @@ impl PostgresStore {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager = Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(options.pool_size.max(1))
             .wait_timeout(Some(options.wait_timeout))
@@ -171,10 +198,41 @@ impl PostgresStore {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|e| StoreError::backend_in("cannot build the PostgreSQL connection pool", e))?;
-        let store = PostgresStore { pool, closed: AtomicBool::new(false) };
+        // Tells this node's announcements apart from the others' on the shared channel.
+        let node = rand::random::<u64>();
+        let (announcer, visible_elsewhere, recheck) = if options.notify {
+            (Some(notify::announcer(pool.clone(), node)), notify::listener(config, node), RECHECK_WITH_NOTIFY)
+        } else {
+            (None, tokio::sync::mpsc::channel(1).1, RECHECK_WITHOUT_NOTIFY)
+        };
+        let store = PostgresStore {
+            pool,
+            closed: AtomicBool::new(false),
+            stats: Arc::default(),
+            database_bytes: Arc::default(),
+            announcer,
+            shared: std::sync::Mutex::new(Some(SharedStore { visible_elsewhere, recheck })),
+        };
         let mut client = store.client().await.map_err(|e| e.into_store("connecting"))?;
         schema::migrate(&mut client).await.map_err(|e| e.into_store("creating or migrating the schema"))?;
+        drop(client);
+        store.watch_size();
         Ok(store)
+    }
+
+    /// Reads the database's size now and every `SIZE_REFRESH`, until the pool closes.
+    fn watch_size(&self) {
+        let (pool, bytes) = (self.pool.clone(), Arc::clone(&self.database_bytes));
+        tokio::spawn(async move {
+            while !pool.is_closed() {
+                if let Ok(client) = pool.get().await {
+                    if let Ok(row) = client.query_one("SELECT pg_database_size(current_database())", &[]).await {
+                        bytes.store(row.get::<_, i64>(0).max(0) as u64, Ordering::Relaxed);
+                    }
+                }
+                tokio::time::sleep(SIZE_REFRESH).await;
+            }
+        });
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, Fail> {
@@ -449,6 +507,25 @@ impl Store for PostgresStore {
     async fn metric_queues(&self, account: &str, region: &str, since: Millis) -> StoreResult<Vec<MetricQueue>> {
         self.check_open()?;
         transact!(self, "metric_queues", |tx| metrics::metric_queues(&tx, account, region, since))
+    }
+
+    fn take_shared(&self) -> Option<SharedStore> {
+        self.shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+    }
+
+    fn announce_visible(&self, queue: QueueId) {
+        if let Some(announcer) = &self.announcer {
+            // A full backlog drops the hint; the other nodes' re-check covers it.
+            let _ = announcer.try_send(queue);
+        }
+    }
+
+    fn figures(&self) -> EngineFigures {
+        EngineFigures {
+            database_bytes: Some(self.database_bytes.load(Ordering::Relaxed)),
+            commit_batch_size: Some(self.stats.batch_sizes()),
+            commit_seconds: Some(self.stats.commit_times()),
+        }
     }
 
     async fn check(&self) -> StoreResult<()> {

@@ -26,7 +26,7 @@ mod queue_cache;
 mod receive;
 mod reserve;
 mod schema;
-mod writer;
+pub(crate) mod writer;
 
 use std::collections::BTreeMap;
 use std::path::Path;

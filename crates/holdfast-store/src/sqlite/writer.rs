@@ -47,7 +47,7 @@ const COMMIT_BUCKETS: [f64; 12] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005
 /// What the thread measures of its own work, read by `/metrics`: relaxed atomics the thread adds
 /// to once per batch.
 #[derive(Debug)]
-pub(super) struct WriterStats {
+pub(crate) struct WriterStats {
     batch_sizes: Vec<AtomicU64>,
     commands: AtomicU64,
     commit_times: Vec<AtomicU64>,
@@ -70,17 +70,17 @@ fn bucket(bounds: &[f64], value: f64) -> usize {
 }
 
 impl WriterStats {
-    fn batch(&self, commands: usize) {
+    pub(crate) fn batch(&self, commands: usize) {
         self.batch_sizes[bucket(&BATCH_BUCKETS, commands as f64)].fetch_add(1, Ordering::Relaxed);
         self.commands.fetch_add(commands as u64, Ordering::Relaxed);
     }
 
-    fn commit(&self, took: Duration) {
+    pub(crate) fn commit(&self, took: Duration) {
         self.commit_times[bucket(&COMMIT_BUCKETS, took.as_secs_f64())].fetch_add(1, Ordering::Relaxed);
         self.commit_micros.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
     }
 
-    pub(super) fn batch_sizes(&self) -> EngineHistogram {
+    pub(crate) fn batch_sizes(&self) -> EngineHistogram {
         EngineHistogram {
             bounds: BATCH_BUCKETS.to_vec(),
             counts: self.batch_sizes.iter().map(|c| c.load(Ordering::Relaxed)).collect(),
@@ -88,7 +88,7 @@ impl WriterStats {
         }
     }
 
-    pub(super) fn commit_times(&self) -> EngineHistogram {
+    pub(crate) fn commit_times(&self) -> EngineHistogram {
         EngineHistogram {
             bounds: COMMIT_BUCKETS.to_vec(),
             counts: self.commit_times.iter().map(|c| c.load(Ordering::Relaxed)).collect(),
