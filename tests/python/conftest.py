@@ -5,6 +5,9 @@ Environment:
   HOLDFAST_BIN      the binary to run (default <repo>/target/debug/holdfast)
   HOLDFAST_STORAGE  passed as `--storage <value>` (default: the server's default, durable SQLite)
   HOLDFAST_URL      use an already running server at this URL instead of spawning one
+  HOLDFAST_NODES=N  start N servers on the same storage (a PostgreSQL URL in HOLDFAST_STORAGE)
+                    behind a round-robin balancer (balancer.py): every request goes to the next
+                    node, so a message sent through one is received and deleted through others
   HOLDFAST_TEST_AUTH=sigv4  start the server with a credentials file holding the suite's key, so
                     every request must carry a valid signature (every client here signs: boto3,
                     the AWS CLI, kombu, and holdfast_testlib's signer for raw HTTP)
@@ -27,6 +30,7 @@ import botocore.session
 import pytest
 from botocore.config import Config
 
+from balancer import Balancer
 from holdfast_testlib import ACCESS_KEY, ACCOUNT_ID, EXTRA_KEYS, REGION, SECRET_KEY, unique_name
 
 REPO = Path(__file__).resolve().parents[2]
@@ -152,11 +156,27 @@ def _run_server(base: Path, signed: bool):
     assert code == 0, f"holdfast exited with code {code} after SIGTERM; stderr tail:\n{srv.stderr_tail()}"
 
 
+def _run_nodes(tmp_path_factory, signed: bool, count: int):
+    """`count` servers on the same storage behind a round-robin balancer; the first one stands for
+    them all where a test looks at a process or its log."""
+    runs = [_run_server(tmp_path_factory.mktemp(f"holdfast-node{i}"), signed) for i in range(count)]
+    nodes = [next(run) for run in runs]
+    balancer = Balancer([node.url.removeprefix("http://") for node in nodes])
+    yield Server(balancer.url, nodes[0].process, nodes[0].data_dir, nodes[0].stderr_path)
+    balancer.close()
+    for run in runs:
+        next(run, None)
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory) -> Server:
     external = os.environ.get("HOLDFAST_URL")
     if external:
         yield Server(external.rstrip("/"), None, None, None)
+        return
+    nodes = int(os.environ.get("HOLDFAST_NODES") or 1)
+    if nodes > 1:
+        yield from _run_nodes(tmp_path_factory, authenticated(), nodes)
         return
     yield from _run_server(tmp_path_factory.mktemp("holdfast"), authenticated())
 

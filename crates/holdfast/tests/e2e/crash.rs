@@ -1,5 +1,6 @@
-//! Crash harness: load against the real binary (SQLite), `kill -9` at random moments, restart on
-//! the same data directory, and check the whole recorded history at the end.
+//! Crash harness: load against the real binary, `kill -9` at random moments, restart on the same
+//! data directory, and check the whole recorded history at the end. It runs on one node on SQLite,
+//! and on two nodes sharing a PostgreSQL database, one of them killed each time.
 //!
 //! Producers send unique bodies (SendMessage and SendMessageBatch) and record every attempt and
 //! every acknowledgement; consumers receive with short visibility timeouts, record every delivery
@@ -517,45 +518,73 @@ fn env_number(name: &str) -> Option<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_at_random_moments_keeps_delivery_at_least_once() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let server = TestServer::start_in(&temp.path().join("data"), &[]);
+    crash_test(vec![server]).await;
+}
+
+/// Two nodes on one PostgreSQL database, load through both, one of them killed at each moment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_postgres_one_killed_at_random_moments_lose_nothing() {
+    let Some(schema) = holdfast_store::postgres::ScratchSchema::create().await else { return };
+    let url = schema.url();
+    let temp = tempfile::tempdir().expect("temp dir");
+    let nodes =
+        (0..2).map(|i| TestServer::start_in(&temp.path().join(format!("node{i}")), &["--storage", &url])).collect();
+    crash_test(nodes).await;
+}
+
+/// The crash test on `servers` (nodes sharing one store): producers and consumers spread over the
+/// nodes, one node killed with SIGKILL at a random moment of each cycle and restarted for the next.
+async fn crash_test(mut servers: Vec<TestServer>) {
     let seed = env_number("HOLDFAST_CRASH_SEED").unwrap_or_else(rand::random);
     let cycles = env_number("HOLDFAST_CRASH_CYCLES").unwrap_or(3) as u32;
-    println!("crash test: seed {seed}, {cycles} cycles (replay with HOLDFAST_CRASH_SEED={seed} HOLDFAST_CRASH_CYCLES={cycles})");
+    let nodes = servers.len();
+    println!("crash test on {nodes} node(s): seed {seed}, {cycles} cycles (replay with HOLDFAST_CRASH_SEED={seed} HOLDFAST_CRASH_CYCLES={cycles})");
     let mut rng = StdRng::seed_from_u64(seed);
 
-    let temp = tempfile::tempdir().expect("temp dir");
-    let data_dir = temp.path().join("data");
-    let mut server = TestServer::start_in(&data_dir, &[]);
     let name = unique("crash");
-    crate::common::create_queue(&server.client(), &name).await;
+    crate::common::create_queue(&servers[0].client(), &name).await;
 
     let recorder = Recorder { history: Arc::default(), start: Instant::now() };
     let unfinished = Arc::new(Mutex::new(Vec::new()));
     let mut failed_calls = 0;
+    let mut killed: Option<usize> = None;
     for number in 0..cycles {
-        if number > 0 {
-            server.restart();
+        if let Some(victim) = killed.take() {
+            servers[victim].restart();
         }
-        let client = client_without_retries(&server.url);
-        let url = client.get_queue_url().queue_name(&name).send().await.expect("the queue survives").queue_url.unwrap();
-        let cycle = Cycle {
-            client,
-            url,
-            number,
-            recorder: recorder.clone(),
-            stop: Arc::new(AtomicBool::new(false)),
-            unfinished: unfinished.clone(),
-        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut per_node = Vec::new();
+        for server in &servers {
+            let client = client_without_retries(&server.url);
+            let url =
+                client.get_queue_url().queue_name(&name).send().await.expect("the queue survives").queue_url.unwrap();
+            per_node.push(Cycle {
+                client,
+                url,
+                number,
+                recorder: recorder.clone(),
+                stop: stop.clone(),
+                unfinished: unfinished.clone(),
+            });
+        }
         let mut tasks = Vec::new();
         for producer in 0..PRODUCERS {
-            tasks.push(tokio::spawn(produce(cycle.clone(), producer, StdRng::seed_from_u64(rng.gen()))));
+            let cycle = per_node[producer % nodes].clone();
+            tasks.push(tokio::spawn(produce(cycle, producer, StdRng::seed_from_u64(rng.gen()))));
         }
-        for _ in 0..CONSUMERS {
-            tasks.push(tokio::spawn(consume(cycle.clone(), StdRng::seed_from_u64(rng.gen()))));
+        for consumer in 0..CONSUMERS {
+            // Consumers start on the node after the producers', so receipt handles cross nodes.
+            let cycle = per_node[(consumer + 1) % nodes].clone();
+            tasks.push(tokio::spawn(consume(cycle, StdRng::seed_from_u64(rng.gen()))));
         }
         let run_for = Duration::from_millis(rng.gen_range(300..=2500));
         tokio::time::sleep(run_for).await;
-        server.kill9();
-        cycle.stop.store(true, Ordering::Relaxed);
+        let victim = rng.gen_range(0..nodes);
+        servers[victim].kill9();
+        killed = Some(victim);
+        stop.store(true, Ordering::Relaxed);
         for task in tasks {
             failed_calls += tokio::time::timeout(Duration::from_secs(60), task)
                 .await
@@ -566,7 +595,10 @@ async fn kill_9_at_random_moments_keeps_delivery_at_least_once() {
     recorder.history.lock().unwrap().cycles = cycles;
 
     // The final drain: once every lease has run out, everything left is visible.
-    server.restart();
+    if let Some(victim) = killed.take() {
+        servers[victim].restart();
+    }
+    let server = &servers[nodes - 1];
     let max_visibility = *VISIBILITY_TIMEOUTS.iter().max().unwrap() as u64;
     tokio::time::sleep(Duration::from_secs(max_visibility) + LEASE_MARGIN).await;
     let client = client_without_retries(&server.url);
@@ -611,13 +643,14 @@ async fn kill_9_at_random_moments_keeps_delivery_at_least_once() {
         }
     }
     assert!(drained, "seed {seed}: the final drain never ran dry after {attempted} receives");
-    let log = server.log();
-    drop(server);
+    let log: Vec<String> = servers.iter().map(TestServer::log).collect();
+    drop(servers);
 
     let history = recorder.history.lock().unwrap();
     let verdict = history.check();
     println!("{}", verdict.line(cycles, seed));
     println!("({failed_calls} calls failed, all around the kills)");
+    let log = log.join("\n---- next node ----\n");
     assert!(verdict.passed(), "seed {seed}: the history breaks the contract:\n{}server log:\n{log}", verdict.details());
     assert!(verdict.sends_acked > 0 && verdict.deletes_acked > 0, "the load ran: {}", verdict.line(cycles, seed));
 }
