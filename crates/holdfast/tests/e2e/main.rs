@@ -23,6 +23,7 @@ mod fifo;
 mod init;
 mod messages;
 mod metrics;
+mod nodes;
 mod policies;
 mod queues;
 mod regions;
