@@ -5,7 +5,7 @@
 //! Architecture Invariant: the dispatch in `Sqs::handle` is one exhaustive `match` with no
 //! wildcard arm: a new action does not compile until it is handled.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use holdfast_api::{sqs_error, Request, Response, SqsError};
 use tokio::sync::watch;
@@ -112,6 +112,11 @@ pub struct Sqs {
     pub(crate) in_flight: InFlight,
     /// What requests did to each queue in the minutes not yet stored.
     pub(crate) recorder: Recorder,
+    /// Whether this node does the housekeeping (retention, dead-letter sweeps, pruning): always
+    /// with a store of its own; with a shared store, only the node that leads it.
+    housekeeping: std::sync::atomic::AtomicBool,
+    /// Message move tasks running in this process, by handle.
+    pub(crate) running_moves: Mutex<std::collections::HashSet<String>>,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -146,6 +151,8 @@ impl Sqs {
             clock,
             config,
             waiters,
+            housekeeping: std::sync::atomic::AtomicBool::new(recheck.is_none()),
+            running_moves: Mutex::default(),
             recheck,
             timer: Timer::default(),
             fairness: Fairness::default(),
@@ -415,27 +422,69 @@ impl Sqs {
     pub fn spawn_background(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let sqs = Arc::clone(self);
         tokio::spawn(async move {
-            if let Err(error) = actions::move_tasks::resume(&sqs).await {
-                tracing::warn!(%error, "resuming message move tasks failed");
+            if sqs.recheck.is_some() {
+                tokio::spawn(Sqs::run_leadership(Arc::clone(&sqs)));
+            } else {
+                sqs.start_housekeeping().await;
             }
-            match actions::dead_letters::all_queues(&sqs).await {
-                Ok(queues) => {
-                    let now = sqs.now();
-                    for queue in &queues {
-                        sqs.timer.schedule(Due::Expire(queue.key()), now);
-                        if queue.settings().redrive_policy.is_some() {
-                            sqs.timer.schedule(Due::Visible(queue.key()), now);
-                        }
-                    }
-                }
-                Err(error) => tracing::warn!(%error, "listing queues for housekeeping failed"),
-            }
-            sqs.timer.schedule(Due::Prune, sqs.now());
             if sqs.config.record_metrics() {
                 tokio::spawn(Sqs::run_metrics(Arc::clone(&sqs)));
             }
             Sqs::run_timer(sqs).await;
         })
+    }
+
+    /// Resumes message move tasks and schedules a first look at every queue (retention, exhausted
+    /// messages) and the pruning of expired records: at startup, or when this node takes over the
+    /// housekeeping of a shared store.
+    async fn start_housekeeping(self: &Arc<Self>) {
+        if let Err(error) = actions::move_tasks::resume(self).await {
+            tracing::warn!(%error, "resuming message move tasks failed");
+        }
+        match actions::dead_letters::all_queues(self).await {
+            Ok(queues) => {
+                let now = self.now();
+                for queue in &queues {
+                    self.timer.schedule(Due::Expire(queue.key()), now);
+                    if queue.settings().redrive_policy.is_some() {
+                        self.timer.schedule(Due::Visible(queue.key()), now);
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "listing queues for housekeeping failed"),
+        }
+        self.timer.schedule(Due::Prune, self.now());
+    }
+
+    fn leads_housekeeping(&self) -> bool {
+        self.housekeeping.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// With a shared store: asks every `LEADERSHIP_CHECK` whether this node leads the housekeeping
+    /// (taking it over from a node that died), starts it when it becomes the leader and looks at
+    /// every queue again every `HOUSEKEEPING_RESCAN` checks (queues other nodes created), and
+    /// picks up move tasks that no node runs any more.
+    async fn run_leadership(self: Arc<Self>) {
+        let mut shutdown = self.shutdown_signal();
+        for check in 0u64.. {
+            let leads = match self.store.lead("housekeeping", self.now()).await {
+                Ok(leads) => leads,
+                Err(error) => {
+                    tracing::warn!(error = %error.chain(), "cannot tell which node does the housekeeping");
+                    false
+                }
+            };
+            let was = self.housekeeping.swap(leads, std::sync::atomic::Ordering::SeqCst);
+            if leads && (!was || check % HOUSEKEEPING_RESCAN == 0) {
+                self.start_housekeeping().await;
+            } else if let Err(error) = actions::move_tasks::resume(&self).await {
+                tracing::debug!(%error, "looking for message move tasks to take over failed");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(LEADERSHIP_CHECK) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
     }
 
     /// The timer's task: hands what is due to tasks of its own (so one queue's slow store call
@@ -463,10 +512,13 @@ impl Sqs {
 
     async fn fire(&self, due: Due) {
         let result = match &due {
+            // Sweeps follow this node's own receives and sends (each event on one node), and are
+            // safe to overlap; expiry and pruning are the housekeeper's, who schedules its own.
             Due::Visible(queue) => {
                 self.waiters.wake_all(queue.id);
                 actions::dead_letters::sweep_queue(self, queue).await
             }
+            Due::Expire(_) | Due::Prune if !self.leads_housekeeping() => Ok(()),
             Due::Expire(queue) => self.expire_queue(queue).await,
             Due::Prune => self.prune_records().await,
         };
@@ -520,6 +572,12 @@ pub(crate) fn expires_at(sent_at: Millis, retention_ms: i64) -> Millis {
 
 /// How long a failed piece of scheduled work waits before it is tried again.
 const RETRY_AFTER_MS: Millis = 5_000;
+
+/// How often a node sharing its store asks whether it leads the housekeeping: how long the
+/// housekeeping pauses when its leader dies.
+const LEADERSHIP_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
+/// Every this many leadership checks (a minute) the housekeeper looks at every queue again.
+const HOUSEKEEPING_RESCAN: u64 = 30;
 /// Expiry and pruning run at most this often per key: under a steady stream of messages each
 /// run then removes a second's worth instead of waking for every message.
 const COALESCE_MS: Millis = 1_000;

@@ -763,6 +763,18 @@ pub trait Store: Send + Sync + 'static {
     /// long polls on it look again. A hint: engines may batch or drop it.
     fn announce_visible(&self, _queue: QueueId) {}
 
+    /// Whether this node leads `job`, a background job that should run once across all nodes
+    /// sharing the store, taking the lead if nobody holds it. A node keeps a lead until it releases
+    /// it or dies; then the next node to ask takes it. Engines one process owns: always.
+    async fn lead(&self, _job: &str, _now: Millis) -> StoreResult<bool> {
+        Ok(true)
+    }
+
+    /// Lets go of `job` (see `lead`).
+    async fn release(&self, _job: &str) -> StoreResult<()> {
+        Ok(())
+    }
+
     /// Figures about the engine's own work, for `/metrics`. Engines report what they have.
     fn figures(&self) -> EngineFigures {
         EngineFigures::default()

@@ -97,7 +97,7 @@ pub async fn start_message_move_task(
     }
     tracing::info!(source = %task.source_arn, destination = ?task.destination_arn, "message move task started");
     let handle = task.handle.clone();
-    tokio::spawn(run(Arc::clone(sqs), task));
+    tokio::spawn(run_once(Arc::clone(sqs), task));
     Ok(StartMessageMoveTaskResponse { task_handle: Some(handle) })
 }
 
@@ -160,8 +160,9 @@ pub(crate) async fn resume(sqs: &Arc<Sqs>) -> Result<(), SqsError> {
     for task in sqs.store.move_tasks(None).await.map_err(from_store)? {
         match task.status {
             MoveTaskStatus::Running => {
-                tracing::info!(source = %task.source_arn, "resuming message move task");
-                tokio::spawn(run(Arc::clone(sqs), task));
+                if !sqs.running_moves.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&task.handle) {
+                    tokio::spawn(run_once(Arc::clone(sqs), task));
+                }
             }
             MoveTaskStatus::Cancelling => {
                 // Any step finishes a cancellation that was under way.
@@ -232,13 +233,35 @@ async fn next_step(sqs: &Sqs, task: &MoveTask, batch: usize, now: Millis) -> (Mo
     }
 }
 
+/// Runs the task here unless it already runs here, or on another node sharing the store (each
+/// task has a leader: `Store::lead`); a node that dies lets another node's `resume` take it over.
+async fn run_once(sqs: Arc<Sqs>, task: MoveTask) {
+    let handle = task.handle.clone();
+    if !sqs.running_moves.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(handle.clone()) {
+        return;
+    }
+    let job = format!("move-task:{handle}");
+    match sqs.store.lead(&job, sqs.now()).await {
+        Ok(true) => {
+            tracing::info!(source = %task.source_arn, "running message move task");
+            run(&sqs, task).await;
+            if let Err(error) = sqs.store.release(&job).await {
+                tracing::debug!(error = %error.chain(), "releasing a message move task");
+            }
+        }
+        Ok(false) => {}
+        Err(error) => tracing::warn!(error = %error.chain(), "cannot tell which node runs a message move task"),
+    }
+    sqs.running_moves.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&handle);
+}
+
 /// Moves the task's messages until all that were there at the start are moved, the source is
 /// empty, the task is cancelled, or a move fails.
-async fn run(sqs: Arc<Sqs>, mut task: MoveTask) {
+async fn run(sqs: &Arc<Sqs>, mut task: MoveTask) {
     let batch = task.max_per_second.map_or(BATCH, |rate| (rate as usize).min(BATCH));
     loop {
         let now = sqs.now();
-        let (step, arrivals) = next_step(&sqs, &task, batch, now).await;
+        let (step, arrivals) = next_step(sqs, &task, batch, now).await;
         if let MoveStep::Failed(reason) = &step {
             tracing::warn!(source = %task.source_arn, %reason, "message move task failed");
         }
@@ -255,7 +278,7 @@ async fn run(sqs: Arc<Sqs>, mut task: MoveTask) {
         task = advanced;
         if moved_now > 0 {
             for (destination, count) in &arrivals {
-                arrived(&sqs, destination, *count);
+                arrived(sqs, destination, *count);
             }
         }
         if task.status != MoveTaskStatus::Running {

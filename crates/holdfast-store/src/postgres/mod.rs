@@ -19,6 +19,7 @@
 //! - Connections come from a pool; a broken connection (a restarted or failed-over server) is
 //!   dropped and replaced on the next call, so the engine reconnects by itself.
 
+mod leader;
 mod metrics;
 mod moves;
 mod notify;
@@ -123,6 +124,7 @@ pub struct PostgresStore {
     announcer: Option<tokio::sync::mpsc::Sender<QueueId>>,
     /// The other nodes' news, until the service takes it.
     shared: std::sync::Mutex<Option<SharedStore>>,
+    leadership: leader::Leadership,
 }
 
 /// How often a waiting receive looks at the store again when it is told of other nodes' sends,
@@ -201,6 +203,7 @@ impl PostgresStore {
             .map_err(|e| StoreError::backend_in("cannot build the PostgreSQL connection pool", e))?;
         // Tells this node's announcements apart from the others' on the shared channel.
         let node = rand::random::<u64>();
+        let leadership = leader::Leadership::new(config.clone(), node);
         let (announcer, visible_elsewhere, recheck) = if options.notify {
             (Some(notify::announcer(pool.clone(), node)), notify::listener(config, node), RECHECK_WITH_NOTIFY)
         } else {
@@ -213,6 +216,7 @@ impl PostgresStore {
             database_bytes: Arc::default(),
             announcer,
             shared: std::sync::Mutex::new(Some(SharedStore { visible_elsewhere, recheck })),
+            leadership,
         };
         let mut client = store.client().await.map_err(|e| e.into_store("connecting"))?;
         schema::migrate(&mut client).await.map_err(|e| e.into_store("creating or migrating the schema"))?;
@@ -521,6 +525,15 @@ impl Store for PostgresStore {
         }
     }
 
+    async fn lead(&self, job: &str, now: Millis) -> StoreResult<bool> {
+        self.check_open()?;
+        self.leadership.lead(job, now).await.map_err(|e| e.into_store("taking the lead of a background job"))
+    }
+
+    async fn release(&self, job: &str) -> StoreResult<()> {
+        self.leadership.release(job).await.map_err(|e| e.into_store("releasing a background job"))
+    }
+
     fn figures(&self) -> EngineFigures {
         EngineFigures {
             database_bytes: Some(self.database_bytes.load(Ordering::Relaxed)),
@@ -542,6 +555,7 @@ impl Store for PostgresStore {
         if self.closed.swap(true, Ordering::SeqCst) {
             return Err(StoreError::Closed);
         }
+        self.leadership.close().await;
         self.pool.close();
         Ok(())
     }

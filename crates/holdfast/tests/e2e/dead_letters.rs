@@ -33,7 +33,7 @@ async fn set_redrive(client: &aws_sdk_sqs::Client, url: &str, target_arn: &str, 
 }
 
 /// A source queue whose messages move to a fresh dead-letter queue after `max` receives.
-async fn source_and_dead_letter_queue(client: &aws_sdk_sqs::Client, max: &str) -> (String, String, String) {
+pub(crate) async fn source_and_dead_letter_queue(client: &aws_sdk_sqs::Client, max: &str) -> (String, String, String) {
     let dlq = create_queue(client, &unique("dlq")).await;
     let dlq_arn = queue_arn(client, &dlq).await;
     let source = create_queue(client, &unique("src")).await;
@@ -297,7 +297,12 @@ async fn list_dead_letter_source_queues_pages(server: TestServer) {
 }
 
 /// Sends `count` messages to `source` and lets each be received once and dead-lettered.
-async fn fill_dead_letter_queue(client: &aws_sdk_sqs::Client, source: &str, dlq: &str, count: usize) -> Vec<String> {
+pub(crate) async fn fill_dead_letter_queue(
+    client: &aws_sdk_sqs::Client,
+    source: &str,
+    dlq: &str,
+    count: usize,
+) -> Vec<String> {
     let mut ids = Vec::new();
     for i in 0..count {
         ids.push(
@@ -322,11 +327,11 @@ async fn fill_dead_letter_queue(client: &aws_sdk_sqs::Client, source: &str, dlq:
     ids
 }
 
-async fn count_of(client: &aws_sdk_sqs::Client, url: &str) -> usize {
+pub(crate) async fn count_of(client: &aws_sdk_sqs::Client, url: &str) -> usize {
     count(client, url).await.parse().unwrap()
 }
 
-async fn wait_for_task(
+pub(crate) async fn wait_for_task(
     client: &aws_sdk_sqs::Client,
     dlq_arn: &str,
     done: &[&str],

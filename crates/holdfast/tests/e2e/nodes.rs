@@ -114,3 +114,26 @@ async fn without_notify_the_recheck_still_finds_the_message() {
     println!("slowest cross-node wake by re-check alone: {slowest:?}");
     assert!(slowest < Duration::from_secs(5), "woken after {slowest:?}");
 }
+
+/// A message move task started on a node that then dies is finished by the other node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_task_is_taken_over_when_its_node_dies() {
+    use crate::dead_letters::{count_of, fill_dead_letter_queue, source_and_dead_letter_queue, wait_for_task};
+    let Some((mut nodes, _schema)) = two_nodes(&[]).await else { return };
+    let (a, b) = (client_for(&nodes[0].url), client_for(&nodes[1].url));
+    let (source, dlq, dlq_arn) = source_and_dead_letter_queue(&a, "1").await;
+    fill_dead_letter_queue(&a, &source, &dlq, 12).await;
+    a.start_message_move_task()
+        .source_arn(&dlq_arn)
+        .max_number_of_messages_per_second(4)
+        .send()
+        .await
+        .expect("StartMessageMoveTask on node A");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    nodes[0].kill9();
+    let task = wait_for_task(&b, &dlq_arn, &["COMPLETED", "FAILED"]).await;
+    assert_eq!(task.status.as_deref(), Some("COMPLETED"), "node B finished the task: {task:?}");
+    assert_eq!(task.approximate_number_of_messages_moved, 12);
+    let on_b = queue_url(&b, &dlq.rsplit('/').next().unwrap().to_owned()).await;
+    assert_eq!(count_of(&b, &on_b).await, 0);
+}
