@@ -159,10 +159,9 @@ pub async fn list_message_move_tasks(
 pub(crate) async fn resume(sqs: &Arc<Sqs>) -> Result<(), SqsError> {
     for task in sqs.store.move_tasks(None).await.map_err(from_store)? {
         match task.status {
+            // `run_once` leaves a task alone that runs here or on another node already.
             MoveTaskStatus::Running => {
-                if !sqs.running_moves.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&task.handle) {
-                    tokio::spawn(run_once(Arc::clone(sqs), task));
-                }
+                tokio::spawn(run_once(Arc::clone(sqs), task));
             }
             MoveTaskStatus::Cancelling => {
                 // Any step finishes a cancellation that was under way.
