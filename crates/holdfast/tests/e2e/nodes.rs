@@ -134,6 +134,6 @@ async fn a_move_task_is_taken_over_when_its_node_dies() {
     let task = wait_for_task(&b, &dlq_arn, &["COMPLETED", "FAILED"]).await;
     assert_eq!(task.status.as_deref(), Some("COMPLETED"), "node B finished the task: {task:?}");
     assert_eq!(task.approximate_number_of_messages_moved, 12);
-    let on_b = queue_url(&b, &dlq.rsplit('/').next().unwrap().to_owned()).await;
+    let on_b = queue_url(&b, dlq.rsplit('/').next().unwrap()).await;
     assert_eq!(count_of(&b, &on_b).await, 0);
 }
