@@ -98,13 +98,24 @@ class Balancer:
                 body = await _read_body(reader, head)
                 path = head.split(b" ", 2)[1] if head.count(b" ") >= 2 else b""
                 node = 0 if path.startswith(b"/console") else next(self._turn)
-                if node not in backends:
-                    host, port = self.nodes[node]
-                    backends[node] = await asyncio.open_connection(host, int(port))
-                up_reader, up_writer = backends[node]
-                up_writer.write(head + body)
-                await up_writer.drain()
-                response_head = await _read_head(up_reader)
+                response_head = None
+                # A kept-alive upstream connection the node has closed for idleness answers
+                # nothing: the request goes again on a fresh connection, once.
+                for fresh in (False, True):
+                    if fresh or node not in backends:
+                        if node in backends:
+                            backends.pop(node)[1].close()
+                        host, port = self.nodes[node]
+                        backends[node] = await asyncio.open_connection(host, int(port))
+                    up_reader, up_writer = backends[node]
+                    try:
+                        up_writer.write(head + body)
+                        await up_writer.drain()
+                        response_head = await _read_head(up_reader)
+                    except ConnectionError:
+                        response_head = None
+                    if response_head is not None:
+                        break
                 if response_head is None:
                     return
                 is_head = head.split(b" ", 1)[0] == b"HEAD"

@@ -77,6 +77,8 @@ struct SendRecord {
     seq: u64,
     /// The MessageId of the acknowledgement, if the send was acknowledged.
     acked: Option<String>,
+    /// When the acknowledgement came.
+    acked_at: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -291,13 +293,16 @@ impl Recorder {
     }
 
     fn sending(&self, id: &str, body: &str, producer: usize, seq: u64) {
-        let send = SendRecord { body: body.to_string(), group: None, producer, seq, acked: None };
+        let send = SendRecord { body: body.to_string(), group: None, producer, seq, acked: None, acked_at: None };
         let previous = self.history.lock().unwrap().sends.insert(id.to_string(), send);
         assert!(previous.is_none(), "test bug: id {id} sent twice");
     }
 
     fn sent(&self, id: &str, message_id: String) {
-        self.history.lock().unwrap().sends.get_mut(id).expect("recorded attempt").acked = Some(message_id);
+        let now = self.now();
+        let mut history = self.history.lock().unwrap();
+        let send = history.sends.get_mut(id).expect("recorded attempt");
+        (send.acked, send.acked_at) = (Some(message_id), Some(now));
     }
 
     fn delivered(
@@ -594,15 +599,27 @@ async fn crash_test(mut servers: Vec<TestServer>) {
     }
     recorder.history.lock().unwrap().cycles = cycles;
 
-    // The final drain: once every lease has run out, everything left is visible.
     if let Some(victim) = killed.take() {
         servers[victim].restart();
     }
-    let server = &servers[nodes - 1];
+    drain_and_check(servers, &name, &recorder, seed, cycles, failed_calls).await;
+}
+
+/// The final drain (once every lease has run out, everything left is visible) through the last
+/// node, then the checks over the whole history.
+async fn drain_and_check(
+    servers: Vec<TestServer>,
+    name: &str,
+    recorder: &Recorder,
+    seed: u64,
+    cycles: u32,
+    failed_calls: u64,
+) {
+    let server = &servers[servers.len() - 1];
     let max_visibility = *VISIBILITY_TIMEOUTS.iter().max().unwrap() as u64;
     tokio::time::sleep(Duration::from_secs(max_visibility) + LEASE_MARGIN).await;
     let client = client_without_retries(&server.url);
-    let url = client.get_queue_url().queue_name(&name).send().await.expect("the queue survives").queue_url.unwrap();
+    let url = client.get_queue_url().queue_name(name).send().await.expect("the queue survives").queue_url.unwrap();
     let attributes = client
         .get_queue_attributes()
         .queue_url(&url)
@@ -655,11 +672,86 @@ async fn crash_test(mut servers: Vec<TestServer>) {
     assert!(verdict.sends_acked > 0 && verdict.deletes_acked > 0, "the load ran: {}", verdict.line(cycles, seed));
 }
 
+/// How long the failover test keeps its load up after killing the primary.
+const FAILOVER_LOAD: Duration = Duration::from_secs(30);
+
+/// The failover test (`scripts/failover-test.sh` sets it up): two nodes on a PostgreSQL cluster
+/// managed by Patroni, reached through a multi-host URL with `target_session_attrs=read-write`
+/// (`HOLDFAST_FAILOVER_URL`); under load, `HOLDFAST_FAILOVER_KILL` (a shell command) kills the
+/// primary; the load goes on until the cluster has promoted the standby and holdfast has
+/// reconnected by itself, then the same checks as the crash test. Prints the outage clients saw:
+/// the longest time without an acknowledged send.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Patroni cluster: scripts/failover-test.sh"]
+async fn failover_of_the_primary_loses_nothing() {
+    let url = std::env::var("HOLDFAST_FAILOVER_URL").expect("HOLDFAST_FAILOVER_URL");
+    let kill = std::env::var("HOLDFAST_FAILOVER_KILL").expect("HOLDFAST_FAILOVER_KILL");
+    let seed = env_number("HOLDFAST_CRASH_SEED").unwrap_or_else(rand::random);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let temp = tempfile::tempdir().expect("temp dir");
+    let servers: Vec<TestServer> =
+        (0..2).map(|i| TestServer::start_in(&temp.path().join(format!("node{i}")), &["--storage", &url])).collect();
+    let name = unique("failover");
+    crate::common::create_queue(&servers[0].client(), &name).await;
+    let recorder = Recorder { history: Arc::default(), start: Instant::now() };
+    let stop = Arc::new(AtomicBool::new(false));
+    let unfinished = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for (i, server) in servers.iter().enumerate() {
+        let client = client_without_retries(&server.url);
+        let url = client.get_queue_url().queue_name(&name).send().await.expect("GetQueueUrl").queue_url.unwrap();
+        let cycle = Cycle {
+            client,
+            url,
+            number: 0,
+            recorder: recorder.clone(),
+            stop: stop.clone(),
+            unfinished: unfinished.clone(),
+        };
+        tasks.push(tokio::spawn(produce(cycle.clone(), i, StdRng::seed_from_u64(rng.gen()))));
+        tasks.push(tokio::spawn(consume(cycle, StdRng::seed_from_u64(rng.gen()))));
+    }
+    tokio::time::sleep(Duration::from_millis(rng.gen_range(2000..4000))).await;
+    let killed_at = recorder.now();
+    let status = std::process::Command::new("sh").arg("-c").arg(&kill).status().expect("run the kill command");
+    assert!(status.success(), "the kill command failed: {status}");
+    // Load goes on through the failover (Patroni's lock runs out in 10 s) and for a while after.
+    tokio::time::sleep(FAILOVER_LOAD).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut failed_calls = 0;
+    for task in tasks {
+        failed_calls +=
+            tokio::time::timeout(Duration::from_secs(60), task).await.expect("clients stop").expect("client");
+    }
+    let ended = recorder.now();
+    let outage = {
+        let history = recorder.history.lock().unwrap();
+        let mut acked: Vec<Duration> = history.sends.values().filter_map(|s| s.acked_at).collect();
+        acked.sort();
+        let last = *acked.last().expect("sends were acknowledged");
+        assert!(last + Duration::from_secs(5) > ended, "sends never resumed after the primary was killed");
+        // The longest stretch without an acknowledged send, from just before the kill on.
+        let from = acked.iter().copied().filter(|at| *at <= killed_at).max().unwrap_or(killed_at);
+        let around: Vec<Duration> =
+            std::iter::once(from).chain(acked.iter().copied().filter(|at| *at > from)).collect();
+        around.windows(2).map(|pair| pair[1] - pair[0]).max().unwrap_or_default()
+    };
+    println!("failover: clients saw no acknowledged send for {:.1} s around the kill", outage.as_secs_f64());
+    drain_and_check(servers, &name, &recorder, seed, 1, failed_calls).await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The checker itself must be able to fail.
 
 fn send(body: &str, acked: bool) -> SendRecord {
-    SendRecord { body: body.into(), group: None, producer: 0, seq: 0, acked: acked.then(|| format!("mid-{body}")) }
+    SendRecord {
+        body: body.into(),
+        group: None,
+        producer: 0,
+        seq: 0,
+        acked: acked.then(|| format!("mid-{body}")),
+        acked_at: acked.then_some(Duration::ZERO),
+    }
 }
 
 fn delivery(id: &str, at: u64, drain: bool) -> Delivery {
