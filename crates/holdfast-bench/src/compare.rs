@@ -46,6 +46,10 @@ pub struct CompareArgs {
     /// Skip the idle section.
     #[arg(long)]
     pub no_idle: bool,
+    /// Also measure the PostgreSQL engine, on one node and on two, against the raw SQL baseline
+    /// (`holdfast bench postgres`) on this database. Each holdfast run gets a fresh schema.
+    #[arg(long, value_name = "URL")]
+    pub postgres_url: Option<String>,
     /// Only rebuild the tables from the results already in <out>.
     #[arg(long)]
     pub tables_only: bool,
@@ -126,6 +130,9 @@ fn compare(args: &CompareArgs, common: &CommonArgs) -> anyhow::Result<()> {
         }
         if args.moto {
             runner.moto(&plan)?;
+        }
+        if let Some(url) = &args.postgres_url {
+            runner.postgres(&plan, url)?;
         }
         if !args.no_cost {
             runner.cost_growth(&plan)?;
@@ -245,12 +252,12 @@ impl Runner {
     ) -> anyhow::Result<()> {
         self.wait_quiet();
         let mut common = self.common.clone();
-        adjust(&mut common);
         common.endpoint_url = server.url.clone();
         common.server_pid = Some(server.child.id());
         common.concurrency = concurrency;
         common.duration = duration;
         common.json = true;
+        adjust(&mut common);
         let outcome = crate::run_report(BenchArgs { scenario, common });
         let value = match &outcome {
             Ok(report) => serde_json::to_value(report)?,
@@ -295,6 +302,49 @@ impl Runner {
         println!("-- baseline (no-op, canned answers)");
         let server = self.start("baseline", &["baseline"])?;
         self.scenarios("baseline", &server, CONCURRENCY, plan.duration)
+    }
+
+    /// The PostgreSQL section: the raw SQL baseline, then holdfast on PostgreSQL with one node and
+    /// with two (the workers spread over both), each roundtrip single and batched.
+    fn postgres(&mut self, plan: &Plan, url: &str) -> anyhow::Result<()> {
+        println!("== PostgreSQL: raw SQL baseline, holdfast on 1 and 2 nodes, {CONCURRENCY} + {CONCURRENCY}");
+        for batch in [false, true] {
+            let name = if batch { "pg-raw-roundtrip-batch" } else { "pg-raw-roundtrip" };
+            self.wait_quiet();
+            let mut common = self.common.clone();
+            (common.concurrency, common.duration, common.json) = (CONCURRENCY, plan.duration, true);
+            let roundtrip = RoundtripArgs { batch, delete_batch: batch, drain_timeout: 30.0 };
+            let scenario = Scenario::Postgres(crate::postgres::PostgresArgs { database_url: url.to_owned(), roundtrip });
+            let outcome = crate::run_report(BenchArgs { scenario, common });
+            let value = match &outcome {
+                Ok(report) => serde_json::to_value(report)?,
+                Err(error) => json!({ "failed": format!("{error:#}") }),
+            };
+            self.save(name, &value)?;
+            println!("   {}", summary_line(name, &value));
+        }
+        for nodes in [1, 2] {
+            let schema = format!("holdfast_bench_{nodes}_nodes");
+            fresh_schema(url, &schema)?;
+            let separator = if url.contains('?') { '&' } else { '?' };
+            let storage = format!("{url}{separator}options=-csearch_path%3D{schema}");
+            let mut servers = Vec::new();
+            for node in 0..nodes {
+                let data = self.fresh_dir(&format!("data-pg{nodes}-{node}"))?;
+                let args = ["serve", "--storage", storage.as_str(), "--data-dir", data.as_str()];
+                servers.push(self.start(&format!("pg{nodes}-node{node}"), &args)?);
+            }
+            let endpoints = servers.iter().map(|s| s.url.clone()).collect::<Vec<_>>().join(",");
+            for batch in [false, true] {
+                let name = format!("pg{nodes}-roundtrip{}", if batch { "-batch" } else { "" });
+                let scenario = Scenario::Roundtrip(RoundtripArgs { batch, delete_batch: batch, drain_timeout: 30.0 });
+                let endpoints = endpoints.clone();
+                self.bench_adjusted(&name, &servers[0], (CONCURRENCY, plan.duration, scenario), |common| {
+                    common.endpoint_url = endpoints;
+                })?;
+            }
+        }
+        Ok(())
     }
 
     fn moto(&mut self, plan: &Plan) -> anyhow::Result<()> {
@@ -575,10 +625,60 @@ fn tables(out: &Path, plan: &Plan) -> String {
     let mut t = String::new();
     fsync_table(&mut t, out);
     side_table(&mut t, out, plan);
+    postgres_table(&mut t, out, plan);
     cost_table(&mut t, out, plan);
     idle_table(&mut t, out);
     targets_table(&mut t, out, plan);
     t
+}
+
+/// The PostgreSQL section: each holdfast target against the raw baseline of the same batching.
+fn postgres_table(t: &mut String, out: &Path, plan: &Plan) {
+    if load(out, "pg-raw-roundtrip").is_none() {
+        return;
+    }
+    let _ = writeln!(
+        t,
+        "### PostgreSQL ({CONCURRENCY} producers + {CONCURRENCY} consumers, {} s per run; server CPU is the first node's)\n",
+        plan.duration
+    );
+    let _ = writeln!(t, "| roundtrip, msgs/s processed | single calls | of raw | batches of 10 | of raw |\n|---|---:|---:|---:|---:|");
+    let raw = [load(out, "pg-raw-roundtrip"), load(out, "pg-raw-roundtrip-batch")];
+    let per_s = |r: &Option<Value>| r.as_ref().and_then(|r| num(&r["messages_per_s"]));
+    for (label, prefix) in [
+        ("raw SQL baseline (bench postgres)", "pg-raw"),
+        ("holdfast on PostgreSQL, 1 node", "pg1"),
+        ("holdfast on PostgreSQL, 2 nodes", "pg2"),
+        ("holdfast on SQLite", "durable"),
+    ] {
+        let runs = [load(out, &format!("{prefix}-roundtrip")), load(out, &format!("{prefix}-roundtrip-batch"))];
+        if runs.iter().all(Option::is_none) {
+            continue;
+        }
+        let mut row = format!("| {label} |");
+        for (run, raw) in runs.iter().zip(&raw) {
+            let share = match (per_s(run), per_s(raw)) {
+                (Some(run), Some(raw)) if raw > 0.0 => format!("{:.0}%", run * 100.0 / raw),
+                _ => "-".into(),
+            };
+            let _ = write!(row, " {} | {share} |", run.as_ref().map_or("-".into(), |r| rate(&r["messages_per_s"])));
+        }
+        let _ = writeln!(t, "{row}");
+    }
+    let _ = writeln!(t);
+}
+
+/// Drops and creates `schema` in the database at `url`, for a run that starts empty.
+fn fresh_schema(url: &str, schema: &str) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+        let connection = tokio::spawn(connection);
+        client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}")).await?;
+        drop(client);
+        let _ = connection.await;
+        anyhow::Ok(())
+    })
 }
 
 fn fsync_table(t: &mut String, out: &Path) {

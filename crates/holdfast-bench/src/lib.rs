@@ -40,7 +40,8 @@ pub struct BenchArgs {
 /// Options every scenario takes (before or after the scenario name).
 #[derive(Args, Clone, Debug)]
 pub struct CommonArgs {
-    /// The SQS endpoint: http:// or https://.
+    /// The SQS endpoint: http:// or https://. Several nodes of one cluster, comma-separated: the
+    /// workers are spread over them in turn.
     #[arg(long, global = true, env = "HOLDFAST_ENDPOINT_URL", default_value = "http://127.0.0.1:9324")]
     pub endpoint_url: String,
     /// For https: also trust the PEM certificate(s) in this file (a self-signed or private-CA

@@ -30,7 +30,11 @@ const LATENCY_GRACE: Duration = Duration::from_secs(2);
 
 struct Ctx {
     args: CommonArgs,
+    /// The first endpoint (the report names it); `endpoints` holds every one.
     endpoint: Arc<Endpoint>,
+    /// Several nodes of one cluster: each new client (one per worker) takes the next in turn.
+    endpoints: Vec<Arc<Endpoint>>,
+    next_endpoint: std::sync::atomic::AtomicUsize,
     signer: Option<Arc<Signer>>,
     progress: Arc<Progress>,
     /// Fires when long polls must give up (end of phase, or abort).
@@ -39,7 +43,8 @@ struct Ctx {
 
 impl Ctx {
     fn client(&self) -> Client {
-        Client::new(Arc::clone(&self.endpoint), self.signer.clone())
+        let turn = self.next_endpoint.fetch_add(1, Ordering::Relaxed) % self.endpoints.len();
+        Client::new(Arc::clone(&self.endpoints[turn]), self.signer.clone())
     }
 
     fn timeout(&self) -> Duration {
@@ -163,13 +168,26 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
     let common = args.common.clone();
     anyhow::ensure!(common.concurrency > 0, "--concurrency must be at least 1");
     anyhow::ensure!(common.duration >= 0.0, "--duration must not be negative");
-    let endpoint = Arc::new(Endpoint::with_ca(&common.endpoint_url, common.ca_cert.as_deref())?);
+    let endpoints = common
+        .endpoint_url
+        .split(',')
+        .map(|url| Endpoint::with_ca(url.trim(), common.ca_cert.as_deref()).map(Arc::new))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let endpoint = Arc::clone(&endpoints[0]);
     let signer = if common.sign { Some(Arc::new(Signer::from_env(&common.region)?)) } else { None };
     let (stop, _) = watch::channel(false);
-    let ctx = Arc::new(Ctx { args: common.clone(), endpoint, signer, progress: Arc::default(), stop });
+    let ctx = Arc::new(Ctx {
+        args: common.clone(),
+        endpoint,
+        endpoints,
+        next_endpoint: Default::default(),
+        signer,
+        progress: Arc::default(),
+        stop,
+    });
     let mut report = Report {
         scenario: scenario_name(&args.scenario).to_owned(),
-        endpoint: ctx.endpoint.url.clone(),
+        endpoint: common.endpoint_url.clone(),
         concurrency: common.concurrency,
         body_size: common.body_size,
         ..Default::default()
