@@ -314,7 +314,8 @@ impl Runner {
             let mut common = self.common.clone();
             (common.concurrency, common.duration, common.json) = (CONCURRENCY, plan.duration, true);
             let roundtrip = RoundtripArgs { batch, delete_batch: batch, drain_timeout: 30.0 };
-            let scenario = Scenario::Postgres(crate::postgres::PostgresArgs { database_url: url.to_owned(), roundtrip });
+            let scenario =
+                Scenario::Postgres(crate::postgres::PostgresArgs { database_url: url.to_owned(), roundtrip });
             let outcome = crate::run_report(BenchArgs { scenario, common });
             let value = match &outcome {
                 Ok(report) => serde_json::to_value(report)?,
@@ -642,7 +643,10 @@ fn postgres_table(t: &mut String, out: &Path, plan: &Plan) {
         "### PostgreSQL ({CONCURRENCY} producers + {CONCURRENCY} consumers, {} s per run; server CPU is the first node's)\n",
         plan.duration
     );
-    let _ = writeln!(t, "| roundtrip, msgs/s processed | single calls | of raw | batches of 10 | of raw |\n|---|---:|---:|---:|---:|");
+    let _ = writeln!(
+        t,
+        "| roundtrip, msgs/s processed | single calls | of raw | batches of 10 | of raw |\n|---|---:|---:|---:|---:|"
+    );
     let raw = [load(out, "pg-raw-roundtrip"), load(out, "pg-raw-roundtrip-batch")];
     let per_s = |r: &Option<Value>| r.as_ref().and_then(|r| num(&r["messages_per_s"]));
     for (label, prefix) in [

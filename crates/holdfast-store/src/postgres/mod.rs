@@ -19,11 +19,13 @@
 //! - Connections come from a pool; a broken connection (a restarted or failed-over server) is
 //!   dropped and replaced on the next call, so the engine reconnects by itself.
 
+mod group_commit;
 mod leader;
 mod metrics;
 mod moves;
 mod notify;
 mod ops;
+mod queue_cache;
 mod receive;
 mod schema;
 mod scratch;
@@ -125,6 +127,12 @@ pub struct PostgresStore {
     /// The other nodes' news, until the service takes it.
     shared: std::sync::Mutex<Option<SharedStore>>,
     leadership: leader::Leadership,
+    /// Queue records read lately (`queue_cache`): settings changed on another node apply here
+    /// within `QUEUE_CACHE_TTL`, changes made here at once.
+    queues: queue_cache::QueueCache,
+    /// Where standard sends and deletes queue for group commit (`group_commit`).
+    sends: tokio::sync::mpsc::Sender<group_commit::SendCall>,
+    deletes: tokio::sync::mpsc::Sender<group_commit::DeleteCall>,
 }
 
 /// How often a waiting receive looks at the store again when it is told of other nodes' sends,
@@ -156,6 +164,26 @@ macro_rules! transact {
                 $store.stats.commit(committing.elapsed());
                 $store.stats.batch(1);
                 Ok(value)
+            }
+            .await;
+            match result {
+                Err(fail) if fail.is_retryable() && attempt < 5 => attempt += 1,
+                other => break other.map_err(|fail| fail.into_store($what)),
+            }
+        }
+    }};
+}
+
+/// Runs `$body` (an expression using `$db`, a pooled connection) as statements on their own, each
+/// its own transaction: for calls that are one statement, which need no BEGIN and COMMIT.
+macro_rules! single {
+    ($store:expr, $what:expr, |$db:ident| $body:expr) => {{
+        let mut attempt = 0;
+        loop {
+            let result: Result<_, Fail> = async {
+                let client = $store.client().await?;
+                let $db = &client;
+                $body.await
             }
             .await;
             match result {
@@ -210,13 +238,16 @@ impl PostgresStore {
             (None, tokio::sync::mpsc::channel(1).1, RECHECK_WITHOUT_NOTIFY)
         };
         let store = PostgresStore {
-            pool,
+            pool: pool.clone(),
             closed: AtomicBool::new(false),
             stats: Arc::default(),
             database_bytes: Arc::default(),
             announcer,
             shared: std::sync::Mutex::new(Some(SharedStore { visible_elsewhere, recheck })),
             leadership,
+            queues: queue_cache::QueueCache::default(),
+            sends: group_commit::sends(pool.clone()),
+            deletes: group_commit::deletes(pool.clone()),
         };
         let mut client = store.client().await.map_err(|e| e.into_store("connecting"))?;
         schema::migrate(&mut client).await.map_err(|e| e.into_store("creating or migrating the schema"))?;
@@ -269,6 +300,7 @@ impl Store for PostgresStore {
         recreate_cooldown_ms: i64,
     ) -> StoreResult<CreateQueueOutcome> {
         self.check_open()?;
+        self.queues.changed_here();
         transact!(self, "create_queue", |tx| ops::create_queue(
             &tx,
             account,
@@ -283,7 +315,15 @@ impl Store for PostgresStore {
 
     async fn get_queue(&self, account: &str, region: &str, name: &str) -> StoreResult<Option<QueueRecord>> {
         self.check_open()?;
-        transact!(self, "get_queue", |tx| ops::get_queue(&tx, account, region, name))
+        if let Some(record) = self.queues.get(account, region, name) {
+            return Ok(Some(record));
+        }
+        let generation = self.queues.generation();
+        let found = single!(self, "get_queue", |db| ops::get_queue(db, account, region, name))?;
+        if let Some(record) = &found {
+            self.queues.put(record.clone(), generation);
+        }
+        Ok(found)
     }
 
     async fn list_queues(
@@ -305,6 +345,7 @@ impl Store for PostgresStore {
 
     async fn delete_queue(&self, queue: QueueId, now: Millis) -> StoreResult<()> {
         self.check_open()?;
+        self.queues.changed_here();
         let deleted = transact!(self, "delete_queue", |tx| ops::delete_queue(&tx, queue, now))?;
         found(queue, deleted.then_some(()))
     }
@@ -316,6 +357,7 @@ impl Store for PostgresStore {
         now: Millis,
     ) -> StoreResult<()> {
         self.check_open()?;
+        self.queues.changed_here();
         let done = transact!(self, "set_queue_attributes", |tx| ops::set_queue_attributes(
             &tx,
             queue,
@@ -334,6 +376,7 @@ impl Store for PostgresStore {
         now: Millis,
     ) -> StoreResult<bool> {
         self.check_open()?;
+        self.queues.changed_here();
         let done = transact!(self, "replace_queue_attribute", |tx| ops::replace_queue_attribute(
             &tx, queue, name, expected, value, now
         ))?;
@@ -342,12 +385,14 @@ impl Store for PostgresStore {
 
     async fn tag_queue(&self, queue: QueueId, tags: BTreeMap<String, String>) -> StoreResult<()> {
         self.check_open()?;
+        self.queues.changed_here();
         let done = transact!(self, "tag_queue", |tx| ops::tag_queue(&tx, queue, tags.clone()))?;
         found(queue, done).map(drop)
     }
 
     async fn untag_queue(&self, queue: QueueId, keys: Vec<String>) -> StoreResult<()> {
         self.check_open()?;
+        self.queues.changed_here();
         let done = transact!(self, "untag_queue", |tx| ops::untag_queue(&tx, queue, keys.clone()))?;
         found(queue, done).map(drop)
     }
@@ -372,12 +417,30 @@ impl Store for PostgresStore {
         now: Millis,
     ) -> StoreResult<Vec<Sent>> {
         self.check_open()?;
-        let sent = transact!(self, "send_messages", |tx| ops::send_messages(&tx, queue, &messages, dedup, now))?;
+        let sent = match dedup {
+            None => {
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                let call = group_commit::SendCall { queue, messages, reply };
+                self.sends.send(call).await.map_err(|_| StoreError::Closed)?;
+                answer.await.map_err(|_| StoreError::backend("the PostgreSQL send writer stopped"))??
+            }
+            Some(_) => transact!(self, "send_messages", |tx| ops::send_messages(&tx, queue, &messages, dedup, now))?,
+        };
         found(queue, sent)
     }
 
     async fn receive_messages(&self, queue: QueueId, params: ReceiveParams) -> StoreResult<ReceiveOutcome> {
         self.check_open()?;
+        if params.delivery == holdfast_core::store::Delivery::Standard
+            && params.fair.is_none()
+            && params.attempt.is_none()
+        {
+            match single!(self, "receive_messages", |db| receive::receive_quick(db, queue, &params))? {
+                receive::Quick::Done(outcome) => return Ok(outcome),
+                receive::Quick::Gone => return Err(StoreError::QueueNotFound(queue)),
+                receive::Quick::NeedsFullReceive => {}
+            }
+        }
         let outcome = transact!(self, "receive_messages", |tx| receive::receive_messages(&tx, queue, &params))?;
         found(queue, outcome)
     }
@@ -412,8 +475,17 @@ impl Store for PostgresStore {
         refuse_expired_at: Option<Millis>,
     ) -> StoreResult<Vec<DeleteOutcome>> {
         self.check_open()?;
-        let outcomes =
-            transact!(self, "delete_messages", |tx| ops::delete_messages(&tx, queue, &leases, refuse_expired_at))?;
+        let outcomes = match refuse_expired_at {
+            None => {
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                let call = group_commit::DeleteCall { queue, leases, reply };
+                self.deletes.send(call).await.map_err(|_| StoreError::Closed)?;
+                answer.await.map_err(|_| StoreError::backend("the PostgreSQL delete writer stopped"))??
+            }
+            Some(_) => {
+                transact!(self, "delete_messages", |tx| ops::delete_messages(&tx, queue, &leases, refuse_expired_at))?
+            }
+        };
         found(queue, outcomes)
     }
 

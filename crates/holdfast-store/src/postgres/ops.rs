@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 
+use deadpool_postgres::GenericClient;
 use holdfast_core::store::{
     ChangeVisibility, ChangeVisibilityOutcome, CreateQueueOutcome, Deduplication, DeleteOutcome, ExpiryOutcome,
     GroupLoad, Lease, Millis, NewMessage, PurgeOutcome, QueueCounts, QueueId, QueueRecord, Sent,
@@ -26,22 +27,26 @@ use crate::rules::{
 
 const QUEUE_COLUMNS: &str = "id, account_id, region, name, attributes, tags, created_at, last_modified_at";
 
-/// Runs a cached prepared statement and returns its rows.
-pub(super) async fn rows(tx: &Tx<'_>, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, Fail> {
-    let statement = tx.prepare_cached(sql).await?;
-    Ok(tx.query(&statement, params).await?)
+/// Runs a cached prepared statement (in a transaction, or on its own) and returns its rows.
+pub(super) async fn rows(db: &impl GenericClient, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, Fail> {
+    let statement = db.prepare_cached(sql).await?;
+    Ok(db.query(&statement, params).await?)
 }
 
 /// Runs a cached prepared statement and returns its only row, if any.
-pub(super) async fn row(tx: &Tx<'_>, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>, Fail> {
-    let statement = tx.prepare_cached(sql).await?;
-    Ok(tx.query_opt(&statement, params).await?)
+pub(super) async fn row(
+    db: &impl GenericClient,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Option<Row>, Fail> {
+    let statement = db.prepare_cached(sql).await?;
+    Ok(db.query_opt(&statement, params).await?)
 }
 
 /// Runs a cached prepared statement and returns how many rows it changed.
-pub(super) async fn exec(tx: &Tx<'_>, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, Fail> {
-    let statement = tx.prepare_cached(sql).await?;
-    Ok(tx.execute(&statement, params).await?)
+pub(super) async fn exec(db: &impl GenericClient, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, Fail> {
+    let statement = db.prepare_cached(sql).await?;
+    Ok(db.execute(&statement, params).await?)
 }
 
 pub(super) fn queue_from_row(row: &Row) -> Result<QueueRecord, Fail> {
@@ -79,7 +84,7 @@ pub(super) async fn lock_queue(tx: &Tx<'_>, queue: QueueId) -> Result<(), Fail> 
     Ok(())
 }
 
-pub(super) async fn queue_exists(tx: &Tx<'_>, queue: QueueId) -> Result<bool, Fail> {
+pub(super) async fn queue_exists(tx: &impl GenericClient, queue: QueueId) -> Result<bool, Fail> {
     Ok(row(tx, "SELECT 1 FROM queues WHERE id = $1", &[&queue]).await?.is_some())
 }
 
@@ -136,7 +141,7 @@ pub(super) async fn create_queue(
 }
 
 pub(super) async fn get_queue(
-    tx: &Tx<'_>,
+    tx: &impl GenericClient,
     account: &str,
     region: &str,
     name: &str,
@@ -417,11 +422,17 @@ const INSERT_MESSAGES: &str = "INSERT INTO messages (queue_id, message_id, body,
                 $9::bigint[], $10::bigint[], $11::bytea[]) WITH ORDINALITY
          AS m(message_id, body, attributes, system_attributes, group_id, dedup_id, sender_id, sent_at,
               visible_at, digest, n)
+    WHERE EXISTS (SELECT 1 FROM queues WHERE id = $1)
     ORDER BY n
     RETURNING message_id, seq";
 
-/// Inserts messages in one statement, seqs drawn in input order; returns the seqs in that order.
-async fn insert_messages(tx: &Tx<'_>, queue: QueueId, messages: &[&NewMessage]) -> Result<Vec<i64>, Fail> {
+/// Inserts messages in one statement, seqs drawn in input order, if the queue exists; returns the
+/// seqs in input order (`None`: the queue is gone).
+async fn insert_messages(
+    db: &impl GenericClient,
+    queue: QueueId,
+    messages: &[&NewMessage],
+) -> Result<Option<Vec<i64>>, Fail> {
     let message_ids: Vec<&str> = messages.iter().map(|m| m.message_id.as_str()).collect();
     let bodies: Vec<&str> = messages.iter().map(|m| m.body.as_str()).collect();
     let attributes: Vec<&[u8]> = messages.iter().map(|m| m.attributes.as_slice()).collect();
@@ -434,11 +445,14 @@ async fn insert_messages(tx: &Tx<'_>, queue: QueueId, messages: &[&NewMessage]) 
     let digests: Vec<Vec<u8>> =
         messages.iter().map(|m| content_digest(&m.body, &m.attributes, &m.system_attributes).to_vec()).collect();
     let found = rows(
-        tx,
+        db,
         INSERT_MESSAGES,
         &[&queue, &message_ids, &bodies, &attributes, &system, &groups, &dedups, &senders, &sent, &visible, &digests],
     )
     .await?;
+    if found.is_empty() && !messages.is_empty() {
+        return Ok(None);
+    }
     // Matched by MessageId (unique per send) rather than trusting the order RETURNING lists rows in.
     let mut seqs = std::collections::HashMap::with_capacity(found.len());
     for r in &found {
@@ -447,7 +461,55 @@ async fn insert_messages(tx: &Tx<'_>, queue: QueueId, messages: &[&NewMessage]) 
     message_ids
         .iter()
         .map(|id| seqs.get(*id).copied().ok_or_else(|| Fail::Data(format!("message {id} was not inserted"))))
-        .collect()
+        .collect::<Result<_, _>>()
+        .map(Some)
+}
+
+/// A standard send: one statement, on its own (no transaction around it), that checks the queue
+/// exists and inserts every message.
+pub(super) async fn send_standard(
+    db: &impl GenericClient,
+    queue: QueueId,
+    messages: &[NewMessage],
+) -> Result<Option<Vec<Sent>>, Fail> {
+    if messages.is_empty() {
+        return Ok(queue_exists(db, queue).await?.then(Vec::new));
+    }
+    let all: Vec<&NewMessage> = messages.iter().collect();
+    let Some(seqs) = insert_messages(db, queue, &all).await? else { return Ok(None) };
+    let sent = messages.iter().zip(seqs);
+    Ok(Some(sent.map(|(m, seq)| Sent { message_id: m.message_id.clone(), seq, duplicate: false }).collect()))
+}
+
+/// A delete without the FIFO expiry rule: one statement on its own for the whole batch; the
+/// queue is looked up only when some lease deleted nothing.
+pub(super) async fn delete_current(
+    db: &impl GenericClient,
+    queue: QueueId,
+    leases: &[Lease],
+) -> Result<Option<Vec<DeleteOutcome>>, Fail> {
+    let seqs: Vec<i64> = leases.iter().map(|l| l.seq).collect();
+    let held: Vec<i64> = leases.iter().map(|l| lease_to_sql(l.lease)).collect();
+    let deleted = rows(
+        db,
+        "DELETE FROM messages m USING unnest($2::bigint[], $3::bigint[]) AS l(seq, lease)
+         WHERE m.seq = l.seq AND m.queue_id = $1 AND m.lease = l.lease RETURNING m.seq",
+        &[&queue, &seqs, &held],
+    )
+    .await?;
+    let mut deleted: Vec<i64> = deleted.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
+    if deleted.len() < leases.len() && !queue_exists(db, queue).await? {
+        return Ok(None);
+    }
+    // A lease listed twice deletes once: its second mention finds the message gone.
+    let outcomes = leases.iter().map(|l| match deleted.iter().position(|&seq| seq == l.seq) {
+        Some(at) => {
+            deleted.swap_remove(at);
+            DeleteOutcome::Deleted
+        }
+        None => DeleteOutcome::NotCurrent,
+    });
+    Ok(Some(outcomes.collect()))
 }
 
 pub(super) async fn send_messages(
@@ -458,15 +520,7 @@ pub(super) async fn send_messages(
     now: Millis,
 ) -> Result<Option<Vec<Sent>>, Fail> {
     let Some(dedup) = dedup else {
-        if !queue_exists(tx, queue).await? {
-            return Ok(None);
-        }
-        let all: Vec<&NewMessage> = messages.iter().collect();
-        let seqs = insert_messages(tx, queue, &all).await?;
-        let sent = messages.iter().zip(seqs);
-        return Ok(Some(
-            sent.map(|(m, seq)| Sent { message_id: m.message_id.clone(), seq, duplicate: false }).collect(),
-        ));
+        return send_standard(tx, queue, messages).await;
     };
     lock_queue(tx, queue).await?;
     if !queue_exists(tx, queue).await? {
@@ -492,7 +546,8 @@ pub(super) async fn send_messages(
                 }
             }
         }
-        let seq = insert_messages(tx, queue, &[m]).await?[0];
+        let Some(seqs) = insert_messages(tx, queue, &[m]).await? else { return Ok(None) };
+        let seq = seqs[0];
         if let Some((scope, id)) = key {
             exec(
                 tx,
@@ -554,26 +609,7 @@ pub(super) async fn delete_messages(
         return Ok(None);
     }
     if refuse_expired_at.is_none() {
-        // The common case, one statement for the whole batch: each current lease deletes.
-        let seqs: Vec<i64> = leases.iter().map(|l| l.seq).collect();
-        let held: Vec<i64> = leases.iter().map(|l| lease_to_sql(l.lease)).collect();
-        let deleted = rows(
-            tx,
-            "DELETE FROM messages m USING unnest($2::bigint[], $3::bigint[]) AS l(seq, lease)
-             WHERE m.seq = l.seq AND m.queue_id = $1 AND m.lease = l.lease RETURNING m.seq",
-            &[&queue, &seqs, &held],
-        )
-        .await?;
-        let mut deleted: Vec<i64> = deleted.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
-        // A lease listed twice deletes once: its second mention finds the message gone.
-        let outcomes = leases.iter().map(|l| match deleted.iter().position(|&seq| seq == l.seq) {
-            Some(at) => {
-                deleted.swap_remove(at);
-                DeleteOutcome::Deleted
-            }
-            None => DeleteOutcome::NotCurrent,
-        });
-        return Ok(Some(outcomes.collect()));
+        return delete_current(tx, queue, leases).await;
     }
     let mut outcomes = Vec::with_capacity(leases.len());
     for lease in leases {

@@ -14,6 +14,7 @@
 
 use std::collections::BTreeSet;
 
+use deadpool_postgres::GenericClient;
 use holdfast_core::store::{
     DeadLetterTarget, Delivery, FairOrder, Lease, Millis, QueueId, ReceiveAttempt, ReceiveOutcome, ReceiveParams,
     StoredMessage, STANDARD_LOOKAHEAD,
@@ -31,22 +32,115 @@ const RETURNING: &str = "RETURNING m.seq, m.message_id, m.body, m.attributes, m.
                   m.dead_letter_source_arn, m.digest, m.lease";
 
 fn stored_message(r: &Row) -> Result<(StoredMessage, Option<Vec<u8>>), Fail> {
+    stored_message_at(r, 0)
+}
+
+/// `stored_message` for a row whose message columns start at column `at`.
+fn stored_message_at(r: &Row, at: usize) -> Result<(StoredMessage, Option<Vec<u8>>), Fail> {
     let message = StoredMessage {
-        seq: r.try_get(0)?,
-        message_id: r.try_get(1)?,
-        body: r.try_get(2)?,
-        attributes: r.try_get(3)?,
-        system_attributes: r.try_get(4)?,
-        group_id: r.try_get(5)?,
-        deduplication_id: r.try_get(6)?,
-        sender_id: r.try_get(7)?,
-        sent_at: r.try_get(8)?,
-        receive_count: r.try_get::<_, i32>(9)?.max(0) as u32,
-        first_received_at: r.try_get(10)?,
-        dead_letter_source_arn: r.try_get(11)?,
-        lease: r.try_get::<_, Option<i64>>(13)?.unwrap_or_default() as u64,
+        seq: r.try_get(at)?,
+        message_id: r.try_get(at + 1)?,
+        body: r.try_get(at + 2)?,
+        attributes: r.try_get(at + 3)?,
+        system_attributes: r.try_get(at + 4)?,
+        group_id: r.try_get(at + 5)?,
+        deduplication_id: r.try_get(at + 6)?,
+        sender_id: r.try_get(at + 7)?,
+        sent_at: r.try_get(at + 8)?,
+        receive_count: r.try_get::<_, i32>(at + 9)?.max(0) as u32,
+        first_received_at: r.try_get(at + 10)?,
+        dead_letter_source_arn: r.try_get(at + 11)?,
+        lease: r.try_get::<_, Option<i64>>(at + 13)?.unwrap_or_default() as u64,
     };
-    Ok((message, r.try_get(12)?))
+    Ok((message, r.try_get(at + 12)?))
+}
+
+/// What the one-statement standard receive found.
+pub(super) enum Quick {
+    Done(ReceiveOutcome),
+    /// The queue does not exist.
+    Gone,
+    /// Among the messages it would look at, some are expired or exhausted: the full receive
+    /// (`receive_messages`, in a transaction) deals with them. Nothing was changed.
+    NeedsFullReceive,
+}
+
+/// The common standard receive in one statement on its own: a plain queue (not fair, no receive
+/// attempt) whose first `max_messages + STANDARD_LOOKAHEAD` visible messages are all deliverable
+/// (none past retention, none exhausted). Then the pick, the oldest by seq, the leases and the
+/// next visibility are exactly `receive_messages`'s, in one round trip instead of a transaction.
+pub(super) async fn receive_quick(db: &impl GenericClient, queue: QueueId, p: &ReceiveParams) -> Result<Quick, Fail> {
+    let max_receive_count = match &p.dead_letter {
+        Some(t) if t.queue != queue => i32::try_from(t.max_receive_count).unwrap_or(i32::MAX),
+        _ => i32::MAX,
+    };
+    let leases: Vec<i64> = (0..p.max_messages).map(|_| lease_to_sql(rand::random::<u64>())).collect();
+    let visible_at = p.now + p.visibility_timeout_ms;
+    let found = rows(
+        db,
+        "WITH picked AS (
+             SELECT seq, sent_at, receive_count FROM messages WHERE queue_id = $1 AND visible_at <= $2
+             ORDER BY visible_at, seq LIMIT $3 FOR UPDATE SKIP LOCKED),
+         info AS (
+             SELECT EXISTS (SELECT 1 FROM queues WHERE id = $1) AS queue_exists,
+                    EXISTS (SELECT 1 FROM picked WHERE sent_at < $4 OR receive_count >= $5) AS blocked,
+                    (SELECT min(visible_at) FROM messages WHERE queue_id = $1 AND visible_at > $2) AS hidden_from),
+         chosen AS (
+             SELECT seq, row_number() OVER (ORDER BY seq) AS n FROM picked
+             WHERE NOT (SELECT blocked FROM info) ORDER BY seq LIMIT $6),
+         leased AS (
+             UPDATE messages m SET visible_at = $7, receive_count = m.receive_count + 1,
+                 first_received_at = coalesce(m.first_received_at, $2), lease = ($8::bigint[])[c.n], leased_at = $2
+             FROM chosen c WHERE m.seq = c.seq
+             RETURNING m.seq, m.message_id, m.body, m.attributes, m.system_attributes, m.group_id, m.dedup_id,
+                       m.sender_id, m.sent_at, m.receive_count, m.first_received_at, m.dead_letter_source_arn,
+                       m.digest, m.lease)
+         SELECT info.queue_exists, info.blocked, info.hidden_from, leased.* FROM info LEFT JOIN leased ON true",
+        &[
+            &queue,
+            &p.now,
+            &((p.max_messages + STANDARD_LOOKAHEAD) as i64),
+            &(p.now - p.retention_ms),
+            &max_receive_count,
+            &(p.max_messages as i64),
+            &visible_at,
+            &leases,
+        ],
+    )
+    .await?;
+    let info = found.first().ok_or_else(|| Fail::Data("the receive statement returned no row".into()))?;
+    if !info.try_get::<_, bool>(0)? {
+        return Ok(Quick::Gone);
+    }
+    if info.try_get::<_, bool>(1)? {
+        return Ok(Quick::NeedsFullReceive);
+    }
+    let hidden_from: Option<Millis> = info.try_get(2)?;
+    let mut messages = Vec::new();
+    for r in &found {
+        if r.try_get::<_, Option<i64>>(3)?.is_none() {
+            continue;
+        }
+        match stored_message_at(r, 3) {
+            Ok((m, Some(stored))) if stored[..] != content_digest(&m.body, &m.attributes, &m.system_attributes) => {
+                let reason = "its contents do not match the digest stored when it was sent";
+                quarantine(db, queue, m.seq, reason, p.now).await?;
+            }
+            Ok((m, _)) => messages.push(m),
+            Err(error) => {
+                let seq: i64 = r.try_get(3)?;
+                quarantine(db, queue, seq, &format!("it cannot be read: {error}"), p.now).await?;
+            }
+        }
+    }
+    messages.sort_by_key(|m| m.seq);
+    // The leased messages are the only ones that became hidden.
+    let leased_until = (!messages.is_empty() && p.visibility_timeout_ms > 0).then_some(visible_at);
+    let next_visible_at = match (hidden_from, leased_until) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    Ok(Quick::Done(ReceiveOutcome { messages, next_visible_at, dead_lettered: 0 }))
 }
 
 /// A visible message as a receive first sees it.
@@ -455,8 +549,9 @@ async fn record_attempt(
     Ok(())
 }
 
-/// Moves a damaged message out of its queue into `quarantined_messages`, and says so.
-async fn quarantine(tx: &Tx<'_>, queue: QueueId, seq: i64, reason: &str, now: Millis) -> Result<(), Fail> {
+/// Moves a damaged message out of its queue into `quarantined_messages`, and says so. Both steps
+/// can be repeated: a message quarantined but not yet removed is quarantined again, once.
+async fn quarantine(tx: &impl GenericClient, queue: QueueId, seq: i64, reason: &str, now: Millis) -> Result<(), Fail> {
     exec(
         tx,
         "INSERT INTO quarantined_messages
