@@ -151,7 +151,7 @@ async fn insert_all(pool: &Pool, calls: &[SendCall]) -> Result<HashMap<String, i
 
 async fn write_deletes(pool: Pool, calls: Vec<DeleteCall>) {
     let result = delete_all(&pool, &calls).await;
-    for (call, answer) in calls.into_iter().zip(result.into_iter()) {
+    for (call, answer) in calls.into_iter().zip(result) {
         let _ = call.reply.send(answer);
     }
 }
