@@ -73,6 +73,12 @@ CREATE TABLE messages (
     dead_letter_source_arn TEXT,
     digest BYTEA
 );
+-- Every receive and delete leaves a dead row version behind, and receives walk the front of
+-- messages_by_visibility, where those pile up: vacuum this table by a fixed count of dead rows,
+-- not by a share of a table that may be small, so dead versions never outnumber live ones for long.
+ALTER TABLE messages SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 10000,
+                          autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_insert_threshold = 10000,
+                          autovacuum_vacuum_cost_delay = 0);
 CREATE INDEX messages_by_visibility ON messages (queue_id, visible_at, seq);
 CREATE INDEX messages_by_age ON messages (queue_id, sent_at, seq);
 CREATE INDEX messages_received ON messages (queue_id, receive_count, seq) WHERE receive_count > 0;
