@@ -140,6 +140,14 @@ pub struct PostgresStore {
 const RECHECK_WITH_NOTIFY: Duration = Duration::from_secs(1);
 const RECHECK_WITHOUT_NOTIFY: Duration = Duration::from_millis(200);
 
+/// Dropping the store stops its background tasks (they end when the pool closes) and lets its
+/// connections go.
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        self.pool.close();
+    }
+}
+
 /// How often the database size shown in `/metrics` is read again.
 const SIZE_REFRESH: Duration = Duration::from_secs(30);
 

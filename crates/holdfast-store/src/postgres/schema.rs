@@ -226,6 +226,18 @@ const MIGRATIONS: &[(i32, &str)] = &[(1, MIGRATION_V1)];
 /// under the migration lock (PostgreSQL's DDL is transactional: all of it lands or none).
 pub(super) async fn migrate(client: &mut Client) -> Result<(), Fail> {
     let tx = client.transaction().await?;
+    let outcome = migrate_in(&tx).await;
+    match outcome {
+        Ok(()) => tx.commit().await?,
+        // Rolled back here, not on drop, so the migration lock is free before this returns.
+        Err(_) => tx.rollback().await?,
+    }
+    outcome
+}
+
+async fn migrate_in(tx: &tokio_postgres::Transaction<'_>) -> Result<(), Fail> {
+    // A node that cannot get the lock in time fails to start, loudly, rather than hang.
+    tx.batch_execute("SET LOCAL lock_timeout = '60s'").await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
     tx.batch_execute("CREATE TABLE IF NOT EXISTS holdfast_schema (version INTEGER NOT NULL)").await?;
     let found: Option<i32> = tx.query_opt("SELECT version FROM holdfast_schema", &[]).await?.map(|row| row.get(0));
@@ -243,6 +255,5 @@ pub(super) async fn migrate(client: &mut Client) -> Result<(), Fail> {
         None => tx.execute("INSERT INTO holdfast_schema (version) VALUES ($1)", &[&SCHEMA_VERSION]).await?,
         Some(_) => tx.execute("UPDATE holdfast_schema SET version = $1", &[&SCHEMA_VERSION]).await?,
     };
-    tx.commit().await?;
     Ok(())
 }
