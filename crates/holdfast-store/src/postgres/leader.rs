@@ -10,15 +10,15 @@
 //! `job_leaders` records who leads what, for operators.
 
 use std::collections::HashSet;
-use std::hash::{Hash, Hasher};
 
 use tokio::sync::Mutex;
 use tokio_postgres::{Client, NoTls};
 
 use super::Fail;
 
-/// The top bits of every job's lock key, apart from queue locks (`1 << 62`) and the migration lock.
-const JOB_LOCKS: i64 = 1 << 61;
+/// A job's lock key, computed by PostgreSQL from the schema and the job's name: the same on every
+/// node of a cluster, apart for clusters in different schemas of one database.
+const KEY: &str = "hashtextextended(current_schema() || ':holdfast-job:' || $1, 0)";
 
 pub(super) struct Leadership {
     config: tokio_postgres::Config,
@@ -29,27 +29,8 @@ pub(super) struct Leadership {
 #[derive(Default)]
 struct State {
     client: Option<Client>,
-    /// Lock keys this node holds on `client`'s session.
-    held: HashSet<i64>,
-}
-
-/// The advisory lock key of `job`: a stable hash (the same on every node and build).
-fn key(job: &str) -> i64 {
-    // FNV-1a: stable across processes, unlike std's randomly seeded hasher.
-    struct Fnv(u64);
-    impl Hasher for Fnv {
-        fn finish(&self) -> u64 {
-            self.0
-        }
-        fn write(&mut self, bytes: &[u8]) {
-            for byte in bytes {
-                self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x100_0000_01b3);
-            }
-        }
-    }
-    let mut hasher = Fnv(0xcbf2_9ce4_8422_2325);
-    job.hash(&mut hasher);
-    JOB_LOCKS | (hasher.finish() as i64 & ((1 << 60) - 1))
+    /// Jobs this node leads on `client`'s session.
+    held: HashSet<String>,
 }
 
 impl Leadership {
@@ -75,15 +56,14 @@ impl Leadership {
             });
             state.client = Some(client);
         }
-        let key = key(job);
-        if state.held.contains(&key) {
+        if state.held.contains(job) {
             return Ok(true);
         }
         let State { client, held } = &mut *state;
         let client = client.as_ref().expect("connected above");
-        let taken: bool = client.query_one("SELECT pg_try_advisory_lock($1)", &[&key]).await?.get(0);
+        let taken: bool = client.query_one(&format!("SELECT pg_try_advisory_lock({KEY})"), &[&job]).await?.get(0);
         if taken {
-            held.insert(key);
+            held.insert(job.to_owned());
             client
                 .execute(
                     "INSERT INTO job_leaders (job, node, since) VALUES ($1, $2, $3)
@@ -99,10 +79,9 @@ impl Leadership {
     /// Lets go of `job`, if this node leads it.
     pub(super) async fn release(&self, job: &str) -> Result<(), Fail> {
         let mut state = self.state.lock().await;
-        let key = key(job);
-        if state.held.remove(&key) {
+        if state.held.remove(job) {
             if let Some(client) = state.client.as_ref().filter(|c| !c.is_closed()) {
-                client.execute("SELECT pg_advisory_unlock($1)", &[&key]).await?;
+                client.execute(&format!("SELECT pg_advisory_unlock({KEY})"), &[&job]).await?;
                 client.execute("DELETE FROM job_leaders WHERE job = $1 AND node = $2", &[&job, &self.node]).await?;
             }
         }
@@ -114,20 +93,5 @@ impl Leadership {
         let mut state = self.state.lock().await;
         state.held.clear();
         state.client = None;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::key;
-
-    #[test]
-    fn keys_are_stable_and_apart_from_other_locks() {
-        assert_eq!(key("housekeeping"), key("housekeeping"));
-        assert_ne!(key("housekeeping"), key("move-task:a"));
-        for job in ["housekeeping", "move-task:x", ""] {
-            let k = key(job);
-            assert!(k > 0 && k & (1 << 62) == 0 && k & (1 << 61) != 0, "{job}: {k:x}");
-        }
     }
 }

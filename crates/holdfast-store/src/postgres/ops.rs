@@ -76,11 +76,11 @@ pub(super) fn lease_to_sql(lease: u64) -> i64 {
 }
 
 /// The advisory lock that serialises the calls of one FIFO queue that must not interleave (sends
-/// and receives), held until the transaction ends. The key's top bits keep it apart from the
-/// migration lock.
+/// and receives), held until the transaction ends. Keyed by the schema too (the two-key form),
+/// so holdfast clusters in different schemas of one database never wait on each other.
 pub(super) async fn lock_queue(tx: &Tx<'_>, queue: QueueId) -> Result<(), Fail> {
-    const QUEUE_LOCKS: i64 = 1 << 62;
-    exec(tx, "SELECT pg_advisory_xact_lock($1)", &[&(QUEUE_LOCKS | queue)]).await?;
+    let queue = i32::try_from(queue).map_err(|_| Fail::Data(format!("queue id {queue} is out of range")))?;
+    exec(tx, "SELECT pg_advisory_xact_lock(hashtext(current_schema()), $1)", &[&queue]).await?;
     Ok(())
 }
 
