@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 use super::ops::{lease_to_sql, queue_exists, rows};
 use super::Fail;
 use crate::rules::content_digest;
+use crate::sqlite::writer::WriterStats;
 
 /// Calls written together at most.
 const MAX_CALLS: usize = 64;
@@ -44,8 +45,9 @@ pub(super) struct DeleteCall {
     pub reply: Reply<Vec<DeleteOutcome>>,
 }
 
-/// Starts the writers of one kind of call; returns where to queue calls.
-fn start<C: Send + 'static, F, Fut>(pool: Pool, write: F) -> mpsc::Sender<C>
+/// Starts the writers of one kind of call; returns where to queue calls. Each write is counted in
+/// `stats` as one commit of that many calls.
+fn start<C: Send + 'static, F, Fut>(pool: Pool, stats: Arc<WriterStats>, write: F) -> mpsc::Sender<C>
 where
     F: Fn(Pool, Vec<C>) -> Fut + Send + Sync + Copy + 'static,
     Fut: std::future::Future<Output = ()> + Send,
@@ -53,7 +55,7 @@ where
     let (sender, receiver) = mpsc::channel::<C>(QUEUED);
     let receiver = Arc::new(Mutex::new(receiver));
     for _ in 0..WRITERS {
-        let (pool, receiver) = (pool.clone(), Arc::clone(&receiver));
+        let (pool, receiver, stats) = (pool.clone(), Arc::clone(&receiver), Arc::clone(&stats));
         tokio::spawn(async move {
             loop {
                 let calls = {
@@ -68,19 +70,22 @@ where
                     }
                     calls
                 };
+                let (count, started) = (calls.len(), std::time::Instant::now());
                 write(pool.clone(), calls).await;
+                stats.commit(started.elapsed());
+                stats.batch(count);
             }
         });
     }
     sender
 }
 
-pub(super) fn sends(pool: Pool) -> mpsc::Sender<SendCall> {
-    start(pool, write_sends)
+pub(super) fn sends(pool: Pool, stats: Arc<WriterStats>) -> mpsc::Sender<SendCall> {
+    start(pool, stats, write_sends)
 }
 
-pub(super) fn deletes(pool: Pool) -> mpsc::Sender<DeleteCall> {
-    start(pool, write_deletes)
+pub(super) fn deletes(pool: Pool, stats: Arc<WriterStats>) -> mpsc::Sender<DeleteCall> {
+    start(pool, stats, write_deletes)
 }
 
 const INSERT: &str = "INSERT INTO messages (queue_id, message_id, body, attributes, system_attributes, group_id,

@@ -117,8 +117,8 @@ impl Default for PostgresOptions {
 pub struct PostgresStore {
     pool: Pool,
     closed: AtomicBool,
-    /// Commit times, and calls per commit (always one: each call is its own transaction), for
-    /// `/metrics`, measured as the SQLite engine's writer measures its own.
+    /// Commit times, and calls per commit (one for a call in its own transaction, the number
+    /// gathered for a group-committed write), for `/metrics`, as the SQLite writer reports them.
     stats: Arc<WriterStats>,
     /// `pg_database_size`, refreshed in the background (`figures` cannot wait for a query).
     database_bytes: Arc<AtomicU64>,
@@ -245,17 +245,18 @@ impl PostgresStore {
         } else {
             (None, tokio::sync::mpsc::channel(1).1, RECHECK_WITHOUT_NOTIFY)
         };
+        let stats = Arc::new(WriterStats::default());
         let store = PostgresStore {
             pool: pool.clone(),
             closed: AtomicBool::new(false),
-            stats: Arc::default(),
+            stats: Arc::clone(&stats),
             database_bytes: Arc::default(),
             announcer,
             shared: std::sync::Mutex::new(Some(SharedStore { visible_elsewhere, recheck })),
             leadership,
             queues: queue_cache::QueueCache::default(),
-            sends: group_commit::sends(pool.clone()),
-            deletes: group_commit::deletes(pool.clone()),
+            sends: group_commit::sends(pool.clone(), Arc::clone(&stats)),
+            deletes: group_commit::deletes(pool.clone(), Arc::clone(&stats)),
         };
         let mut client = store.client().await.map_err(|e| e.into_store("connecting"))?;
         schema::migrate(&mut client).await.map_err(|e| e.into_store("creating or migrating the schema"))?;
