@@ -25,7 +25,6 @@ mod metrics;
 mod moves;
 mod notify;
 mod ops;
-mod queue_cache;
 mod receive;
 mod schema;
 mod scratch;
@@ -127,9 +126,6 @@ pub struct PostgresStore {
     /// The other nodes' news, until the service takes it.
     shared: std::sync::Mutex<Option<SharedStore>>,
     leadership: leader::Leadership,
-    /// Queue records read lately (`queue_cache`): settings changed on another node apply here
-    /// within `QUEUE_CACHE_TTL`, changes made here at once.
-    queues: queue_cache::QueueCache,
     /// Where standard sends and deletes queue for group commit (`group_commit`).
     sends: tokio::sync::mpsc::Sender<group_commit::SendCall>,
     deletes: tokio::sync::mpsc::Sender<group_commit::DeleteCall>,
@@ -254,7 +250,6 @@ impl PostgresStore {
             announcer,
             shared: std::sync::Mutex::new(Some(SharedStore { visible_elsewhere, recheck })),
             leadership,
-            queues: queue_cache::QueueCache::default(),
             sends: group_commit::sends(pool.clone(), Arc::clone(&stats)),
             deletes: group_commit::deletes(pool.clone(), Arc::clone(&stats)),
         };
@@ -309,7 +304,6 @@ impl Store for PostgresStore {
         recreate_cooldown_ms: i64,
     ) -> StoreResult<CreateQueueOutcome> {
         self.check_open()?;
-        self.queues.changed_here();
         transact!(self, "create_queue", |tx| ops::create_queue(
             &tx,
             account,
@@ -324,15 +318,9 @@ impl Store for PostgresStore {
 
     async fn get_queue(&self, account: &str, region: &str, name: &str) -> StoreResult<Option<QueueRecord>> {
         self.check_open()?;
-        if let Some(record) = self.queues.get(account, region, name) {
-            return Ok(Some(record));
-        }
-        let generation = self.queues.generation();
-        let found = single!(self, "get_queue", |db| ops::get_queue(db, account, region, name))?;
-        if let Some(record) = &found {
-            self.queues.put(record.clone(), generation);
-        }
-        Ok(found)
+        // Read every time, one primary-key lookup: a change made through any node is seen by the
+        // next request on every node, as clients behind a load balancer expect.
+        single!(self, "get_queue", |db| ops::get_queue(db, account, region, name))
     }
 
     async fn list_queues(
@@ -354,7 +342,6 @@ impl Store for PostgresStore {
 
     async fn delete_queue(&self, queue: QueueId, now: Millis) -> StoreResult<()> {
         self.check_open()?;
-        self.queues.changed_here();
         let deleted = transact!(self, "delete_queue", |tx| ops::delete_queue(&tx, queue, now))?;
         found(queue, deleted.then_some(()))
     }
@@ -366,7 +353,6 @@ impl Store for PostgresStore {
         now: Millis,
     ) -> StoreResult<()> {
         self.check_open()?;
-        self.queues.changed_here();
         let done = transact!(self, "set_queue_attributes", |tx| ops::set_queue_attributes(
             &tx,
             queue,
@@ -385,7 +371,6 @@ impl Store for PostgresStore {
         now: Millis,
     ) -> StoreResult<bool> {
         self.check_open()?;
-        self.queues.changed_here();
         let done = transact!(self, "replace_queue_attribute", |tx| ops::replace_queue_attribute(
             &tx, queue, name, expected, value, now
         ))?;
@@ -394,14 +379,12 @@ impl Store for PostgresStore {
 
     async fn tag_queue(&self, queue: QueueId, tags: BTreeMap<String, String>) -> StoreResult<()> {
         self.check_open()?;
-        self.queues.changed_here();
         let done = transact!(self, "tag_queue", |tx| ops::tag_queue(&tx, queue, tags.clone()))?;
         found(queue, done).map(drop)
     }
 
     async fn untag_queue(&self, queue: QueueId, keys: Vec<String>) -> StoreResult<()> {
         self.check_open()?;
-        self.queues.changed_here();
         let done = transact!(self, "untag_queue", |tx| ops::untag_queue(&tx, queue, keys.clone()))?;
         found(queue, done).map(drop)
     }
