@@ -258,8 +258,13 @@ impl Runner {
         common.duration = duration;
         common.json = true;
         adjust(&mut common);
-        let outcome = crate::run_report(BenchArgs { scenario, common });
-        let value = match &outcome {
+        self.run_and_save(name, BenchArgs { scenario, common })
+    }
+
+    /// Runs one `holdfast bench`, saves its report (or its failure) as `<name>.json` and prints
+    /// its summary line.
+    fn run_and_save(&self, name: &str, args: BenchArgs) -> anyhow::Result<()> {
+        let value = match crate::run_report(args) {
             Ok(report) => serde_json::to_value(report)?,
             Err(error) => json!({ "failed": format!("{error:#}") }),
         };
@@ -316,13 +321,7 @@ impl Runner {
             let roundtrip = RoundtripArgs { batch, delete_batch: batch, drain_timeout: 30.0 };
             let scenario =
                 Scenario::Postgres(crate::postgres::PostgresArgs { database_url: url.to_owned(), roundtrip });
-            let outcome = crate::run_report(BenchArgs { scenario, common });
-            let value = match &outcome {
-                Ok(report) => serde_json::to_value(report)?,
-                Err(error) => json!({ "failed": format!("{error:#}") }),
-            };
-            self.save(name, &value)?;
-            println!("   {}", summary_line(name, &value));
+            self.run_and_save(name, BenchArgs { scenario, common })?;
         }
         for nodes in [1, 2] {
             let schema = format!("holdfast_bench_{nodes}_nodes");

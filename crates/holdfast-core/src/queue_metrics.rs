@@ -186,6 +186,46 @@ pub struct Gauges {
     pub fair: Option<FairGauges>,
 }
 
+impl Gauges {
+    /// The gauges as engines store them, nine nullable columns in this order: visible,
+    /// not visible, delayed, oldest age, noisy groups, quiet visible, quiet not visible, quiet
+    /// delayed, quiet oldest age. `visible` is NULL for a minute not sampled, `noisy groups` for a
+    /// queue that was not fair.
+    pub fn to_columns(gauges: Option<&Gauges>) -> [Option<u64>; 9] {
+        let fair = gauges.and_then(|g| g.fair.as_ref());
+        [
+            gauges.map(|g| g.visible),
+            gauges.map(|g| g.not_visible),
+            gauges.map(|g| g.delayed),
+            gauges.map(|g| g.oldest_age_seconds),
+            fair.map(|f| f.noisy_groups),
+            fair.map(|f| f.visible_in_quiet_groups),
+            fair.map(|f| f.not_visible_in_quiet_groups),
+            fair.map(|f| f.delayed_in_quiet_groups),
+            fair.and_then(|f| f.oldest_age_in_quiet_groups_seconds),
+        ]
+    }
+
+    /// The gauges back from `to_columns`' columns.
+    pub fn from_columns(columns: [Option<u64>; 9]) -> Option<Gauges> {
+        let [visible, not_visible, delayed, oldest_age, noisy, quiet_visible, quiet_not_visible, quiet_delayed, quiet_oldest] =
+            columns;
+        Some(Gauges {
+            visible: visible?,
+            not_visible: not_visible.unwrap_or(0),
+            delayed: delayed.unwrap_or(0),
+            oldest_age_seconds: oldest_age.unwrap_or(0),
+            fair: noisy.map(|noisy_groups| FairGauges {
+                noisy_groups,
+                visible_in_quiet_groups: quiet_visible.unwrap_or(0),
+                not_visible_in_quiet_groups: quiet_not_visible.unwrap_or(0),
+                delayed_in_quiet_groups: quiet_delayed.unwrap_or(0),
+                oldest_age_in_quiet_groups_seconds: quiet_oldest,
+            }),
+        })
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FairGauges {
     pub noisy_groups: u64,

@@ -5,7 +5,7 @@
 //! so a row is read with its lock and merged (`QueueMinute::absorb`), or inserted if there is none;
 //! an insert that loses a race to another node's merges into the winner's row instead.
 
-use holdfast_core::queue_metrics::{Distribution, FairGauges, Gauges, QueueMinute};
+use holdfast_core::queue_metrics::{Distribution, Gauges, QueueMinute};
 use holdfast_core::store::{MetricQueue, Millis};
 use tokio_postgres::Row;
 
@@ -74,9 +74,8 @@ async fn store_minute(tx: &Tx<'_>, minute: QueueMinute) -> Result<(), Fail> {
 }
 
 async fn write_row(tx: &Tx<'_>, sql: &str, row: &QueueMinute) -> Result<u64, Fail> {
-    let gauges = row.gauges.as_ref();
-    let fair = gauges.and_then(|g| g.fair.as_ref());
     let int = |value: Option<u64>| value.map(|v| i64::try_from(v).unwrap_or(i64::MAX));
+    let g = Gauges::to_columns(row.gauges.as_ref()).map(int);
     let whole = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
     exec(
         tx,
@@ -86,15 +85,15 @@ async fn write_row(tx: &Tx<'_>, sql: &str, row: &QueueMinute) -> Result<u64, Fai
             &row.region,
             &row.queue,
             &row.minute,
-            &int(gauges.map(|g| g.visible)),
-            &int(gauges.map(|g| g.not_visible)),
-            &int(gauges.map(|g| g.delayed)),
-            &int(gauges.map(|g| g.oldest_age_seconds)),
-            &int(fair.map(|f| f.noisy_groups)),
-            &int(fair.map(|f| f.visible_in_quiet_groups)),
-            &int(fair.map(|f| f.not_visible_in_quiet_groups)),
-            &int(fair.map(|f| f.delayed_in_quiet_groups)),
-            &int(fair.and_then(|f| f.oldest_age_in_quiet_groups_seconds)),
+            &g[0],
+            &g[1],
+            &g[2],
+            &g[3],
+            &g[4],
+            &g[5],
+            &g[6],
+            &g[7],
+            &g[8],
             &whole(row.sent),
             &whole(row.received),
             &whole(row.deleted),
@@ -113,25 +112,11 @@ fn read_row(row: &Row) -> Result<QueueMinute, Fail> {
     let count = |i: usize| -> Result<u64, Fail> { Ok(row.try_get::<_, i64>(i)?.max(0) as u64) };
     let maybe =
         |i: usize| -> Result<Option<u64>, Fail> { Ok(row.try_get::<_, Option<i64>>(i)?.map(|v| v.max(0) as u64)) };
-    let gauges = match maybe(4)? {
-        None => None,
-        Some(visible) => Some(Gauges {
-            visible,
-            not_visible: maybe(5)?.unwrap_or(0),
-            delayed: maybe(6)?.unwrap_or(0),
-            oldest_age_seconds: maybe(7)?.unwrap_or(0),
-            fair: match maybe(8)? {
-                None => None,
-                Some(noisy_groups) => Some(FairGauges {
-                    noisy_groups,
-                    visible_in_quiet_groups: maybe(9)?.unwrap_or(0),
-                    not_visible_in_quiet_groups: maybe(10)?.unwrap_or(0),
-                    delayed_in_quiet_groups: maybe(11)?.unwrap_or(0),
-                    oldest_age_in_quiet_groups_seconds: maybe(12)?,
-                }),
-            },
-        }),
-    };
+    let mut columns = [None; 9];
+    for (i, column) in columns.iter_mut().enumerate() {
+        *column = maybe(4 + i)?;
+    }
+    let gauges = Gauges::from_columns(columns);
     let buckets: Vec<u8> = row.try_get(21)?;
     Ok(QueueMinute {
         account: row.try_get(0)?,

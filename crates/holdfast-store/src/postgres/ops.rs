@@ -336,10 +336,15 @@ pub(super) async fn queue_counts(tx: &Tx<'_>, queue: QueueId, now: Millis) -> Re
          FROM messages WHERE queue_id = $1",
         &[&queue, &now],
     )
-    .await?
-    .ok_or_else(|| Fail::Data("count(*) returned no row".into()))?;
+    .await?;
+    counts_of(counts).map(Some)
+}
+
+/// The visible, in-flight and delayed counts a counting statement's one row holds, in that order.
+fn counts_of(counts: Option<Row>) -> Result<QueueCounts, Fail> {
+    let counts = counts.ok_or_else(|| Fail::Data("count(*) returned no row".into()))?;
     let count = |i: usize| -> Result<u64, Fail> { Ok(counts.try_get::<_, i64>(i)?.max(0) as u64) };
-    Ok(Some(QueueCounts { visible: count(0)?, in_flight: count(1)?, delayed: count(2)? }))
+    Ok(QueueCounts { visible: count(0)?, in_flight: count(1)?, delayed: count(2)? })
 }
 
 /// In flight by group: reads the hidden messages only.
@@ -383,10 +388,8 @@ pub(super) async fn group_counts(
          FROM messages WHERE queue_id = $1 AND group_id = ANY($2)",
         &[&queue, &groups, &now],
     )
-    .await?
-    .ok_or_else(|| Fail::Data("count(*) returned no row".into()))?;
-    let count = |i: usize| -> Result<u64, Fail> { Ok(counts.try_get::<_, i64>(i)?.max(0) as u64) };
-    Ok(Some(QueueCounts { visible: count(0)?, in_flight: count(1)?, delayed: count(2)? }))
+    .await?;
+    counts_of(counts).map(Some)
 }
 
 /// The oldest `sent_at` of a message outside `groups`, within the `scan_limit` oldest messages.

@@ -1,7 +1,7 @@
 //! The SQL of queue metrics: one row per queue and minute in `queue_minutes`, one per queue in
 //! `metric_queues` (schema version 8).
 
-use holdfast_core::queue_metrics::{Distribution, FairGauges, Gauges, QueueMinute};
+use holdfast_core::queue_metrics::{Distribution, Gauges, QueueMinute};
 use holdfast_core::store::{MetricQueue, Millis};
 use rusqlite::{params, Connection, OptionalExtension, Result, Row};
 
@@ -39,9 +39,8 @@ pub(super) fn record_queue_minutes(conn: &Connection, minutes: Vec<QueueMinute>,
 }
 
 fn write_row(conn: &Connection, row: &QueueMinute) -> Result<()> {
-    let gauges = row.gauges.as_ref();
-    let fair = gauges.and_then(|g| g.fair.as_ref());
     let int = |value: Option<u64>| value.map(|v| i64::try_from(v).unwrap_or(i64::MAX));
+    let g = Gauges::to_columns(row.gauges.as_ref()).map(int);
     conn.prepare_cached(&format!(
         "INSERT OR REPLACE INTO queue_minutes ({COLUMNS})
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)"
@@ -51,15 +50,15 @@ fn write_row(conn: &Connection, row: &QueueMinute) -> Result<()> {
         row.region,
         row.queue,
         row.minute,
-        int(gauges.map(|g| g.visible)),
-        int(gauges.map(|g| g.not_visible)),
-        int(gauges.map(|g| g.delayed)),
-        int(gauges.map(|g| g.oldest_age_seconds)),
-        int(fair.map(|f| f.noisy_groups)),
-        int(fair.map(|f| f.visible_in_quiet_groups)),
-        int(fair.map(|f| f.not_visible_in_quiet_groups)),
-        int(fair.map(|f| f.delayed_in_quiet_groups)),
-        int(fair.and_then(|f| f.oldest_age_in_quiet_groups_seconds)),
+        g[0],
+        g[1],
+        g[2],
+        g[3],
+        g[4],
+        g[5],
+        g[6],
+        g[7],
+        g[8],
         int(Some(row.sent)),
         int(Some(row.received)),
         int(Some(row.deleted)),
@@ -76,25 +75,11 @@ fn write_row(conn: &Connection, row: &QueueMinute) -> Result<()> {
 fn read_row(row: &Row<'_>) -> Result<QueueMinute> {
     let count = |i: usize| -> Result<u64> { Ok(row.get::<_, i64>(i)?.max(0) as u64) };
     let maybe = |i: usize| -> Result<Option<u64>> { Ok(row.get::<_, Option<i64>>(i)?.map(|v| v.max(0) as u64)) };
-    let gauges = match maybe(4)? {
-        None => None,
-        Some(visible) => Some(Gauges {
-            visible,
-            not_visible: maybe(5)?.unwrap_or(0),
-            delayed: maybe(6)?.unwrap_or(0),
-            oldest_age_seconds: maybe(7)?.unwrap_or(0),
-            fair: match maybe(8)? {
-                None => None,
-                Some(noisy_groups) => Some(FairGauges {
-                    noisy_groups,
-                    visible_in_quiet_groups: maybe(9)?.unwrap_or(0),
-                    not_visible_in_quiet_groups: maybe(10)?.unwrap_or(0),
-                    delayed_in_quiet_groups: maybe(11)?.unwrap_or(0),
-                    oldest_age_in_quiet_groups_seconds: maybe(12)?,
-                }),
-            },
-        }),
-    };
+    let mut columns = [None; 9];
+    for (i, column) in columns.iter_mut().enumerate() {
+        *column = maybe(4 + i)?;
+    }
+    let gauges = Gauges::from_columns(columns);
     let buckets: Vec<u8> = row.get(21)?;
     Ok(QueueMinute {
         account: row.get(0)?,
