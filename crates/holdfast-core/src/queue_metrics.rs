@@ -30,7 +30,7 @@ pub fn minute_of(at: Millis) -> Millis {
 /// Samples of one metric: count, sum, extremes, and a log-scale histogram for percentiles
 /// (eight buckets per doubling, so a percentile is within about 4.5% of the true value, and
 /// exact when all samples in its bucket are equal to the minimum or maximum).
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Distribution {
     pub count: u64,
     pub sum: f64,
@@ -175,7 +175,7 @@ fn read_varint(input: &mut &[u8]) -> Option<u64> {
 }
 
 /// A queue's gauges, sampled once at the end of a minute.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Gauges {
     pub visible: u64,
     pub not_visible: u64,
@@ -226,7 +226,7 @@ impl Gauges {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FairGauges {
     pub noisy_groups: u64,
     pub visible_in_quiet_groups: u64,
@@ -236,7 +236,7 @@ pub struct FairGauges {
 }
 
 /// One queue's figures for one minute: what the store keeps.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct QueueMinute {
     pub account: String,
     pub region: String,

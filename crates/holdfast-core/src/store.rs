@@ -208,7 +208,7 @@ pub enum PurgeOutcome {
 }
 
 /// A message to enqueue, fully validated by the service.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NewMessage {
     /// The MessageId the client is told (a UUID).
     pub message_id: String,
@@ -227,7 +227,7 @@ pub struct NewMessage {
 }
 
 /// How a FIFO queue deduplicates sends (FIFO queues <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-fifo-queues.html>).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Deduplication {
     /// A deduplication id seen within this window (5 minutes) makes a send a duplicate, even if
     /// the first message has been deleted since.
@@ -248,7 +248,7 @@ pub struct Sent {
 }
 
 /// A message as stored, returned by receive.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StoredMessage {
     /// Enqueue order, unique across the store and never reused.
     pub seq: i64,
@@ -271,7 +271,7 @@ pub struct StoredMessage {
 }
 
 /// Identifies one receive of one message: what a receipt handle decodes to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Lease {
     pub seq: i64,
     pub lease: u64,
@@ -281,7 +281,7 @@ pub struct Lease {
 pub const STANDARD_LOOKAHEAD: usize = 10;
 
 /// The delivery order a queue promises.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Delivery {
     /// Best effort, oldest first: of the first `max_messages + STANDARD_LOOKAHEAD` deliverable
     /// messages in `(visible_at, seq)` order, the `max_messages` oldest (lowest seq). A message
@@ -299,7 +299,7 @@ pub enum Delivery {
 }
 
 /// Where messages go once they have been received too often (a queue's RedrivePolicy).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DeadLetterTarget {
     pub queue: QueueId,
     /// A message already received this many times moves to `queue` instead of being delivered
@@ -315,13 +315,13 @@ pub struct DeadLetterTarget {
 /// A FIFO `ReceiveRequestAttemptId`: a retry with the same id within the window returns the same
 /// messages with the same leases (and restarts their visibility timeout), provided they are still
 /// leased by that receive.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReceiveAttempt {
     pub id: String,
     pub window_ms: i64,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReceiveParams {
     pub max_messages: usize,
     /// The received messages become visible again at `now + visibility_timeout_ms`.
@@ -345,7 +345,7 @@ pub struct ReceiveParams {
 /// messages, then those of the quiet groups, visited in name order (round robin: starting after
 /// `start_after`, wrapping around, at most `GROUP_VISITS` groups), each group's visible messages
 /// in `(visible_at, seq)` order. Nothing reads a noisy tenant's backlog to get past it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FairOrder {
     /// Noisy groups, fewest in flight first.
     pub noisy: Vec<String>,
@@ -405,7 +405,7 @@ pub struct ExpiryOutcome {
 }
 
 /// One message for a message move task to move: which message and where to.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MessageMove {
     pub seq: i64,
     pub destination: QueueId,
@@ -420,7 +420,7 @@ pub struct MovableMessage {
     pub dead_letter_source_arn: Option<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum MoveTaskStatus {
     Running,
     Completed,
@@ -448,7 +448,7 @@ impl MoveTaskStatus {
 }
 
 /// One step of a running move task, applied by `advance_move_task` unless the task was cancelled.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum MoveStep {
     /// Move these messages (as `move_messages` describes) and add how many moved to the task.
     Moved(Vec<MessageMove>),
@@ -459,7 +459,7 @@ pub enum MoveStep {
 }
 
 /// A message move task (StartMessageMoveTask), persisted so it survives restarts.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MoveTask {
     pub handle: String,
     pub source_queue: QueueId,
@@ -501,7 +501,7 @@ pub enum ChangeVisibilityOutcome {
     ExceedsMaximum,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChangeVisibility {
     pub lease: Lease,
     pub visibility_timeout_ms: i64,

@@ -20,11 +20,13 @@
 //! checks, `(visible_at, seq)` ordering, cooldowns by the durations it is given).
 
 pub mod conformance;
+pub mod journal;
 pub mod memory;
 pub mod postgres;
 mod rules;
 pub mod sqlite;
 
+pub use journal::JournalStore;
 pub use memory::MemoryStore;
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::{Home, SqliteStore};

@@ -31,3 +31,15 @@ mod postgres {
         Some((Box::new(store) as Box<dyn Store>, schema))
     });
 }
+
+/// The journaled engine, in a fresh data directory per case.
+mod journal {
+    use super::*;
+    use holdfast_store::JournalStore;
+
+    holdfast_store::conformance_tests!(|| async {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = JournalStore::open(dir.path()).expect("open a fresh journal");
+        Some((Box::new(store) as Box<dyn Store>, dir))
+    });
+}

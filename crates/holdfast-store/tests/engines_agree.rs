@@ -1,6 +1,9 @@
 //! The engines agree on long random histories: the same seeded workload of every `Store` call
-//! runs against each (memory, SQLite, and PostgreSQL when its test database is there), and every answer (apart from the random leases themselves) and every
-//! queue's counts must match after each step. The conformance suite pins each rule down by hand;
+//! runs against each (memory, SQLite, the journal, and PostgreSQL when its test database is
+//! there), and every answer (apart from the random leases themselves) and every queue's counts
+//! must match after each step. Then the journal is opened again twice, once by replaying its
+//! frames and once from the snapshot written at close, and both must hold exactly what the live
+//! store held, leases included. The conformance suite pins each rule down by hand;
 //! this catches the interactions between rules that no hand-written case thought of.
 
 use holdfast_core::store::{
@@ -10,7 +13,7 @@ use holdfast_core::store::{
 };
 use holdfast_core::DEFAULT_ACCOUNT_ID;
 use holdfast_store::postgres::ScratchSchema;
-use holdfast_store::{MemoryStore, SqliteStore};
+use holdfast_store::{JournalStore, MemoryStore, SqliteStore};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -95,6 +98,9 @@ async fn run(seed: u64) {
         Engine { name: "memory", store: Box::new(MemoryStore::new()), held: Vec::new(), _dir: None, _schema: None },
         Engine { name: "sqlite", store: Box::new(sqlite), held: Vec::new(), _dir: Some(dir), _schema: None },
     ];
+    let journal_dir = tempfile::tempdir().unwrap();
+    let journal = Box::new(JournalStore::open(journal_dir.path()).unwrap());
+    engines.push(Engine { name: "journal", store: journal, held: Vec::new(), _dir: None, _schema: None });
     if let Some(schema) = ScratchSchema::create().await {
         let store = Box::new(schema.store().await);
         engines.push(Engine { name: "postgres", store, held: Vec::new(), _dir: None, _schema: Some(schema) });
@@ -288,8 +294,45 @@ async fn run(seed: u64) {
             agree(&counts, &engines, &format!("{context}: counts of queue {q}"));
         }
     }
+    let journal = engines.iter().position(|e| e.name == "journal").unwrap();
+    let journal = engines.remove(journal);
     for e in &engines {
         e.store.close().await.unwrap();
+    }
+    journal_reopens_as_it_was(journal.store, journal_dir, now, seed).await;
+}
+
+/// A copy of the journal taken while the store is open replays to the same state, and so does
+/// the store reopened from the snapshot its close wrote: compared by draining every queue from
+/// both (every field of every message, leases included) and by their move tasks.
+async fn journal_reopens_as_it_was(live: Box<dyn Store>, dir: tempfile::TempDir, now: Millis, seed: u64) {
+    let copy = tempfile::tempdir().unwrap();
+    let copied = copy.path().join("journal");
+    std::fs::create_dir_all(&copied).unwrap();
+    for entry in std::fs::read_dir(dir.path().join("journal")).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() != "lock" {
+            std::fs::copy(entry.path(), copied.join(entry.file_name())).unwrap();
+        }
+    }
+    live.close().await.unwrap();
+    drop(live);
+    let replayed = JournalStore::open(copy.path()).unwrap();
+    let reopened = JournalStore::open(dir.path()).unwrap();
+    let context = format!("seed {seed}: journal replayed vs reopened from its snapshot");
+    for q in 1..=QUEUES.len() as QueueId {
+        assert_eq!(replayed.move_tasks(Some(q)).await.unwrap(), reopened.move_tasks(Some(q)).await.unwrap(), "{context}");
+        let later = now + 1_000_000;
+        loop {
+            let params = ReceiveParams::new(10, 1_000_000_000, i64::MAX / 4, later);
+            let a = replayed.receive_messages(q, params.clone()).await.unwrap();
+            let b = reopened.receive_messages(q, params).await.unwrap();
+            assert_eq!(a, b, "{context}: queue {q}");
+            if a.messages.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(replayed.queue_counts(q, later).await.unwrap(), reopened.queue_counts(q, later).await.unwrap());
     }
 }
 

@@ -11,12 +11,15 @@ use serde::Deserialize;
 
 use crate::auth::AuthMode;
 
-/// Where queues are stored: `sqlite`, `memory`, or a PostgreSQL URL.
+/// Where queues are stored: `sqlite`, `journal`, `memory`, or a PostgreSQL URL.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
 pub enum StorageKind {
     /// Durable: SQLite in the data directory (WAL, fsync on commit).
     Sqlite,
+    /// Durable: the state in memory, every change appended to a journal in the data directory
+    /// (fdatasync on commit) and replayed at start.
+    Journal,
     /// Nothing survives a restart. For tests and throwaway setups.
     Memory,
     /// Durable and shared: a PostgreSQL database (`postgres://USER:PASS@HOST:PORT/DB`), which
@@ -31,11 +34,12 @@ impl std::str::FromStr for StorageKind {
         match text {
             "sqlite" => Ok(StorageKind::Sqlite),
             "memory" => Ok(StorageKind::Memory),
+            "journal" => Ok(StorageKind::Journal),
             url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
                 Ok(StorageKind::Postgres(url.to_owned()))
             }
             other => Err(format!(
-                "{other:?} is not a storage engine: use sqlite, memory or a postgres://USER:PASS@HOST:PORT/DB URL"
+                "{other:?} is not a storage engine: use sqlite, journal, memory or a postgres://USER:PASS@HOST:PORT/DB URL"
             )),
         }
     }
@@ -55,6 +59,7 @@ impl std::fmt::Debug for StorageKind {
         match self {
             StorageKind::Sqlite => f.write_str("sqlite"),
             StorageKind::Memory => f.write_str("memory"),
+            StorageKind::Journal => f.write_str("journal"),
             StorageKind::Postgres(url) => f.write_str(&without_password(url)),
         }
     }

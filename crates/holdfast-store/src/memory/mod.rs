@@ -34,7 +34,9 @@ use holdfast_core::store::{
     MoveTask, MoveTaskStatus, NewMessage, PurgeOutcome, QueueCounts, QueueId, QueueMinute, QueueRecord, ReceiveOutcome,
     ReceiveParams, Sent, Store, StoreError, StoreResult, StoredMessage, SweepOutcome, STANDARD_LOOKAHEAD,
 };
-use queue::{Message, Queue};
+use queue::{Message, Queue, QueueImage};
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
 
 /// The in-memory engine. Cheap to create; each instance is an independent, empty store.
 #[derive(Debug, Default)]
@@ -63,6 +65,41 @@ struct State {
     last_move_task: u64,
     /// (account, region, queue name, minute) -> that minute's metrics.
     queue_minutes: BTreeMap<(String, String, String, Millis), QueueMinute>,
+    /// Seeds each new queue's lease generator.
+    queue_seeds: QueueSeeds,
+}
+
+/// Where each new queue's lease seed comes from: a CSPRNG seeded from the OS for a fresh store,
+/// or from the journal for one being replayed, so that replaying the same calls hands out the
+/// same leases.
+#[derive(Debug)]
+struct QueueSeeds(ChaCha20Rng);
+
+impl Default for QueueSeeds {
+    fn default() -> Self {
+        QueueSeeds(ChaCha20Rng::from_entropy())
+    }
+}
+
+impl QueueSeeds {
+    fn next(&mut self) -> [u8; 32] {
+        let mut seed = [0; 32];
+        self.0.fill_bytes(&mut seed);
+        seed
+    }
+}
+
+/// The whole store as the journal engine's snapshots hold it (`MemoryStore::image`).
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct StoreImage {
+    last_queue_id: QueueId,
+    last_seq: i64,
+    queues: Vec<QueueImage>,
+    deleted: Vec<((String, String, String), Millis)>,
+    move_tasks: Vec<(String, u64, MoveTask)>,
+    last_move_task: u64,
+    queue_minutes: Vec<QueueMinute>,
+    queue_seeds: ([u8; 32], u128),
 }
 
 /// How a message leaves its queue for another: dead-lettered by receive or the sweep, or moved by
@@ -78,6 +115,55 @@ enum Move<'a> {
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A store whose queues' lease generators are seeded from `seed` rather than the OS: two
+    /// stores with the same seed given the same calls hand out the same leases.
+    pub(crate) fn seeded(seed: [u8; 32]) -> Self {
+        let state = State { queue_seeds: QueueSeeds(ChaCha20Rng::from_seed(seed)), ..State::default() };
+        MemoryStore { state: Mutex::new(state) }
+    }
+
+    /// Everything the store holds, for a snapshot.
+    pub(crate) fn image(&self) -> StoreResult<StoreImage> {
+        let state = self.state()?;
+        let mut queues: Vec<&Queue> = state.queues.values().collect();
+        queues.sort_unstable_by_key(|q| q.record.id);
+        Ok(StoreImage {
+            last_queue_id: state.last_queue_id,
+            last_seq: state.last_seq,
+            queues: queues.into_iter().map(Queue::image).collect(),
+            deleted: state.deleted.iter().map(|(k, at)| (k.clone(), *at)).collect(),
+            move_tasks: state.move_tasks.iter().map(|(h, (n, t))| (h.clone(), *n, t.clone())).collect(),
+            last_move_task: state.last_move_task,
+            queue_minutes: state.queue_minutes.values().cloned().collect(),
+            queue_seeds: (state.queue_seeds.0.get_seed(), state.queue_seeds.0.get_word_pos()),
+        })
+    }
+
+    /// The store a snapshot describes.
+    pub(crate) fn from_image(image: StoreImage) -> Self {
+        let mut seeds = ChaCha20Rng::from_seed(image.queue_seeds.0);
+        seeds.set_word_pos(image.queue_seeds.1);
+        let mut state = State {
+            last_queue_id: image.last_queue_id,
+            last_seq: image.last_seq,
+            deleted: image.deleted.into_iter().collect(),
+            move_tasks: image.move_tasks.into_iter().map(|(h, n, t)| (h, (n, t))).collect(),
+            last_move_task: image.last_move_task,
+            queue_seeds: QueueSeeds(seeds),
+            ..State::default()
+        };
+        for m in image.queue_minutes {
+            state.queue_minutes.insert((m.account.clone(), m.region.clone(), m.queue.clone(), m.minute), m);
+        }
+        for q in image.queues {
+            let q = Queue::from_image(q);
+            let r = &q.record;
+            state.by_name.insert((r.account_id.clone(), r.region.clone(), r.name.clone()), r.id);
+            state.queues.insert(r.id, q);
+        }
+        MemoryStore { state: Mutex::new(state) }
     }
 
     fn state(&self) -> StoreResult<MutexGuard<'_, State>> {
@@ -343,7 +429,8 @@ impl Store for MemoryStore {
         let (account, region, name) = key.clone();
         let record = QueueRecord::new(state.last_queue_id, account, region, name, attributes, tags, now, now);
         state.by_name.insert(key, record.id);
-        state.queues.insert(record.id, Queue::new(record.clone()));
+        let seed = state.queue_seeds.next();
+        state.queues.insert(record.id, Queue::new(record.clone(), seed));
         Ok(CreateQueueOutcome::Created(record))
     }
 

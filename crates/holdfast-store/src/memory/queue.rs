@@ -20,6 +20,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use holdfast_core::store::{Lease, Millis, QueueRecord, StoredMessage};
+use rand::RngCore;
+use rand_chacha::ChaCha20Rng;
 
 use crate::rules::is_live;
 
@@ -45,6 +47,10 @@ pub(super) struct Queue {
     dedup_by_expiry: BTreeSet<(Millis, String, String)>,
     attempts: HashMap<String, Attempt>,
     attempts_by_expiry: BTreeSet<(Millis, String)>,
+    /// Where this queue's leases come from: a CSPRNG seeded when the queue is created, so a
+    /// receipt handle cannot be guessed from another, yet the same seed and the same calls give
+    /// the same leases (the journal engine replays calls and must arrive at the same state).
+    leases: ChaCha20Rng,
 }
 
 #[derive(Debug)]
@@ -71,7 +77,7 @@ struct Attempt {
 }
 
 impl Queue {
-    pub(super) fn new(record: QueueRecord) -> Self {
+    pub(super) fn new(record: QueueRecord, lease_seed: [u8; 32]) -> Self {
         Queue {
             record,
             last_purged_at: None,
@@ -86,6 +92,7 @@ impl Queue {
             dedup_by_expiry: BTreeSet::new(),
             attempts: HashMap::new(),
             attempts_by_expiry: BTreeSet::new(),
+            leases: rand::SeedableRng::from_seed(lease_seed),
         }
     }
 
@@ -172,7 +179,7 @@ impl Queue {
         self.set_visible_at(seq, visible_at);
         let m = self.messages.get_mut(&seq).expect("leasing a message of this queue");
         self.by_receive_count.remove(&(m.stored.receive_count, seq));
-        let lease = rand::random::<u64>();
+        let lease = self.leases.next_u64();
         m.lease = Some(lease);
         m.leased_at = now;
         m.stored.lease = lease;
@@ -369,5 +376,93 @@ impl Queue {
             self.attempts_by_expiry.remove(&(old.expires_at, id.to_owned()));
         }
         self.attempts_by_expiry.insert((expires_at, id.to_owned()));
+    }
+}
+
+/// A queue as the journal engine's snapshots hold it: what cannot be derived, and the order of
+/// the FIFO group heads, which depends on when each became available. The other indexes are
+/// rebuilt by `insert`.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(super) struct QueueImage {
+    id: i64,
+    account_id: String,
+    region: String,
+    name: String,
+    attributes: std::collections::BTreeMap<String, String>,
+    tags: std::collections::BTreeMap<String, String>,
+    created_at: Millis,
+    last_modified_at: Millis,
+    last_purged_at: Option<Millis>,
+    /// `(message, visible_at, lease, leased_at)` in seq order.
+    messages: Vec<(StoredMessage, Millis, Option<u64>, Millis)>,
+    waiting: Vec<(Millis, i64)>,
+    ready: Vec<(Millis, i64)>,
+    /// `(scope, dedup id, message id, seq, expires_at)`.
+    dedup: Vec<(String, String, String, i64, Millis)>,
+    attempts: Vec<(String, Vec<Lease>, Millis)>,
+    /// The lease generator's seed and position in its stream.
+    leases: ([u8; 32], u128),
+}
+
+impl Queue {
+    pub(super) fn image(&self) -> QueueImage {
+        let r = &self.record;
+        let mut seqs: Vec<i64> = self.messages.keys().copied().collect();
+        seqs.sort_unstable();
+        QueueImage {
+            id: r.id,
+            account_id: r.account_id.clone(),
+            region: r.region.clone(),
+            name: r.name.clone(),
+            attributes: r.attributes.clone(),
+            tags: r.tags.clone(),
+            created_at: r.created_at,
+            last_modified_at: r.last_modified_at,
+            last_purged_at: self.last_purged_at,
+            messages: seqs
+                .iter()
+                .map(|seq| {
+                    let m = &self.messages[seq];
+                    (m.stored.clone(), m.visible_at, m.lease, m.leased_at)
+                })
+                .collect(),
+            waiting: self.waiting.iter().copied().collect(),
+            ready: self.ready.iter().copied().collect(),
+            dedup: self
+                .dedup
+                .iter()
+                .map(|((scope, id), r)| (scope.clone(), id.clone(), r.message_id.clone(), r.seq, r.expires_at))
+                .collect(),
+            attempts: self.attempts.iter().map(|(id, a)| (id.clone(), a.leases.clone(), a.expires_at)).collect(),
+            leases: (self.leases.get_seed(), self.leases.get_word_pos()),
+        }
+    }
+
+    pub(super) fn from_image(image: QueueImage) -> Queue {
+        let record = QueueRecord::new(
+            image.id,
+            image.account_id,
+            image.region,
+            image.name,
+            image.attributes,
+            image.tags,
+            image.created_at,
+            image.last_modified_at,
+        );
+        let mut queue = Queue::new(record, image.leases.0);
+        queue.leases.set_word_pos(image.leases.1);
+        queue.last_purged_at = image.last_purged_at;
+        for (stored, visible_at, lease, leased_at) in image.messages {
+            queue.insert(Message { stored, visible_at, lease, leased_at });
+        }
+        queue.waiting = image.waiting.into_iter().collect();
+        queue.ready = image.ready.into_iter().collect();
+        for (scope, id, message_id, seq, expires_at) in image.dedup {
+            queue.record_dedup((scope, id), message_id, seq, expires_at);
+        }
+        for (id, leases, expires_at) in image.attempts {
+            queue.record_attempt(&id, leases, expires_at);
+        }
+        queue
     }
 }
