@@ -105,6 +105,12 @@ pub(super) enum Command {
         minutes: Vec<QueueMinute>,
         forget_before: Millis,
     },
+    /// Written first by every start: new lease generators, so that leases handed out by frames
+    /// a crash lost (a standard receive answers before its frame is durable) are never handed
+    /// out again.
+    Reseed {
+        seed: [u8; 32],
+    },
 }
 
 impl Command {
@@ -163,6 +169,7 @@ impl Command {
             Command::RecordQueueMinutes { minutes, forget_before } => {
                 store.record_queue_minutes(minutes, forget_before).await
             }
+            Command::Reseed { seed } => store.reseed(seed),
         };
     }
 }

@@ -112,14 +112,25 @@ pub(super) struct Tail {
     /// The writer or a command failed: nothing more may be appended.
     pub(super) failed: Option<StoreError>,
     closing: bool,
+    /// `(ticket, last seq after it)` for the frames not known to be durable that created
+    /// messages, oldest first: which frame a message with a given seq came from, so that a
+    /// receive waits for exactly the frames that created what it returns.
+    pub(super) created: std::collections::VecDeque<(u64, i64)>,
+    /// The highest seq created by a frame known to be durable (dropped from `created`).
+    pub(super) durable_seq: i64,
+    /// The writer is waiting for frames: only then does an append need to wake it (a wake is a
+    /// system call, and under load the writer is flushing, not waiting).
+    writer_waiting: bool,
 }
 
 #[derive(Debug)]
 pub(super) struct Log {
     dir: PathBuf,
     tail: Mutex<Tail>,
-    /// Wakes the writer (frames pending, closing) and the preparer (next segment needed).
+    /// Wakes the writer: frames pending, or closing.
     work: Condvar,
+    /// Wakes the preparer: the next segment is needed, or closing.
+    prepare: Condvar,
     /// Wakes commands waiting for the next segment.
     segment_ready: Condvar,
     durable_tx: watch::Sender<Durable>,
@@ -129,7 +140,12 @@ pub(super) struct Log {
 impl Log {
     /// Starts the writer and preparer threads for a journal whose next frame goes at `position`
     /// (a segment that exists). Returns the log and a receiver that sees the writer's end.
-    pub(super) fn start(dir: &Path, position: Position, appended: u64) -> StoreResult<(Arc<Log>, Threads)> {
+    pub(super) fn start(
+        dir: &Path,
+        position: Position,
+        appended: u64,
+        last_seq: i64,
+    ) -> StoreResult<(Arc<Log>, Threads)> {
         let next_ready = segment_path(dir, position.segment + 1).exists();
         let tail = Tail {
             position,
@@ -140,12 +156,16 @@ impl Log {
             since_snapshot: 0,
             failed: None,
             closing: false,
+            writer_waiting: false,
+            created: std::collections::VecDeque::new(),
+            durable_seq: last_seq,
         };
         let (durable_tx, _) = watch::channel(Durable { upto: appended, failed: None });
         let log = Arc::new(Log {
             dir: dir.to_owned(),
             tail: Mutex::new(tail),
             work: Condvar::new(),
+            prepare: Condvar::new(),
             segment_ready: Condvar::new(),
             durable_tx,
             stats: WriterStats::default(),
@@ -197,7 +217,7 @@ impl Log {
             if tail.next_ready {
                 tail.position = Position::start_of(tail.position.segment + 1);
                 tail.next_ready = false;
-                self.work.notify_all();
+                self.prepare.notify_all();
                 return Ok(tail);
             }
             if let Some(why) = &tail.prepare_failed {
@@ -209,7 +229,7 @@ impl Log {
             if left.is_zero() {
                 return Err(StoreError::full(std::io::Error::other("the journal's next segment was not ready in time")));
             }
-            self.work.notify_all();
+            self.prepare.notify_all();
             tail = self.segment_ready.wait_timeout(tail, left).unwrap_or_else(PoisonError::into_inner).0;
         }
     }
@@ -229,7 +249,9 @@ impl Log {
         tail.position.offset += len;
         tail.since_snapshot += len;
         tail.appended += 1;
-        self.work.notify_all();
+        if tail.writer_waiting {
+            self.work.notify_one();
+        }
         tail.appended
     }
 
@@ -241,6 +263,7 @@ impl Log {
             d.failed.get_or_insert(err);
         });
         self.work.notify_all();
+        self.prepare.notify_all();
         self.segment_ready.notify_all();
     }
 
@@ -248,6 +271,7 @@ impl Log {
     pub(super) fn close(&self) {
         self.lock().closing = true;
         self.work.notify_all();
+        self.prepare.notify_all();
         self.segment_ready.notify_all();
     }
 
@@ -258,7 +282,9 @@ impl Log {
             let (pending, ticket, closing) = {
                 let mut tail = self.lock();
                 while tail.pending.is_empty() && !tail.closing && tail.failed.is_none() {
+                    tail.writer_waiting = true;
                     tail = self.work.wait(tail).unwrap_or_else(PoisonError::into_inner);
+                    tail.writer_waiting = false;
                 }
                 if tail.failed.is_some() {
                     return;
@@ -304,7 +330,7 @@ impl Log {
             let wanted = {
                 let mut tail = self.lock();
                 while tail.next_ready && !tail.closing && tail.failed.is_none() {
-                    tail = self.work.wait(tail).unwrap_or_else(PoisonError::into_inner);
+                    tail = self.prepare.wait(tail).unwrap_or_else(PoisonError::into_inner);
                 }
                 if tail.closing || tail.failed.is_some() {
                     return;
@@ -326,7 +352,7 @@ impl Log {
                     }
                     tail.prepare_failed = Some(err.to_string());
                     self.segment_ready.notify_all();
-                    let _ = self.work.wait_timeout(tail, PREPARE_RETRY);
+                    let _ = self.prepare.wait_timeout(tail, PREPARE_RETRY);
                 }
             }
         }

@@ -38,7 +38,7 @@ use async_trait::async_trait;
 use holdfast_core::queue_metrics::QueueMinute;
 use holdfast_core::store::{
     ChangeVisibility, ChangeVisibilityOutcome, CreateQueueOutcome, DeadLetterTarget, Deduplication, DeleteOutcome,
-    EngineFigures, ExpiryOutcome, GroupLoad, Lease, MetricQueue, Millis, MovableMessage, MoveStep, MoveTask,
+    Delivery, EngineFigures, ExpiryOutcome, GroupLoad, Lease, MetricQueue, Millis, MovableMessage, MoveStep, MoveTask,
     NewMessage, PurgeOutcome, QueueCounts, QueueId, QueueRecord, ReceiveOutcome, ReceiveParams, Sent, Store,
     StoreError, StoreResult, SweepOutcome,
 };
@@ -122,9 +122,9 @@ impl JournalStore {
             "journal opened"
         );
         let appended = frames + read.frames;
-        let (log, threads) = Log::start(&dir, read.end, appended)?;
+        let (log, threads) = Log::start(&dir, read.end, appended, memory.last_seq()?)?;
         let durable = log.durable();
-        Ok(JournalStore {
+        let store = JournalStore {
             dir,
             memory: Arc::new(memory),
             log,
@@ -134,40 +134,92 @@ impl JournalStore {
             records_changed: AtomicU64::new(appended),
             snapshotting: Arc::new(AtomicBool::new(false)),
             _lock: lock,
-        })
+        };
+        let mut seed = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut seed);
+        let memory = &store.memory;
+        let (ticket, reseeded) = store.apply(Command::Reseed { seed }, || async { memory.reseed(seed) }, |_, _, t| t)?;
+        reseeded?;
+        store.wait_blocking(ticket)?;
+        Ok(store)
     }
 
-    /// Runs a call that changes state: reserves its frame, runs it on the memory engine, appends
-    /// the frame, and answers once the frame is durable.
+    /// `wait` for a caller outside the runtime (`open`).
+    fn wait_blocking(&self, ticket: u64) -> StoreResult<()> {
+        loop {
+            let durable = self.durable.borrow().clone();
+            if let Some(err) = durable.failed {
+                return Err(err);
+            }
+            if durable.upto >= ticket {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    /// Runs a call that changes state and answers once its frame is durable.
     async fn journaled<T, F>(&self, command: Command, run: impl FnOnce() -> F) -> StoreResult<T>
     where
         F: Future<Output = StoreResult<T>>,
     {
-        let payload = postcard::to_stdvec(&command).map_err(StoreError::backend)?;
-        let (ticket, result) = {
-            let tail = self.log.lock();
-            let mut tail = self.log.reserve(tail, frame_len(payload.len()))?;
-            let ticket = tail.appended + 1;
-            self.announced.store(ticket, Ordering::SeqCst);
-            if command.changes_queue_records() {
-                self.records_changed.store(ticket, Ordering::SeqCst);
-            }
-            let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ready(run()))) {
-                Ok(result) => result,
-                Err(_) => {
-                    let err = StoreError::backend("a storage command panicked");
-                    self.log.fail(&mut tail, err.clone());
-                    return Err(err);
-                }
-            };
-            self.log.push(&mut tail, &payload);
-            if tail.since_snapshot >= SNAPSHOT_AFTER {
-                self.start_snapshot(&mut tail);
-            }
-            (ticket, result)
-        };
-        self.wait(ticket).await?;
+        let (wait_for, result) = self.apply(command, run, |_, _, ticket| ticket)?;
+        self.wait(wait_for).await?;
         result
+    }
+
+    /// Reserves the command's frame, runs it on the memory engine, appends the frame, and
+    /// returns the result with the ticket its answer must wait for, as `settle` decides from the
+    /// result, the tail and the frame's own ticket.
+    fn apply<T, F>(
+        &self,
+        command: Command,
+        run: impl FnOnce() -> F,
+        settle: impl FnOnce(&StoreResult<T>, &log::Tail, u64) -> u64,
+    ) -> StoreResult<(u64, StoreResult<T>)>
+    where
+        F: Future<Output = StoreResult<T>>,
+    {
+        let payload = postcard::to_stdvec(&command).map_err(StoreError::backend)?;
+        let tail = self.log.lock();
+        let mut tail = self.log.reserve(tail, frame_len(payload.len()))?;
+        let ticket = tail.appended + 1;
+        self.announced.store(ticket, Ordering::SeqCst);
+        if command.changes_queue_records() {
+            self.records_changed.store(ticket, Ordering::SeqCst);
+        }
+        let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ready(run()))) {
+            Ok(result) => result,
+            Err(_) => {
+                let err = StoreError::backend("a storage command panicked");
+                self.log.fail(&mut tail, err.clone());
+                return Err(err);
+            }
+        };
+        self.log.push(&mut tail, &payload);
+        self.note_created(&mut tail, ticket);
+        if tail.since_snapshot >= SNAPSHOT_AFTER {
+            self.start_snapshot(&mut tail);
+        }
+        let wait_for = settle(&result, &tail, ticket);
+        Ok((wait_for, result))
+    }
+
+    /// Records which seqs frame `ticket` created, and forgets frames that are durable.
+    fn note_created(&self, tail: &mut log::Tail, ticket: u64) {
+        let last_seq = self.memory.last_seq().unwrap_or(tail.durable_seq);
+        let newest = tail.created.back().map_or(tail.durable_seq, |&(_, seq)| seq);
+        if last_seq > newest {
+            tail.created.push_back((ticket, last_seq));
+        }
+        let upto = self.durable.borrow().upto;
+        while let Some(&(frame, seq)) = tail.created.front() {
+            if frame > upto {
+                break;
+            }
+            tail.durable_seq = seq;
+            tail.created.pop_front();
+        }
     }
 
     /// Runs a read, then waits until what it may have seen is durable.
@@ -388,9 +440,27 @@ impl Store for JournalStore {
         self.journaled(command, || self.memory.send_messages(queue, messages, dedup, now)).await
     }
 
+    /// A standard receive answers once the messages it returns are durable (the frames that
+    /// sent them), not its own frame: losing the receive in a crash only makes its messages
+    /// visible again, which standard queues allow, and a later delete waits for every frame
+    /// before its own, this one included. FIFO receives and receives with an attempt id wait for
+    /// their own frame, so that a crash cannot unlock a group whose messages are being worked on.
     async fn receive_messages(&self, queue: QueueId, params: ReceiveParams) -> StoreResult<ReceiveOutcome> {
+        let early = params.delivery == Delivery::Standard && params.attempt.is_none();
         let command = Command::ReceiveMessages { queue, params: params.clone() };
-        self.journaled(command, || self.memory.receive_messages(queue, params)).await
+        let settle = |result: &StoreResult<ReceiveOutcome>, tail: &log::Tail, ticket: u64| match result {
+            Ok(outcome) if early => match outcome.messages.iter().map(|m| m.seq).max() {
+                Some(seq) if seq > tail.durable_seq => {
+                    let i = tail.created.partition_point(|&(_, last)| last < seq);
+                    tail.created.get(i).map_or(ticket, |&(frame, _)| frame)
+                }
+                _ => 0,
+            },
+            _ => ticket,
+        };
+        let (wait_for, result) = self.apply(command, || self.memory.receive_messages(queue, params), settle)?;
+        self.wait(wait_for).await?;
+        result
     }
 
     async fn group_load(&self, queue: QueueId, now: Millis) -> StoreResult<GroupLoad> {

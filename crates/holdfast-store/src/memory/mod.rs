@@ -124,6 +124,26 @@ impl MemoryStore {
         MemoryStore { state: Mutex::new(state) }
     }
 
+    /// The last seq handed out: every message with a higher seq was created after this call.
+    pub(crate) fn last_seq(&self) -> StoreResult<i64> {
+        Ok(self.state()?.last_seq)
+    }
+
+    /// Reseeds every queue's lease generator, and the generator of new queues' seeds, from
+    /// `seed`: queues in id order, so that the same seed gives the same generators.
+    pub(crate) fn reseed(&self, seed: [u8; 32]) -> StoreResult<()> {
+        let mut state = self.state()?;
+        let state = &mut *state;
+        state.queue_seeds = QueueSeeds(ChaCha20Rng::from_seed(seed));
+        let mut ids: Vec<QueueId> = state.queues.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            let seed = state.queue_seeds.next();
+            state.queues.get_mut(&id).expect("listed above").reseed(seed);
+        }
+        Ok(())
+    }
+
     /// Everything the store holds, for a snapshot.
     pub(crate) fn image(&self) -> StoreResult<StoreImage> {
         let state = self.state()?;

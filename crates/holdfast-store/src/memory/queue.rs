@@ -189,6 +189,10 @@ impl Queue {
         m.stored.clone()
     }
 
+    pub(super) fn reseed(&mut self, seed: [u8; 32]) {
+        self.leases = rand::SeedableRng::from_seed(seed);
+    }
+
     /// Merges SetQueueAttributes `changes` into the record. The record is replaced, not edited:
     /// its parsed settings belong to the old attributes.
     pub(super) fn set_attributes(&mut self, changes: std::collections::BTreeMap<String, String>, now: Millis) {
