@@ -1,8 +1,9 @@
 //! `holdfast bench compare`: the side-by-side run. It starts each target on loopback, runs the
 //! same scenarios against each in this process, and prints one table:
 //!
-//! - side by side: holdfast on SQLite (durable), holdfast in memory, the no-op baseline (the HTTP
-//!   stack's ceiling) and, when asked, moto's server;
+//! - side by side: holdfast on its two durable engines (the journal and SQLite), holdfast in
+//!   memory, the no-op baseline (the HTTP stack's ceiling) and, when asked, the other
+//!   SQS-compatible servers (`peers`);
 //! - cost growth: a roundtrip with a backlog of 0 / 100k / 1M messages, on both engines, and the
 //!   restart time with the biggest backlog on disk;
 //! - idle: an idle server's wakeups with 1,000 queues, and 10,000 queues holding 5,000 long polls;
@@ -26,6 +27,7 @@ use clap::Args;
 use serde_json::{json, Value};
 
 use crate::client::{self, Bodies, Client, Endpoint};
+use crate::peers::{Peer, PeerList, PEERS};
 use crate::{procfs, report, BacklogArgs, BenchArgs, CommonArgs, IdleArgs, LatencyArgs, RoundtripArgs, Scenario};
 
 #[derive(Args, Clone, Debug)]
@@ -37,7 +39,11 @@ pub struct CompareArgs {
     /// Skip the side-by-side section.
     #[arg(long)]
     pub no_side: bool,
-    /// Also measure moto's server (installed with pip into <out>/venv on first use).
+    /// Also measure these SQS-compatible servers, comma-separated, or `all`: fauxqs, sqslite,
+    /// fakecloud, moto, ministack. Each is installed under <out>/peers on first use.
+    #[arg(long, value_name = "LIST", value_parser = crate::peers::parse)]
+    pub peers: Option<PeerList>,
+    /// The same as `--peers moto`.
     #[arg(long)]
     pub moto: bool,
     /// Skip the cost-growth section (backlogs and restart).
@@ -95,9 +101,12 @@ impl Plan {
     }
 }
 
-/// Producers and consumers per side-by-side run (moto is much slower: fewer).
+/// Producers and consumers per side-by-side run (the peers written in Python are much slower:
+/// fewer).
 const CONCURRENCY: usize = 32;
 const MOTO_CONCURRENCY: usize = 4;
+/// The durable engines, the default first: the side-by-side targets' names.
+const DURABLE: [&str; 2] = ["journal", "sqlite"];
 /// Queues of the quiet-idle run: the server's wakeups with this many queues and nothing to do.
 const QUIET_QUEUES: usize = 1_000;
 const QUIET_SECONDS: f64 = 20.0;
@@ -128,8 +137,12 @@ fn compare(args: &CompareArgs, common: &CommonArgs) -> anyhow::Result<()> {
         if !args.no_side {
             runner.side_by_side(&plan)?;
         }
-        if args.moto {
-            runner.moto(&plan)?;
+        let mut peers = args.peers.clone().unwrap_or_default().0;
+        if args.moto && !peers.iter().any(|p| p.name == "moto") {
+            peers.push(PEERS.into_iter().find(|p| p.name == "moto").expect("moto is a peer"));
+        }
+        for peer in peers {
+            runner.peer(&plan, peer)?;
         }
         if let Some(url) = &args.postgres_url {
             runner.postgres(&plan, url)?;
@@ -294,10 +307,12 @@ impl Runner {
 
     fn side_by_side(&mut self, plan: &Plan) -> anyhow::Result<()> {
         println!("== side by side: {CONCURRENCY} producers / {CONCURRENCY} consumers, {} s per run", plan.duration);
-        println!("-- holdfast durable (SQLite, fresh data dir)");
-        let (server, data) = self.serve_fresh("durable", "sqlite")?;
-        self.scenarios("durable", &server, CONCURRENCY, plan.duration)?;
-        discard(server, &data);
+        for storage in DURABLE {
+            println!("-- holdfast --storage {storage} (fresh data dir)");
+            let (server, data) = self.serve_fresh(storage, storage)?;
+            self.scenarios(storage, &server, CONCURRENCY, plan.duration)?;
+            discard(server, &data);
+        }
 
         println!("-- holdfast --storage memory");
         let server = self.start("memory", &["serve", "--storage", "memory"])?;
@@ -347,44 +362,41 @@ impl Runner {
         Ok(())
     }
 
-    fn moto(&mut self, plan: &Plan) -> anyhow::Result<()> {
-        println!(
-            "-- moto_server ({MOTO_CONCURRENCY} producers / {MOTO_CONCURRENCY} consumers, {} s per run: it is much slower)",
-            plan.moto_duration
-        );
-        let venv = self.out.join("venv");
-        let moto = venv.join("bin/moto_server");
-        if !moto.exists() {
-            run_command(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-            run_command(Command::new(venv.join("bin/pip")).args(["install", "--quiet", "moto[server]"]))?;
-        }
+    /// Installs (on first use), starts and measures one peer server, on the same scenarios.
+    fn peer(&mut self, plan: &Plan, peer: Peer) -> anyhow::Result<()> {
+        let (concurrency, duration) =
+            if peer.slow { (MOTO_CONCURRENCY, plan.moto_duration) } else { (CONCURRENCY, plan.duration) };
+        println!("-- {} ({concurrency} producers / {concurrency} consumers, {duration} s per run)", peer.label);
+        let dir = self.out.join("peers");
+        std::fs::create_dir_all(&dir)?;
+        peer.install(&dir).with_context(|| format!("installing {}", peer.name))?;
         let port = free_port()?;
-        let log = std::fs::File::create(self.out.join("moto.log"))?;
-        let child = Command::new(&moto)
-            .args(["-p", &port.to_string()])
+        let log = std::fs::File::create(self.out.join(format!("{}.log", peer.name)))?;
+        let child = peer
+            .command(&dir, port)
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
             .spawn()
-            .context("starting moto_server")?;
+            .with_context(|| format!("starting {}", peer.name))?;
         let server = Server { child, url: format!("http://127.0.0.1:{port}") };
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(60);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            anyhow::ensure!(Instant::now() < deadline, "moto_server did not start; see moto.log");
+            anyhow::ensure!(Instant::now() < deadline, "{} did not start; see {}.log", peer.name, peer.name);
             std::thread::sleep(Duration::from_millis(100));
         }
-        self.scenarios("moto", &server, MOTO_CONCURRENCY, plan.moto_duration)
+        self.scenarios(peer.name, &server, concurrency, duration)
     }
 
     fn cost_growth(&mut self, plan: &Plan) -> anyhow::Result<()> {
         let biggest = plan.backlogs.iter().copied().max().unwrap_or(0);
         let mut kept = None;
-        for storage in ["sqlite", "memory"] {
+        for storage in DURABLE.into_iter().chain(["memory"]) {
             println!("== cost growth ({storage}): roundtrip with a backlog of {:?} messages", plan.backlogs);
             for &backlog in &plan.backlogs {
                 let name = format!("backlog-{storage}-{backlog}");
                 let (server, data) = self.serve_fresh(&name, storage)?;
-                // The biggest SQLite backlog stays on disk for the restart measurement.
-                let keep = storage == "sqlite" && backlog == biggest;
+                // The default engine's biggest backlog stays on disk for the restart measurement.
+                let keep = storage == DURABLE[0] && backlog == biggest;
                 let scenario = Scenario::Backlog(BacklogArgs { backlog, batch: false, delete_batch: false });
                 self.bench_adjusted(&name, &server, (CONCURRENCY, plan.duration, scenario), |common| {
                     if keep {
@@ -401,7 +413,7 @@ impl Runner {
             }
         }
         if let Some(data) = kept {
-            println!("== restart with {} messages on disk (SQLite)", report::group(biggest));
+            println!("== restart with {} messages on disk ({})", report::group(biggest), DURABLE[0]);
             let restart = self.restart(&data)?;
             println!("   {restart}");
             self.save("restart", &restart)?;
@@ -414,7 +426,7 @@ impl Runner {
     /// received.
     fn restart(&self, data: &str) -> anyhow::Result<Value> {
         let started = Instant::now();
-        let server = self.start("restart", &["serve", "--data-dir", data])?;
+        let server = self.start("restart", &["serve", "--storage", DURABLE[0], "--data-dir", data])?;
         let listening_s = started.elapsed().as_secs_f64();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         runtime.block_on(async {
@@ -451,7 +463,7 @@ impl Runner {
     }
 
     fn idle(&mut self, plan: &Plan) -> anyhow::Result<()> {
-        for storage in ["sqlite", "memory"] {
+        for storage in DURABLE.into_iter().chain(["memory"]) {
             println!("== idle ({storage}): {QUIET_QUEUES} queues and nothing to do, {QUIET_SECONDS} s");
             let name = format!("quiet-{storage}");
             let (server, data) = self.serve_fresh(&name, storage)?;
@@ -559,12 +571,6 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn run_command(command: &mut Command) -> anyhow::Result<()> {
-    let status = command.status().with_context(|| format!("running {command:?}"))?;
-    anyhow::ensure!(status.success(), "{command:?} failed: {status}");
-    Ok(())
-}
-
 // ---- summaries and tables, from the saved JSON ----
 
 fn num(value: &Value) -> Option<f64> {
@@ -652,7 +658,7 @@ fn postgres_table(t: &mut String, out: &Path, plan: &Plan) {
         ("raw SQL baseline (bench postgres)", "pg-raw"),
         ("holdfast on PostgreSQL, 1 node", "pg1"),
         ("holdfast on PostgreSQL, 2 nodes", "pg2"),
-        ("holdfast on SQLite", "durable"),
+        ("holdfast on SQLite", "sqlite"),
     ] {
         let runs = [load(out, &format!("{prefix}-roundtrip")), load(out, &format!("{prefix}-roundtrip-batch"))];
         if runs.iter().all(Option::is_none) {
@@ -706,22 +712,25 @@ fn fsync_table(t: &mut String, out: &Path) {
 }
 
 fn side_table(t: &mut String, out: &Path, plan: &Plan) {
-    let targets: Vec<&str> = ["durable", "memory", "baseline", "moto"]
+    let targets: Vec<&str> = DURABLE
         .into_iter()
+        .chain(["memory", "baseline"])
+        .chain(PEERS.iter().map(|p| p.name))
         .filter(|target| load(out, &format!("{target}-send")).is_some())
         .collect();
     if targets.is_empty() {
         return;
     }
-    let label = |target: &str| match target {
-        "durable" => "holdfast SQLite",
+    let label = |target: &'static str| match target {
+        "journal" => "holdfast journal",
+        "sqlite" => "holdfast SQLite",
         "memory" => "holdfast memory",
         "baseline" => "no-op baseline",
-        _ => "moto_server",
+        peer => PEERS.iter().find(|p| p.name == peer).map_or(peer, |p| p.label),
     };
     let _ = writeln!(
         t,
-        "### Side by side ({CONCURRENCY} producers + {CONCURRENCY} consumers, {} s per run; moto: {MOTO_CONCURRENCY} + {MOTO_CONCURRENCY}, {} s)\n",
+        "### Side by side ({CONCURRENCY} producers + {CONCURRENCY} consumers, {} s per run; moto and ministack: {MOTO_CONCURRENCY} + {MOTO_CONCURRENCY}, {} s)\n",
         plan.duration, plan.moto_duration
     );
     let _ = writeln!(t, "| scenario | {} |", targets.iter().map(|x| label(x)).collect::<Vec<_>>().join(" | "));
@@ -771,11 +780,21 @@ fn side_table(t: &mut String, out: &Path, plan: &Plan) {
         })
         .collect();
     let _ = writeln!(t, "| errors (all runs) | {} |", errors.join(" | "));
+    for peer in PEERS {
+        let failed = std::fs::read_to_string(out.join(format!("{}-send.json", peer.name)))
+            .ok()
+            .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+            .and_then(|r| r["failed"].as_str().map(str::to_owned));
+        if let Some(failed) = failed {
+            let _ = writeln!(t, "\n{} could not be measured: {failed}", peer.label);
+        }
+    }
 }
 
 fn cost_table(t: &mut String, out: &Path, plan: &Plan) {
-    let rows: Vec<(&str, u64, Value)> = ["sqlite", "memory"]
+    let rows: Vec<(&str, u64, Value)> = DURABLE
         .into_iter()
+        .chain(["memory"])
         .flat_map(|s| plan.backlogs.iter().filter_map(move |&b| Some((s, b, load(out, &format!("backlog-{s}-{b}"))?))))
         .collect();
     if !rows.is_empty() {
@@ -811,8 +830,9 @@ fn cost_table(t: &mut String, out: &Path, plan: &Plan) {
     if let Some(restart) = load(out, "restart") {
         let _ = writeln!(
             t,
-            "\n### Restart with {} messages on disk (SQLite)\n\n| to `listening on` | to first successful receive |\n|---:|---:|",
-            report::group(restart["messages_on_disk"].as_u64().unwrap_or(0))
+            "\n### Restart with {} messages on disk ({})\n\n| to `listening on` | to first successful receive |\n|---:|---:|",
+            report::group(restart["messages_on_disk"].as_u64().unwrap_or(0)),
+            DURABLE[0]
         );
         let _ = writeln!(
             t,
@@ -826,7 +846,7 @@ fn cost_table(t: &mut String, out: &Path, plan: &Plan) {
 fn idle_table(t: &mut String, out: &Path) {
     let runs: Vec<(String, Value)> = ["quiet", "idle"]
         .into_iter()
-        .flat_map(|kind| ["sqlite", "memory"].into_iter().map(move |s| format!("{kind}-{s}")))
+        .flat_map(|kind| DURABLE.into_iter().chain(["memory"]).map(move |s| format!("{kind}-{s}")))
         .filter_map(|name| Some((name.clone(), load(out, &name)?)))
         .collect();
     if runs.is_empty() {
@@ -859,32 +879,54 @@ fn targets_table(t: &mut String, out: &Path, plan: &Plan) {
         let _ = writeln!(t, "| {name} | {value} | {} |", if met { "yes" } else { "**no**" });
     };
     let per_s = |name: &str| load(out, name).and_then(|r| num(&r["messages_per_s"]));
-    if let Some(x) = per_s("durable-roundtrip") {
-        target("durable roundtrip, single calls, 32+32: ≥ 10,000 msgs/s".into(), report::group_f(x), x >= 10_000.0);
+    let durable = DURABLE[0];
+    let per_s_of = |scenario: &str| per_s(&format!("{durable}-{scenario}"));
+    if let Some(x) = per_s_of("roundtrip") {
+        target(format!("{durable}: roundtrip, single calls, 32+32: ≥ 10,000 msgs/s"), report::group_f(x), x >= 10_000.0);
     }
-    if let Some(x) = per_s("durable-roundtrip-batch") {
-        target("durable roundtrip, batches of 10: ≥ 50,000 msgs/s".into(), report::group_f(x), x >= 50_000.0);
+    if let Some(x) = per_s_of("roundtrip-batch") {
+        target(format!("{durable}: roundtrip, batches of 10: ≥ 50,000 msgs/s"), report::group_f(x), x >= 50_000.0);
     }
-    if let (Some(durable), Some(memory)) = (per_s("durable-roundtrip"), per_s("memory-roundtrip")) {
-        let ratio = durable / memory;
+    if let (Some(durable_rate), Some(memory)) = (per_s_of("roundtrip"), per_s("memory-roundtrip")) {
+        let ratio = durable_rate / memory;
         target(
-            "durable ≥ half of in-memory (roundtrip, single)".into(),
+            format!("{durable}: ≥ 70% of in-memory (roundtrip, single)"),
             format!("{:.0}%", 100.0 * ratio),
-            ratio >= 0.5,
+            ratio >= 0.7,
+        );
+    }
+    for (scenario, what) in
+        [("send", "send"), ("roundtrip", "roundtrip, single calls"), ("roundtrip-batch", "roundtrip, batches of 10")]
+    {
+        let (Some(ours), Some((best, theirs))) = (
+            per_s_of(scenario),
+            PEERS
+                .iter()
+                .filter_map(|p| Some((p.label, per_s(&format!("{}-{scenario}", p.name))?)))
+                .max_by(|a, b| a.1.total_cmp(&b.1)),
+        ) else {
+            continue;
+        };
+        target(
+            format!("{durable} ahead of every peer: {what} (best peer: {best}, {})", report::group_f(theirs)),
+            format!("{} ({:.0}%)", report::group_f(ours), 100.0 * ours / theirs),
+            ours > theirs,
         );
     }
     let biggest = plan.backlogs.iter().copied().max().unwrap_or(0);
-    if let (Some(empty), Some(full)) = (per_s("backlog-sqlite-0"), per_s(&format!("backlog-sqlite-{biggest}"))) {
+    if let (Some(empty), Some(full)) =
+        (per_s(&format!("backlog-{durable}-0")), per_s(&format!("backlog-{durable}-{biggest}")))
+    {
         let ratio = full / empty;
         target(
-            format!("throughput with a {} backlog ≥ 80% of empty (SQLite)", report::group(biggest)),
+            format!("{durable}: throughput with a {} backlog ≥ 80% of empty", report::group(biggest)),
             format!("{:.0}%", 100.0 * ratio),
             ratio >= 0.8,
         );
     }
-    if let Some(p99) = load(out, "durable-latency").and_then(|r| num(&r["latency_ms"]["delivery"]["p99_ms"])) {
+    if let Some(p99) = load(out, &format!("{durable}-latency")).and_then(|r| num(&r["latency_ms"]["delivery"]["p99_ms"])) {
         target(
-            "p99 delivery to a waiting long poll at 1,000 msgs/s < 5 ms (durable)".into(),
+            format!("{durable}: p99 delivery to a waiting long poll at 1,000 msgs/s < 5 ms"),
             format!("{p99:.2} ms"),
             p99 < 5.0,
         );
@@ -896,7 +938,7 @@ fn targets_table(t: &mut String, out: &Path, plan: &Plan) {
             s < 10.0,
         );
     }
-    for storage in ["sqlite", "memory"] {
+    for storage in DURABLE.into_iter().chain(["memory"]) {
         if let Some(w) = load(out, &format!("quiet-{storage}")).and_then(|r| num(&r["idle"]["server_wakeups_per_s"])) {
             target(
                 format!("idle server with {} queues ({storage}): ≤ 2 wakeups/s", report::group(QUIET_QUEUES as u64)),

@@ -14,6 +14,7 @@
 mod client;
 mod compare;
 mod fair;
+mod peers;
 mod postgres;
 pub mod procfs;
 mod report;
