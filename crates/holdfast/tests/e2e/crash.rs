@@ -528,6 +528,13 @@ async fn kill_9_at_random_moments_keeps_delivery_at_least_once() {
     crash_test(vec![server]).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_at_random_moments_keeps_delivery_at_least_once_on_the_journal() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let server = TestServer::start_in(&temp.path().join("data"), &["--storage", "journal"]);
+    crash_test(vec![server]).await;
+}
+
 /// Two nodes on one PostgreSQL database, load through both, one of them killed at each moment.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_on_postgres_one_killed_at_random_moments_lose_nothing() {

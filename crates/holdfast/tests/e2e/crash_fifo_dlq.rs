@@ -26,7 +26,16 @@ fn parse(body: &str) -> (usize, u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifo_order_per_group_survives_kill_9() {
-    let mut server = TestServer::start();
+    fifo_order_per_group_survives_kill_9_on(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifo_order_per_group_survives_kill_9_on_the_journal() {
+    fifo_order_per_group_survives_kill_9_on(&["--storage", "journal"]).await;
+}
+
+async fn fifo_order_per_group_survives_kill_9_on(storage: &[&str]) {
+    let mut server = TestServer::start_with(storage);
     let client = client_without_retries(&server.url);
     let name = unique("crash") + ".fifo";
     client
@@ -158,7 +167,16 @@ async fn fifo_order_per_group_survives_kill_9() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_lettered_message_is_in_exactly_one_queue_after_kill_9() {
-    let mut server = TestServer::start();
+    a_dead_lettered_message_is_in_exactly_one_queue_after_kill_9_on(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_lettered_message_is_in_exactly_one_queue_after_kill_9_on_the_journal() {
+    a_dead_lettered_message_is_in_exactly_one_queue_after_kill_9_on(&["--storage", "journal"]).await;
+}
+
+async fn a_dead_lettered_message_is_in_exactly_one_queue_after_kill_9_on(storage: &[&str]) {
+    let mut server = TestServer::start_with(storage);
     let client = client_without_retries(&server.url);
     let dlq_name = unique("dlq");
     client.create_queue().queue_name(&dlq_name).send().await.unwrap();

@@ -9,7 +9,16 @@ use aws_sdk_sqs::types::QueueAttributeName;
 
 #[tokio::test]
 async fn queues_and_messages_survive_a_restart() {
-    let mut server = TestServer::start();
+    queues_and_messages_survive_a_restart_on(&[]).await;
+}
+
+#[tokio::test]
+async fn queues_and_messages_survive_a_restart_on_the_journal() {
+    queues_and_messages_survive_a_restart_on(&["--storage", "journal"]).await;
+}
+
+async fn queues_and_messages_survive_a_restart_on(storage: &[&str]) {
+    let mut server = TestServer::start_with(storage);
     let client = server.client();
     let name = unique("restart");
     let url = client
@@ -77,7 +86,16 @@ async fn shutdown_answers_waiting_long_polls_and_exits_cleanly() {
 /// attempted), and no acknowledged delete may come back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_loses_no_acknowledged_send_and_revives_no_acknowledged_delete() {
-    let mut server = TestServer::start();
+    kill_9_loses_no_acknowledged_send_and_revives_no_acknowledged_delete_on(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_loses_no_acknowledged_send_and_revives_no_acknowledged_delete_on_the_journal() {
+    kill_9_loses_no_acknowledged_send_and_revives_no_acknowledged_delete_on(&["--storage", "journal"]).await;
+}
+
+async fn kill_9_loses_no_acknowledged_send_and_revives_no_acknowledged_delete_on(storage: &[&str]) {
+    let mut server = TestServer::start_with(storage);
     let client = server.client();
     let name = unique("crash");
     let url = create_queue(&client, &name).await;
@@ -200,7 +218,16 @@ async fn kill_9_loses_no_acknowledged_send_and_revives_no_acknowledged_delete() 
 /// A message move task interrupted by a restart resumes and completes; nothing is lost or doubled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn move_tasks_survive_a_restart() {
-    let mut server = TestServer::start();
+    move_tasks_survive_a_restart_on(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn move_tasks_survive_a_restart_on_the_journal() {
+    move_tasks_survive_a_restart_on(&["--storage", "journal"]).await;
+}
+
+async fn move_tasks_survive_a_restart_on(storage: &[&str]) {
+    let mut server = TestServer::start_with(storage);
     let client = server.client();
     let dlq_name = unique("dlq");
     let dlq = create_queue(&client, &dlq_name).await;
