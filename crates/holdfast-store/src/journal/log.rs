@@ -4,8 +4,8 @@
 //! Layout of a segment (`<n>.log`, n from 1, 20 digits): a 16-byte header (`SEGMENT_MAGIC`), then
 //! frames, then zeros to `SEGMENT_BYTES`. A frame is `len: u32 LE`, `crc32(payload): u32 LE`,
 //! then `len` bytes of payload; a zero length ends the segment's frames. Segments are created
-//! full-size and zero-filled ahead of use (`Preparer`), so appending never allocates disk space
-//! and a commit flushes data only.
+//! full-size with their space allocated ahead of use (`prepare_loop`), so an append never needs
+//! disk space that is not already reserved.
 //!
 //! Invariants:
 //! - Space is reserved before a command runs (`Tail::reserve`): a command that would not fit is
@@ -382,8 +382,8 @@ fn open_segment(dir: &Path, segment: u64) -> std::io::Result<File> {
     OpenOptions::new().read(true).write(true).open(segment_path(dir, segment))
 }
 
-/// Creates segment `segment` full-size and zero-filled, under a temporary name renamed into place
-/// once it is durable, so a segment that exists is always whole.
+/// Creates segment `segment` full-size with its space allocated, under a temporary name renamed
+/// into place once it is durable, so a segment that exists is always whole.
 pub(super) fn prepare_segment(dir: &Path, segment: u64) -> std::io::Result<()> {
     let path = segment_path(dir, segment);
     if path.exists() {
@@ -393,12 +393,17 @@ pub(super) fn prepare_segment(dir: &Path, segment: u64) -> std::io::Result<()> {
     let written = (|| {
         let mut file = File::create(&temporary)?;
         file.write_all(SEGMENT_MAGIC)?;
-        let zeros = vec![0u8; 1 << 20];
-        let mut left = SEGMENT_BYTES - SEGMENT_HEADER;
-        while left > 0 {
-            let n = left.min(zeros.len() as u64) as usize;
-            file.write_all(&zeros[..n])?;
-            left -= n as u64;
+        // Allocated, not written: measured faster than writing zeros (the zeros double what the
+        // disk writes, and the commits wait behind them), and it reads back as zeros all the same.
+        // Where the filesystem cannot allocate ahead, the zeros are written.
+        if rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, SEGMENT_BYTES).is_err() {
+            let zeros = vec![0u8; 1 << 20];
+            let mut left = SEGMENT_BYTES - SEGMENT_HEADER;
+            while left > 0 {
+                let n = left.min(zeros.len() as u64) as usize;
+                file.write_all(&zeros[..n])?;
+                left -= n as u64;
+            }
         }
         file.sync_all()?;
         std::fs::rename(&temporary, &path)?;

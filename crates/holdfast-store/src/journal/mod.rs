@@ -38,7 +38,7 @@ use async_trait::async_trait;
 use holdfast_core::queue_metrics::QueueMinute;
 use holdfast_core::store::{
     ChangeVisibility, ChangeVisibilityOutcome, CreateQueueOutcome, DeadLetterTarget, Deduplication, DeleteOutcome,
-    Delivery, EngineFigures, ExpiryOutcome, GroupLoad, Lease, MetricQueue, Millis, MovableMessage, MoveStep, MoveTask,
+    EngineFigures, ExpiryOutcome, GroupLoad, Lease, MetricQueue, Millis, MovableMessage, MoveStep, MoveTask,
     NewMessage, PurgeOutcome, QueueCounts, QueueId, QueueRecord, ReceiveOutcome, ReceiveParams, Sent, Store,
     StoreError, StoreResult, SweepOutcome,
 };
@@ -440,22 +440,15 @@ impl Store for JournalStore {
         self.journaled(command, || self.memory.send_messages(queue, messages, dedup, now)).await
     }
 
-    /// A standard receive answers once the messages it returns are durable (the frames that
-    /// sent them), not its own frame: losing the receive in a crash only makes its messages
-    /// visible again, which standard queues allow, and a later delete waits for every frame
-    /// before its own, this one included. FIFO receives and receives with an attempt id wait for
-    /// their own frame, so that a crash cannot unlock a group whose messages are being worked on.
+    /// A receive that returns nothing answers without waiting for its frame: it reveals
+    /// nothing, and what it changed (messages expired or dead-lettered, FIFO groups found
+    /// available) is changed again by the next receive if a crash loses it. One that returns
+    /// messages waits for its frame, so that a receipt handle a client holds is always one the
+    /// store will still know after a crash.
     async fn receive_messages(&self, queue: QueueId, params: ReceiveParams) -> StoreResult<ReceiveOutcome> {
-        let early = params.delivery == Delivery::Standard && params.attempt.is_none();
         let command = Command::ReceiveMessages { queue, params: params.clone() };
-        let settle = |result: &StoreResult<ReceiveOutcome>, tail: &log::Tail, ticket: u64| match result {
-            Ok(outcome) if early => match outcome.messages.iter().map(|m| m.seq).max() {
-                Some(seq) if seq > tail.durable_seq => {
-                    let i = tail.created.partition_point(|&(_, last)| last < seq);
-                    tail.created.get(i).map_or(ticket, |&(frame, _)| frame)
-                }
-                _ => 0,
-            },
+        let settle = |result: &StoreResult<ReceiveOutcome>, _: &log::Tail, ticket: u64| match result {
+            Ok(outcome) if outcome.messages.is_empty() => 0,
             _ => ticket,
         };
         let (wait_for, result) = self.apply(command, || self.memory.receive_messages(queue, params), settle)?;
