@@ -26,7 +26,7 @@ pub mod postgres;
 mod rules;
 pub mod sqlite;
 
-pub use journal::JournalStore;
+pub use journal::{JournalOptions, JournalStore};
 pub use memory::MemoryStore;
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::{Home, SqliteStore};

@@ -120,6 +120,10 @@ pub struct ServeArgs {
     /// Connections each node keeps to PostgreSQL (default 16).
     #[arg(long, env = "HOLDFAST_POSTGRES_POOL_SIZE", value_name = "N")]
     pub postgres_pool_size: Option<usize>,
+    /// Size of each journal segment file in MiB (default 64, at least 1), for `--storage
+    /// journal`. The journal keeps one segment allocated ahead, so it needs two free to start.
+    #[arg(long, env = "HOLDFAST_JOURNAL_SEGMENT_MIB", value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub journal_segment_mib: Option<u64>,
     /// Wake long polls on other nodes with PostgreSQL's LISTEN/NOTIFY (default on). Turn off for
     /// databases without it (CockroachDB): waiting receives then look again every 200 ms.
     #[arg(long, env = "HOLDFAST_POSTGRES_NOTIFY", value_enum)]
@@ -238,6 +242,7 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     storage: Option<StorageKind>,
     postgres_pool_size: Option<usize>,
+    journal_segment_mib: Option<u64>,
     postgres_notify: Option<Switch>,
     public_url: Option<String>,
     account_id: Option<String>,
@@ -301,6 +306,7 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub storage: StorageKind,
     pub postgres_pool_size: usize,
+    pub journal_segment_mib: u64,
     pub postgres_notify: bool,
     pub public_url: Option<String>,
     pub account_id: String,
@@ -386,6 +392,7 @@ impl Settings {
             data_dir: args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("./holdfast-data")),
             storage: args.storage.clone().or(file.storage).unwrap_or(StorageKind::Sqlite),
             postgres_pool_size: args.postgres_pool_size.or(file.postgres_pool_size).unwrap_or(16),
+            journal_segment_mib: args.journal_segment_mib.or(file.journal_segment_mib).unwrap_or(64),
             postgres_notify: args.postgres_notify.or(file.postgres_notify).unwrap_or(Switch::On) == Switch::On,
             public_url: args.public_url.clone().or(file.public_url),
             account_id,

@@ -24,7 +24,7 @@ use holdfast_api::types::{CreateQueueRequest, SetQueueAttributesRequest, TagQueu
 use holdfast_api::{ErrorCode, Request};
 use holdfast_core::encryption::{Encryption, MasterKeys};
 use holdfast_core::{RequestContext, ServiceConfig, Sqs, Store, SystemClock};
-use holdfast_store::{Home, JournalStore, MemoryStore, PostgresOptions, PostgresStore, SqliteStore};
+use holdfast_store::{Home, JournalOptions, JournalStore, MemoryStore, PostgresOptions, PostgresStore, SqliteStore};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
@@ -53,10 +53,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             .with_context(|| format!("opening the SQLite store in {}", settings.data_dir.display()))?,
         ),
         StorageKind::Memory => Arc::new(MemoryStore::new()),
-        StorageKind::Journal => Arc::new(
-            JournalStore::open(&settings.data_dir)
-                .with_context(|| format!("opening the journal in {}", settings.data_dir.display()))?,
-        ),
+        StorageKind::Journal => {
+            let options = JournalOptions { segment_bytes: settings.journal_segment_mib << 20 };
+            let store = JournalStore::open_with(&settings.data_dir, options);
+            Arc::new(store.with_context(|| format!("opening the journal in {}", settings.data_dir.display()))?)
+        }
         StorageKind::Postgres(url) => {
             let options = PostgresOptions {
                 pool_size: settings.postgres_pool_size,

@@ -128,6 +128,24 @@ impl Command {
         )
     }
 
+    /// Whether the command may add to what is stored (messages, queues, tasks, metrics): such
+    /// commands are refused first when the disk is full, so that the rest can drain queues.
+    pub(super) fn grows(&self) -> bool {
+        !matches!(
+            self,
+            Command::ReceiveMessages { .. }
+                | Command::DeleteMessages { .. }
+                | Command::ChangeVisibility { .. }
+                | Command::PurgeQueue { .. }
+                | Command::DeleteQueue { .. }
+                | Command::ExpireMessages { .. }
+                | Command::PruneExpiredRecords { .. }
+                | Command::CancelMoveTask { .. }
+                | Command::UntagQueue { .. }
+                | Command::Reseed { .. }
+        )
+    }
+
     /// Runs the command against `store` as the original call did, for replay. The result is
     /// dropped: the original caller had it; replay only needs the state it leaves. An error is
     /// not a replay failure either: the original call failed the same way (a queue deleted in

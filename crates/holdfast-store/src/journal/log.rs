@@ -2,7 +2,7 @@
 //! that commits with one `fdatasync` for everything appended since its last one (group commit).
 //!
 //! Layout of a segment (`<n>.log`, n from 1, 20 digits): a 16-byte header (`SEGMENT_MAGIC`), then
-//! frames, then zeros to `SEGMENT_BYTES`. A frame is `len: u32 LE`, `crc32(payload): u32 LE`,
+//! frames, then zeros to the segment's size. A frame is `len: u32 LE`, `crc32(payload): u32 LE`,
 //! then `len` bytes of payload; a zero length ends the segment's frames. Segments are created
 //! full-size with their space allocated ahead of use (`prepare_loop`), so an append never needs
 //! disk space that is not already reserved.
@@ -30,15 +30,18 @@ use tokio::sync::watch;
 
 use crate::sqlite::writer::WriterStats;
 
-/// The size of every segment. Big enough that a segment is prepared every few seconds at full
-/// load; small enough that zero-filling one takes a fraction of a second.
-pub(super) const SEGMENT_BYTES: u64 = 64 << 20;
+/// The default size of every segment: big enough that a segment is prepared every few seconds
+/// at full load, and that a batch of ten 1 MiB messages fits many times over.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
+/// The smallest segment: a frame must fit in one.
+pub const MIN_SEGMENT_BYTES: u64 = 1 << 20;
+/// While the next segment cannot be created (a full disk), this fraction of the current one is
+/// kept for calls that free space or hold it steady (receive, delete, purge...), so that clients
+/// can still drain their queues; calls that add messages or queues are refused before it.
+const HEADROOM_FRACTION: u64 = 8;
 pub(super) const SEGMENT_MAGIC: &[u8; 16] = b"holdfast-jrnl-01";
 pub(super) const SEGMENT_HEADER: u64 = SEGMENT_MAGIC.len() as u64;
 const FRAME_HEADER: u64 = 8;
-/// The largest frame: far above the largest command (a batch of ten 1 MiB messages with their
-/// attributes), and bounded so that a damaged length cannot make recovery allocate gigabytes.
-pub(super) const MAX_FRAME: u64 = SEGMENT_BYTES - SEGMENT_HEADER - FRAME_HEADER;
 /// How long a command waits for the next segment to be ready before the store reports itself
 /// full. Preparing one takes well under a second; this covers a slow disk.
 const SEGMENT_WAIT: Duration = Duration::from_secs(10);
@@ -107,6 +110,11 @@ pub(super) struct Tail {
     next_ready: bool,
     /// Why the last attempt to prepare the next segment failed, while it keeps failing.
     prepare_failed: Option<String>,
+    /// Attempts to prepare a segment so far, and whether a call asked for another one: a call
+    /// that finds no next segment asks for a fresh attempt and waits for its outcome, so the first
+    /// call after space is freed succeeds.
+    prepare_attempts: u64,
+    prepare_requested: bool,
     /// Bytes appended since the last snapshot.
     pub(super) since_snapshot: u64,
     /// The writer or a command failed: nothing more may be appended.
@@ -126,6 +134,7 @@ pub(super) struct Tail {
 #[derive(Debug)]
 pub(super) struct Log {
     dir: PathBuf,
+    pub(super) segment_bytes: u64,
     tail: Mutex<Tail>,
     /// Wakes the writer: frames pending, or closing.
     work: Condvar,
@@ -142,6 +151,7 @@ impl Log {
     /// (a segment that exists). Returns the log and a receiver that sees the writer's end.
     pub(super) fn start(
         dir: &Path,
+        segment_bytes: u64,
         position: Position,
         appended: u64,
         last_seq: i64,
@@ -153,6 +163,8 @@ impl Log {
             appended,
             next_ready,
             prepare_failed: None,
+            prepare_attempts: 0,
+            prepare_requested: false,
             since_snapshot: 0,
             failed: None,
             closing: false,
@@ -163,6 +175,7 @@ impl Log {
         let (durable_tx, _) = watch::channel(Durable { upto: appended, failed: None });
         let log = Arc::new(Log {
             dir: dir.to_owned(),
+            segment_bytes,
             tail: Mutex::new(tail),
             work: Condvar::new(),
             prepare: Condvar::new(),
@@ -198,12 +211,22 @@ impl Log {
 
     /// Makes room for a frame of `len` bytes at the tail, moving to the next segment if it does
     /// not fit in this one. Waits (holding no lock) for the next segment if it is still being
-    /// prepared; `Full` if it cannot be created. Returns the guard back.
-    pub(super) fn reserve<'a>(&'a self, mut tail: MutexGuard<'a, Tail>, len: u64) -> StoreResult<MutexGuard<'a, Tail>> {
-        if len > MAX_FRAME {
-            return Err(StoreError::backend(format!("a journal record of {len} bytes is larger than a segment")));
+    /// prepared; `Full` if it cannot be created. A call that `grows` the state may not use the
+    /// headroom kept at the end of a segment while there is no next one. Returns the guard back.
+    pub(super) fn reserve<'a>(
+        &'a self,
+        mut tail: MutexGuard<'a, Tail>,
+        len: u64,
+        grows: bool,
+    ) -> StoreResult<MutexGuard<'a, Tail>> {
+        if len > self.segment_bytes - SEGMENT_HEADER {
+            return Err(StoreError::backend(format!(
+                "a journal record of {len} bytes is larger than a segment ({} bytes)",
+                self.segment_bytes
+            )));
         }
         let deadline = Instant::now() + SEGMENT_WAIT;
+        let mut asked_after = None;
         loop {
             if let Some(err) = &tail.failed {
                 return Err(err.clone());
@@ -211,7 +234,8 @@ impl Log {
             if tail.closing {
                 return Err(StoreError::Closed);
             }
-            if tail.position.offset + len <= SEGMENT_BYTES {
+            let headroom = if grows && !tail.next_ready { self.segment_bytes / HEADROOM_FRACTION } else { 0 };
+            if tail.position.offset + len + headroom <= self.segment_bytes {
                 return Ok(tail);
             }
             if tail.next_ready {
@@ -220,16 +244,28 @@ impl Log {
                 self.prepare.notify_all();
                 return Ok(tail);
             }
-            if let Some(why) = &tail.prepare_failed {
-                return Err(StoreError::full(std::io::Error::other(format!(
-                    "the journal needs a new segment and could not create one: {why}"
-                ))));
+            match (asked_after, &tail.prepare_failed) {
+                // An attempt made after this call asked has failed: the disk is full.
+                (Some(asked), Some(why)) if tail.prepare_attempts > asked => {
+                    return Err(StoreError::full(std::io::Error::other(format!(
+                        "the disk is full: no space for the journal's next segment in {}: {why}",
+                        self.dir.display()
+                    ))));
+                }
+                (None, _) => {
+                    asked_after = Some(tail.prepare_attempts);
+                    tail.prepare_requested = true;
+                    self.prepare.notify_all();
+                }
+                _ => {}
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(StoreError::full(std::io::Error::other("the journal's next segment was not ready in time")));
+                return Err(StoreError::full(std::io::Error::other(format!(
+                    "the journal's next segment in {} was not ready in time (is the disk full?)",
+                    self.dir.display()
+                ))));
             }
-            self.prepare.notify_all();
             tail = self.segment_ready.wait_timeout(tail, left).unwrap_or_else(PoisonError::into_inner).0;
         }
     }
@@ -325,6 +361,7 @@ impl Log {
     }
 
     /// Keeps the segment after the tail's prepared, so that moving to it never waits on the disk.
+    /// After a failure it tries again every `PREPARE_RETRY`, or at once when a call asks.
     fn prepare_loop(self: Arc<Self>) {
         loop {
             let wanted = {
@@ -335,24 +372,31 @@ impl Log {
                 if tail.closing || tail.failed.is_some() {
                     return;
                 }
+                tail.prepare_requested = false;
                 tail.position.segment + 1
             };
-            let prepared = prepare_segment(&self.dir, wanted);
+            let prepared = prepare_segment(&self.dir, wanted, self.segment_bytes);
             let mut tail = self.lock();
+            tail.prepare_attempts += 1;
             match prepared {
-                Ok(()) if tail.position.segment + 1 == wanted => {
-                    tail.next_ready = true;
-                    tail.prepare_failed = None;
+                Ok(()) => {
+                    if tail.position.segment + 1 == wanted {
+                        tail.next_ready = true;
+                    }
+                    if tail.prepare_failed.take().is_some() {
+                        tracing::info!(segment = wanted, "the journal's next segment is ready again");
+                    }
                     self.segment_ready.notify_all();
                 }
-                Ok(()) => {}
                 Err(err) => {
                     if tail.prepare_failed.is_none() {
-                        tracing::warn!(error = %err, segment = wanted, "could not create the journal's next segment");
+                        tracing::warn!(error = %err, segment = wanted, "could not create the journal's next segment: the disk is full?");
                     }
                     tail.prepare_failed = Some(err.to_string());
                     self.segment_ready.notify_all();
-                    let _ = self.prepare.wait_timeout(tail, PREPARE_RETRY);
+                    if !tail.prepare_requested {
+                        let _ = self.prepare.wait_timeout(tail, PREPARE_RETRY);
+                    }
                 }
             }
         }
@@ -384,7 +428,7 @@ fn open_segment(dir: &Path, segment: u64) -> std::io::Result<File> {
 
 /// Creates segment `segment` full-size with its space allocated, under a temporary name renamed
 /// into place once it is durable, so a segment that exists is always whole.
-pub(super) fn prepare_segment(dir: &Path, segment: u64) -> std::io::Result<()> {
+pub(super) fn prepare_segment(dir: &Path, segment: u64, bytes: u64) -> std::io::Result<()> {
     let path = segment_path(dir, segment);
     if path.exists() {
         return Ok(());
@@ -396,9 +440,9 @@ pub(super) fn prepare_segment(dir: &Path, segment: u64) -> std::io::Result<()> {
         // Allocated, not written: measured faster than writing zeros (the zeros double what the
         // disk writes, and the commits wait behind them), and it reads back as zeros all the same.
         // Where the filesystem cannot allocate ahead, the zeros are written.
-        if rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, SEGMENT_BYTES).is_err() {
+        if rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, bytes).is_err() {
             let zeros = vec![0u8; 1 << 20];
-            let mut left = SEGMENT_BYTES - SEGMENT_HEADER;
+            let mut left = bytes - SEGMENT_HEADER;
             while left > 0 {
                 let n = left.min(zeros.len() as u64) as usize;
                 file.write_all(&zeros[..n])?;
@@ -506,7 +550,7 @@ fn next_frame(bytes: &[u8], offset: u64) -> Frame<'_> {
         return if crc == 0 { Frame::End } else { Frame::Damaged("a frame of length 0 with a checksum") };
     }
     let start = offset + FRAME_HEADER as usize;
-    if len as u64 > MAX_FRAME || start + len > bytes.len() {
+    if start + len > bytes.len() {
         return Frame::Damaged("a frame longer than the rest of its segment");
     }
     let payload = &bytes[start..start + len];
@@ -535,10 +579,11 @@ fn segment_has_frames(path: &Path) -> std::io::Result<bool> {
 
 fn zero_from(path: &Path, offset: u64) -> std::io::Result<()> {
     let file = OpenOptions::new().write(true).open(path)?;
+    let size = file.metadata()?.len();
     let zeros = vec![0u8; 1 << 20];
     let mut at = offset;
-    while at < SEGMENT_BYTES {
-        let n = (SEGMENT_BYTES - at).min(zeros.len() as u64) as usize;
+    while at < size {
+        let n = (size - at).min(zeros.len() as u64) as usize;
         file.write_all_at(&zeros[..n], at)?;
         at += n as u64;
     }

@@ -53,10 +53,26 @@ use snapshot::Snapshot;
 /// The journal's directory inside the data directory.
 pub const JOURNAL_DIR: &str = "journal";
 
-/// A snapshot is taken once this much has been appended since the last one, so a restart
-/// replays at most about this much, and the journal on disk stays within a few times this plus
-/// the live state.
-const SNAPSHOT_AFTER: u64 = 4 * log::SEGMENT_BYTES;
+/// A snapshot is taken once this many segments' worth has been appended since the last one, so a
+/// restart replays at most about this much, and the journal on disk stays within a few segments
+/// plus the live state.
+const SNAPSHOT_AFTER_SEGMENTS: u64 = 4;
+
+pub use log::{DEFAULT_SEGMENT_BYTES, MIN_SEGMENT_BYTES};
+
+/// How the journal is laid out on disk.
+#[derive(Clone, Copy, Debug)]
+pub struct JournalOptions {
+    /// The size of each segment file, at least `MIN_SEGMENT_BYTES`; the journal needs two of
+    /// them free to start. A call's record must fit in one.
+    pub segment_bytes: u64,
+}
+
+impl Default for JournalOptions {
+    fn default() -> Self {
+        JournalOptions { segment_bytes: DEFAULT_SEGMENT_BYTES }
+    }
+}
 
 /// The journaled engine. See the module documentation.
 #[derive(Debug)]
@@ -85,9 +101,18 @@ enum Fence {
 }
 
 impl JournalStore {
-    /// Opens the journal in `<dir>/journal` (created if missing): reads the snapshot, replays
-    /// the frames after it, and starts the writer. Blocking: call it before serving.
+    /// Opens the journal in `<dir>/journal` (created if missing) with the default options.
     pub fn open(dir: &Path) -> StoreResult<JournalStore> {
+        JournalStore::open_with(dir, JournalOptions::default())
+    }
+
+    /// Opens the journal in `<dir>/journal` (created if missing): reads the snapshot, replays
+    /// the frames after it, and starts the writer. Blocking: call it before serving. The segment
+    /// size applies to segments created from now on; existing ones are read whatever their size.
+    pub fn open_with(dir: &Path, options: JournalOptions) -> StoreResult<JournalStore> {
+        if options.segment_bytes < MIN_SEGMENT_BYTES {
+            return Err(StoreError::backend(format!("journal segments must be at least {MIN_SEGMENT_BYTES} bytes")));
+        }
         let dir = dir.join(JOURNAL_DIR);
         std::fs::create_dir_all(&dir)
             .map_err(|err| StoreError::backend_in(format!("creating {}", dir.display()), err.to_string()))?;
@@ -102,7 +127,7 @@ impl JournalStore {
                 let mut seed = [0u8; 32];
                 rand::rngs::OsRng.fill_bytes(&mut seed);
                 let memory = MemoryStore::seeded(seed);
-                log::prepare_segment(&dir, 1).map_err(io_error)?;
+                log::prepare_segment(&dir, 1, options.segment_bytes).map_err(|err| io_error(&dir, err))?;
                 let position = Position::start_of(1);
                 snapshot::write(&dir, &Snapshot { position, frames: 0, image: memory.image()? })?;
                 (memory, position, 0)
@@ -122,7 +147,7 @@ impl JournalStore {
             "journal opened"
         );
         let appended = frames + read.frames;
-        let (log, threads) = Log::start(&dir, read.end, appended, memory.last_seq()?)?;
+        let (log, threads) = Log::start(&dir, options.segment_bytes, read.end, appended, memory.last_seq()?)?;
         let durable = log.durable();
         let store = JournalStore {
             dir,
@@ -182,7 +207,7 @@ impl JournalStore {
     {
         let payload = postcard::to_stdvec(&command).map_err(StoreError::backend)?;
         let tail = self.log.lock();
-        let mut tail = self.log.reserve(tail, frame_len(payload.len()))?;
+        let mut tail = self.log.reserve(tail, frame_len(payload.len()), command.grows())?;
         let ticket = tail.appended + 1;
         self.announced.store(ticket, Ordering::SeqCst);
         if command.changes_queue_records() {
@@ -198,7 +223,7 @@ impl JournalStore {
         };
         self.log.push(&mut tail, &payload);
         self.note_created(&mut tail, ticket);
-        if tail.since_snapshot >= SNAPSHOT_AFTER {
+        if tail.since_snapshot >= SNAPSHOT_AFTER_SEGMENTS * self.log.segment_bytes {
             self.start_snapshot(&mut tail);
         }
         let wait_for = settle(&result, &tail, ticket);
@@ -301,7 +326,7 @@ impl Drop for JournalStore {
 
 fn lock(dir: &Path) -> StoreResult<File> {
     let path = dir.join("lock");
-    let file = File::create(&path).map_err(io_error)?;
+    let file = File::create(&path).map_err(|err| io_error(dir, err))?;
     rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(|_| {
         StoreError::backend(format!("{} is locked: another holdfast process has this data directory open", path.display()))
     })?;
@@ -318,8 +343,11 @@ fn remove_segments_before(dir: &Path, segment: u64) {
     }
 }
 
-fn io_error(err: std::io::Error) -> StoreError {
-    if err.raw_os_error() == Some(28) {
+/// An I/O error in `dir`, naming it; a full disk is `Full`.
+fn io_error(dir: &Path, err: std::io::Error) -> StoreError {
+    let full = err.raw_os_error() == Some(28);
+    let err = std::io::Error::new(err.kind(), format!("{}: {err}", dir.display()));
+    if full {
         StoreError::full(err)
     } else {
         StoreError::backend(err)
