@@ -45,6 +45,9 @@ const FRAME_HEADER: u64 = 8;
 /// How long a command waits for the next segment to be ready before the store reports itself
 /// full. Preparing one takes well under a second; this covers a slow disk.
 const SEGMENT_WAIT: Duration = Duration::from_secs(10);
+/// How far past a damaged frame recovery looks for valid frames (see `valid_frame_after`): far
+/// more than the frames of one commit that a crash can tear.
+const TORN_SCAN_BYTES: usize = 16 << 20;
 /// How often a preparer that failed (no space) tries again.
 const PREPARE_RETRY: Duration = Duration::from_secs(1);
 
@@ -473,11 +476,11 @@ pub(super) struct ReadOutcome {
     pub(super) torn_bytes: u64,
 }
 
-/// Reads every frame from `from` on, in order, handing each payload to `each`. A damaged frame in
-/// the last segment that has frames is a torn write: the rest of that segment is zeroed (so no
-/// stale frame can be mistaken for a new one later) and reading ends there. A damaged frame with
-/// frames after it, a missing segment in the sequence or a bad header is damage: an error naming
-/// the file and offset.
+/// Reads every frame from `from` on, in order, handing each payload to `each`. A damaged frame
+/// with no valid frame after it (in its segment or a later one) is a torn write: the rest of that
+/// segment is zeroed (so no stale frame can be mistaken for a new one later) and reading ends
+/// there. A damaged frame with valid frames after it, a missing segment in the sequence or a bad
+/// header is damage: an error naming the file and offset.
 pub(super) fn read_frames(
     dir: &Path,
     from: Position,
@@ -509,8 +512,8 @@ pub(super) fn read_frames(
                     had_frames = true;
                 }
                 Frame::Damaged(why) => {
-                    let later_frames =
-                        present[i + 1..].iter().any(|&s| segment_has_frames(&segment_path(dir, s)).unwrap_or(true));
+                    let later_frames = valid_frame_after(&bytes, offset + 1)
+                        || present[i + 1..].iter().any(|&s| segment_has_frames(&segment_path(dir, s)).unwrap_or(true));
                     if later_frames {
                         return Err(damage(&path, offset, why));
                     }
@@ -558,6 +561,15 @@ fn next_frame(bytes: &[u8], offset: u64) -> Frame<'_> {
         return Frame::Damaged("a frame whose checksum does not match");
     }
     Frame::Payload(payload)
+}
+
+/// Whether a whole, valid frame starts anywhere in `bytes` from `from` on (within
+/// `TORN_SCAN_BYTES`). A write cut short leaves a damaged frame with nothing valid after it; a
+/// damaged frame followed by valid ones is damage to acknowledged data, which must not be
+/// discarded as if it were a torn write.
+fn valid_frame_after(bytes: &[u8], from: u64) -> bool {
+    let end = bytes.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1).min(from as usize + TORN_SCAN_BYTES);
+    (from as usize..end).any(|at| matches!(next_frame(&bytes[..end], at as u64), Frame::Payload(_)))
 }
 
 fn read_segment(path: &Path) -> StoreResult<Vec<u8>> {
