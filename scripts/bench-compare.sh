@@ -3,7 +3,10 @@
 # which starts every server on loopback, runs the scenarios and prints the tables (raw results
 # and results.md in target/bench). Options pass through; see `holdfast bench compare --help`:
 #   --quick      short runs (about 5 minutes) instead of the full ones (15-20 minutes)
-#   --moto       also measure moto's server (pip-installed into target/bench/venv on first use)
+#   --peers all  also measure the other SQS-compatible servers (fauxqs, sqslite, fakecloud, moto,
+#                ministack), installed at pinned versions under target/bench/peers on first use
+#                (fakecloud compiles for about 15 minutes); or a comma-separated list of them
+#   --moto       the same as --peers moto
 #   --no-side, --no-cost, --no-idle, --tables-only
 set -euo pipefail
 cd "$(dirname "$0")/.."

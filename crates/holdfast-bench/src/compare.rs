@@ -286,42 +286,61 @@ impl Runner {
         Ok(())
     }
 
-    fn scenarios(&mut self, target: &str, server: &Server, concurrency: usize, duration: f64) -> anyhow::Result<()> {
+    /// The side-by-side scenarios for `target`, each against a server of its own from `start`
+    /// (discarded after its run), so that no run inherits what the one before left behind: a
+    /// million messages from send-batch would otherwise weigh on every run after it, differently
+    /// on each engine.
+    fn scenarios(
+        &mut self,
+        target: &str,
+        concurrency: usize,
+        duration: f64,
+        start: &mut dyn FnMut(&Runner, &str) -> anyhow::Result<(Server, Option<String>)>,
+    ) -> anyhow::Result<()> {
         // The baseline's queue is never empty: it cannot be drained.
         let drain_timeout = if target == "baseline" { 0.0 } else { 30.0 };
         let roundtrip = |batch| RoundtripArgs { batch, delete_batch: batch, drain_timeout };
-        self.bench(&format!("{target}-send"), server, concurrency, duration, Scenario::Send)?;
-        self.bench(&format!("{target}-send-batch"), server, concurrency, duration, Scenario::SendBatch)?;
-        self.bench(
-            &format!("{target}-roundtrip"),
-            server,
-            concurrency,
-            duration,
-            Scenario::Roundtrip(roundtrip(false)),
-        )?;
-        let batch = Scenario::Roundtrip(roundtrip(true));
-        self.bench(&format!("{target}-roundtrip-batch"), server, concurrency, duration, batch)?;
-        let latency = Scenario::Latency(LatencyArgs { rate: 1000.0, delete_batch: false });
-        self.bench(&format!("{target}-latency"), server, concurrency, duration, latency)
+        let runs = [
+            ("send", Scenario::Send),
+            ("send-batch", Scenario::SendBatch),
+            ("roundtrip", Scenario::Roundtrip(roundtrip(false))),
+            ("roundtrip-batch", Scenario::Roundtrip(roundtrip(true))),
+            ("latency", Scenario::Latency(LatencyArgs { rate: 1000.0, delete_batch: false })),
+        ];
+        for (scenario, args) in runs {
+            let name = format!("{target}-{scenario}");
+            let (server, data) = start(self, &name)?;
+            self.bench(&name, &server, concurrency, duration, args)?;
+            drop(server);
+            if let Some(data) = data {
+                std::fs::remove_dir_all(data).ok();
+            }
+        }
+        Ok(())
     }
 
     fn side_by_side(&mut self, plan: &Plan) -> anyhow::Result<()> {
-        println!("== side by side: {CONCURRENCY} producers / {CONCURRENCY} consumers, {} s per run", plan.duration);
+        println!(
+            "== side by side: {CONCURRENCY} producers / {CONCURRENCY} consumers, {} s per run, a fresh server for each",
+            plan.duration
+        );
         for storage in DURABLE {
             println!("-- holdfast --storage {storage} (fresh data dir)");
-            let (server, data) = self.serve_fresh(storage, storage)?;
-            self.scenarios(storage, &server, CONCURRENCY, plan.duration)?;
-            discard(server, &data);
+            self.scenarios(storage, CONCURRENCY, plan.duration, &mut |runner, name| {
+                let (server, data) = runner.serve_fresh(name, storage)?;
+                Ok((server, Some(data)))
+            })?;
         }
 
         println!("-- holdfast --storage memory");
-        let server = self.start("memory", &["serve", "--storage", "memory"])?;
-        self.scenarios("memory", &server, CONCURRENCY, plan.duration)?;
-        drop(server);
+        self.scenarios("memory", CONCURRENCY, plan.duration, &mut |runner, name| {
+            Ok((runner.start(name, &["serve", "--storage", "memory"])?, None))
+        })?;
 
         println!("-- baseline (no-op, canned answers)");
-        let server = self.start("baseline", &["baseline"])?;
-        self.scenarios("baseline", &server, CONCURRENCY, plan.duration)
+        self.scenarios("baseline", CONCURRENCY, plan.duration, &mut |runner, name| {
+            Ok((runner.start(name, &["baseline"])?, None))
+        })
     }
 
     /// The PostgreSQL section: the raw SQL baseline, then holdfast on PostgreSQL with one node and
@@ -370,21 +389,23 @@ impl Runner {
         let dir = self.out.join("peers");
         std::fs::create_dir_all(&dir)?;
         peer.install(&dir).with_context(|| format!("installing {}", peer.name))?;
-        let port = free_port()?;
-        let log = std::fs::File::create(self.out.join(format!("{}.log", peer.name)))?;
-        let child = peer
-            .command(&dir, port)
-            .stdout(Stdio::from(log.try_clone()?))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .with_context(|| format!("starting {}", peer.name))?;
-        let server = Server { child, url: format!("http://127.0.0.1:{port}") };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            anyhow::ensure!(Instant::now() < deadline, "{} did not start; see {}.log", peer.name, peer.name);
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        self.scenarios(peer.name, &server, concurrency, duration)
+        self.scenarios(peer.name, concurrency, duration, &mut |runner, name| {
+            let port = free_port()?;
+            let log = std::fs::File::create(runner.out.join(format!("{name}.log")))?;
+            let child = peer
+                .command(&dir, port)
+                .stdout(Stdio::from(log.try_clone()?))
+                .stderr(Stdio::from(log))
+                .spawn()
+                .with_context(|| format!("starting {}", peer.name))?;
+            let server = Server { child, url: format!("http://127.0.0.1:{port}") };
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                anyhow::ensure!(Instant::now() < deadline, "{} did not start; see {name}.log", peer.name);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Ok((server, None))
+        })
     }
 
     fn cost_growth(&mut self, plan: &Plan) -> anyhow::Result<()> {
@@ -882,7 +903,11 @@ fn targets_table(t: &mut String, out: &Path, plan: &Plan) {
     let durable = DURABLE[0];
     let per_s_of = |scenario: &str| per_s(&format!("{durable}-{scenario}"));
     if let Some(x) = per_s_of("roundtrip") {
-        target(format!("{durable}: roundtrip, single calls, 32+32: ≥ 10,000 msgs/s"), report::group_f(x), x >= 10_000.0);
+        target(
+            format!("{durable}: roundtrip, single calls, 32+32: ≥ 10,000 msgs/s"),
+            report::group_f(x),
+            x >= 10_000.0,
+        );
     }
     if let Some(x) = per_s_of("roundtrip-batch") {
         target(format!("{durable}: roundtrip, batches of 10: ≥ 50,000 msgs/s"), report::group_f(x), x >= 50_000.0);
@@ -924,7 +949,9 @@ fn targets_table(t: &mut String, out: &Path, plan: &Plan) {
             ratio >= 0.8,
         );
     }
-    if let Some(p99) = load(out, &format!("{durable}-latency")).and_then(|r| num(&r["latency_ms"]["delivery"]["p99_ms"])) {
+    if let Some(p99) =
+        load(out, &format!("{durable}-latency")).and_then(|r| num(&r["latency_ms"]["delivery"]["p99_ms"]))
+    {
         target(
             format!("{durable}: p99 delivery to a waiting long poll at 1,000 msgs/s < 5 ms"),
             format!("{p99:.2} ms"),

@@ -55,7 +55,12 @@ pub const PEERS: [Peer; 5] = [
         slow: false,
         install: Install::Cargo { krate: "fakecloud", version: "0.51.0" },
     },
-    Peer { name: "moto", label: "moto 5.2.6", slow: true, install: Install::Pip { requirement: "moto[server]==5.2.6" } },
+    Peer {
+        name: "moto",
+        label: "moto 5.2.6",
+        slow: true,
+        install: Install::Pip { requirement: "moto[server]==5.2.6" },
+    },
     Peer {
         name: "ministack",
         label: "ministack 1.5.33",

@@ -343,7 +343,11 @@ async fn journal_reopens_as_it_was(
         o
     };
     for q in 1..=QUEUES.len() as QueueId {
-        assert_eq!(replayed.move_tasks(Some(q)).await.unwrap(), reopened.move_tasks(Some(q)).await.unwrap(), "{context}");
+        assert_eq!(
+            replayed.move_tasks(Some(q)).await.unwrap(),
+            reopened.move_tasks(Some(q)).await.unwrap(),
+            "{context}"
+        );
         let later = now + 1_000_000;
         loop {
             let params = ReceiveParams::new(10, 1_000_000_000, i64::MAX / 4, later);

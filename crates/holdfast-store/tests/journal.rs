@@ -28,7 +28,10 @@ fn message(i: usize) -> NewMessage {
 /// snapshot (dropped, not closed), so that everything is in the first segment.
 async fn journal_with_messages(dir: &Path, n: usize) {
     let store = JournalStore::open(dir).unwrap();
-    store.create_queue(DEFAULT_ACCOUNT_ID, "us-east-1", "q", Default::default(), Default::default(), T0, 0).await.unwrap();
+    store
+        .create_queue(DEFAULT_ACCOUNT_ID, "us-east-1", "q", Default::default(), Default::default(), T0, 0)
+        .await
+        .unwrap();
     for i in 0..n {
         store.send_messages(1, vec![message(i)], None, T0).await.unwrap();
     }
@@ -153,7 +156,10 @@ async fn a_second_process_cannot_open_the_same_journal() {
 async fn a_closed_store_reopens_from_the_snapshot_its_close_wrote() {
     let dir = tempfile::tempdir().unwrap();
     let store = JournalStore::open(dir.path()).unwrap();
-    store.create_queue(DEFAULT_ACCOUNT_ID, "us-east-1", "q", Default::default(), Default::default(), T0, 0).await.unwrap();
+    store
+        .create_queue(DEFAULT_ACCOUNT_ID, "us-east-1", "q", Default::default(), Default::default(), T0, 0)
+        .await
+        .unwrap();
     for i in 0..5 {
         store.send_messages(1, vec![message(i)], None, T0).await.unwrap();
     }

@@ -165,7 +165,9 @@ impl Command {
             }
             Command::TagQueue { queue, tags } => store.tag_queue(queue, tags).await,
             Command::UntagQueue { queue, keys } => store.untag_queue(queue, keys).await,
-            Command::PurgeQueue { queue, now, cooldown_ms } => store.purge_queue(queue, now, cooldown_ms).await.map(drop),
+            Command::PurgeQueue { queue, now, cooldown_ms } => {
+                store.purge_queue(queue, now, cooldown_ms).await.map(drop)
+            }
             Command::SendMessages { queue, messages, dedup, now } => {
                 store.send_messages(queue, messages, dedup, now).await.map(drop)
             }
@@ -183,7 +185,9 @@ impl Command {
             Command::PruneExpiredRecords { now } => store.prune_expired_records(now).await.map(drop),
             Command::StartMoveTask { task } => store.start_move_task(task).await.map(drop),
             Command::CancelMoveTask { handle } => store.cancel_move_task(&handle).await.map(drop),
-            Command::AdvanceMoveTask { handle, step, now } => store.advance_move_task(&handle, step, now).await.map(drop),
+            Command::AdvanceMoveTask { handle, step, now } => {
+                store.advance_move_task(&handle, step, now).await.map(drop)
+            }
             Command::RecordQueueMinutes { minutes, forget_before } => {
                 store.record_queue_minutes(minutes, forget_before).await
             }

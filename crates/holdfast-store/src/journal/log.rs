@@ -351,7 +351,8 @@ impl Log {
                 self.stats.commit(started.elapsed());
                 self.stats.batch(frames as usize);
                 if let Err(err) = written {
-                    let err = if err.raw_os_error() == Some(28) { StoreError::full(err) } else { StoreError::backend(err) };
+                    let err =
+                        if err.raw_os_error() == Some(28) { StoreError::full(err) } else { StoreError::backend(err) };
                     self.fail(&mut self.lock(), err);
                     return;
                 }

@@ -53,10 +53,13 @@ use snapshot::Snapshot;
 /// The journal's directory inside the data directory.
 pub const JOURNAL_DIR: &str = "journal";
 
-/// A snapshot is taken once this many segments' worth has been appended since the last one, so a
-/// restart replays at most about this much, and the journal on disk stays within a few segments
-/// plus the live state.
+/// A snapshot is taken once this many segments' worth has been appended since the last one, and
+/// at least twice the size of the last snapshot (so that snapshots of a large state, which cost
+/// in proportion to it, stay a bounded share of the work: as with Redis's AOF rewrite). A restart
+/// replays at most about this much, and the journal on disk stays within a few segments plus a
+/// few times the live state.
 const SNAPSHOT_AFTER_SEGMENTS: u64 = 4;
+const SNAPSHOT_GROWTH: u64 = 2;
 
 pub use log::{DEFAULT_SEGMENT_BYTES, MIN_SEGMENT_BYTES};
 
@@ -87,6 +90,8 @@ pub struct JournalStore {
     /// The ticket of the last call that changed a queue record.
     records_changed: AtomicU64,
     snapshotting: Arc<AtomicBool>,
+    /// The size of the last snapshot written, in bytes.
+    snapshot_bytes: Arc<AtomicU64>,
     /// Held (with an exclusive `flock`) while the store is open: two processes appending to one
     /// journal would interleave their frames.
     _lock: File,
@@ -118,6 +123,7 @@ impl JournalStore {
             .map_err(|err| StoreError::backend_in(format!("creating {}", dir.display()), err.to_string()))?;
         let lock = lock(&dir)?;
         let started = Instant::now();
+        let snapshot_bytes = std::fs::metadata(snapshot::path(&dir)).map_or(0, |m| m.len());
         let (memory, from, frames) = match snapshot::read(&dir)? {
             Some(s) => (MemoryStore::from_image(s.image), s.position, s.frames),
             None => {
@@ -158,12 +164,14 @@ impl JournalStore {
             announced: AtomicU64::new(appended),
             records_changed: AtomicU64::new(appended),
             snapshotting: Arc::new(AtomicBool::new(false)),
+            snapshot_bytes: Arc::new(AtomicU64::new(snapshot_bytes)),
             _lock: lock,
         };
         let mut seed = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut seed);
         let memory = &store.memory;
-        let (ticket, reseeded) = store.apply(Command::Reseed { seed }, || async { memory.reseed(seed) }, |_, _, t| t)?;
+        let (ticket, reseeded) =
+            store.apply(Command::Reseed { seed }, || async { memory.reseed(seed) }, |_, _, t| t)?;
         reseeded?;
         store.wait_blocking(ticket)?;
         Ok(store)
@@ -223,7 +231,9 @@ impl JournalStore {
         };
         self.log.push(&mut tail, &payload);
         self.note_created(&mut tail, ticket);
-        if tail.since_snapshot >= SNAPSHOT_AFTER_SEGMENTS * self.log.segment_bytes {
+        let due = (SNAPSHOT_AFTER_SEGMENTS * self.log.segment_bytes)
+            .max(SNAPSHOT_GROWTH * self.snapshot_bytes.load(Ordering::Relaxed));
+        if tail.since_snapshot >= due {
             self.start_snapshot(&mut tail);
         }
         let wait_for = settle(&result, &tail, ticket);
@@ -290,6 +300,7 @@ impl JournalStore {
         tail.since_snapshot = 0;
         let snapshot = Snapshot { position: tail.position, frames: tail.appended, image };
         let (dir, durable, busy) = (self.dir.clone(), self.durable.clone(), self.snapshotting.clone());
+        let size = self.snapshot_bytes.clone();
         let spawned = std::thread::Builder::new().name("holdfast-snapshot".into()).spawn(move || {
             loop {
                 let d = durable.borrow().clone();
@@ -305,6 +316,9 @@ impl JournalStore {
             let started = Instant::now();
             match snapshot::write(&dir, &snapshot) {
                 Ok(()) => {
+                    if let Ok(meta) = std::fs::metadata(snapshot::path(&dir)) {
+                        size.store(meta.len(), Ordering::Relaxed);
+                    }
                     remove_segments_before(&dir, snapshot.position.segment);
                     tracing::debug!(took_ms = started.elapsed().as_millis() as u64, "journal snapshot written");
                 }
@@ -328,7 +342,10 @@ fn lock(dir: &Path) -> StoreResult<File> {
     let path = dir.join("lock");
     let file = File::create(&path).map_err(|err| io_error(dir, err))?;
     rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(|_| {
-        StoreError::backend(format!("{} is locked: another holdfast process has this data directory open", path.display()))
+        StoreError::backend(format!(
+            "{} is locked: another holdfast process has this data directory open",
+            path.display()
+        ))
     })?;
     Ok(file)
 }
@@ -385,8 +402,10 @@ impl Store for JournalStore {
             now,
             recreate_cooldown_ms,
         };
-        self.journaled(command, || self.memory.create_queue(account, region, name, attributes, tags, now, recreate_cooldown_ms))
-            .await
+        self.journaled(command, || {
+            self.memory.create_queue(account, region, name, attributes, tags, now, recreate_cooldown_ms)
+        })
+        .await
     }
 
     async fn get_queue(&self, account: &str, region: &str, name: &str) -> StoreResult<Option<QueueRecord>> {
@@ -538,7 +557,10 @@ impl Store for JournalStore {
     }
 
     async fn expire_messages(&self, queue: QueueId, sent_before: Millis) -> StoreResult<ExpiryOutcome> {
-        self.journaled(Command::ExpireMessages { queue, sent_before }, || self.memory.expire_messages(queue, sent_before)).await
+        self.journaled(Command::ExpireMessages { queue, sent_before }, || {
+            self.memory.expire_messages(queue, sent_before)
+        })
+        .await
     }
 
     async fn prune_expired_records(&self, now: Millis) -> StoreResult<Option<Millis>> {
@@ -550,7 +572,8 @@ impl Store for JournalStore {
     }
 
     async fn cancel_move_task(&self, handle: &str) -> StoreResult<Option<MoveTask>> {
-        self.journaled(Command::CancelMoveTask { handle: handle.to_owned() }, || self.memory.cancel_move_task(handle)).await
+        self.journaled(Command::CancelMoveTask { handle: handle.to_owned() }, || self.memory.cancel_move_task(handle))
+            .await
     }
 
     async fn advance_move_task(&self, handle: &str, step: MoveStep, now: Millis) -> StoreResult<Option<MoveTask>> {
@@ -604,7 +627,8 @@ impl Store for JournalStore {
     /// the next start replays nothing (and an upgrade never replays an older version's frames).
     async fn close(&self) -> StoreResult<()> {
         self.log.close();
-        let mut threads = std::mem::replace(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner), Threads::none());
+        let mut threads =
+            std::mem::replace(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner), Threads::none());
         tokio::task::spawn_blocking(move || threads.join()).await.map_err(StoreError::backend)?;
         while self.snapshotting.load(Ordering::SeqCst) {
             tokio::time::sleep(Duration::from_millis(5)).await;
