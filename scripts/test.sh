@@ -3,8 +3,8 @@
 # end with aws-sdk-sqs against the real binary, crash and fault tests, the form system against
 # SQLite, MariaDB, PostgreSQL and Chromium, the raw SQL baseline against PostgreSQL), then the
 # Python compatibility suite (boto3 on both wire protocols, the AWS CLI, the web console in
-# Chromium) in its own virtualenv, on SQLite, in memory, with authentication on, and on two nodes
-# sharing PostgreSQL. The PostgreSQL engine also runs the storage conformance suite, the
+# Chromium) in its own virtualenv, on SQLite, on the journal engine, with authentication on, and on
+# two nodes sharing PostgreSQL. The PostgreSQL engine also runs the storage conformance suite, the
 # engines-agree test and a two-node crash test among the Rust tests.
 #
 # Tests that need MariaDB, PostgreSQL, Chromium or a tmpfs mount print SKIPPED when those are
@@ -47,8 +47,10 @@ scripts/python-tests.sh -q
 
 # The README and packaging tests (test_readme.py, test_packaging.py) start their own servers, as
 # a newcomer or a container would: once is enough.
-step "Python compatibility suite on the memory engine"
-HOLDFAST_STORAGE=memory scripts/python-tests.sh -q --ignore=tests/python/test_readme.py --ignore=tests/python/test_packaging.py
+# The journal engine is the memory engine's state with every change journaled, so this pass
+# covers both.
+step "Python compatibility suite on the journal engine"
+HOLDFAST_STORAGE=journal scripts/python-tests.sh -q --ignore=tests/python/test_readme.py --ignore=tests/python/test_packaging.py
 
 step "Python compatibility suite with every request signed (--credentials)"
 HOLDFAST_TEST_AUTH=sigv4 scripts/python-tests.sh -q --ignore=tests/python/test_readme.py --ignore=tests/python/test_packaging.py

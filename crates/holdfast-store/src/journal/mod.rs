@@ -133,13 +133,18 @@ impl JournalStore {
                 let mut seed = [0u8; 32];
                 rand::rngs::OsRng.fill_bytes(&mut seed);
                 let memory = MemoryStore::seeded(seed);
-                log::prepare_segment(&dir, 1, options.segment_bytes).map_err(|err| io_error(&dir, err))?;
                 let position = Position::start_of(1);
                 snapshot::write(&dir, &Snapshot { position, frames: 0, image: memory.image()? })?;
                 (memory, position, 0)
             }
         };
         remove_segments_before(&dir, from.segment);
+        // A new journal writes its snapshot first and then its first segment; a crash between
+        // the two leaves a snapshot and no segment at all, and nothing was ever written to it.
+        let no_segments = log::segments(&dir).map_err(StoreError::backend)?.is_empty();
+        if no_segments && from.offset == log::SEGMENT_HEADER {
+            log::prepare_segment(&dir, from.segment, options.segment_bytes).map_err(|err| io_error(&dir, err))?;
+        }
         let read = log::read_frames(&dir, from, |payload| {
             let command: Command = postcard::from_bytes(payload)
                 .map_err(|err| StoreError::backend(format!("an undecodable record: {err}")))?;
