@@ -168,3 +168,26 @@ async fn a_closed_store_reopens_from_the_snapshot_its_close_wrote() {
     let store = JournalStore::open(dir.path()).unwrap();
     assert_eq!(bodies(&store).await.len(), 5);
 }
+
+/// A new journal writes its snapshot, then its first segment: a crash between the two leaves a
+/// snapshot and no segment, and the next start must carry on from there rather than refuse.
+#[tokio::test]
+async fn a_new_journal_interrupted_before_its_first_segment_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(JournalStore::open(dir.path()).unwrap());
+    for entry in std::fs::read_dir(dir.path().join("journal")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "log") {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    let store = JournalStore::open(dir.path()).unwrap();
+    store
+        .create_queue(DEFAULT_ACCOUNT_ID, "us-east-1", "q", Default::default(), Default::default(), T0, 0)
+        .await
+        .unwrap();
+    store.send_messages(1, vec![message(0)], None, T0).await.unwrap();
+    drop(store);
+    let store = JournalStore::open(dir.path()).unwrap();
+    assert_eq!(bodies(&store).await, ["body 0"]);
+}
