@@ -1,8 +1,11 @@
 //! Storage engines behind `holdfast_core::store::Store`, and the one conformance suite they pass.
 //!
 //! - `memory`: everything in one process's memory, for `--storage memory` and tests.
+//! - `journal`: the memory engine's state, with every state-changing call appended to a journal
+//!   on disk (group commit, snapshots, replay at start): durable, and faster than SQLite.
 //! - `sqlite`: the durable default, one SQLite database written by one thread with group commit.
-//! - `rules` (private): the decisions both engines share (attribute merge, visibility change,
+//! - `postgres`: several nodes on one PostgreSQL database.
+//! - `rules` (private): the decisions every engine shares (attribute merge, visibility change,
 //!   deduplication keys and windows, expire / dead-letter / deliver for each message receive
 //!   meets, what a moved message keeps, move-task order), so the engines only differ in how they
 //!   find data.
