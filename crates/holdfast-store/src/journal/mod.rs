@@ -337,9 +337,12 @@ impl JournalStore {
     }
 }
 
+/// Dropped without `close`: the threads write what is pending and stop before the lock on the
+/// directory goes, so nothing of this store touches the files once another may open them.
 impl Drop for JournalStore {
     fn drop(&mut self) {
         self.log.close();
+        self.threads.get_mut().unwrap_or_else(PoisonError::into_inner).join();
     }
 }
 
