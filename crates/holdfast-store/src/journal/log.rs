@@ -123,12 +123,6 @@ pub(super) struct Tail {
     /// The writer or a command failed: nothing more may be appended.
     pub(super) failed: Option<StoreError>,
     closing: bool,
-    /// `(ticket, last seq after it)` for the frames not known to be durable that created
-    /// messages, oldest first: which frame a message with a given seq came from, so that a
-    /// receive waits for exactly the frames that created what it returns.
-    pub(super) created: std::collections::VecDeque<(u64, i64)>,
-    /// The highest seq created by a frame known to be durable (dropped from `created`).
-    pub(super) durable_seq: i64,
     /// The writer is waiting for frames: only then does an append need to wake it (a wake is a
     /// system call, and under load the writer is flushing, not waiting).
     writer_waiting: bool,
@@ -157,7 +151,6 @@ impl Log {
         segment_bytes: u64,
         position: Position,
         appended: u64,
-        last_seq: i64,
     ) -> StoreResult<(Arc<Log>, Threads)> {
         let next_ready = segment_path(dir, position.segment + 1).exists();
         let tail = Tail {
@@ -172,8 +165,6 @@ impl Log {
             failed: None,
             closing: false,
             writer_waiting: false,
-            created: std::collections::VecDeque::new(),
-            durable_seq: last_seq,
         };
         let (durable_tx, _) = watch::channel(Durable { upto: appended, failed: None });
         let log = Arc::new(Log {

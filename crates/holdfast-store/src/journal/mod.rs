@@ -158,7 +158,7 @@ impl JournalStore {
             "journal opened"
         );
         let appended = frames + read.frames;
-        let (log, threads) = Log::start(&dir, options.segment_bytes, read.end, appended, memory.last_seq()?)?;
+        let (log, threads) = Log::start(&dir, options.segment_bytes, read.end, appended)?;
         let durable = log.durable();
         let store = JournalStore {
             dir,
@@ -235,7 +235,6 @@ impl JournalStore {
             }
         };
         self.log.push(&mut tail, &payload);
-        self.note_created(&mut tail, ticket);
         let due = (SNAPSHOT_AFTER_SEGMENTS * self.log.segment_bytes)
             .max(SNAPSHOT_GROWTH * self.snapshot_bytes.load(Ordering::Relaxed));
         if tail.since_snapshot >= due {
@@ -243,23 +242,6 @@ impl JournalStore {
         }
         let wait_for = settle(&result, &tail, ticket);
         Ok((wait_for, result))
-    }
-
-    /// Records which seqs frame `ticket` created, and forgets frames that are durable.
-    fn note_created(&self, tail: &mut log::Tail, ticket: u64) {
-        let last_seq = self.memory.last_seq().unwrap_or(tail.durable_seq);
-        let newest = tail.created.back().map_or(tail.durable_seq, |&(_, seq)| seq);
-        if last_seq > newest {
-            tail.created.push_back((ticket, last_seq));
-        }
-        let upto = self.durable.borrow().upto;
-        while let Some(&(frame, seq)) = tail.created.front() {
-            if frame > upto {
-                break;
-            }
-            tail.durable_seq = seq;
-            tail.created.pop_front();
-        }
     }
 
     /// Runs a read, then waits until what it may have seen is durable.

@@ -124,11 +124,6 @@ impl MemoryStore {
         MemoryStore { state: Mutex::new(state) }
     }
 
-    /// The last seq handed out: every message with a higher seq was created after this call.
-    pub(crate) fn last_seq(&self) -> StoreResult<i64> {
-        Ok(self.state()?.last_seq)
-    }
-
     /// Reseeds every queue's lease generator, and the generator of new queues' seeds, from
     /// `seed`: queues in id order, so that the same seed gives the same generators.
     pub(crate) fn reseed(&self, seed: [u8; 32]) -> StoreResult<()> {
